@@ -1,0 +1,63 @@
+// Cryptographic helpers wxsessiond needs, over OpenSSL 3.
+//
+// Everything here is a pure function of its inputs except the random
+// functions, which draw from OpenSSL's CSPRNG (RAND_bytes). No function logs
+// or keeps its inputs.
+//
+// Thread-safety: every function may be called from any thread.
+#ifndef WXSESSION_CRYPTO_H_
+#define WXSESSION_CRYPTO_H_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wxsession::crypto {
+
+// `n` bytes from the CSPRNG. Aborts the process if the CSPRNG fails, since no
+// caller can continue safely without randomness.
+std::string RandomBytes(size_t n);
+
+// A new session id: 32 random bytes, base64url without padding (43 chars).
+std::string NewSessionId();
+
+// True when `id` has the shape NewSessionId produces (43 base64url chars).
+// Lets callers reject garbage without touching the store.
+bool LooksLikeSessionId(std::string_view id);
+
+// Raw 32-byte SHA-256 digest.
+std::string Sha256(std::string_view data);
+// Lowercase hex SHA-1 digest (40 chars).
+std::string Sha1Hex(std::string_view data);
+// Lowercase hex HMAC-SHA256 (64 chars).
+std::string HmacSha256Hex(std::string_view key, std::string_view message);
+
+std::string HexEncode(std::string_view bytes);
+
+// Standard base64 with padding.
+std::string Base64Encode(std::string_view bytes);
+// Decodes standard base64. Whitespace (space, tab, CR, LF) anywhere is
+// skipped, as WeChat's sample code wraps lines. Padding is optional but, when
+// present, must be correct. Any other character, a length that is not a
+// whole number of bytes, or non-zero trailing bits -> nullopt.
+std::optional<std::string> Base64Decode(std::string_view text);
+// base64url (RFC 4648 section 5) without padding.
+std::string Base64UrlEncode(std::string_view bytes);
+
+// AES-128-CBC with PKCS#7 padding. `key` and `iv` must be 16 bytes.
+// Decrypt returns nullopt for a wrong key/iv length, a ciphertext that is
+// empty or not a multiple of 16 bytes, or bad padding.
+std::optional<std::string> Aes128CbcDecrypt(std::string_view key,
+                                            std::string_view iv,
+                                            std::string_view ciphertext);
+std::optional<std::string> Aes128CbcEncrypt(std::string_view key,
+                                            std::string_view iv,
+                                            std::string_view plaintext);
+
+// Compares in time that depends only on the lengths, not on the contents.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+}  // namespace wxsession::crypto
+
+#endif  // WXSESSION_CRYPTO_H_

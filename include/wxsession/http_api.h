@@ -1,0 +1,47 @@
+// HttpServer: the HTTP/JSON face of SessionService (API v1).
+//
+// Handlers are thin: parse the request, call the service, render. This is
+// the only module that knows HTTP status codes: HttpStatusFor is the one
+// table from ErrorCode to status. Every error body is
+// {"error": "<code>", "message": "<text>"}.
+//
+// Thread-safety: Bind, Serve and Stop may be called from different threads;
+// Stop makes a running Serve return after in-flight requests finish.
+#ifndef WXSESSION_HTTP_API_H_
+#define WXSESSION_HTTP_API_H_
+
+#include <memory>
+#include <string>
+
+#include "wxsession/config.h"
+#include "wxsession/log.h"
+#include "wxsession/service.h"
+#include "wxsession/status.h"
+
+namespace wxsession {
+
+// The one ErrorCode -> HTTP status table.
+int HttpStatusFor(ErrorCode code);
+
+class HttpServer {
+ public:
+  static constexpr size_t kMaxBodyBytes = 64 * 1024;
+
+  HttpServer(const Config& config, SessionService& service, Logger& logger);
+  ~HttpServer();
+
+  // Binds host:port (port 0 = any free port). Returns the bound port, or
+  // kInternal naming the address when it cannot bind.
+  Result<int> Bind(const std::string& host, int port);
+  // Serves until Stop(). Returns false if the server could not run.
+  bool Serve();
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wxsession
+
+#endif  // WXSESSION_HTTP_API_H_

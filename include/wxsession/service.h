@@ -1,0 +1,94 @@
+// SessionService: wxsessiond's use cases, free of any HTTP type.
+//
+// Login exchanges a wx.login code at WeChat, mints a session id, stores the
+// session and the user's newest session_key, and answers the id. Lookup,
+// Logout and the admin revocations work on ids and openids.
+//
+// Idempotent login: WeChat codes are single-use, so a client retrying after a
+// lost reply would otherwise get invalid_code. The service remembers, in
+// memory and for kCodeMemorySeconds, which session each (appid, code) made,
+// keyed by a SHA-256 of the pair (the code itself is not kept). The same code
+// again returns the same session; concurrent posts of one code share a
+// single upstream call. A restart forgets this memory; the worst case is then
+// WeChat's own invalid_code.
+//
+// Thread-safety: every method may be called concurrently.
+#ifndef WXSESSION_SERVICE_H_
+#define WXSESSION_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "wxsession/clock.h"
+#include "wxsession/config.h"
+#include "wxsession/status.h"
+#include "wxsession/store.h"
+#include "wxsession/wechat.h"
+
+namespace wxsession {
+
+struct LoginResult {
+  std::string session_id;
+  int64_t expires_at = 0;
+  int64_t expires_in = 0;
+  std::string openid;
+  std::optional<std::string> unionid;
+};
+
+struct SessionInfo {
+  std::string appid;
+  std::string openid;
+  std::optional<std::string> unionid;
+  int64_t created_at = 0;
+  int64_t last_seen_at = 0;
+  int64_t expires_at = 0;
+};
+
+class SessionService {
+ public:
+  static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime
+  static constexpr size_t kMaxCodeLength = 128;
+
+  // `config`, `store`, `wechat` and `clock` must outlive the service.
+  SessionService(const Config& config, SessionStore& store,
+                 WeChatClient& wechat, const Clock& clock);
+  ~SessionService();
+
+  // Logs in with a wx.login code. `appid` may be empty when exactly one app
+  // is configured. Errors: kInvalidRequest (empty or overlong code, appid
+  // missing among several apps), kUnknownApp, everything
+  // WeChatClient::Code2Session can answer, kStoreUnavailable.
+  Result<LoginResult> Login(const std::string& appid, const std::string& code);
+
+  // The live session behind `session_id`, recording its use (at most once per
+  // TouchInterval()). Errors: kInvalidSession (malformed, unknown, expired or
+  // revoked id), kStoreUnavailable.
+  Result<SessionInfo> Lookup(const std::string& session_id);
+
+  // Like Lookup, but also hands out the user's newest session_key, for the
+  // open-data routes. Never expose the key to a client.
+  Result<LiveSession> LookupWithKey(const std::string& session_id);
+
+  // Ends the session at once. Errors as Lookup.
+  Status Logout(const std::string& session_id);
+
+  // How often a session's last_seen_at is written: max(1 s, idle_ttl / 10).
+  int64_t TouchInterval() const;
+
+  // OK when the store answers.
+  Status Health();
+
+ private:
+  struct CodeMemory;
+  const Config& config_;    // constant after construction
+  SessionStore& store_;     // thread-safe by contract
+  WeChatClient& wechat_;    // thread-safe by contract
+  const Clock& clock_;
+  std::unique_ptr<CodeMemory> codes_;  // guards itself
+};
+
+}  // namespace wxsession
+
+#endif  // WXSESSION_SERVICE_H_

@@ -1,0 +1,99 @@
+// SessionStore: the one contract every session backend honours.
+//
+// A store keeps two kinds of record:
+//   users    - one per (appid, openid): the newest session_key WeChat gave
+//              that user, and the unionid when known. Every session of the
+//              user decrypts with this newest key.
+//   sessions - one per login, keyed by SHA-256 of the session id. The raw
+//              id is never given to a store, so it can never be stored.
+// A session's `expires_at` is its effective expiry: the sooner of the
+// absolute ttl and the idle window, recomputed by the caller on Touch. A read
+// treats an expired session as missing whether or not it has been swept.
+//
+// Every method may fail with kStoreUnavailable (the backend cannot serve:
+// disk full, read-only, locked for too long, unreachable) or kInternal (a
+// bug). Methods name any other outcome below.
+//
+// Thread-safety: implementations must allow concurrent calls from any
+// number of threads.
+#ifndef WXSESSION_STORE_H_
+#define WXSESSION_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "wxsession/status.h"
+
+namespace wxsession {
+
+struct NewSession {
+  std::string id_hash;  // SHA-256 of the session id, 32 raw bytes
+  std::string appid;
+  std::string openid;
+  std::optional<std::string> unionid;  // absent: keep what the user had
+  std::string session_key;             // becomes the user's newest key
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+};
+
+struct LiveSession {
+  std::string appid;
+  std::string openid;
+  std::optional<std::string> unionid;
+  std::string session_key;  // the user's newest key
+  int64_t created_at = 0;
+  int64_t last_seen_at = 0;
+  int64_t expires_at = 0;
+};
+
+struct StoreStats {
+  int64_t sessions = 0;  // rows, including expired ones not yet swept
+  int64_t live_sessions = 0;
+  int64_t users = 0;
+  int64_t database_bytes = 0;  // 0 where the backend cannot tell
+};
+
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // Records the user's newest session_key (and unionid, when given) and the
+  // new session, atomically: either both are durable or neither is.
+  virtual Status CreateSession(const NewSession& session) = 0;
+
+  // The session behind `id_hash` if it exists and `expires_at > now`;
+  // otherwise kInvalidSession.
+  virtual Result<LiveSession> FindLive(const std::string& id_hash,
+                                       int64_t now) = 0;
+
+  // Records use of a session: sets last_seen_at and expires_at. A session
+  // that no longer exists is not an error (it was revoked or swept).
+  virtual Status Touch(const std::string& id_hash, int64_t last_seen_at,
+                       int64_t expires_at) = 0;
+
+  // Ends one session. Returns how many sessions ended (0 or 1).
+  virtual Result<int64_t> Revoke(const std::string& id_hash) = 0;
+
+  // Ends every session of `openid` (in `appid`, or in every app when appid
+  // is empty). Returns how many ended.
+  virtual Result<int64_t> RevokeUser(const std::string& appid,
+                                     const std::string& openid) = 0;
+
+  // Ends every session. Returns how many ended.
+  virtual Result<int64_t> RevokeAll() = 0;
+
+  // Deletes at most `max_rows` sessions with expires_at <= now, in one
+  // short transaction. Returns how many it deleted; a caller that gets
+  // max_rows back should call again.
+  virtual Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) = 0;
+
+  virtual Result<StoreStats> Stats(int64_t now) = 0;
+
+  // OK when the store can answer a read right now.
+  virtual Status Ping() = 0;
+};
+
+}  // namespace wxsession
+
+#endif  // WXSESSION_STORE_H_

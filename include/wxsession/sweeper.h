@@ -1,0 +1,62 @@
+// Sweeper: reclaims expired sessions in the background.
+//
+// Reads already treat expired sessions as missing (SessionStore::FindLive),
+// so the sweeper only reclaims space. Like Redis's active expiry it bounds
+// its work: each transaction deletes at most `batch_rows` rows, so a lookup
+// never waits behind more than one short batch, and a run stops early when
+// asked to stop. It runs every `interval_seconds`.
+//
+// Thread-safety: Start/Stop from one owning thread; RunOnce may be called
+// from any thread (tests call it directly with a ManualClock).
+#ifndef WXSESSION_SWEEPER_H_
+#define WXSESSION_SWEEPER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "wxsession/clock.h"
+#include "wxsession/status.h"
+#include "wxsession/store.h"
+
+namespace wxsession {
+
+class Sweeper {
+ public:
+  static constexpr int64_t kDefaultBatchRows = 1000;
+
+  // Called after each run with the number of rows deleted (or the error).
+  using Observer = std::function<void(const Result<int64_t>&)>;
+
+  Sweeper(SessionStore& store, const Clock& clock, int64_t interval_seconds,
+          int64_t batch_rows = kDefaultBatchRows, Observer observer = {});
+  ~Sweeper();  // stops the thread
+
+  // Deletes every session expired at clock.Now(), batch by batch. Returns
+  // the total deleted, or the first store error.
+  Result<int64_t> RunOnce();
+
+  void Start();
+  // Wakes the thread, lets the current batch finish, joins. Idempotent.
+  void Stop();
+
+ private:
+  void Loop();
+
+  SessionStore& store_;
+  const Clock& clock_;
+  const int64_t interval_seconds_;  // constant after construction
+  const int64_t batch_rows_;        // constant after construction
+  Observer observer_;               // constant after construction
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;  // with mutex_
+  std::thread thread_;            // owned by the Start/Stop caller
+};
+
+}  // namespace wxsession
+
+#endif  // WXSESSION_SWEEPER_H_

@@ -1,0 +1,690 @@
+// Config loading: file, then environment, then command-line overrides, then
+// one validation pass over the result.
+//
+// Every error is one line, "config: <key path>: <what is wrong>", so an
+// operator can find the offending key at once. No message ever quotes a secret
+// value, and parse errors drop the JSON token text, which could be part of a
+// secret.
+//
+// Environment variables honoured (empty counts as unset, since container
+// tooling often exports empty variables for unset ones):
+//   WXSESSIOND_APPID         with exactly one of
+//   WXSESSIOND_SECRET        the app secret, or
+//   WXSESSIOND_SECRET_FILE   a file holding it (trailing whitespace trimmed).
+//                            If the file already configures WXSESSIOND_APPID,
+//                            the environment secret replaces its secret;
+//                            otherwise the app is appended.
+//   WXSESSIOND_API_BASE      replaces wechat.api_base; meant for local
+//                            development against a mock WeChat server.
+//
+// Relative paths (database, secret_file) are relative to the process working
+// directory, not to the config file.
+//
+// wechat.timeout accepts what other durations accept (seconds), plus a
+// fractional number of seconds (0.5) or a string in milliseconds ("500ms").
+#include "wxsession/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string_view>
+
+namespace wxsession {
+namespace {
+
+using nlohmann::json;
+
+// 1 MiB: far above any sane config, small enough to read at once.
+constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
+// 64 KiB: a WeChat secret is 32 characters; more is the wrong file.
+constexpr size_t kMaxSecretFileBytes = size_t{64} << 10;
+// 10 years: keeps now + ttl far from int64 overflow and catches unit typos.
+constexpr int64_t kMaxDurationSeconds = int64_t{3650} * 86400;
+constexpr int kMaxHttpThreads = 1024;  // more is a typo, not a tuning choice
+constexpr int kMaxPort = 65535;
+
+constexpr char kDurationHint[] =
+    "expected a duration like 30d, 12h, 15m, 90s or a number of seconds";
+
+bool AllDigits(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+Status ConfigError(const std::string& key_path, const std::string& what) {
+  return Status(ErrorCode::kInvalidRequest,
+                "config: " + key_path + ": " + what);
+}
+
+// Reads a whole file. On failure returns "cannot read: <reason>".
+Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes) {
+  FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return Status(ErrorCode::kInvalidRequest,
+                  std::string("cannot read: ") + std::strerror(errno));
+  }
+  std::string content;
+  char buffer[4096];  // one page per read
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
+    content.append(buffer, n);
+    if (content.size() > max_bytes) {
+      std::fclose(file);
+      return Status(
+          ErrorCode::kInvalidRequest,
+          "cannot read: larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  // fread reports errors such as EISDIR (a directory opens fine) only here.
+  int read_errno = std::ferror(file) ? errno : 0;
+  std::fclose(file);
+  if (read_errno != 0) {
+    return Status(ErrorCode::kInvalidRequest,
+                  std::string("cannot read: ") + std::strerror(read_errno));
+  }
+  return content;
+}
+
+// Collects where a JSON text stops being valid. Used only after the
+// non-throwing parse failed, because json::parse(..., false) reports no
+// position.
+class ParseErrorFinder : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& ex) override {
+    found = true;
+    byte = position;
+    detail = ex.what();
+    return false;
+  }
+
+  bool found = false;
+  size_t byte = 0;
+  std::string detail;
+};
+
+Status JsonSyntaxError(const std::string& path, const std::string& text) {
+  ParseErrorFinder finder;
+  json::sax_parse(text, &finder, json::input_format_t::json, /*strict=*/true,
+                  /*ignore_comments=*/true);
+  if (!finder.found) return ConfigError(path, "invalid JSON");
+  // nlohmann's text is "[json.exception.parse_error.101] parse error at line
+  // L, column C: syntax error ... ; last read: '<token>'". Keep the part from
+  // "syntax error" and drop the token text: it may be part of a secret.
+  std::string detail = finder.detail;
+  size_t start = detail.find("syntax error");
+  detail = start == std::string::npos ? "syntax error" : detail.substr(start);
+  size_t token = detail.find("; last read:");
+  if (token != std::string::npos) detail.erase(token);
+  size_t line = 1;
+  size_t column = 0;
+  for (size_t i = 0; i < finder.byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 0;
+    } else {
+      ++column;
+    }
+  }
+  column = std::max<size_t>(column, 1);  // an empty file fails at column 1
+  return ConfigError(path, "invalid JSON at byte " +
+                               std::to_string(finder.byte) + " (line " +
+                               std::to_string(line) + ", column " +
+                               std::to_string(column) + "): " + detail);
+}
+
+// Rejects keys of `object` that are not in `allowed`: a misspelt key would
+// otherwise be silently ignored and its default used.
+Status CheckKnownKeys(const json& object, const std::string& prefix,
+                      const std::vector<std::string>& allowed) {
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    bool known = false;
+    for (const std::string& name : allowed) known = known || name == it.key();
+    if (!known) {
+      std::string list;
+      for (const std::string& name : allowed) {
+        if (!list.empty()) list += ", ";
+        list += name;
+      }
+      return ConfigError(prefix + it.key(),
+                         "unknown key (expected one of " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+// Seconds from a JSON number or a duration string. nullopt if neither.
+std::optional<int64_t> DurationFromJson(const json& value) {
+  if (value.is_number_unsigned()) {
+    uint64_t v = value.get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(v);
+  }
+  if (value.is_number_integer()) {  // signed: only reached when negative
+    int64_t v = value.get<int64_t>();
+    if (v < 0) return std::nullopt;
+    return v;
+  }
+  if (value.is_number_float()) {
+    double v = value.get<double>();
+    // 2^62: comfortably inside int64 and far above kMaxDurationSeconds.
+    if (!std::isfinite(v) || v < 0 || v != std::floor(v) || v > 4.6e18) {
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(v);
+  }
+  if (value.is_string()) return ParseDuration(value.get<std::string>());
+  return std::nullopt;
+}
+
+Status ParseDurationKey(const json& value, const std::string& key_path,
+                        int64_t min_seconds, int64_t* out) {
+  std::optional<int64_t> seconds = DurationFromJson(value);
+  if (!seconds) return ConfigError(key_path, kDurationHint);
+  if (*seconds < min_seconds) {
+    return ConfigError(key_path,
+                       "must be at least " + std::to_string(min_seconds) + "s");
+  }
+  if (*seconds > kMaxDurationSeconds) {
+    return ConfigError(key_path, "must be at most 3650d");
+  }
+  *out = *seconds;
+  return Status::Ok();
+}
+
+// wechat.timeout: a duration (seconds), a fractional number of seconds, or
+// "<n>ms". Result in milliseconds, at least 1.
+Status ParseTimeoutKey(const json& value, const std::string& key_path,
+                       int64_t* out_ms) {
+  constexpr int64_t kMaxTimeoutMs = 3600 * 1000;  // an hour: surely a typo
+  // Stands for "anything above the limit", so the message says so.
+  constexpr int64_t kTooLarge = kMaxTimeoutMs + 1;
+  std::optional<int64_t> ms;
+  std::string text = value.is_string() ? value.get<std::string>() : "";
+  if (value.is_number_float()) {
+    double seconds = value.get<double>();
+    if (std::isfinite(seconds) && seconds >= 0) {
+      ms = seconds * 1000 > kMaxTimeoutMs
+               ? kTooLarge
+               : static_cast<int64_t>(std::llround(seconds * 1000));
+    }
+  } else if (text.size() > 2 && text.compare(text.size() - 2, 2, "ms") == 0) {
+    std::string_view digits(text.data(), text.size() - 2);
+    // At most 7 digits: no overflow, and anything longer is over the limit.
+    if (AllDigits(digits)) {
+      ms = digits.size() > 7 ? kTooLarge : std::stoll(std::string(digits));
+    }
+  } else if (std::optional<int64_t> seconds = DurationFromJson(value)) {
+    ms = *seconds > kMaxTimeoutMs / 1000 ? kTooLarge : *seconds * 1000;
+  }
+  if (!ms) {
+    return ConfigError(
+        key_path, "expected a timeout like 5s, 500ms or a number of seconds");
+  }
+  if (*ms < 1) return ConfigError(key_path, "must be greater than 0");
+  if (*ms > kMaxTimeoutMs) return ConfigError(key_path, "must be at most 1h");
+  *out_ms = *ms;
+  return Status::Ok();
+}
+
+// Checks api_base and drops trailing slashes, so callers can append
+// "/sns/jscode2session" without producing "//".
+Status NormalizeApiBase(const std::string& text, const std::string& key_path,
+                        std::string* out) {
+  std::string base = text;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  size_t scheme_end = std::string::npos;
+  if (base.rfind("http://", 0) == 0) scheme_end = 7;   // strlen("http://")
+  if (base.rfind("https://", 0) == 0) scheme_end = 8;  // strlen("https://")
+  if (scheme_end == std::string::npos || base.size() <= scheme_end) {
+    return ConfigError(key_path,
+                       "expected a URL starting with http:// or https://");
+  }
+  if (base.find_first_of(" \t\r\n") != std::string::npos) {
+    return ConfigError(key_path, "must not contain whitespace");
+  }
+  *out = base;
+  return Status::Ok();
+}
+
+Status ParseListen(const std::string& text, const std::string& key_path,
+                   Config* config) {
+  auto host_port = ParseHostPort(text);
+  if (!host_port) {
+    return ConfigError(key_path,
+                       "expected HOST:PORT with a port from 0 to 65535, e.g. "
+                       "127.0.0.1:8080 or [::1]:8080");
+  }
+  config->listen_host = host_port->first;
+  config->listen_port = host_port->second;
+  return Status::Ok();
+}
+
+std::string TrimTrailingWhitespace(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' ||
+                           text.back() == ' ' || text.back() == '\t')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+// Reads a secret file. `key_path` names where it was configured.
+Result<std::string> ReadSecretFile(const std::string& file,
+                                   const std::string& key_path) {
+  Result<std::string> content = ReadWholeFile(file, kMaxSecretFileBytes);
+  if (!content.ok()) {
+    return ConfigError(key_path, file + ": " + content.status().message());
+  }
+  std::string secret = TrimTrailingWhitespace(std::move(content).value());
+  if (secret.empty()) return ConfigError(key_path, file + ": file is empty");
+  return secret;
+}
+
+Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
+  if (!entry.is_object()) return ConfigError(prefix, "expected an object");
+  if (Status s = CheckKnownKeys(entry, prefix + ".",
+                                {"appid", "secret", "secret_file"});
+      !s.ok()) {
+    return s;
+  }
+  auto appid = entry.find("appid");
+  if (appid == entry.end()) return ConfigError(prefix + ".appid", "missing");
+  if (!appid->is_string() || appid->get<std::string>().empty()) {
+    return ConfigError(prefix + ".appid", "expected a non-empty string");
+  }
+  app->appid = appid->get<std::string>();
+
+  auto secret = entry.find("secret");
+  auto secret_file = entry.find("secret_file");
+  bool has_secret = secret != entry.end();
+  bool has_secret_file = secret_file != entry.end();
+  if (has_secret && has_secret_file) {
+    return ConfigError(prefix, "set either secret or secret_file, not both");
+  }
+  if (!has_secret && !has_secret_file) {
+    return ConfigError(prefix, "missing secret or secret_file");
+  }
+  if (has_secret) {
+    // Never quote the value: a secret with the wrong type is still a secret.
+    if (!secret->is_string() || secret->get<std::string>().empty()) {
+      return ConfigError(prefix + ".secret", "expected a non-empty string");
+    }
+    app->secret = secret->get<std::string>();
+    return Status::Ok();
+  }
+  if (!secret_file->is_string() || secret_file->get<std::string>().empty()) {
+    return ConfigError(prefix + ".secret_file", "expected a non-empty path");
+  }
+  Result<std::string> read =
+      ReadSecretFile(secret_file->get<std::string>(), prefix + ".secret_file");
+  if (!read.ok()) return read.status();
+  app->secret = std::move(read).value();
+  return Status::Ok();
+}
+
+Status ApplyFile(const json& root, Config* config) {
+  if (Status s = CheckKnownKeys(
+          root, "",
+          {"listen", "database", "apps", "session", "sweep_interval", "wechat",
+           "expose_openid", "durability", "http"});
+      !s.ok()) {
+    return s;
+  }
+
+  if (auto it = root.find("listen"); it != root.end()) {
+    if (!it->is_string()) {
+      return ConfigError("listen", "expected a string like 127.0.0.1:8080");
+    }
+    if (Status s = ParseListen(it->get<std::string>(), "listen", config);
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  if (auto it = root.find("database"); it != root.end()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return ConfigError("database", "expected a non-empty path");
+    }
+    config->database = it->get<std::string>();
+  }
+
+  if (auto it = root.find("apps"); it != root.end()) {
+    if (!it->is_array()) return ConfigError("apps", "expected an array");
+    std::set<std::string> seen;
+    for (size_t i = 0; i < it->size(); ++i) {
+      std::string prefix = "apps[" + std::to_string(i) + "]";
+      AppConfig app;
+      if (Status s = ParseApp((*it)[i], prefix, &app); !s.ok()) return s;
+      if (!seen.insert(app.appid).second) {
+        return ConfigError(prefix + ".appid", "duplicate appid " + app.appid);
+      }
+      config->apps.push_back(std::move(app));
+    }
+  }
+
+  if (auto it = root.find("session"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("session", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "session.", {"ttl", "idle_ttl"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto ttl = it->find("ttl"); ttl != it->end()) {
+      if (Status s =
+              ParseDurationKey(*ttl, "session.ttl", 1, &config->session_ttl);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (auto idle = it->find("idle_ttl"); idle != it->end()) {
+      if (Status s = ParseDurationKey(*idle, "session.idle_ttl", 0,
+                                      &config->session_idle_ttl);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  if (auto it = root.find("sweep_interval"); it != root.end()) {
+    if (Status s =
+            ParseDurationKey(*it, "sweep_interval", 1, &config->sweep_interval);
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  if (auto it = root.find("wechat"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("wechat", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "wechat.", {"api_base", "timeout"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto base = it->find("api_base"); base != it->end()) {
+      if (!base->is_string()) {
+        return ConfigError("wechat.api_base",
+                           "expected a URL starting with http:// or https://");
+      }
+      if (Status s =
+              NormalizeApiBase(base->get<std::string>(), "wechat.api_base",
+                               &config->wechat_api_base);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (auto timeout = it->find("timeout"); timeout != it->end()) {
+      if (Status s = ParseTimeoutKey(*timeout, "wechat.timeout",
+                                     &config->wechat_timeout_ms);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  if (auto it = root.find("expose_openid"); it != root.end()) {
+    if (!it->is_boolean()) {
+      return ConfigError("expose_openid", "expected true or false");
+    }
+    config->expose_openid = it->get<bool>();
+  }
+
+  if (auto it = root.find("durability"); it != root.end()) {
+    std::string value = it->is_string() ? it->get<std::string>() : "";
+    if (value == "normal") {
+      config->durability = Durability::kNormal;
+    } else if (value == "full") {
+      config->durability = Durability::kFull;
+    } else {
+      return ConfigError("durability", "expected \"normal\" or \"full\"");
+    }
+  }
+
+  if (auto it = root.find("http"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("http", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "http.", {"threads"}); !s.ok()) {
+      return s;
+    }
+    if (auto threads = it->find("threads"); threads != it->end()) {
+      bool ok = threads->is_number_integer() && threads->get<int64_t>() >= 0 &&
+                threads->get<int64_t>() <= kMaxHttpThreads;
+      if (!ok) {
+        return ConfigError("http.threads",
+                           "expected an integer from 0 (automatic) to " +
+                               std::to_string(kMaxHttpThreads));
+      }
+      config->http_threads = static_cast<int>(threads->get<int64_t>());
+    }
+  }
+  return Status::Ok();
+}
+
+// Empty counts as unset (see the file comment).
+std::optional<std::string> NonEmptyEnv(const GetEnv& env,
+                                       const std::string& name) {
+  std::optional<std::string> value = env(name);
+  if (value && value->empty()) return std::nullopt;
+  return value;
+}
+
+Status ApplyEnvironment(const GetEnv& env, Config* config) {
+  std::optional<std::string> appid = NonEmptyEnv(env, "WXSESSIOND_APPID");
+  std::optional<std::string> secret = NonEmptyEnv(env, "WXSESSIOND_SECRET");
+  std::optional<std::string> secret_file =
+      NonEmptyEnv(env, "WXSESSIOND_SECRET_FILE");
+
+  if (secret && secret_file) {
+    return ConfigError(
+        "WXSESSIOND_SECRET",
+        "set either WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE, "
+        "not both");
+  }
+  if (!appid && (secret || secret_file)) {
+    return ConfigError(
+        "WXSESSIOND_APPID",
+        std::string("missing; required when ") +
+            (secret ? "WXSESSIOND_SECRET" : "WXSESSIOND_SECRET_FILE") +
+            " is set");
+  }
+  if (appid) {
+    if (!secret && !secret_file) {
+      return ConfigError("WXSESSIOND_APPID",
+                         "set WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE as "
+                         "well");
+    }
+    std::string value;
+    if (secret) {
+      value = *secret;
+    } else {
+      Result<std::string> read =
+          ReadSecretFile(*secret_file, "WXSESSIOND_SECRET_FILE");
+      if (!read.ok()) return read.status();
+      value = std::move(read).value();
+    }
+    bool replaced = false;
+    for (AppConfig& app : config->apps) {
+      if (app.appid == *appid) {
+        app.secret = value;
+        replaced = true;
+      }
+    }
+    if (!replaced) config->apps.push_back(AppConfig{*appid, value});
+  }
+
+  if (std::optional<std::string> base =
+          NonEmptyEnv(env, "WXSESSIOND_API_BASE")) {
+    if (Status s = NormalizeApiBase(*base, "WXSESSIOND_API_BASE",
+                                    &config->wechat_api_base);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status ApplyOverrides(const ConfigOverrides& overrides, Config* config) {
+  if (overrides.listen) {
+    if (Status s = ParseListen(*overrides.listen, "--listen", config);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (overrides.database) {
+    if (overrides.database->empty()) {
+      return ConfigError("--database", "expected a non-empty path");
+    }
+    config->database = *overrides.database;
+  }
+  return Status::Ok();
+}
+
+Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
+                                 const ConfigOverrides& overrides) {
+  Config config;
+  if (!path.empty()) {
+    Result<std::string> text = ReadWholeFile(path, kMaxConfigFileBytes);
+    if (!text.ok()) return ConfigError(path, text.status().message());
+    json root = json::parse(text.value(), nullptr, /*allow_exceptions=*/false,
+                            /*ignore_comments=*/true);
+    if (root.is_discarded()) return JsonSyntaxError(path, text.value());
+    if (!root.is_object()) {
+      return ConfigError(path, "expected a JSON object at the top level");
+    }
+    if (Status s = ApplyFile(root, &config); !s.ok()) return s;
+  }
+  if (Status s = ApplyEnvironment(env, &config); !s.ok()) return s;
+  if (Status s = ApplyOverrides(overrides, &config); !s.ok()) return s;
+  if (config.apps.empty()) {
+    return ConfigError("apps",
+                       "no app configured (set apps in the config file, or "
+                       "WXSESSIOND_APPID and WXSESSIOND_SECRET)");
+  }
+  return config;
+}
+
+}  // namespace
+
+const AppConfig* Config::FindApp(const std::string& appid) const {
+  for (const AppConfig& app : apps) {
+    if (app.appid == appid) return &app;
+  }
+  return nullptr;
+}
+
+GetEnv ProcessEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Result<Config> LoadConfig(const std::string& path, const GetEnv& env,
+                          const ConfigOverrides& overrides) {
+  // nlohmann::json and std::string may throw (type_error on a path we did not
+  // foresee, bad_alloc); nothing may cross the module boundary.
+  try {
+    return LoadConfigOrThrow(path, env, overrides);
+  } catch (const std::exception&) {
+    // The exception text may quote JSON content, hence a fixed message.
+    return Status(
+        ErrorCode::kInvalidRequest,
+        "config: " + (path.empty() ? std::string("environment") : path) +
+            ": unexpected error while loading");
+  }
+}
+
+std::optional<int64_t> ParseDuration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  int64_t unit = 1;
+  std::string_view digits(text);
+  switch (text.back()) {
+    case 'd':
+      unit = 86400;  // seconds per day
+      break;
+    case 'h':
+      unit = 3600;  // seconds per hour
+      break;
+    case 'm':
+      unit = 60;  // seconds per minute
+      break;
+    case 's':
+      unit = 1;
+      break;
+    default:
+      unit = 0;  // no suffix: plain seconds
+  }
+  if (unit != 0) {
+    digits.remove_suffix(1);
+  } else {
+    unit = 1;
+  }
+  if (!AllDigits(digits)) return std::nullopt;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t value = 0;
+  for (char c : digits) {
+    int digit = c - '0';
+    if (value > (kMax - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  if (value > kMax / unit) return std::nullopt;
+  return value * unit;
+}
+
+std::optional<std::pair<std::string, int>> ParseHostPort(
+    const std::string& text) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    // "[v6addr]:port"; the brackets keep the address's colons apart from the
+    // port separator.
+    size_t close = text.find(']');
+    if (close == std::string::npos || close == 1 || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    if (host.find(':') == std::string::npos ||
+        host.find_first_of(" \t\r\n[]/") != std::string::npos) {
+      return std::nullopt;
+    }
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    // An unbracketed IPv6 address is ambiguous: is "::1:80" port 80?
+    if (host.find(':') != std::string::npos) return std::nullopt;
+    if (host.find_first_of(" \t\r\n[]/") != std::string::npos) {
+      return std::nullopt;
+    }
+  }
+  // At most 5 digits: 65535 fits, and no overflow while converting.
+  if (!AllDigits(port) || port.size() > 5) return std::nullopt;
+  int number = std::atoi(port.c_str());
+  if (number > kMaxPort) return std::nullopt;
+  return std::make_pair(host, number);
+}
+
+}  // namespace wxsession

@@ -1,0 +1,283 @@
+#include "wxsession/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+namespace wxsession::crypto {
+namespace {
+
+constexpr size_t kSessionIdBytes = 32;  // 256 bits: unguessable, no collisions
+constexpr size_t kSessionIdChars = 43;  // ceil(32 * 8 / 6) base64url chars
+constexpr size_t kAes128KeyBytes = 16;  // AES-128
+constexpr size_t kAesBlockBytes = 16;   // AES block size, also the CBC iv size
+
+constexpr char kBase64Alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kBase64UrlAlphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// OpenSSL wants non-null pointers even for zero-length input on some paths;
+// an empty std::string_view may carry nullptr.
+const unsigned char* Bytes(std::string_view s) {
+  static const unsigned char kEmpty = 0;
+  return s.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(s.data());
+}
+
+std::string Digest(const EVP_MD* md, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  if (EVP_Digest(Bytes(data), data.size(), out, &out_len, md, nullptr) != 1) {
+    // Only fails on allocation failure or a broken provider: nothing sane to
+    // return, and a wrong digest would be a security bug.
+    std::fputs("wxsessiond: EVP_Digest failed\n", stderr);
+    std::abort();
+  }
+  return std::string(reinterpret_cast<char*>(out), out_len);
+}
+
+std::string Base64EncodeWith(std::string_view bytes, const char* alphabet,
+                             bool pad) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t triple = (static_cast<unsigned char>(bytes[i]) << 16) |
+                      (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                      static_cast<unsigned char>(bytes[i + 2]);
+    out += alphabet[(triple >> 18) & 0x3f];
+    out += alphabet[(triple >> 12) & 0x3f];
+    out += alphabet[(triple >> 6) & 0x3f];
+    out += alphabet[triple & 0x3f];
+  }
+  size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+    out += alphabet[(v >> 18) & 0x3f];
+    out += alphabet[(v >> 12) & 0x3f];
+    if (pad) out += "==";
+  } else if (rest == 2) {
+    uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                 (static_cast<unsigned char>(bytes[i + 1]) << 8);
+    out += alphabet[(v >> 18) & 0x3f];
+    out += alphabet[(v >> 12) & 0x3f];
+    out += alphabet[(v >> 6) & 0x3f];
+    if (pad) out += '=';
+  }
+  return out;
+}
+
+// Value of a standard base64 character, or -1.
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+bool IsBase64Whitespace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+bool IsBase64UrlChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+
+// Runs AES-128-CBC with PKCS#7 padding in either direction. Lengths are
+// checked by the callers. Any failure (in practice: bad padding on decrypt)
+// gives nullopt and leaves OpenSSL's per-thread error queue empty, so a later
+// unrelated OpenSSL call (e.g. TLS in the HTTP client) does not report our
+// stale error.
+std::optional<std::string> Aes128Cbc(bool encrypt, std::string_view key,
+                                     std::string_view iv,
+                                     std::string_view input) {
+  if (input.size() > static_cast<size_t>(INT_MAX) - kAesBlockBytes) {
+    return std::nullopt;  // EVP lengths are int
+  }
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return std::nullopt;
+  std::string out(input.size() + kAesBlockBytes, '\0');
+  auto* out_bytes = reinterpret_cast<unsigned char*>(&out[0]);
+  int len = 0;
+  int final_len = 0;
+  bool ok = EVP_CipherInit_ex(ctx.get(), EVP_aes_128_cbc(), nullptr, Bytes(key),
+                              Bytes(iv), encrypt ? 1 : 0) == 1 &&
+            EVP_CipherUpdate(ctx.get(), out_bytes, &len, Bytes(input),
+                             static_cast<int>(input.size())) == 1 &&
+            EVP_CipherFinal_ex(ctx.get(), out_bytes + len, &final_len) == 1;
+  if (!ok) {
+    ERR_clear_error();
+    // Do not leave partial plaintext lying around in freed memory.
+    OPENSSL_cleanse(&out[0], out.size());
+    return std::nullopt;
+  }
+  out.resize(static_cast<size_t>(len) + static_cast<size_t>(final_len));
+  return out;
+}
+
+}  // namespace
+
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  size_t done = 0;
+  while (done < n) {
+    // RAND_bytes takes an int length; draw large requests in chunks.
+    size_t chunk = std::min(n - done, static_cast<size_t>(INT_MAX));
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&out[done]),
+                   static_cast<int>(chunk)) != 1) {
+      std::fputs("wxsessiond: RAND_bytes failed; cannot continue safely\n",
+                 stderr);
+      std::abort();
+    }
+    done += chunk;
+  }
+  return out;
+}
+
+std::string NewSessionId() {
+  return Base64UrlEncode(RandomBytes(kSessionIdBytes));
+}
+
+bool LooksLikeSessionId(std::string_view id) {
+  if (id.size() != kSessionIdChars) return false;
+  for (char c : id) {
+    if (!IsBase64UrlChar(c)) return false;
+  }
+  return true;
+}
+
+std::string Sha256(std::string_view data) { return Digest(EVP_sha256(), data); }
+
+std::string Sha1Hex(std::string_view data) {
+  return HexEncode(Digest(EVP_sha1(), data));
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view message) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  if (key.size() > static_cast<size_t>(INT_MAX) ||
+      HMAC(EVP_sha256(), Bytes(key), static_cast<int>(key.size()),
+           Bytes(message), message.size(), out, &out_len) == nullptr) {
+    // Same reasoning as Digest: a wrong MAC must never be returned.
+    std::fputs("wxsessiond: HMAC failed\n", stderr);
+    std::abort();
+  }
+  return HexEncode(std::string_view(reinterpret_cast<char*>(out), out_len));
+}
+
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char c : bytes) {
+    auto b = static_cast<unsigned char>(c);
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0x0f];
+  }
+  return out;
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  return Base64EncodeWith(bytes, kBase64Alphabet, /*pad=*/true);
+}
+
+std::string Base64UrlEncode(std::string_view bytes) {
+  return Base64EncodeWith(bytes, kBase64UrlAlphabet, /*pad=*/false);
+}
+
+// Strict on purpose: a lenient decoder lets two different texts decode to the
+// same bytes (non-zero trailing bits, stray characters), which hides client
+// bugs and makes signatures over the text ambiguous.
+std::optional<std::string> Base64Decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 3);
+  uint32_t accumulator = 0;
+  size_t data_chars = 0;
+  size_t padding_chars = 0;
+  for (char c : text) {
+    if (IsBase64Whitespace(c)) continue;
+    if (c == '=') {
+      ++padding_chars;
+      continue;
+    }
+    // Data after padding: two texts glued together, or garbage.
+    if (padding_chars > 0) return std::nullopt;
+    int value = Base64Value(c);
+    if (value < 0) return std::nullopt;
+    accumulator = (accumulator << 6) | static_cast<uint32_t>(value);
+    ++data_chars;
+    if (data_chars % 4 == 0) {
+      out += static_cast<char>((accumulator >> 16) & 0xff);
+      out += static_cast<char>((accumulator >> 8) & 0xff);
+      out += static_cast<char>(accumulator & 0xff);
+      accumulator = 0;
+    }
+  }
+  switch (data_chars % 4) {
+    case 0:
+      if (padding_chars != 0) return std::nullopt;
+      break;
+    case 1:
+      // 6 bits cannot hold a whole byte.
+      return std::nullopt;
+    case 2:
+      // 12 bits: one byte plus 4 bits that must be zero.
+      if (padding_chars != 0 && padding_chars != 2) return std::nullopt;
+      if ((accumulator & 0x0f) != 0) return std::nullopt;
+      out += static_cast<char>((accumulator >> 4) & 0xff);
+      break;
+    case 3:
+      // 18 bits: two bytes plus 2 bits that must be zero.
+      if (padding_chars != 0 && padding_chars != 1) return std::nullopt;
+      if ((accumulator & 0x03) != 0) return std::nullopt;
+      out += static_cast<char>((accumulator >> 10) & 0xff);
+      out += static_cast<char>((accumulator >> 2) & 0xff);
+      break;
+  }
+  return out;
+}
+
+std::optional<std::string> Aes128CbcDecrypt(std::string_view key,
+                                            std::string_view iv,
+                                            std::string_view ciphertext) {
+  if (key.size() != kAes128KeyBytes || iv.size() != kAesBlockBytes ||
+      ciphertext.empty() || ciphertext.size() % kAesBlockBytes != 0) {
+    return std::nullopt;
+  }
+  return Aes128Cbc(/*encrypt=*/false, key, iv, ciphertext);
+}
+
+std::optional<std::string> Aes128CbcEncrypt(std::string_view key,
+                                            std::string_view iv,
+                                            std::string_view plaintext) {
+  if (key.size() != kAes128KeyBytes || iv.size() != kAesBlockBytes) {
+    return std::nullopt;
+  }
+  return Aes128Cbc(/*encrypt=*/true, key, iv, plaintext);
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  // Lengths are not secret here (session ids and signatures have fixed
+  // lengths), so an early return on a length mismatch leaks nothing useful.
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(Bytes(a), Bytes(b), a.size()) == 0;
+}
+
+}  // namespace wxsession::crypto

@@ -1,0 +1,192 @@
+#include "wxsession/log.h"
+
+#include <time.h>
+
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace wxsession {
+namespace {
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+// RFC 3339 in UTC with milliseconds, e.g. "2024-05-01T12:34:56.789Z": sorts
+// as text and is what log shippers parse without configuration.
+std::string NowRfc3339() {
+  auto now = std::chrono::system_clock::now();
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    now.time_since_epoch())
+                    .count();
+  time_t seconds = static_cast<time_t>(millis / 1000);
+  int fraction = static_cast<int>(millis % 1000);
+  if (fraction < 0) {  // before 1970: keep the fraction positive
+    fraction += 1000;
+    seconds -= 1;
+  }
+  struct tm utc;
+  gmtime_r(&seconds, &utc);
+  char buffer[32];  // "YYYY-MM-DDTHH:MM:SS.mmmZ" is 24 chars
+  size_t n = strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &utc);
+  snprintf(buffer + n, sizeof(buffer) - n, ".%03dZ", fraction);
+  return buffer;
+}
+
+// A JSON string literal for `text`. Invalid UTF-8 becomes U+FFFD rather than
+// an exception or an unparsable line.
+std::string JsonString(const std::string& text) {
+  return nlohmann::json(text).dump(-1, ' ', /*ensure_ascii=*/false,
+                                   nlohmann::json::error_handler_t::replace);
+}
+
+// True when `text` is a number by JSON's grammar. std::to_string(double) can
+// give "nan" or "inf", which must be quoted to keep the line valid JSON.
+bool IsJsonNumber(const std::string& text) {
+  size_t i = 0;
+  auto digit = [&](size_t at) {
+    return at < text.size() && text[at] >= '0' && text[at] <= '9';
+  };
+  if (i < text.size() && text[i] == '-') ++i;
+  if (!digit(i)) return false;
+  if (text[i] == '0') {
+    ++i;
+  } else {
+    while (digit(i)) ++i;
+  }
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  return i == text.size();
+}
+
+// Fields may not take the names of the fixed keys, or a line would hold a
+// key twice and most readers would keep the field, losing the real one.
+std::string FieldKey(const std::string& key) {
+  if (key == "time" || key == "level" || key == "event") return "field_" + key;
+  return key;
+}
+
+// Text format: a value is written bare when that is unambiguous, else quoted
+// with backslash escapes. Control characters are always escaped so that one
+// entry is always one line (a value cannot forge a second entry).
+bool NeedsQuotes(const std::string& value) {
+  if (value.empty()) return true;
+  for (unsigned char c : value) {
+    if (c <= ' ' || c == 0x7f || c == '"' || c == '=' || c == '\\') {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string TextValue(const std::string& value) {
+  if (!NeedsQuotes(value)) return value;
+  std::string out = "\"";
+  for (unsigned char c : value) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < ' ' || c == 0x7f) {
+          char escaped[5];  // "\xNN" and the terminator
+          snprintf(escaped, sizeof(escaped), "\\x%02x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// Keys come from code, but a stray space or '=' would still break parsing.
+std::string TextKey(const std::string& key) {
+  std::string out = key.empty() ? "_" : key;
+  for (char& c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= ' ' || u == 0x7f || c == '"' || c == '=' || c == '\\') c = '_';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Logger::Format(LogLevel level, const std::string& event,
+                           const std::vector<LogField>& fields) const {
+  std::string line;
+  if (format_ == LogFormat::kJson) {
+    line = "{\"time\":\"" + NowRfc3339() + "\",\"level\":\"" +
+           LevelName(level) + "\",\"event\":" + JsonString(event);
+    for (const LogField& field : fields) {
+      line += ',';
+      line += JsonString(FieldKey(field.key));
+      line += ':';
+      if (field.numeric && IsJsonNumber(field.value)) {
+        line += field.value;
+      } else {
+        line += JsonString(field.value);
+      }
+    }
+    line += '}';
+  } else {
+    line = NowRfc3339() + ' ' + LevelName(level) + ' ' + TextValue(event);
+    for (const LogField& field : fields) {
+      line += ' ';
+      line += TextKey(field.key);
+      line += '=';
+      line += TextValue(field.value);
+    }
+  }
+  return line;
+}
+
+void Logger::Log(LogLevel level, const std::string& event,
+                 const std::vector<LogField>& fields) {
+  if (!Enabled(level) || out_ == nullptr) return;
+  // Logging must never take the server down: drop the line on bad_alloc.
+  try {
+    std::string line = Format(level, event, fields);
+    line += '\n';
+    std::lock_guard<std::mutex> lock(mutex_);
+    // One fwrite per line, under the lock, so lines never interleave.
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fflush(out_);
+  } catch (...) {
+  }
+}
+
+}  // namespace wxsession

@@ -1,0 +1,608 @@
+#include "wxsession/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace wxsession {
+namespace {
+
+// Every config in this file carries these secrets, so every error case can
+// check that no message leaks them.
+constexpr char kSecret[] = "TopSecretValue-9f8e7d";
+constexpr char kEnvSecret[] = "EnvSecretValue-1a2b3c";
+
+using EnvMap = std::map<std::string, std::string>;
+
+GetEnv FakeEnv(EnvMap vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+GetEnv NoEnv() { return FakeEnv({}); }
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "config_test_XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+
+  void TearDown() override {
+    for (const std::string& file : files_) unlink(file.c_str());
+    rmdir(dir_.c_str());
+  }
+
+  // Writes `content` to a new file in the temp dir; returns its path.
+  std::string Write(const std::string& name, const std::string& content) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    files_.push_back(path);
+    return path;
+  }
+
+  // A config file with one app (kSecret) plus `extra` top-level members,
+  // e.g. R"("session": {"ttl": 5})".
+  std::string WriteWithApp(const std::string& extra) {
+    std::string text =
+        std::string(R"({"apps": [{"appid": "wx1", "secret": ")") + kSecret +
+        "\"}]";
+    if (!extra.empty()) text += ", " + extra;
+    text += "}";
+    return Write("config.json", text);
+  }
+
+  Result<Config> Load(const std::string& path, const GetEnv& env = NoEnv(),
+                      const ConfigOverrides& overrides = {}) {
+    return LoadConfig(path, env, overrides);
+  }
+
+  std::string dir_;
+  std::vector<std::string> files_;
+};
+
+// Checks the error contract: kInvalidRequest, one line starting with
+// "config: <key_path>: ", and no secret in it.
+void ExpectConfigError(const Result<Config>& result,
+                       const std::string& key_path,
+                       const std::string& also_contains = "") {
+  ASSERT_FALSE(result.ok()) << "expected an error naming " << key_path;
+  const Status& status = result.status();
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidRequest);
+  const std::string& message = status.message();
+  EXPECT_EQ(message.rfind("config: " + key_path + ": ", 0), 0u) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_EQ(message.find(kSecret), std::string::npos) << message;
+  EXPECT_EQ(message.find(kEnvSecret), std::string::npos) << message;
+  if (!also_contains.empty()) {
+    EXPECT_NE(message.find(also_contains), std::string::npos) << message;
+  }
+}
+
+// --- Defaults and sources
+// -----------------------------------------------------
+
+TEST_F(ConfigTest, DefaultsWithEnvironmentOnly) {
+  auto result = Load("", FakeEnv({{"WXSESSIOND_APPID", "wxenv"},
+                                  {"WXSESSIOND_SECRET", kEnvSecret}}));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  const Config& c = result.value();
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8080);
+  EXPECT_EQ(c.database, "./wxsessiond.db");
+  ASSERT_EQ(c.apps.size(), 1u);
+  EXPECT_EQ(c.apps[0].appid, "wxenv");
+  EXPECT_EQ(c.apps[0].secret, kEnvSecret);
+  EXPECT_EQ(c.session_ttl, 30 * 86400);
+  EXPECT_EQ(c.session_idle_ttl, 7 * 86400);
+  EXPECT_EQ(c.sweep_interval, 60);
+  EXPECT_EQ(c.wechat_api_base, "https://api.weixin.qq.com");
+  EXPECT_EQ(c.wechat_timeout_ms, 5000);
+  EXPECT_FALSE(c.expose_openid);
+  EXPECT_EQ(c.durability, Durability::kNormal);
+  EXPECT_EQ(c.http_threads, 0);
+}
+
+TEST_F(ConfigTest, NoAppAnywhereIsAnError) {
+  auto result = Load("");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(result.status().message(),
+            "config: apps: no app configured (set apps in the config file, or "
+            "WXSESSIOND_APPID and WXSESSIOND_SECRET)");
+  ExpectConfigError(Load(Write("c.json", "{}")), "apps", "no app configured");
+  ExpectConfigError(Load(Write("c.json", R"({"apps": []})")), "apps",
+                    "no app configured");
+}
+
+TEST_F(ConfigTest, EveryKeyFromFile) {
+  std::string path = Write("full.json", std::string(R"({
+    "listen": "0.0.0.0:9090",
+    "database": "/var/lib/wxsessiond/sessions.db",
+    "apps": [
+      {"appid": "wx1", "secret": ")") + kSecret +
+                                            R"("},
+      {"appid": "wx2", "secret": "second"}
+    ],
+    "session": {"ttl": "12h", "idle_ttl": 900},
+    "sweep_interval": "5m",
+    "wechat": {"api_base": "http://127.0.0.1:9999", "timeout": 2},
+    "expose_openid": true,
+    "durability": "full",
+    "http": {"threads": 8}
+  })");
+  auto result = Load(path);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  const Config& c = result.value();
+  EXPECT_EQ(c.listen_host, "0.0.0.0");
+  EXPECT_EQ(c.listen_port, 9090);
+  EXPECT_EQ(c.database, "/var/lib/wxsessiond/sessions.db");
+  ASSERT_EQ(c.apps.size(), 2u);
+  EXPECT_EQ(c.apps[0].appid, "wx1");
+  EXPECT_EQ(c.apps[0].secret, kSecret);
+  EXPECT_EQ(c.apps[1].appid, "wx2");
+  EXPECT_EQ(c.apps[1].secret, "second");
+  EXPECT_EQ(c.session_ttl, 12 * 3600);
+  EXPECT_EQ(c.session_idle_ttl, 900);
+  EXPECT_EQ(c.sweep_interval, 300);
+  EXPECT_EQ(c.wechat_api_base, "http://127.0.0.1:9999");
+  EXPECT_EQ(c.wechat_timeout_ms, 2000);
+  EXPECT_TRUE(c.expose_openid);
+  EXPECT_EQ(c.durability, Durability::kFull);
+  EXPECT_EQ(c.http_threads, 8);
+}
+
+TEST_F(ConfigTest, CommentsAreAllowed) {
+  std::string path = Write("c.json", std::string(R"(
+    // Production settings.
+    {
+      /* one app for now */
+      "apps": [{"appid": "wx1", "secret": ")") +
+                                         kSecret + R"("}],
+      "durability": "full"  // fsync on every commit
+    })");
+  auto result = Load(path);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->durability, Durability::kFull);
+}
+
+TEST_F(ConfigTest, DurabilityNormalAndExposeOpenidFalse) {
+  auto result = Load(WriteWithApp(R"("durability": "normal",
+                                     "expose_openid": false)"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->durability, Durability::kNormal);
+  EXPECT_FALSE(result->expose_openid);
+}
+
+TEST_F(ConfigTest, FindApp) {
+  auto result = Load(Write("c.json", R"({"apps": [
+      {"appid": "wx1", "secret": "s1"}, {"appid": "wx2", "secret": "s2"}]})"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_NE(result->FindApp("wx2"), nullptr);
+  EXPECT_EQ(result->FindApp("wx2")->secret, "s2");
+  EXPECT_EQ(result->FindApp("wx1")->secret, "s1");
+  EXPECT_EQ(result->FindApp("wx3"), nullptr);
+  EXPECT_EQ(result->FindApp(""), nullptr);
+}
+
+// --- File-level failures
+// --------------------------------------------------------
+
+TEST_F(ConfigTest, MissingFile) {
+  std::string path = dir_ + "/does-not-exist.json";
+  auto result = Load(path);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(),
+            "config: " + path + ": cannot read: No such file or directory");
+}
+
+TEST_F(ConfigTest, DirectoryInsteadOfFile) {
+  ExpectConfigError(Load(dir_), dir_, "cannot read");
+}
+
+TEST_F(ConfigTest, JsonSyntaxErrorGivesPosition) {
+  std::string path = Write("bad.json", "{\n  \"listen\": \"127.0.0.1:80\",\n}");
+  auto result = Load(path);
+  ExpectConfigError(result, path, "invalid JSON at byte");
+  EXPECT_NE(result.status().message().find("line 3"), std::string::npos)
+      << result.status().message();
+}
+
+TEST_F(ConfigTest, JsonSyntaxErrorDoesNotQuoteTheSecret) {
+  // An unterminated string: the parser's "last read" token is the secret.
+  std::string path =
+      Write("bad.json",
+            std::string(R"({"apps": [{"appid": "wx1", "secret": ")") + kSecret);
+  ExpectConfigError(Load(path), path, "invalid JSON");
+  // A control character inside the secret string.
+  path = Write("bad2.json",
+               std::string(R"({"apps": [{"appid": "wx1", "secret": ")") +
+                   kSecret + "\x01\"}]}");
+  ExpectConfigError(Load(path), path, "invalid JSON");
+}
+
+TEST_F(ConfigTest, TopLevelMustBeAnObject) {
+  std::string path = Write("c.json", "[1, 2]");
+  ExpectConfigError(Load(path), path, "object");
+  path = Write("c2.json", "");
+  ExpectConfigError(Load(path), path, "invalid JSON");
+}
+
+// --- Unknown keys
+// -----------------------------------------------------------------
+
+TEST_F(ConfigTest, UnknownKeysAreNamed) {
+  ExpectConfigError(Load(WriteWithApp(R"("sesion": {"ttl": 5})")), "sesion",
+                    "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("session": {"tll": 5})")),
+                    "session.tll", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("wechat": {"apibase": "http://x"})")),
+                    "wechat.apibase", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("http": {"thread": 4})")),
+                    "http.thread", "unknown key");
+  ExpectConfigError(
+      Load(Write("c.json",
+                 std::string(R"({"apps": [{"appid": "wx1", "secert": ")") +
+                     kSecret + "\"}]}")),
+      "apps[0].secert", "unknown key");
+}
+
+// --- Invalid values: each names its key and never leaks the secret
+// ---------------
+
+struct InvalidCase {
+  const char* extra;     // top-level members added next to a valid app
+  const char* key_path;  // expected at the start of the message
+};
+
+TEST_F(ConfigTest, InvalidValuesNameTheirKey) {
+  const InvalidCase cases[] = {
+      {R"("listen": "127.0.0.1")", "listen"},
+      {R"("listen": "127.0.0.1:65536")", "listen"},
+      {R"("listen": "127.0.0.1:-1")", "listen"},
+      {R"("listen": 8080)", "listen"},
+      {R"("database": "")", "database"},
+      {R"("database": 1)", "database"},
+      {R"("session": 5)", "session"},
+      {R"("session": {"ttl": 0})", "session.ttl"},
+      {R"("session": {"ttl": "0s"})", "session.ttl"},
+      {R"("session": {"ttl": -5})", "session.ttl"},
+      {R"("session": {"ttl": "5 days"})", "session.ttl"},
+      {R"("session": {"ttl": "1.5h"})", "session.ttl"},
+      {R"("session": {"ttl": 1.5})", "session.ttl"},
+      {R"("session": {"ttl": true})", "session.ttl"},
+      {R"("session": {"ttl": "99999999999999999999d"})", "session.ttl"},
+      {R"("session": {"ttl": "3651d"})", "session.ttl"},
+      {R"("session": {"idle_ttl": -1})", "session.idle_ttl"},
+      {R"("session": {"idle_ttl": "x"})", "session.idle_ttl"},
+      {R"("sweep_interval": 0)", "sweep_interval"},
+      {R"("sweep_interval": "")", "sweep_interval"},
+      {R"("sweep_interval": null)", "sweep_interval"},
+      {R"("wechat": [])", "wechat"},
+      {R"("wechat": {"api_base": "ftp://api.weixin.qq.com"})",
+       "wechat.api_base"},
+      {R"("wechat": {"api_base": "api.weixin.qq.com"})", "wechat.api_base"},
+      {R"("wechat": {"api_base": "https://"})", "wechat.api_base"},
+      {R"("wechat": {"api_base": 1})", "wechat.api_base"},
+      {R"("wechat": {"timeout": 0})", "wechat.timeout"},
+      {R"("wechat": {"timeout": "0ms"})", "wechat.timeout"},
+      {R"("wechat": {"timeout": -1})", "wechat.timeout"},
+      {R"("wechat": {"timeout": "fast"})", "wechat.timeout"},
+      {R"("wechat": {"timeout": "2h"})", "wechat.timeout"},
+      {R"("wechat": {"timeout": "5sms"})", "wechat.timeout"},
+      {R"("expose_openid": "yes")", "expose_openid"},
+      {R"("expose_openid": 1)", "expose_openid"},
+      {R"("durability": "FULL")", "durability"},
+      {R"("durability": "extra")", "durability"},
+      {R"("durability": 2)", "durability"},
+      {R"("http": 4)", "http"},
+      {R"("http": {"threads": -1})", "http.threads"},
+      {R"("http": {"threads": 1.5})", "http.threads"},
+      {R"("http": {"threads": "4"})", "http.threads"},
+      {R"("http": {"threads": 100000})", "http.threads"},
+  };
+  for (const InvalidCase& c : cases) {
+    SCOPED_TRACE(c.extra);
+    ExpectConfigError(Load(WriteWithApp(c.extra)), c.key_path);
+  }
+}
+
+TEST_F(ConfigTest, InvalidAppsNameTheirKey) {
+  const std::string s = kSecret;
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"apps": {"appid": "wx1", "secret": ")" + s + "\"}}", "apps"},
+      {R"({"apps": ["wx1"]})", "apps[0]"},
+      {R"({"apps": [{"secret": ")" + s + "\"}]}", "apps[0].appid"},
+      {R"({"apps": [{"appid": "", "secret": ")" + s + "\"}]}", "apps[0].appid"},
+      {R"({"apps": [{"appid": 7, "secret": ")" + s + "\"}]}", "apps[0].appid"},
+      {R"({"apps": [{"appid": "wx1"}]})", "apps[0]"},
+      {R"({"apps": [{"appid": "wx1", "secret": ""}]})", "apps[0].secret"},
+      {R"({"apps": [{"appid": "wx1", "secret": ["a"]}]})", "apps[0].secret"},
+      {R"({"apps": [{"appid": "wx1", "secret": ")" + s +
+           R"(", "secret_file": "/x"}]})",
+       "apps[0]"},
+      {R"({"apps": [{"appid": "wx1", "secret_file": ""}]})",
+       "apps[0].secret_file"},
+      {R"({"apps": [{"appid": "wx1", "secret": ")" + s +
+           R"("}, {"appid": "wx1", "secret": ")" + s + "\"}]}",
+       "apps[1].appid"},
+      {R"({"apps": [{"appid": "wx1", "secret": ")" + s +
+           R"("}, {"appid": "wx2"}]})",
+       "apps[1]"},
+  };
+  for (const auto& [text, key_path] : cases) {
+    SCOPED_TRACE(text);
+    ExpectConfigError(Load(Write("apps.json", text)), key_path);
+  }
+}
+
+TEST_F(ConfigTest, SecretOfWrongTypeIsNotQuoted) {
+  auto result = Load(
+      Write("c.json", R"({"apps": [{"appid": "wx1", "secret": 987654321}]})"));
+  ExpectConfigError(result, "apps[0].secret");
+  EXPECT_EQ(result.status().message().find("987654321"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DuplicateAppidIsNamed) {
+  auto result = Load(Write("c.json", R"({"apps": [
+      {"appid": "wxdup", "secret": "a"}, {"appid": "wxdup", "secret": "b"}]})"));
+  ExpectConfigError(result, "apps[1].appid", "duplicate appid wxdup");
+}
+
+// --- Durations and timeouts
+// -------------------------------------------------------
+
+TEST(ParseDurationTest, UnitsAndPlainSeconds) {
+  EXPECT_EQ(ParseDuration("30d"), 30 * 86400);
+  EXPECT_EQ(ParseDuration("12h"), 12 * 3600);
+  EXPECT_EQ(ParseDuration("15m"), 15 * 60);
+  EXPECT_EQ(ParseDuration("90s"), 90);
+  EXPECT_EQ(ParseDuration("90"), 90);
+  EXPECT_EQ(ParseDuration("0"), 0);
+  EXPECT_EQ(ParseDuration("0d"), 0);
+  EXPECT_EQ(ParseDuration("007s"), 7);
+  EXPECT_EQ(ParseDuration("9223372036854775807"), INT64_MAX);
+}
+
+TEST(ParseDurationTest, RejectsEverythingElse) {
+  for (const char* bad :
+       {"", "d", "s", "-1", "+1", "1.5h", "1h30m", "30D", "30 d", " 30d",
+        "30d ", "1w", "1ms", "abc", "0x10", "9223372036854775808",
+        "106751991167301d", "99999999999999999999"}) {
+    EXPECT_EQ(ParseDuration(bad), std::nullopt) << bad;
+  }
+}
+
+TEST_F(ConfigTest, DurationForms) {
+  auto result = Load(WriteWithApp(
+      R"("session": {"ttl": "30d", "idle_ttl": "0"}, "sweep_interval": 60.0)"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->session_ttl, 30 * 86400);
+  EXPECT_EQ(result->session_idle_ttl, 0);
+  EXPECT_EQ(result->sweep_interval, 60);
+
+  result = Load(WriteWithApp(R"("session": {"ttl": 1, "idle_ttl": 0})"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->session_ttl, 1);
+  EXPECT_EQ(result->session_idle_ttl, 0);
+
+  result = Load(WriteWithApp(R"("session": {"ttl": "3650d"})"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->session_ttl, 3650LL * 86400);
+}
+
+TEST_F(ConfigTest, TimeoutForms) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"5", 5000},    {"\"2s\"", 2000},  {"\"500ms\"", 500},
+      {"0.25", 250},  {"\"1m\"", 60000}, {"\"30\"", 30000},
+      {"\"1ms\"", 1}, {"3600", 3600000},
+  };
+  for (const auto& [value, ms] : cases) {
+    SCOPED_TRACE(value);
+    auto result = Load(
+        WriteWithApp(std::string(R"("wechat": {"timeout": )") + value + "}"));
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_EQ(result->wechat_timeout_ms, ms);
+  }
+}
+
+TEST_F(ConfigTest, ApiBaseTrailingSlashIsDropped) {
+  auto result = Load(
+      WriteWithApp(R"("wechat": {"api_base": "https://example.com/wx/"})"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->wechat_api_base, "https://example.com/wx");
+}
+
+// --- Secret files
+// -------------------------------------------------------------------
+
+TEST_F(ConfigTest, SecretFileIsReadAndTrailingWhitespaceTrimmed) {
+  std::string secret_path =
+      Write("secret.txt", std::string("  ") + kSecret + " \t\r\n\n");
+  auto result = Load(Write("c.json", R"({"apps": [{"appid": "wx1",
+      "secret_file": ")" + secret_path + "\"}]}"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  // Only trailing whitespace goes: leading characters are kept as written.
+  EXPECT_EQ(result->apps[0].secret, std::string("  ") + kSecret);
+}
+
+TEST_F(ConfigTest, SecretFileMissingOrEmpty) {
+  std::string missing = dir_ + "/nope.txt";
+  ExpectConfigError(Load(Write("c.json", R"({"apps": [{"appid": "wx1",
+      "secret_file": ")" + missing + "\"}]}")),
+                    "apps[0].secret_file", "No such file or directory");
+  std::string empty = Write("empty.txt", " \n\r\n");
+  ExpectConfigError(Load(Write("c.json", R"({"apps": [{"appid": "wx1",
+      "secret_file": ")" + empty + "\"}]}")),
+                    "apps[0].secret_file", "empty");
+}
+
+// --- Environment
+// ----------------------------------------------------------------------
+
+TEST_F(ConfigTest, EnvironmentSecretFile) {
+  std::string secret_path = Write("env-secret", std::string(kEnvSecret) + "\n");
+  auto result = Load("", FakeEnv({{"WXSESSIOND_APPID", "wxenv"},
+                                  {"WXSESSIOND_SECRET_FILE", secret_path}}));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->apps.size(), 1u);
+  EXPECT_EQ(result->apps[0].secret, kEnvSecret);
+
+  ExpectConfigError(
+      Load("", FakeEnv({{"WXSESSIOND_APPID", "wxenv"},
+                        {"WXSESSIOND_SECRET_FILE", dir_ + "/missing"}})),
+      "WXSESSIOND_SECRET_FILE", "cannot read");
+}
+
+TEST_F(ConfigTest, EnvironmentReplacesSecretOfSameApp) {
+  std::string path = Write("c.json", std::string(R"({"apps": [
+      {"appid": "wx1", "secret": ")") + kSecret +
+                                         R"("},
+      {"appid": "wx2", "secret": "two"}]})");
+  auto result = Load(path, FakeEnv({{"WXSESSIOND_APPID", "wx1"},
+                                    {"WXSESSIOND_SECRET", kEnvSecret}}));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->apps.size(), 2u);
+  EXPECT_EQ(result->FindApp("wx1")->secret, kEnvSecret);
+  EXPECT_EQ(result->FindApp("wx2")->secret, "two");
+}
+
+TEST_F(ConfigTest, EnvironmentAppendsNewApp) {
+  auto result =
+      Load(WriteWithApp(""), FakeEnv({{"WXSESSIOND_APPID", "wxnew"},
+                                      {"WXSESSIOND_SECRET", kEnvSecret}}));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->apps.size(), 2u);
+  EXPECT_EQ(result->apps[0].appid, "wx1");
+  EXPECT_EQ(result->apps[0].secret, kSecret);
+  EXPECT_EQ(result->apps[1].appid, "wxnew");
+  EXPECT_EQ(result->apps[1].secret, kEnvSecret);
+}
+
+TEST_F(ConfigTest, IncompleteEnvironmentIsAnError) {
+  ExpectConfigError(Load("", FakeEnv({{"WXSESSIOND_APPID", "wxenv"}})),
+                    "WXSESSIOND_APPID", "WXSESSIOND_SECRET");
+  ExpectConfigError(Load("", FakeEnv({{"WXSESSIOND_SECRET", kEnvSecret}})),
+                    "WXSESSIOND_APPID");
+  std::string secret_path = Write("s", kEnvSecret);
+  ExpectConfigError(
+      Load("", FakeEnv({{"WXSESSIOND_APPID", "wxenv"},
+                        {"WXSESSIOND_SECRET", kEnvSecret},
+                        {"WXSESSIOND_SECRET_FILE", secret_path}})),
+      "WXSESSIOND_SECRET", "not both");
+}
+
+TEST_F(ConfigTest, EmptyEnvironmentValuesCountAsUnset) {
+  auto result = Load(WriteWithApp(""), FakeEnv({{"WXSESSIOND_APPID", ""},
+                                                {"WXSESSIOND_SECRET", ""},
+                                                {"WXSESSIOND_API_BASE", ""}}));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->apps.size(), 1u);
+  EXPECT_EQ(result->wechat_api_base, "https://api.weixin.qq.com");
+}
+
+TEST_F(ConfigTest, EnvironmentApiBase) {
+  auto result =
+      Load(WriteWithApp(R"("wechat": {"api_base": "https://file.example"})"),
+           FakeEnv({{"WXSESSIOND_API_BASE", "http://127.0.0.1:7777/"}}));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->wechat_api_base, "http://127.0.0.1:7777");
+  ExpectConfigError(Load(WriteWithApp(""),
+                         FakeEnv({{"WXSESSIOND_API_BASE", "127.0.0.1:7777"}})),
+                    "WXSESSIOND_API_BASE");
+}
+
+TEST_F(ConfigTest, ProcessEnvironmentReadsRealVariables) {
+  const char* name = "WXSESSIOND_CONFIG_TEST_VARIABLE";
+  GetEnv env = ProcessEnvironment();
+  unsetenv(name);
+  EXPECT_EQ(env(name), std::nullopt);
+  setenv(name, "value 1", 1);
+  EXPECT_EQ(env(name), std::optional<std::string>("value 1"));
+  setenv(name, "", 1);
+  EXPECT_EQ(env(name), std::optional<std::string>(""));
+  unsetenv(name);
+}
+
+// --- Command-line overrides
+// ---------------------------------------------------------
+
+TEST_F(ConfigTest, OverridesWinOverFile) {
+  ConfigOverrides overrides;
+  overrides.listen = "[::1]:0";
+  overrides.database = "/tmp/other.db";
+  auto result =
+      Load(WriteWithApp(R"("listen": "0.0.0.0:80", "database": "/file.db")"),
+           NoEnv(), overrides);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->listen_host, "::1");
+  EXPECT_EQ(result->listen_port, 0);
+  EXPECT_EQ(result->database, "/tmp/other.db");
+}
+
+TEST_F(ConfigTest, BadOverridesAreNamed) {
+  ConfigOverrides overrides;
+  overrides.listen = "nonsense";
+  ExpectConfigError(Load(WriteWithApp(""), NoEnv(), overrides), "--listen");
+  overrides = {};
+  overrides.database = "";
+  ExpectConfigError(Load(WriteWithApp(""), NoEnv(), overrides), "--database");
+}
+
+// --- ParseHostPort
+// ------------------------------------------------------------------
+
+TEST(ParseHostPortTest, Accepts) {
+  using HostPort = std::pair<std::string, int>;
+  EXPECT_EQ(ParseHostPort("127.0.0.1:8080"), HostPort("127.0.0.1", 8080));
+  EXPECT_EQ(ParseHostPort("localhost:0"), HostPort("localhost", 0));
+  EXPECT_EQ(ParseHostPort("0.0.0.0:65535"), HostPort("0.0.0.0", 65535));
+  EXPECT_EQ(ParseHostPort("[::1]:80"), HostPort("::1", 80));
+  EXPECT_EQ(ParseHostPort("[::]:8080"), HostPort("::", 8080));
+  EXPECT_EQ(ParseHostPort("[fe80::1%eth0]:80"), HostPort("fe80::1%eth0", 80));
+  EXPECT_EQ(ParseHostPort("example.com:00080"), HostPort("example.com", 80));
+}
+
+TEST(ParseHostPortTest, Rejects) {
+  for (const char* bad : {"",
+                          ":",
+                          ":80",
+                          "host",
+                          "host:",
+                          "host:65536",
+                          "host:-1",
+                          "host:+1",
+                          "host:8o",
+                          "host:123456",
+                          "host: 80",
+                          "host :80",
+                          "::1:80",
+                          "::1",
+                          "[::1]",
+                          "[::1]80",
+                          "[]:80",
+                          "[::1]:",
+                          "[::1:80",
+                          "[a b]:80",
+                          "[127.0.0.1]:80",
+                          "http://host:80",
+                          "host:99999999999999999999"}) {
+    EXPECT_EQ(ParseHostPort(bad), std::nullopt) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace wxsession

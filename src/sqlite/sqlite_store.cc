@@ -1,0 +1,517 @@
+// SqliteStore: SessionStore on one SQLite file in WAL mode.
+//
+// Connections: each thread that touches the store gets its own connection,
+// found through a thread_local map keyed by the store's instance number, so
+// the read path takes no lock shared with other threads. The store owns every
+// connection it opened and closes them all when destroyed; a thread_local
+// entry of a destroyed store is never looked up again because instance
+// numbers are never reused.
+//
+// Writes run in BEGIN IMMEDIATE so a writer takes the lock up front instead
+// of failing half way on SQLITE_BUSY; busy_timeout makes concurrent writers
+// queue for up to SqliteOptions::busy_timeout_ms.
+#include "sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "sqlite/migrations.h"
+
+namespace wxsession {
+namespace {
+
+std::atomic<uint64_t> next_instance{1};
+
+// Maps an SQLite result code onto the closed error set. Conditions an
+// operator can fix or that pass (full disk, read-only file, lock held too
+// long, I/O errors) are kStoreUnavailable; anything else is a bug.
+Status StoreError(int rc, const char* what, sqlite3* db) {
+  int primary = rc & 0xff;
+  std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string message = std::string("session store: ") + what + ": " + detail;
+  switch (primary) {
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status(ErrorCode::kStoreUnavailable, message);
+    default:
+      return Status(ErrorCode::kInternal, message);
+  }
+}
+
+// One connection and its prepared statements, used by one thread at a time.
+struct Connection {
+  sqlite3* db = nullptr;
+  // Keyed by the address of the SQL literal: every statement text below is a
+  // static constant, so the pointer identifies it.
+  std::unordered_map<const char*, sqlite3_stmt*> statements;
+
+  ~Connection() {
+    for (auto& entry : statements) sqlite3_finalize(entry.second);
+    if (db) sqlite3_close_v2(db);
+  }
+};
+
+// Resets a borrowed statement when the scope ends so it can be reused.
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Statement() {
+    if (stmt_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  sqlite3_stmt* get() const { return stmt_; }
+  void Bind(int index, const std::string& text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                      SQLITE_TRANSIENT);
+  }
+  void BindBlob(int index, const std::string& bytes) {
+    sqlite3_bind_blob(stmt_, index, bytes.data(),
+                      static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int index, int64_t value) {
+    sqlite3_bind_int64(stmt_, index, value);
+  }
+  void BindNull(int index) { sqlite3_bind_null(stmt_, index); }
+  std::string Text(int column) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    int bytes = sqlite3_column_bytes(stmt_, column);
+    return text ? std::string(reinterpret_cast<const char*>(text), bytes)
+                : std::string();
+  }
+  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool IsNull(int column) const {
+    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+  }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+constexpr const char* kBegin = "BEGIN IMMEDIATE";
+constexpr const char* kCommit = "COMMIT";
+constexpr const char* kRollback = "ROLLBACK";
+
+constexpr const char* kUpsertUser =
+    "INSERT INTO users (appid, openid, unionid, session_key, created_at, "
+    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+    "ON CONFLICT (appid, openid) DO UPDATE SET "
+    "session_key = excluded.session_key, "
+    "unionid = COALESCE(excluded.unionid, users.unionid), "
+    "updated_at = excluded.updated_at";
+constexpr const char* kInsertSession =
+    "INSERT INTO sessions (id_hash, appid, openid, created_at, last_seen_at, "
+    "expires_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)";
+constexpr const char* kFindLive =
+    "SELECT s.appid, s.openid, u.unionid, u.session_key, s.created_at, "
+    "s.last_seen_at, s.expires_at FROM sessions s JOIN users u "
+    "ON u.appid = s.appid AND u.openid = s.openid "
+    "WHERE s.id_hash = ?1 AND s.expires_at > ?2";
+constexpr const char* kTouch =
+    "UPDATE sessions SET last_seen_at = ?2, expires_at = ?3 "
+    "WHERE id_hash = ?1";
+constexpr const char* kRevoke = "DELETE FROM sessions WHERE id_hash = ?1";
+constexpr const char* kRevokeUserInApp =
+    "DELETE FROM sessions WHERE appid = ?1 AND openid = ?2";
+constexpr const char* kRevokeUserEverywhere =
+    "DELETE FROM sessions WHERE openid = ?1";
+constexpr const char* kRevokeAll = "DELETE FROM sessions";
+// The subquery walks the expires_at index, so a batch costs O(batch), not a
+// table scan.
+constexpr const char* kSweep =
+    "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions "
+    "WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+constexpr const char* kCountSessions = "SELECT count(*) FROM sessions";
+constexpr const char* kCountLive =
+    "SELECT count(*) FROM sessions WHERE expires_at > ?1";
+constexpr const char* kCountUsers = "SELECT count(*) FROM users";
+constexpr const char* kPing = "SELECT 1 FROM sessions LIMIT 1";
+
+class SqliteStore : public SessionStore {
+ public:
+  explicit SqliteStore(SqliteOptions options)
+      : options_(std::move(options)), instance_(next_instance.fetch_add(1)) {}
+
+  ~SqliteStore() override {
+    std::lock_guard<std::mutex> lock(connections_mutex_);
+    connections_.clear();
+  }
+
+  // Opens the first connection and brings the schema up to date.
+  Status Init() {
+    Status created = CreateOwnerOnlyFile();
+    if (!created.ok()) return created;
+    Result<Connection*> conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    return Migrate(*conn.value());
+  }
+
+  Status CreateSession(const NewSession& s) override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    return InTransaction(c, [&]() -> Status {
+      {
+        auto stmt = Prepare(c, kUpsertUser);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, s.appid);
+        st.Bind(2, s.openid);
+        if (s.unionid) {
+          st.Bind(3, *s.unionid);
+        } else {
+          st.BindNull(3);
+        }
+        st.Bind(4, s.session_key);
+        st.Bind(5, s.created_at);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "save user", c.db);
+      }
+      auto stmt = Prepare(c, kInsertSession);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.BindBlob(1, s.id_hash);
+      st.Bind(2, s.appid);
+      st.Bind(3, s.openid);
+      st.Bind(4, s.created_at);
+      st.Bind(5, s.expires_at);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, "save session", c.db);
+      return Status::Ok();
+    });
+  }
+
+  Result<LiveSession> FindLive(const std::string& id_hash,
+                               int64_t now) override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kFindLive);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.BindBlob(1, id_hash);
+    st.Bind(2, now);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) {
+      return Status(ErrorCode::kInvalidSession,
+                    "the session is unknown, expired or revoked; log in again");
+    }
+    if (rc != SQLITE_ROW) return StoreError(rc, "find session", c.db);
+    LiveSession live;
+    live.appid = st.Text(0);
+    live.openid = st.Text(1);
+    if (!st.IsNull(2)) live.unionid = st.Text(2);
+    live.session_key = st.Text(3);
+    live.created_at = st.Int(4);
+    live.last_seen_at = st.Int(5);
+    live.expires_at = st.Int(6);
+    return live;
+  }
+
+  Status Touch(const std::string& id_hash, int64_t last_seen_at,
+               int64_t expires_at) override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kTouch);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.BindBlob(1, id_hash);
+    st.Bind(2, last_seen_at);
+    st.Bind(3, expires_at);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return StoreError(rc, "touch session", c.db);
+    return Status::Ok();
+  }
+
+  Result<int64_t> Revoke(const std::string& id_hash) override {
+    return Delete(kRevoke, "revoke session",
+                  [&](Statement& st) { st.BindBlob(1, id_hash); });
+  }
+
+  Result<int64_t> RevokeUser(const std::string& appid,
+                             const std::string& openid) override {
+    if (appid.empty()) {
+      return Delete(kRevokeUserEverywhere, "revoke user",
+                    [&](Statement& st) { st.Bind(1, openid); });
+    }
+    return Delete(kRevokeUserInApp, "revoke user", [&](Statement& st) {
+      st.Bind(1, appid);
+      st.Bind(2, openid);
+    });
+  }
+
+  Result<int64_t> RevokeAll() override {
+    return Delete(kRevokeAll, "revoke all", [](Statement&) {});
+  }
+
+  Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) override {
+    return Delete(kSweep, "sweep", [&](Statement& st) {
+      st.Bind(1, now);
+      st.Bind(2, max_rows);
+    });
+  }
+
+  Result<StoreStats> Stats(int64_t now) override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    StoreStats stats;
+    struct Query {
+      const char* sql;
+      int64_t* out;
+      bool bind_now;
+    } queries[] = {{kCountSessions, &stats.sessions, false},
+                   {kCountLive, &stats.live_sessions, true},
+                   {kCountUsers, &stats.users, false}};
+    for (const Query& q : queries) {
+      auto stmt = Prepare(c, q.sql);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      if (q.bind_now) st.Bind(1, now);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_ROW) return StoreError(rc, "stats", c.db);
+      *q.out = st.Int(0);
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      struct stat info;
+      if (::stat((options_.path + suffix).c_str(), &info) == 0) {
+        stats.database_bytes += info.st_size;
+      }
+    }
+    return stats;
+  }
+
+  Status Ping() override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kPing);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      return StoreError(rc, "ping", c.db);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // SQLite would create the file with the process umask (often 0644). Create
+  // it first with 0600 so sessions and keys are readable by the owner only;
+  // SQLite gives the -wal and -shm files the same mode as the database.
+  Status CreateOwnerOnlyFile() {
+    if (options_.path == ":memory:") return Status::Ok();
+    int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status(ErrorCode::kStoreUnavailable,
+                    "session store: cannot open " + options_.path + ": " +
+                        std::strerror(errno));
+    }
+    ::close(fd);
+    return Status::Ok();
+  }
+
+  Result<Connection*> ThisThreadConnection() {
+    thread_local std::unordered_map<uint64_t, Connection*> by_instance;
+    auto found = by_instance.find(instance_);
+    if (found != by_instance.end()) return found->second;
+    auto opened = OpenConnection();
+    if (!opened.ok()) return opened.status();
+    Connection* conn = opened.value().get();
+    {
+      std::lock_guard<std::mutex> lock(connections_mutex_);
+      connections_.push_back(std::move(opened.value()));
+    }
+    by_instance[instance_] = conn;
+    return conn;
+  }
+
+  Result<std::unique_ptr<Connection>> OpenConnection() {
+    auto conn = std::make_unique<Connection>();
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                SQLITE_OPEN_NOMUTEX;  // one thread per connection
+    int rc = sqlite3_open_v2(options_.path.c_str(), &conn->db, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      Status error = StoreError(rc, ("open " + options_.path).c_str(), conn->db);
+      return Status(ErrorCode::kStoreUnavailable, error.message());
+    }
+    sqlite3_extended_result_codes(conn->db, 1);
+    sqlite3_busy_timeout(conn->db, options_.busy_timeout_ms);
+    const std::string pragmas = SqliteConnectionPragmas(options_);
+    char* error = nullptr;
+    rc = sqlite3_exec(conn->db, pragmas.c_str(), nullptr, nullptr, &error);
+    if (rc != SQLITE_OK) {
+      std::string detail = error ? error : sqlite3_errstr(rc);
+      sqlite3_free(error);
+      return Status(ErrorCode::kStoreUnavailable,
+                    "session store: " + options_.path + ": " + detail);
+    }
+    return conn;
+  }
+
+  Result<sqlite3_stmt*> Prepare(Connection& c, const char* sql) {
+    auto found = c.statements.find(sql);
+    if (found != c.statements.end()) return found->second;
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(c.db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &stmt, nullptr);
+    if (rc != SQLITE_OK) return StoreError(rc, "prepare", c.db);
+    c.statements.emplace(sql, stmt);
+    return stmt;
+  }
+
+  Status Exec(Connection& c, const char* sql, const char* what) {
+    auto stmt = Prepare(c, sql);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return StoreError(rc, what, c.db);
+    return Status::Ok();
+  }
+
+  template <typename Body>
+  Status InTransaction(Connection& c, Body body) {
+    Status begun = Exec(c, kBegin, "begin");
+    if (!begun.ok()) return begun;
+    Status done = body();
+    if (done.ok()) done = Exec(c, kCommit, "commit");
+    if (!done.ok() && !sqlite3_get_autocommit(c.db)) {
+      // Best effort: the error that made us roll back is the one to report.
+      Exec(c, kRollback, "rollback");
+    }
+    return done;
+  }
+
+  template <typename Binder>
+  Result<int64_t> Delete(const char* sql, const char* what, Binder bind) {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    int64_t deleted = 0;
+    Status status = InTransaction(c, [&]() -> Status {
+      auto stmt = Prepare(c, sql);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      bind(st);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, what, c.db);
+      deleted = sqlite3_changes64(c.db);
+      return Status::Ok();
+    });
+    if (!status.ok()) return status;
+    return deleted;
+  }
+
+  // Applies every embedded migration newer than the database, each in its
+  // own transaction together with its row in schema_migrations. Another
+  // process may be migrating at the same time: BEGIN IMMEDIATE serialises
+  // us, and the version is checked again inside the transaction.
+  Status Migrate(Connection& c) {
+    char* error = nullptr;
+    int rc = sqlite3_exec(c.db,
+                          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                          "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                          "applied_at INTEGER NOT NULL)",
+                          nullptr, nullptr, &error);
+    if (rc != SQLITE_OK) {
+      std::string detail = error ? error : sqlite3_errstr(rc);
+      sqlite3_free(error);
+      return Status(ErrorCode::kStoreUnavailable,
+                    "session store: " + options_.path + ": " + detail);
+    }
+    const auto& migrations = sqlite::EmbeddedMigrations();
+    int known = migrations.empty() ? 0 : migrations.back().version;
+    for (const auto& migration : migrations) {
+      Status status = InTransaction(c, [&]() -> Status {
+        sqlite3_stmt* raw = nullptr;
+        int rc = sqlite3_prepare_v2(
+            c.db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            -1, &raw, nullptr);
+        if (rc != SQLITE_OK) return StoreError(rc, "migrate", c.db);
+        rc = sqlite3_step(raw);
+        int64_t current = rc == SQLITE_ROW ? sqlite3_column_int64(raw, 0) : 0;
+        sqlite3_finalize(raw);
+        if (current > known) {
+          return Status(ErrorCode::kStoreUnavailable,
+                        "session store: " + options_.path +
+                            " has schema version " + std::to_string(current) +
+                            ", newer than this wxsessiond knows (" +
+                            std::to_string(known) + "); upgrade wxsessiond");
+        }
+        if (current >= migration.version) return Status::Ok();
+        char* err = nullptr;
+        rc = sqlite3_exec(c.db, migration.sql.c_str(), nullptr, nullptr, &err);
+        if (rc != SQLITE_OK) {
+          std::string detail = err ? err : sqlite3_errstr(rc);
+          sqlite3_free(err);
+          return Status(ErrorCode::kStoreUnavailable,
+                        "session store: migration " + migration.name +
+                            " failed: " + detail);
+        }
+        std::string record =
+            "INSERT INTO schema_migrations (version, name, applied_at) "
+            "VALUES (" + std::to_string(migration.version) + ", '" +
+            migration.name + "', strftime('%s','now'))";
+        rc = sqlite3_exec(c.db, record.c_str(), nullptr, nullptr, nullptr);
+        if (rc != SQLITE_OK) return StoreError(rc, "record migration", c.db);
+        return Status::Ok();
+      });
+      if (!status.ok()) return status;
+    }
+    return Status::Ok();
+  }
+
+  const SqliteOptions options_;  // constant after construction
+  const uint64_t instance_;      // constant after construction
+  std::mutex connections_mutex_;
+  std::vector<std::unique_ptr<Connection>> connections_;  // connections_mutex_
+};
+
+}  // namespace
+
+std::string SqliteConnectionPragmas(const SqliteOptions& options) {
+  const std::string synchronous =
+      options.durability == Durability::kFull ? "FULL" : "NORMAL";
+  return
+      // WAL: readers never block the writer nor each other.
+      "PRAGMA journal_mode = WAL;"
+      // NORMAL: a commit is durable across a process crash; FULL also
+      // across power loss, at one fsync per commit.
+      "PRAGMA synchronous = " + synchronous + ";"
+      // Sessions reference users by value; nothing relies on FK checks.
+      "PRAGMA foreign_keys = OFF;"
+      // Temporary b-trees (sorting) stay in memory.
+      "PRAGMA temp_store = MEMORY;";
+}
+
+Result<std::unique_ptr<SessionStore>> OpenSqliteStore(
+    const SqliteOptions& options) {
+  auto store = std::make_unique<SqliteStore>(options);
+  Status status = store->Init();
+  if (!status.ok()) return status;
+  return std::unique_ptr<SessionStore>(std::move(store));
+}
+
+}  // namespace wxsession

@@ -1,0 +1,362 @@
+// The SessionStore conformance suite, run against every backend, plus
+// SQLite-specific checks (file mode, migrations, concurrency).
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "sqlite/sqlite_store.h"
+#include "test_support.h"
+#include "wxsession/crypto.h"
+#include "wxsession/store.h"
+
+namespace wxsession {
+namespace {
+
+using testing_support::TempDir;
+
+constexpr int64_t kNow = 1'700'000'000;  // a fixed "now", unix seconds
+
+// Makes a fresh, empty store of one backend for one test.
+struct Backend {
+  std::string name;
+  std::function<std::unique_ptr<SessionStore>(TempDir&)> open;
+};
+
+std::unique_ptr<SessionStore> OpenSqlite(TempDir& dir) {
+  SqliteOptions options;
+  options.path = dir.File("store.db");
+  auto store = OpenSqliteStore(options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+NewSession MakeSession(const std::string& id, const std::string& openid,
+                       const std::string& key, int64_t created_at,
+                       int64_t expires_at,
+                       const std::string& appid = "wxapp1") {
+  NewSession s;
+  s.id_hash = crypto::Sha256(id);
+  s.appid = appid;
+  s.openid = openid;
+  s.session_key = key;
+  s.created_at = created_at;
+  s.expires_at = expires_at;
+  return s;
+}
+
+class StoreConformance : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    store_ = GetParam().open(dir_);
+    ASSERT_NE(store_, nullptr);
+  }
+  TempDir dir_;
+  std::unique_ptr<SessionStore> store_;
+};
+
+TEST_P(StoreConformance, CreatedSessionIsFoundWithItsUser) {
+  NewSession s = MakeSession("id-1", "openid-a", "key-a", kNow, kNow + 100);
+  s.unionid = "union-a";
+  ASSERT_TRUE(store_->CreateSession(s).ok());
+  Result<LiveSession> live = store_->FindLive(crypto::Sha256("id-1"), kNow);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(live->appid, "wxapp1");
+  EXPECT_EQ(live->openid, "openid-a");
+  ASSERT_TRUE(live->unionid.has_value());
+  EXPECT_EQ(*live->unionid, "union-a");
+  EXPECT_EQ(live->session_key, "key-a");
+  EXPECT_EQ(live->created_at, kNow);
+  EXPECT_EQ(live->last_seen_at, kNow);
+  EXPECT_EQ(live->expires_at, kNow + 100);
+}
+
+TEST_P(StoreConformance, UnknownSessionIsInvalid) {
+  Result<LiveSession> live = store_->FindLive(crypto::Sha256("nope"), kNow);
+  ASSERT_FALSE(live.ok());
+  EXPECT_EQ(live.status().code(), ErrorCode::kInvalidSession);
+}
+
+TEST_P(StoreConformance, ExpiredSessionIsMissingBeforeAnySweep) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-1", "o", "k", kNow, kNow + 10))
+          .ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("id-1"), kNow + 9).ok());
+  Result<LiveSession> at_expiry =
+      store_->FindLive(crypto::Sha256("id-1"), kNow + 10);
+  ASSERT_FALSE(at_expiry.ok());
+  EXPECT_EQ(at_expiry.status().code(), ErrorCode::kInvalidSession);
+}
+
+TEST_P(StoreConformance, EverySessionOfAUserUsesTheNewestKey) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-1", "o", "old-key", kNow, kNow + 99))
+          .ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(MakeSession("id-2", "o", "new-key", kNow + 1,
+                                              kNow + 99))
+                  .ok());
+  EXPECT_EQ(store_->FindLive(crypto::Sha256("id-1"), kNow + 2)->session_key,
+            "new-key");
+  EXPECT_EQ(store_->FindLive(crypto::Sha256("id-2"), kNow + 2)->session_key,
+            "new-key");
+}
+
+TEST_P(StoreConformance, UnionIdIsKeptWhenALaterLoginLacksIt) {
+  NewSession first = MakeSession("id-1", "o", "k1", kNow, kNow + 99);
+  first.unionid = "u-1";
+  ASSERT_TRUE(store_->CreateSession(first).ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-2", "o", "k2", kNow, kNow + 99))
+          .ok());
+  auto live = store_->FindLive(crypto::Sha256("id-2"), kNow);
+  ASSERT_TRUE(live.ok());
+  ASSERT_TRUE(live->unionid.has_value());
+  EXPECT_EQ(*live->unionid, "u-1");
+}
+
+TEST_P(StoreConformance, SessionsOfTheSameOpenIdInTwoAppsAreSeparateUsers) {
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("id-1", "o", "k-app1", kNow, kNow + 99, "a1"))
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("id-2", "o", "k-app2", kNow, kNow + 99, "a2"))
+                  .ok());
+  EXPECT_EQ(store_->FindLive(crypto::Sha256("id-1"), kNow)->session_key,
+            "k-app1");
+  EXPECT_EQ(store_->FindLive(crypto::Sha256("id-2"), kNow)->session_key,
+            "k-app2");
+}
+
+TEST_P(StoreConformance, TouchMovesLastSeenAndExpiry) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-1", "o", "k", kNow, kNow + 10))
+          .ok());
+  ASSERT_TRUE(store_->Touch(crypto::Sha256("id-1"), kNow + 5, kNow + 50).ok());
+  auto live = store_->FindLive(crypto::Sha256("id-1"), kNow + 20);
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->last_seen_at, kNow + 5);
+  EXPECT_EQ(live->expires_at, kNow + 50);
+  // Touching a session that is gone is not an error.
+  EXPECT_TRUE(store_->Touch(crypto::Sha256("gone"), kNow, kNow + 1).ok());
+}
+
+TEST_P(StoreConformance, RevokeEndsOneSession) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-1", "o", "k", kNow, kNow + 99))
+          .ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-2", "o", "k", kNow, kNow + 99))
+          .ok());
+  Result<int64_t> revoked = store_->Revoke(crypto::Sha256("id-1"));
+  ASSERT_TRUE(revoked.ok());
+  EXPECT_EQ(revoked.value(), 1);
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("id-1"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("id-2"), kNow).ok());
+  EXPECT_EQ(store_->Revoke(crypto::Sha256("id-1")).value(), 0);
+}
+
+TEST_P(StoreConformance, RevokeUserEndsOnlyThatUsersSessions) {
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("a1", "alice", "k", kNow, kNow + 99, "app1"))
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("a2", "alice", "k", kNow, kNow + 99, "app1"))
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("a3", "alice", "k", kNow, kNow + 99, "app2"))
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("b1", "bob", "k", kNow, kNow + 99, "app1"))
+                  .ok());
+  EXPECT_EQ(store_->RevokeUser("app1", "alice").value(), 2);
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("a1"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("a3"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("b1"), kNow).ok());
+  EXPECT_EQ(store_->RevokeUser("", "alice").value(), 1);
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("a3"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("b1"), kNow).ok());
+}
+
+TEST_P(StoreConformance, RevokeAllEndsEverySession) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_
+                    ->CreateSession(MakeSession("id" + std::to_string(i),
+                                                "o" + std::to_string(i), "k",
+                                                kNow, kNow + 99))
+                    .ok());
+  }
+  EXPECT_EQ(store_->RevokeAll().value(), 5);
+  EXPECT_EQ(store_->Stats(kNow)->sessions, 0);
+}
+
+TEST_P(StoreConformance, SweepDeletesOnlyExpiredAndRespectsTheBatchLimit) {
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(store_
+                    ->CreateSession(MakeSession("old" + std::to_string(i), "o",
+                                                "k", kNow - 100, kNow - 1))
+                    .ok());
+  }
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("fresh", "o", "k", kNow, kNow + 100))
+          .ok());
+  EXPECT_EQ(store_->SweepExpired(kNow, 10).value(), 10);
+  EXPECT_EQ(store_->SweepExpired(kNow, 10).value(), 10);
+  EXPECT_EQ(store_->SweepExpired(kNow, 10).value(), 5);
+  EXPECT_EQ(store_->SweepExpired(kNow, 10).value(), 0);
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("fresh"), kNow).ok());
+  EXPECT_EQ(store_->Stats(kNow)->sessions, 1);
+}
+
+TEST_P(StoreConformance, StatsCountSessionsLiveSessionsAndUsers) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("1", "alice", "k", kNow, kNow + 99))
+          .ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("2", "alice", "k", kNow, kNow + 99))
+          .ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("3", "bob", "k", kNow - 9, kNow - 1))
+          .ok());
+  Result<StoreStats> stats = store_->Stats(kNow);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->sessions, 3);
+  EXPECT_EQ(stats->live_sessions, 2);
+  EXPECT_EQ(stats->users, 2);
+  EXPECT_TRUE(store_->Ping().ok());
+}
+
+TEST_P(StoreConformance, ConcurrentLoginsAndLookupsFromManyThreads) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 100;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (!store_->CreateSession(MakeSession(id, "user" + std::to_string(t),
+                                               "k", kNow, kNow + 99))
+                 .ok()) {
+          failures++;
+        }
+        if (!store_->FindLive(crypto::Sha256(id), kNow).ok()) failures++;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store_->Stats(kNow)->sessions, kThreads * kPerThread);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
+                         ::testing::Values(Backend{"sqlite", OpenSqlite}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(SqliteStore, DatabaseFilesAreReadableByTheOwnerOnly) {
+  TempDir dir;
+  auto store = OpenSqlite(dir);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(
+      store->CreateSession(MakeSession("1", "o", "k", kNow, kNow + 9)).ok());
+  for (const char* suffix : {"", "-wal"}) {
+    struct stat info;
+    ASSERT_EQ(::stat((dir.File("store.db") + suffix).c_str(), &info), 0)
+        << suffix;
+    EXPECT_EQ(info.st_mode & 0777, 0600u) << suffix;
+  }
+}
+
+int64_t QueryInt(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+  int64_t value = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+std::string QueryText(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+  std::string value;
+  if (sqlite3_step(stmt) == SQLITE_ROW) {
+    value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+TEST(SqliteStore, MigrationsAreRecordedAndAppliedOnce) {
+  TempDir dir;
+  { ASSERT_NE(OpenSqlite(dir), nullptr); }
+  { ASSERT_NE(OpenSqlite(dir), nullptr); }  // reopening applies nothing twice
+  std::string db = dir.File("store.db");
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM schema_migrations WHERE "
+                         "version = 1 AND name = '0001_init.sql'"),
+            1);
+  EXPECT_EQ(QueryText(db, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE type = "
+                         "'index' AND name = 'sessions_expires_at'"),
+            1);
+}
+
+TEST(SqliteStore, RefusesADatabaseFromANewerVersion) {
+  TempDir dir;
+  { ASSERT_NE(OpenSqlite(dir), nullptr); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.File("store.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO schema_migrations VALUES "
+                         "(9999, '9999_future.sql', 0)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  SqliteOptions options;
+  options.path = dir.File("store.db");
+  auto store = OpenSqliteStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), ErrorCode::kStoreUnavailable);
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos);
+}
+
+TEST(SqliteStore, DurabilityChoosesTheSynchronousLevel) {
+  SqliteOptions options;
+  options.durability = Durability::kFull;
+  EXPECT_NE(SqliteConnectionPragmas(options).find("synchronous = FULL"),
+            std::string::npos);
+  options.durability = Durability::kNormal;
+  EXPECT_NE(SqliteConnectionPragmas(options).find("synchronous = NORMAL"),
+            std::string::npos);
+  EXPECT_NE(SqliteConnectionPragmas(options).find("journal_mode = WAL"),
+            std::string::npos);
+}
+
+TEST(SqliteStore, UnopenablePathIsStoreUnavailableNamingThePath) {
+  SqliteOptions options;
+  options.path = "/nonexistent-dir/for/sure/store.db";
+  auto store = OpenSqliteStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), ErrorCode::kStoreUnavailable);
+  EXPECT_NE(store.status().message().find(options.path), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wxsession

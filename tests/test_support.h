@@ -1,0 +1,144 @@
+// Shared test helpers: temp dirs, child processes of the real binary, fakes.
+#ifndef WXSESSION_TESTS_TEST_SUPPORT_H_
+#define WXSESSION_TESTS_TEST_SUPPORT_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wxsession/wechat.h"
+
+namespace wxsession::testing_support {
+
+// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& content);
+std::string ReadFile(const std::string& path);
+
+// The wxsessiond binary under test (WXSESSIOND_BIN, set by meson).
+std::string BinaryPath();
+
+// A child process with stdout readable line by line and stderr sent to a
+// file. Killed (SIGKILL) on destruction if still running.
+class Process {
+ public:
+  // Starts `argv` (argv[0] is the program path) with `env_extra` added to
+  // this process's environment.
+  Process(const std::vector<std::string>& argv,
+          const std::map<std::string, std::string>& env_extra = {});
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Next stdout line, or nullopt after `timeout_ms` or at EOF.
+  std::optional<std::string> ReadLine(int timeout_ms);
+  // Reads lines until one contains `needle`; returns it, or nullopt.
+  std::optional<std::string> WaitForLine(const std::string& needle,
+                                         int timeout_ms);
+  void Signal(int signal);
+  // Waits for exit up to `timeout_ms`; the exit code, or -signal when killed
+  // by a signal, or nullopt on timeout.
+  std::optional<int> Wait(int timeout_ms);
+  std::string Stderr() const;
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string buffer_;
+  std::string stderr_path_;
+  std::optional<int> exit_code_;
+};
+
+// Runs a command to completion; returns {exit code, stdout, stderr}.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env_extra =
+                             {});
+
+// Parses the port from "... listening on http://host:PORT".
+int PortFromListeningLine(const std::string& line);
+
+// mock-wechat and wxsessiond serve, as child processes on free ports, with a
+// config file in a temp dir.
+class ServerFixture {
+ public:
+  // `extra_config` is merged (top-level keys) into the generated config:
+  // e.g. R"("session": {"ttl": "1h"})".
+  // Without a mock, WeChat is `api_base` (default: a port that refuses);
+  // with an explicit api_base the WeChat timeout is 1 s instead of 2 s, for
+  // slow-upstream tests.
+  explicit ServerFixture(const std::string& extra_config = "",
+                         bool start_mock = true,
+                         const std::string& api_base = "");
+  ~ServerFixture();
+
+  bool Start();  // starts the server; false (with stderr printed) on failure
+  void StopServer(int signal);  // signals and waits
+  std::optional<int> WaitServer(int timeout_ms);
+
+  int port() const { return port_; }
+  int mock_port() const { return mock_port_; }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& database() const { return database_; }
+  TempDir& dir() { return dir_; }
+  Process* server() { return server_.get(); }
+
+  static constexpr const char* kAppId = "wxtestapp000000001";
+  static constexpr const char* kSecret = "test-secret-must-never-leak";
+
+ private:
+  TempDir dir_;
+  std::string config_path_;
+  std::string database_;
+  std::unique_ptr<Process> mock_;
+  std::unique_ptr<Process> server_;
+  int port_ = 0;
+  int mock_port_ = 0;
+};
+
+// A scripted WeChatClient: answers from a queue (or a default), counts calls.
+class FakeWeChat : public WeChatClient {
+ public:
+  Result<WeChatSession> Code2Session(const std::string& appid,
+                                     const std::string& secret,
+                                     const std::string& code) override;
+
+  // Answer for the next calls, in order; when empty, a user derived from the
+  // code with a fresh key.
+  void Push(Result<WeChatSession> answer);
+  // Runs inside every call before answering (tests block here).
+  std::function<void()> on_call;
+  int calls() const { return calls_.load(); }
+  std::string last_code() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Result<WeChatSession>> queue_;  // guarded by mutex_
+  std::string last_code_;                     // guarded by mutex_
+  std::atomic<int> calls_{0};
+};
+
+}  // namespace wxsession::testing_support
+
+#endif  // WXSESSION_TESTS_TEST_SUPPORT_H_

@@ -1,0 +1,48 @@
+# Shared by scripts/run, scripts/test and scripts/bench: installs the Debian
+# packages the project needs (only what is missing) and builds with meson.
+# Sourced, not run.
+
+# Everything a fresh Debian 12 machine needs to build and test wxsessiond.
+WXS_PACKAGES=(
+  g++ meson ninja-build pkg-config python3
+  libcpp-httplib-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
+  libgtest-dev googletest
+  sqlite3 ca-certificates
+)
+
+wxs_log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs the packages in "$@" that are not installed yet.
+wxs_install() {
+  local missing=()
+  local pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]}; run as root or install them" >&2
+    return 1
+  fi
+  wxs_log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Configures (once) and builds the build directory $1 with meson options $2...
+wxs_build() {
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    wxs_log "configuring $dir"
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  wxs_log "building $dir"
+  # Two cores on the target machines; more jobs only add memory pressure.
+  ninja -C "$dir" -j "$(nproc)" >/dev/null || ninja -C "$dir" -j 1
+}

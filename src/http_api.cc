@@ -1,0 +1,363 @@
+// HTTP adapter: API v1 on cpp-httplib.
+//
+// Handlers parse, call SessionService, render. HttpStatusFor below is the one
+// table from ErrorCode to HTTP status. Client-facing messages come from
+// Status::message(), which modules keep free of secrets; operator detail goes
+// to the log.
+#include "wxsession/http_api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "httplib_server.h"
+#include "wxsession/crypto.h"
+
+namespace wxsession {
+
+using json = nlohmann::json;
+
+int HttpStatusFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return 200;
+    case ErrorCode::kInvalidRequest: return 400;
+    case ErrorCode::kPayloadTooLarge: return 413;
+    case ErrorCode::kUnknownApp: return 400;
+    case ErrorCode::kInvalidSession: return 401;
+    case ErrorCode::kUnauthorized: return 401;
+    case ErrorCode::kInvalidCode: return 400;
+    case ErrorCode::kLoginBlocked: return 403;
+    case ErrorCode::kRateLimited: return 429;
+    case ErrorCode::kUpstreamUnavailable: return 503;
+    case ErrorCode::kUpstreamError: return 502;
+    case ErrorCode::kStoreUnavailable: return 503;
+    case ErrorCode::kDecryptFailed: return 422;
+    case ErrorCode::kWatermarkMismatch: return 422;
+    case ErrorCode::kWatermarkExpired: return 422;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+constexpr const char* kJsonType = "application/json";
+
+// When the request started, for the access log; set by the pre-routing
+// handler and read by the logger, both on the connection's thread.
+thread_local std::chrono::steady_clock::time_point request_started;
+thread_local std::string request_id;
+
+void RenderJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), kJsonType);
+}
+
+void RenderError(httplib::Response& res, const Status& status) {
+  json body = {{"error", ErrorCodeName(status.code())},
+               {"message", status.message()}};
+  res.status = HttpStatusFor(status.code());
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                  kJsonType);
+  if (status.code() == ErrorCode::kInvalidSession) {
+    res.set_header("WWW-Authenticate",
+                   "Bearer realm=\"wxsessiond\", error=\"invalid_token\"");
+  }
+  std::optional<int> retry = status.retry_after();
+  if (!retry && (status.code() == ErrorCode::kStoreUnavailable ||
+                 status.code() == ErrorCode::kUpstreamUnavailable)) {
+    retry = 1;  // seconds: outages here are expected to be short
+  }
+  if (retry && (status.code() == ErrorCode::kRateLimited ||
+                status.code() == ErrorCode::kUpstreamUnavailable ||
+                status.code() == ErrorCode::kStoreUnavailable)) {
+    res.set_header("Retry-After", std::to_string(*retry));
+  }
+}
+
+bool IsSafeRequestId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
+// Empty when neither is present.
+std::string SessionIdFrom(const httplib::Request& req) {
+  const std::string auth = req.get_header_value("Authorization");
+  constexpr size_t kSchemeLength = 7;  // "Bearer "
+  if (auth.size() > kSchemeLength) {
+    std::string scheme = auth.substr(0, kSchemeLength);
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
+    if (scheme == "bearer ") {
+      std::string id = auth.substr(kSchemeLength);
+      while (!id.empty() && id.front() == ' ') id.erase(id.begin());
+      while (!id.empty() && id.back() == ' ') id.pop_back();
+      return id;
+    }
+  }
+  return req.get_header_value("X-WX-Session");
+}
+
+Status MissingSession() {
+  return Status(ErrorCode::kInvalidSession,
+                "no session: send Authorization: Bearer <session_id> (or "
+                "X-WX-Session) from POST /v1/login");
+}
+
+// Parses a JSON object body. Errors are kInvalidRequest naming the problem.
+Result<json> ParseObject(const httplib::Request& req) {
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    return Status(ErrorCode::kInvalidRequest, "the body is not valid JSON");
+  }
+  if (!body.is_object()) {
+    return Status(ErrorCode::kInvalidRequest, "the body must be a JSON object");
+  }
+  return body;
+}
+
+// Reads an optional string field; kInvalidRequest when present but not a
+// string, or when required and absent.
+Result<std::string> StringField(const json& body, const char* name,
+                                bool required) {
+  auto found = body.find(name);
+  if (found == body.end() || found->is_null()) {
+    if (!required) return std::string();
+    return Status(ErrorCode::kInvalidRequest,
+                  std::string("missing field \"") + name + "\"");
+  }
+  if (!found->is_string()) {
+    return Status(ErrorCode::kInvalidRequest,
+                  std::string("field \"") + name + "\" must be a string");
+  }
+  return found->get<std::string>();
+}
+
+json OptionalString(const std::optional<std::string>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(const Config& c, SessionService& s, Logger& l)
+      : config(c), service(s), logger(l) {}
+
+  const Config& config;
+  SessionService& service;
+  Logger& logger;
+  DeepBacklogServer server;
+
+  void Configure();
+  void RegisterRoutes();
+
+  void Login(const httplib::Request& req, httplib::Response& res);
+  void GetSession(const httplib::Request& req, httplib::Response& res);
+  void Logout(const httplib::Request& req, httplib::Response& res);
+  void Health(const httplib::Request& req, httplib::Response& res);
+};
+
+void HttpServer::Impl::Configure() {
+  // Without TCP_NODELAY small responses wait out Nagle + delayed ACK (40 ms
+  // stalls measured with cpp-httplib 0.11).
+  server.set_tcp_nodelay(true);
+  server.set_payload_max_length(kMaxBodyBytes);
+  // Seconds a kept-alive connection may sit idle, and a request may take to
+  // arrive, before the thread serving it is freed.
+  server.set_keep_alive_timeout(5);
+  server.set_read_timeout(5, 0);
+  server.set_write_timeout(5, 0);
+  server.set_keep_alive_max_count(1000);  // requests per connection
+  int threads = config.http_threads;
+  if (threads <= 0) {
+    // Each connection holds a thread while it is open (cpp-httplib's model),
+    // and a login holds one for the whole upstream call.
+    threads = std::max(16, 8 * static_cast<int>(
+                                   std::thread::hardware_concurrency()));
+  }
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+
+  server.set_pre_routing_handler(
+      [](const httplib::Request& req, httplib::Response& res) {
+        request_started = std::chrono::steady_clock::now();
+        std::string incoming = req.get_header_value("X-Request-Id");
+        request_id = IsSafeRequestId(incoming)
+                         ? incoming
+                         : crypto::HexEncode(crypto::RandomBytes(8));
+        res.set_header("X-Request-Id", request_id);
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
+
+  // httplib answers some errors itself (no route, body too large, a request
+  // it cannot parse) with an empty body: give them the JSON error shape.
+  server.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    switch (res.status) {
+      case 404:
+        RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
+        break;
+      case 413:
+        RenderError(res, Status(ErrorCode::kPayloadTooLarge,
+                                "the body is larger than 64 KiB"));
+        break;
+      case 500:
+        RenderError(res, Status(ErrorCode::kInternal, "internal error"));
+        break;
+      default:
+        if (res.status >= 400 && res.status < 500) {
+          json body = {{"error", "invalid_request"},
+                       {"message", "the HTTP request could not be parsed"}};
+          res.set_content(body.dump(), kJsonType);
+        }
+        break;
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+
+  server.set_exception_handler(
+      [this](const httplib::Request& req, httplib::Response& res,
+             std::exception_ptr error) {
+        std::string what = "unknown exception";
+        try {
+          if (error) std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        logger.Error("handler_exception",
+                     {{"path", req.path}, {"error", what}});
+        RenderError(res, Status(ErrorCode::kInternal, "internal error"));
+      });
+
+  server.set_logger([this](const httplib::Request& req,
+                           const httplib::Response& res) {
+    auto elapsed = std::chrono::steady_clock::now() - request_started;
+    double ms =
+        std::chrono::duration<double, std::milli>(elapsed).count();
+    logger.Info("request", {{"request_id", request_id},
+                            {"method", req.method},
+                            {"path", req.path},
+                            {"status", res.status},
+                            {"duration_ms", ms}});
+  });
+}
+
+void HttpServer::Impl::RegisterRoutes() {
+  server.Post("/v1/login", [this](const httplib::Request& req,
+                                  httplib::Response& res) { Login(req, res); });
+  server.Get("/v1/session",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               GetSession(req, res);
+             });
+  server.Post("/v1/logout",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                Logout(req, res);
+              });
+  server.Get("/healthz",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               Health(req, res);
+             });
+}
+
+void HttpServer::Impl::Login(const httplib::Request& req,
+                             httplib::Response& res) {
+  Result<json> body = ParseObject(req);
+  if (!body.ok()) return RenderError(res, body.status());
+  Result<std::string> code = StringField(body.value(), "code", true);
+  if (!code.ok()) return RenderError(res, code.status());
+  Result<std::string> appid = StringField(body.value(), "appid", false);
+  if (!appid.ok()) return RenderError(res, appid.status());
+
+  Result<LoginResult> login = service.Login(appid.value(), code.value());
+  if (!login.ok()) {
+    const Status& status = login.status();
+    if (status.code() != ErrorCode::kInvalidRequest) {
+      logger.Warn("login_failed", {{"request_id", request_id},
+                                   {"error", ErrorCodeName(status.code())},
+                                   {"detail", status.message()}});
+    }
+    return RenderError(res, status);
+  }
+  json out = {{"session_id", login->session_id},
+              {"expires_in", login->expires_in},
+              {"expires_at", login->expires_at}};
+  if (config.expose_openid) {
+    out["openid"] = login->openid;
+    out["unionid"] = OptionalString(login->unionid);
+  }
+  RenderJson(res, 200, out);
+}
+
+void HttpServer::Impl::GetSession(const httplib::Request& req,
+                                  httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<SessionInfo> info = service.Lookup(id);
+  if (!info.ok()) return RenderError(res, info.status());
+  RenderJson(res, 200,
+             {{"appid", info->appid},
+              {"openid", info->openid},
+              {"unionid", OptionalString(info->unionid)},
+              {"created_at", info->created_at},
+              {"last_seen_at", info->last_seen_at},
+              {"expires_at", info->expires_at}});
+}
+
+void HttpServer::Impl::Logout(const httplib::Request& req,
+                              httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Status status = service.Logout(id);
+  if (!status.ok()) return RenderError(res, status);
+  res.status = 204;
+}
+
+void HttpServer::Impl::Health(const httplib::Request&,
+                              httplib::Response& res) {
+  Status status = service.Health();
+  if (!status.ok()) {
+    logger.Warn("health_failed", {{"detail", status.message()}});
+    return RenderJson(res, 503,
+                      {{"status", "unavailable"},
+                       {"error", ErrorCodeName(status.code())}});
+  }
+  RenderJson(res, 200, {{"status", "ok"}});
+}
+
+HttpServer::HttpServer(const Config& config, SessionService& service,
+                       Logger& logger)
+    : impl_(std::make_unique<Impl>(config, service, logger)) {
+  impl_->Configure();
+  impl_->RegisterRoutes();
+}
+
+HttpServer::~HttpServer() = default;
+
+Result<int> HttpServer::Bind(const std::string& host, int port) {
+  if (port == 0) {
+    int bound = impl_->server.bind_to_any_port(host);
+    if (bound <= 0) {
+      return Status(ErrorCode::kInternal, "cannot listen on " + host + ":0");
+    }
+    impl_->server.DeepenBacklog();
+    return bound;
+  }
+  if (!impl_->server.bind_to_port(host, port)) {
+    return Status(ErrorCode::kInternal,
+                  "cannot listen on " + host + ":" + std::to_string(port) +
+                      " (in use, or not an address of this machine)");
+  }
+  impl_->server.DeepenBacklog();
+  return port;
+}
+
+bool HttpServer::Serve() { return impl_->server.listen_after_bind(); }
+
+void HttpServer::Stop() { impl_->server.stop(); }
+
+}  // namespace wxsession

@@ -1,0 +1,120 @@
+// The command line: help, usage errors, exit codes, config errors, admin
+// commands, environment-only configuration.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace wxsession {
+namespace {
+
+using json = nlohmann::json;
+using testing_support::BinaryPath;
+using testing_support::PortFromListeningLine;
+using testing_support::Process;
+using testing_support::RunCommand;
+using testing_support::TempDir;
+using testing_support::WriteFile;
+
+TEST(Cli, VersionAndHelp) {
+  auto version = RunCommand({BinaryPath(), "version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("wxsessiond ", 0), 0u) << version.out;
+  auto help = RunCommand({BinaryPath(), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("serve"), std::string::npos);
+  for (const char* command :
+       {"serve", "dev", "mock-wechat", "revoke", "stats"}) {
+    auto sub = RunCommand({BinaryPath(), command, "--help"});
+    EXPECT_EQ(sub.exit_code, 0) << command;
+    EXPECT_NE(sub.out.find("usage: wxsessiond"), std::string::npos) << command;
+  }
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(RunCommand({BinaryPath()}).exit_code, 2);
+  EXPECT_EQ(RunCommand({BinaryPath(), "frobnicate"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({BinaryPath(), "serve", "--bogus"}).exit_code, 2);
+  // There is no way to pass a secret on the command line.
+  auto secret = RunCommand({BinaryPath(), "serve", "--secret", "s3cr3t"});
+  EXPECT_EQ(secret.exit_code, 2);
+  EXPECT_EQ(secret.err.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(RunCommand({BinaryPath(), "revoke", "--config", "x.json"}).exit_code,
+            2);
+  EXPECT_EQ(RunCommand({BinaryPath(), "revoke", "--config", "x.json", "--all",
+                        "--openid", "o"})
+                .exit_code,
+            2);
+  EXPECT_EQ(RunCommand({BinaryPath(), "mock-wechat", "--delay", "soon"})
+                .exit_code,
+            2);
+}
+
+TEST(Cli, InvalidConfigStopsStartupWithOneLineNamingTheKey) {
+  TempDir dir;
+  WriteFile(dir.File("secret"), "very-secret-value\n");
+  WriteFile(dir.File("bad.json"),
+            R"({"apps": [{"appid": "wx1", "secret_file": ")" +
+                dir.File("secret") +
+                R"("}], "session": {"ttl": "forever"}})");
+  auto bad = RunCommand(
+      {BinaryPath(), "serve", "--config", dir.File("bad.json")});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("session.ttl"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("very-secret-value"), std::string::npos);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+
+  auto missing = RunCommand(
+      {BinaryPath(), "serve", "--config", dir.File("nope.json")});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nope.json"), std::string::npos);
+
+  WriteFile(dir.File("syntax.json"), "{\"apps\": [");
+  auto syntax = RunCommand(
+      {BinaryPath(), "serve", "--config", dir.File("syntax.json")});
+  EXPECT_EQ(syntax.exit_code, 1);
+}
+
+TEST(Cli, EnvironmentAloneConfiguresOneAppAndListenOverrides) {
+  TempDir dir;
+  Process mock({BinaryPath(), "mock-wechat", "--listen", "127.0.0.1:0"});
+  auto mock_line = mock.WaitForLine("listening on", 10000);
+  ASSERT_TRUE(mock_line);
+  WriteFile(dir.File("secret"), "env-secret\n");
+  Process server(
+      {BinaryPath(), "serve", "--listen", "127.0.0.1:0", "--database",
+       dir.File("env.db")},
+      {{"WXSESSIOND_APPID", "wxenvapp"},
+       {"WXSESSIOND_SECRET_FILE", dir.File("secret")},
+       {"WXSESSIOND_API_BASE",
+        "http://127.0.0.1:" + std::to_string(PortFromListeningLine(*mock_line))}});
+  auto line = server.WaitForLine("listening on", 10000);
+  ASSERT_TRUE(line) << server.Stderr();
+  httplib::Client client("127.0.0.1", PortFromListeningLine(*line));
+  auto res = client.Post("/v1/login", R"({"code":"env.1"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  server.Signal(SIGINT);
+  auto code = server.Wait(5000);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(server.Stderr().find("env-secret"), std::string::npos);
+}
+
+TEST(Cli, StatsOnAnEmptyDatabase) {
+  TempDir dir;
+  WriteFile(dir.File("c.json"), R"({"database": ")" + dir.File("s.db") +
+                                    R"(", "apps": [{"appid": "wx1", "secret": "s"}]})");
+  auto stats = RunCommand({BinaryPath(), "stats", "--config", dir.File("c.json")});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  json out = json::parse(stats.out);
+  EXPECT_EQ(out["sessions"], 0);
+  EXPECT_EQ(out["users"], 0);
+  EXPECT_GT(out["database_bytes"].get<int64_t>(), 0);
+}
+
+}  // namespace
+}  // namespace wxsession

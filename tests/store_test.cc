@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "sqlite/migrations.h"
 #include "sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
@@ -260,6 +261,48 @@ TEST_P(StoreConformance, ConcurrentLoginsAndLookupsFromManyThreads) {
   EXPECT_EQ(store_->Stats(kNow)->sessions, kThreads * kPerThread);
 }
 
+TEST_P(StoreConformance, AccessTokensAreCachedPerApp) {
+  Result<AccessToken> none = store_->GetAccessToken("wxapp1");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->PutAccessToken({"wxapp1", "token-1", kNow + 7200}).ok());
+  ASSERT_TRUE(store_->PutAccessToken({"wxapp2", "token-2", kNow + 10}).ok());
+  ASSERT_TRUE(store_->PutAccessToken({"wxapp1", "token-1b", kNow + 9000}).ok());
+  Result<AccessToken> one = store_->GetAccessToken("wxapp1");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->token, "token-1b");
+  EXPECT_EQ(one->expires_at, kNow + 9000);
+  EXPECT_EQ(store_->GetAccessToken("wxapp2")->token, "token-2");
+  // A 512-character token (WeChat's stated maximum) round-trips.
+  std::string long_token(512, 't');
+  ASSERT_TRUE(store_->PutAccessToken({"wxapp3", long_token, kNow}).ok());
+  EXPECT_EQ(store_->GetAccessToken("wxapp3")->token, long_token);
+}
+
+TEST_P(StoreConformance, TokenRefreshLeaseIsExclusiveAndExpires) {
+  const int64_t now_ms = kNow * 1000;
+  EXPECT_TRUE(store_->TryLockTokenRefresh("wxapp1", "a", now_ms, 5000).value());
+  EXPECT_FALSE(
+      store_->TryLockTokenRefresh("wxapp1", "b", now_ms + 10, 5000).value());
+  // Another app's lease is independent.
+  EXPECT_TRUE(store_->TryLockTokenRefresh("wxapp2", "b", now_ms, 5000).value());
+  // Only the holder releases it.
+  ASSERT_TRUE(store_->UnlockTokenRefresh("wxapp1", "b").ok());
+  EXPECT_FALSE(
+      store_->TryLockTokenRefresh("wxapp1", "b", now_ms + 20, 5000).value());
+  ASSERT_TRUE(store_->UnlockTokenRefresh("wxapp1", "a").ok());
+  EXPECT_TRUE(
+      store_->TryLockTokenRefresh("wxapp1", "b", now_ms + 30, 5000).value());
+  // An abandoned lease expires by itself.
+  EXPECT_TRUE(
+      store_->TryLockTokenRefresh("wxapp1", "c", now_ms + 5031, 5000).value());
+  // Taking the lease never loses the cached token.
+  ASSERT_TRUE(store_->PutAccessToken({"wxapp1", "tok", kNow + 60}).ok());
+  EXPECT_TRUE(
+      store_->TryLockTokenRefresh("wxapp1", "d", now_ms + 99999, 5000).value());
+  EXPECT_EQ(store_->GetAccessToken("wxapp1")->token, "tok");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(Backend{"sqlite", OpenSqlite}),
                          [](const auto& info) { return info.param.name; });
@@ -312,6 +355,8 @@ TEST(SqliteStore, MigrationsAreRecordedAndAppliedOnce) {
   EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM schema_migrations WHERE "
                          "version = 1 AND name = '0001_init.sql'"),
             1);
+  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM schema_migrations"),
+            static_cast<int64_t>(sqlite::EmbeddedMigrations().size()));
   EXPECT_EQ(QueryText(db, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE type = "
                          "'index' AND name = 'sessions_expires_at'"),

@@ -47,6 +47,13 @@ struct LiveSession {
   int64_t expires_at = 0;
 };
 
+// A WeChat access_token cached for one app (the access-token centre).
+struct AccessToken {
+  std::string appid;
+  std::string token;       // up to 512 characters, per WeChat
+  int64_t expires_at = 0;  // unix seconds
+};
+
 struct StoreStats {
   int64_t sessions = 0;  // rows, including expired ones not yet swept
   int64_t live_sessions = 0;
@@ -89,6 +96,28 @@ class SessionStore {
   virtual Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) = 0;
 
   virtual Result<StoreStats> Stats(int64_t now) = 0;
+
+  // --- Access-token centre: one token per app, shared by every process
+  // --- (and, with Redis, every instance) that uses this store.
+
+  // The cached token for `appid`, expired or not; kNotFound when none.
+  virtual Result<AccessToken> GetAccessToken(const std::string& appid) = 0;
+
+  // Replaces the cached token for token.appid.
+  virtual Status PutAccessToken(const AccessToken& token) = 0;
+
+  // Takes the refresh lock for `appid` for `owner` until now_ms + lease_ms,
+  // if nobody else holds an unexpired lease. Returns whether it was taken.
+  // A lease that is not released expires by itself, so a crashed holder
+  // never blocks refreshes for longer than lease_ms.
+  virtual Result<bool> TryLockTokenRefresh(const std::string& appid,
+                                           const std::string& owner,
+                                           int64_t now_ms,
+                                           int64_t lease_ms) = 0;
+
+  // Releases the lease if `owner` still holds it; otherwise does nothing.
+  virtual Status UnlockTokenRefresh(const std::string& appid,
+                                    const std::string& owner) = 0;
 
   // OK when the store can answer a read right now.
   virtual Status Ping() = 0;

@@ -147,6 +147,23 @@ constexpr const char* kCountLive =
     "SELECT count(*) FROM sessions WHERE expires_at > ?1";
 constexpr const char* kCountUsers = "SELECT count(*) FROM users";
 constexpr const char* kPing = "SELECT 1 FROM sessions LIMIT 1";
+constexpr const char* kGetToken =
+    "SELECT token, expires_at FROM access_tokens WHERE appid = ?1 AND "
+    "token != ''";
+constexpr const char* kPutToken =
+    "INSERT INTO access_tokens (appid, token, expires_at) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (appid) DO UPDATE SET token = excluded.token, "
+    "expires_at = excluded.expires_at";
+constexpr const char* kEnsureTokenRow =
+    "INSERT INTO access_tokens (appid) VALUES (?1) ON CONFLICT DO NOTHING";
+// One statement decides: the lease is free, expired, or already ours.
+constexpr const char* kTakeLease =
+    "UPDATE access_tokens SET lock_owner = ?2, lock_until_ms = ?3 + ?4 "
+    "WHERE appid = ?1 AND (lock_owner IS NULL OR lock_until_ms <= ?3 OR "
+    "lock_owner = ?2)";
+constexpr const char* kReleaseLease =
+    "UPDATE access_tokens SET lock_owner = NULL, lock_until_ms = 0 "
+    "WHERE appid = ?1 AND lock_owner = ?2";
 
 class SqliteStore : public SessionStore {
  public:
@@ -246,28 +263,28 @@ class SqliteStore : public SessionStore {
   }
 
   Result<int64_t> Revoke(const std::string& id_hash) override {
-    return Delete(kRevoke, "revoke session",
+    return WriteInTransaction(kRevoke, "revoke session",
                   [&](Statement& st) { st.BindBlob(1, id_hash); });
   }
 
   Result<int64_t> RevokeUser(const std::string& appid,
                              const std::string& openid) override {
     if (appid.empty()) {
-      return Delete(kRevokeUserEverywhere, "revoke user",
+      return WriteInTransaction(kRevokeUserEverywhere, "revoke user",
                     [&](Statement& st) { st.Bind(1, openid); });
     }
-    return Delete(kRevokeUserInApp, "revoke user", [&](Statement& st) {
+    return WriteInTransaction(kRevokeUserInApp, "revoke user", [&](Statement& st) {
       st.Bind(1, appid);
       st.Bind(2, openid);
     });
   }
 
   Result<int64_t> RevokeAll() override {
-    return Delete(kRevokeAll, "revoke all", [](Statement&) {});
+    return WriteInTransaction(kRevokeAll, "revoke all", [](Statement&) {});
   }
 
   Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) override {
-    return Delete(kSweep, "sweep", [&](Statement& st) {
+    return WriteInTransaction(kSweep, "sweep", [&](Statement& st) {
       st.Bind(1, now);
       st.Bind(2, max_rows);
     });
@@ -301,6 +318,78 @@ class SqliteStore : public SessionStore {
       }
     }
     return stats;
+  }
+
+  Result<AccessToken> GetAccessToken(const std::string& appid) override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kGetToken);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.Bind(1, appid);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) {
+      return Status(ErrorCode::kNotFound, "no access token cached for " + appid);
+    }
+    if (rc != SQLITE_ROW) return StoreError(rc, "get access token", c.db);
+    AccessToken token;
+    token.appid = appid;
+    token.token = st.Text(0);
+    token.expires_at = st.Int(1);
+    return token;
+  }
+
+  Status PutAccessToken(const AccessToken& token) override {
+    Result<int64_t> written =
+        WriteInTransaction(kPutToken, "put access token", [&](Statement& st) {
+          st.Bind(1, token.appid);
+          st.Bind(2, token.token);
+          st.Bind(3, token.expires_at);
+        });
+    return written.ok() ? Status::Ok() : written.status();
+  }
+
+  Result<bool> TryLockTokenRefresh(const std::string& appid,
+                                   const std::string& owner, int64_t now_ms,
+                                   int64_t lease_ms) override {
+    auto conn = ThisThreadConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    bool taken = false;
+    Status status = InTransaction(c, [&]() -> Status {
+      {
+        auto stmt = Prepare(c, kEnsureTokenRow);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, appid);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "token lease", c.db);
+      }
+      auto stmt = Prepare(c, kTakeLease);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, appid);
+      st.Bind(2, owner);
+      st.Bind(3, now_ms);
+      st.Bind(4, lease_ms);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, "token lease", c.db);
+      taken = sqlite3_changes(c.db) == 1;
+      return Status::Ok();
+    });
+    if (!status.ok()) return status;
+    return taken;
+  }
+
+  Status UnlockTokenRefresh(const std::string& appid,
+                            const std::string& owner) override {
+    Result<int64_t> released =
+        WriteInTransaction(kReleaseLease, "release token lease", [&](Statement& st) {
+          st.Bind(1, appid);
+          st.Bind(2, owner);
+        });
+    return released.ok() ? Status::Ok() : released.status();
   }
 
   Status Ping() override {
@@ -404,8 +493,10 @@ class SqliteStore : public SessionStore {
     return done;
   }
 
+  // Runs one binding write statement in its own transaction; returns the
+  // number of rows it changed.
   template <typename Binder>
-  Result<int64_t> Delete(const char* sql, const char* what, Binder bind) {
+  Result<int64_t> WriteInTransaction(const char* sql, const char* what, Binder bind) {
     auto conn = ThisThreadConnection();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();

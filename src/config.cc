@@ -47,6 +47,10 @@ constexpr size_t kMaxSecretFileBytes = size_t{64} << 10;
 // 10 years: keeps now + ttl far from int64 overflow and catches unit typos.
 constexpr int64_t kMaxDurationSeconds = int64_t{3650} * 86400;
 constexpr int kMaxHttpThreads = 1024;  // more is a typo, not a tuning choice
+// Connections: at least a few for health checks, at most what one process's
+// threads and file descriptors comfortably hold.
+constexpr int kMinHttpConnections = 4;
+constexpr int kMaxHttpConnections = 16384;
 constexpr int kMaxPort = 65535;
 
 constexpr char kDurationHint[] =
@@ -342,6 +346,7 @@ Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
       ReadSecretFile(secret_file->get<std::string>(), prefix + ".secret_file");
   if (!read.ok()) return read.status();
   app->secret = std::move(read).value();
+  app->secret_file = secret_file->get<std::string>();
   return Status::Ok();
 }
 
@@ -349,7 +354,7 @@ Status ApplyFile(const json& root, Config* config) {
   if (Status s = CheckKnownKeys(
           root, "",
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
-           "expose_openid", "durability", "http"});
+           "expose_openid", "durability", "http", "storage"});
       !s.ok()) {
     return s;
   }
@@ -462,8 +467,21 @@ Status ApplyFile(const json& root, Config* config) {
 
   if (auto it = root.find("http"); it != root.end()) {
     if (!it->is_object()) return ConfigError("http", "expected an object");
-    if (Status s = CheckKnownKeys(*it, "http.", {"threads"}); !s.ok()) {
+    if (Status s = CheckKnownKeys(*it, "http.", {"threads", "max_connections"});
+        !s.ok()) {
       return s;
+    }
+    if (auto limit = it->find("max_connections"); limit != it->end()) {
+      bool ok = limit->is_number_integer() &&
+                limit->get<int64_t>() >= kMinHttpConnections &&
+                limit->get<int64_t>() <= kMaxHttpConnections;
+      if (!ok) {
+        return ConfigError("http.max_connections",
+                           "expected an integer from " +
+                               std::to_string(kMinHttpConnections) + " to " +
+                               std::to_string(kMaxHttpConnections));
+      }
+      config->http_max_connections = static_cast<int>(limit->get<int64_t>());
     }
     if (auto threads = it->find("threads"); threads != it->end()) {
       bool ok = threads->is_number_integer() && threads->get<int64_t>() >= 0 &&
@@ -474,6 +492,57 @@ Status ApplyFile(const json& root, Config* config) {
                                std::to_string(kMaxHttpThreads));
       }
       config->http_threads = static_cast<int>(threads->get<int64_t>());
+    }
+  }
+
+  // storage: sealing at rest and a size cap. The key files are read by the
+  // caller (sealed_store.h), so a bad key stops start-up there.
+  if (auto it = root.find("storage"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("storage", "expected an object");
+    if (Status s = CheckKnownKeys(
+            *it, "storage.",
+            {"master_key_file", "previous_master_key_files", "max_pages"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto file = it->find("master_key_file"); file != it->end()) {
+      if (!file->is_string() || file->get<std::string>().empty()) {
+        return ConfigError("storage.master_key_file",
+                           "expected a non-empty path");
+      }
+      config->master_key_file = file->get<std::string>();
+    }
+    if (auto files = it->find("previous_master_key_files");
+        files != it->end()) {
+      if (!files->is_array()) {
+        return ConfigError("storage.previous_master_key_files",
+                           "expected an array of paths");
+      }
+      for (size_t i = 0; i < files->size(); ++i) {
+        const json& file = (*files)[i];
+        if (!file.is_string() || file.get<std::string>().empty()) {
+          return ConfigError("storage.previous_master_key_files[" +
+                                 std::to_string(i) + "]",
+                             "expected a non-empty path");
+        }
+        config->previous_master_key_files.push_back(file.get<std::string>());
+      }
+      if (!files->empty() && config->master_key_file.empty()) {
+        return ConfigError("storage.previous_master_key_files",
+                           "needs storage.master_key_file as well");
+      }
+    }
+    if (auto pages = it->find("max_pages"); pages != it->end()) {
+      // 2^31 - 2: SQLite's own ceiling for max_page_count.
+      constexpr int64_t kMaxPages = 2147483646;
+      bool ok = pages->is_number_integer() && pages->get<int64_t>() >= 0 &&
+                pages->get<int64_t>() <= kMaxPages;
+      if (!ok) {
+        return ConfigError("storage.max_pages",
+                           "expected an integer from 0 (no cap) to " +
+                               std::to_string(kMaxPages));
+      }
+      config->storage_max_pages = pages->get<int64_t>();
     }
   }
   return Status::Ok();
@@ -513,9 +582,11 @@ Status ApplyEnvironment(const GetEnv& env, Config* config) {
                          "well");
     }
     std::string value;
+    std::string value_file;
     if (secret) {
       value = *secret;
     } else {
+      value_file = *secret_file;
       Result<std::string> read =
           ReadSecretFile(*secret_file, "WXSESSIOND_SECRET_FILE");
       if (!read.ok()) return read.status();
@@ -525,10 +596,11 @@ Status ApplyEnvironment(const GetEnv& env, Config* config) {
     for (AppConfig& app : config->apps) {
       if (app.appid == *appid) {
         app.secret = value;
+        app.secret_file = value_file;
         replaced = true;
       }
     }
-    if (!replaced) config->apps.push_back(AppConfig{*appid, value});
+    if (!replaced) config->apps.push_back(AppConfig{*appid, value, value_file});
   }
 
   if (std::optional<std::string> base =

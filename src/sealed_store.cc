@@ -144,8 +144,9 @@ Result<std::string> SessionKeyring::OpenWith(
   }
   if (key == nullptr) {
     return Unopenable("was sealed under master key " + crypto::HexEncode(id) +
-                      ", which is not configured (storage.master_key_file "
-                      "is " + PrimaryKeyId() + ")");
+                      ", which is not among the configured keys "
+                      "(storage.master_key_file, "
+                      "storage.previous_master_key_files)");
   }
   std::optional<std::string> opened = crypto::Aes256GcmOpen(
       key->bytes, std::string_view(*raw).substr(kKeyIdBytes, kNonceBytes),

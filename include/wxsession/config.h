@@ -22,7 +22,8 @@ namespace wxsession {
 
 struct AppConfig {
   std::string appid;
-  std::string secret;  // never printed
+  std::string secret;       // never printed
+  std::string secret_file = {};  // where the secret was read; "" if inline
 };
 
 enum class Durability { kNormal, kFull };
@@ -43,6 +44,14 @@ struct Config {
   bool expose_openid = false;
   Durability durability = Durability::kNormal;
   int http_threads = 0;  // 0 = choose from the machine
+  // Open connections served at once; more are answered 429 and closed. Each
+  // holds a thread (cpp-httplib's model), so this also caps threads.
+  int http_max_connections = 512;
+
+  // storage: secrets at rest and a size cap (docs/SECURITY.md).
+  std::string master_key_file;  // empty: session_keys stored as received
+  std::vector<std::string> previous_master_key_files;  // open only (rotation)
+  int64_t storage_max_pages = 0;  // 0 = no cap; else SQLite max_page_count
 
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;

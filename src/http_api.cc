@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "http_connections.h"
 #include "httplib_server.h"
 #include "request_parsing.h"
 #include "wxsession/crypto.h"
@@ -79,6 +80,49 @@ void RenderError(httplib::Response& res, const Status& status) {
   }
 }
 
+// The connection closes after this response: part of the request may be
+// left unread, and must not be taken for the next request.
+void CloseConnection(httplib::Response& res) {
+  res.set_header("Connection", "close");
+  GuardedServer::CloseAfterResponse();
+}
+
+// Request framing that proxies and this server could read differently
+// (request smuggling) is refused: RFC 9112 section 6.3 says such a request
+// gets a 400 and the connection closes. So are repeated singleton fields.
+Status CheckFraming(const httplib::Request& req) {
+  size_t lengths = req.get_header_value_count("Content-Length");
+  if (lengths > 0 && req.has_header("Transfer-Encoding")) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "send Content-Length or Transfer-Encoding, not both");
+  }
+  for (size_t i = 0; i < lengths; ++i) {
+    const std::string value = req.get_header_value("Content-Length", i);
+    if (value.empty() || value.size() > 19 ||  // 19 digits fit in int64
+        value.find_first_not_of("0123456789") != std::string::npos ||
+        value != req.get_header_value("Content-Length", 0)) {
+      return Status(ErrorCode::kInvalidRequest,
+                    "Content-Length must be one decimal number");
+    }
+  }
+  // Fields that must appear once (RFC 9110): with two, a proxy and this
+  // server could each act on a different one.
+  for (const char* singleton : {"Host", "Authorization", "X-WX-Session",
+                                "Content-Type"}) {
+    if (req.get_header_value_count(singleton) > 1) {
+      return Status(ErrorCode::kInvalidRequest,
+                    std::string("send at most one ") + singleton + " header");
+    }
+  }
+  if (req.get_header_value_count("Transfer-Encoding") > 1 ||
+      (req.has_header("Transfer-Encoding") &&
+       req.get_header_value("Transfer-Encoding") != "chunked")) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "the only Transfer-Encoding accepted is chunked");
+  }
+  return Status::Ok();
+}
+
 bool IsSafeRequestId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](unsigned char c) {
@@ -132,7 +176,7 @@ httplib::Server::HandlerWithContentReader WithBody(Handler handler) {
       });
       if (!read || with_body.body.size() > HttpServer::kMaxBodyBytes) {
         // Part of the body may still be unread: this connection is done.
-        res.set_header("Connection", "close");
+        CloseConnection(res);
         if (res.status == 413 ||
             with_body.body.size() > HttpServer::kMaxBodyBytes) {
           return RenderError(res, Status(ErrorCode::kPayloadTooLarge,
@@ -150,16 +194,57 @@ json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
+// Threads, connection limit and the answer past it (http_connections.h).
+GuardedServer::Limits ConnectionLimits(const Config& config, Logger& logger) {
+  GuardedServer::Limits limits;
+  int threads = config.http_threads;
+  if (threads <= 0) {
+    // Kept ready; more start on demand (each open connection holds one, and
+    // a login holds one for the whole upstream call).
+    threads = std::max(16, 8 * static_cast<int>(
+                                   std::thread::hardware_concurrency()));
+  }
+  limits.max_connections = static_cast<size_t>(config.http_max_connections);
+  limits.min_threads =
+      std::min(static_cast<size_t>(threads), limits.max_connections);
+  const Status overloaded(ErrorCode::kRateLimited,
+                          "the server has too many open connections; retry "
+                          "shortly");
+  const std::string body =
+      json({{"error", ErrorCodeName(overloaded.code())},
+            {"message", overloaded.message()}})
+          .dump();
+  limits.overload_response =
+      "HTTP/1.1 " + std::to_string(HttpStatusFor(overloaded.code())) +
+      " Too Many Requests\r\nContent-Type: application/json\r\n"
+      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  auto last_logged = std::make_shared<std::atomic<int64_t>>(0);
+  limits.on_overload = [&logger, last_logged](uint64_t refused) {
+    // One line per 10 s at most: a flood must not flood the log too.
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    int64_t last = last_logged->load();
+    if (now - last >= 10 && last_logged->compare_exchange_strong(last, now)) {
+      logger.Warn("connections_refused",
+                  {{"total", static_cast<long long>(refused)},
+                   {"detail", "http.max_connections reached"}});
+    }
+  };
+  return limits;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(const Config& c, SessionService& s, Logger& l)
-      : config(c), service(s), logger(l) {}
+      : config(c), service(s), logger(l), server(ConnectionLimits(c, l)) {}
 
   const Config& config;
   SessionService& service;
   Logger& logger;
-  DeepBacklogServer server;
+  GuardedServer server;
 
   void Configure();
   void RegisterRoutes();
@@ -182,14 +267,7 @@ void HttpServer::Impl::Configure() {
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
   server.set_keep_alive_max_count(1000);  // requests per connection
-  int threads = config.http_threads;
-  if (threads <= 0) {
-    // Each connection holds a thread while it is open (cpp-httplib's model),
-    // and a login holds one for the whole upstream call.
-    threads = std::max(16, 8 * static_cast<int>(
-                                   std::thread::hardware_concurrency()));
-  }
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Threads and the connection limit: see ConnectionLimits.
 
   server.set_pre_routing_handler(
       [](const httplib::Request& req, httplib::Response& res) {
@@ -199,6 +277,11 @@ void HttpServer::Impl::Configure() {
                          ? incoming
                          : crypto::HexEncode(crypto::RandomBytes(8));
         res.set_header("X-Request-Id", request_id);
+        if (Status framing = CheckFraming(req); !framing.ok()) {
+          CloseConnection(res);
+          RenderError(res, framing);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         return httplib::Server::HandlerResponse::Unhandled;
       });
 
@@ -279,7 +362,7 @@ void HttpServer::Impl::RegisterRoutes() {
 void HttpServer::Impl::RegisterFallbacks() {
   server.Post(".*", [](const httplib::Request&, httplib::Response& res,
                        const httplib::ContentReader&) {
-    res.set_header("Connection", "close");  // the body, if any, is unread
+    CloseConnection(res);  // the body, if any, is unread
     RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
   });
 }

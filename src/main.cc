@@ -388,9 +388,11 @@ int CmdMockWeChat(int argc, char** argv) {
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   MockWeChatOptions options;
   if (args.Has("delay")) {
+    // A named copy: `end` points into it, so it must outlive the check.
+    const std::string text = args.Get("delay");
     char* end = nullptr;
-    long long delay = std::strtoll(args.Get("delay").c_str(), &end, 10);
-    if (*end != '\0' || delay < 0) {
+    long long delay = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || delay < 0) {
       return Usage(usage, "--delay: expected milliseconds, e.g. 100");
     }
     options.delay_ms = delay;

@@ -53,7 +53,8 @@ const char* kMainUsage =
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
     "  revoke       end sessions while the server runs\n"
     "  stats        print session and database counts as JSON\n"
-    "  migrate-store copy live sessions from the SQLite file to Redis\n"
+    "  migrate-store\n"
+    "               copy live sessions from the SQLite file to Redis\n"
     "  version      print the version\n"
     "\n"
     "Run 'wxsessiond <command> --help' for a command's options.\n";

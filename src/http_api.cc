@@ -1,14 +1,16 @@
 // HTTP adapter: API v1 on cpp-httplib.
 //
 // Handlers parse, call SessionService / OpenDataService / the token centre,
-// render. HttpStatusFor below is the one
-// table from ErrorCode to HTTP status. Client-facing messages come from
-// Status::message(), which modules keep free of secrets; operator detail goes
-// to the log.
+// render. HttpStatusFor below is the one table from ErrorCode to HTTP
+// status. Client-facing messages come from Status::message(), which modules
+// keep free of secrets; operator detail goes to the log.
 #include "wxsession/http_api.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -91,6 +93,70 @@ bool IsSafeRequestId(const std::string& id) {
   });
 }
 
+// A request id unique within this process's life and, by its random prefix,
+// across processes: "<8 random hex>-<counter>". Ids only correlate log lines
+// with client reports, so they need uniqueness, not secrecy, and a counter
+// spares every request a CSPRNG call.
+std::string NewRequestId() {
+  static const std::string prefix = crypto::HexEncode(crypto::RandomBytes(4));
+  static std::atomic<uint64_t> counter{0};
+  char suffix[24];
+  std::snprintf(suffix, sizeof(suffix), "-%llx",
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return prefix + suffix;
+}
+
+// Appends `text` as a JSON string literal. Values rendered on the lookup path
+// (appid, openid, unionid) come from WeChat and the config, so they are
+// escaped all the same; bytes >= 0x80 pass through (UTF-8 stays UTF-8).
+void AppendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+// GET /v1/session's body, rendered without building a JSON DOM: every API
+// request a mini program makes goes through a lookup.
+std::string RenderSessionJson(const SessionInfo& info) {
+  std::string out;
+  out.reserve(192);  // bytes: a typical body, so one allocation suffices
+  out += "{\"appid\":";
+  AppendJsonString(out, info.appid);
+  out += ",\"openid\":";
+  AppendJsonString(out, info.openid);
+  out += ",\"unionid\":";
+  if (info.unionid) {
+    AppendJsonString(out, *info.unionid);
+  } else {
+    out += "null";
+  }
+  out += ",\"created_at\":" + std::to_string(info.created_at);
+  out += ",\"last_seen_at\":" + std::to_string(info.last_seen_at);
+  out += ",\"expires_at\":" + std::to_string(info.expires_at);
+  out += '}';
+  return out;
+}
+
+namespace {
+
 // The credential from "Authorization: Bearer <credential>", or nullopt.
 std::optional<std::string> BearerFrom(const httplib::Request& req) {
   const std::string auth = req.get_header_value("Authorization");
@@ -150,6 +216,39 @@ Result<std::string> StringField(const json& body, const char* name,
   return found->get<std::string>();
 }
 
+// cpp-httplib 0.11 reads a POST without Content-Length or chunked encoding
+// until the peer closes the connection, so `curl -X POST` with no body would
+// hold a thread for the whole read timeout and then get a 400. RFC 9112 says
+// such a request has no body. POST routes therefore take the body through a
+// content reader, and read it only when the request announces one.
+using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+httplib::Server::HandlerWithContentReader WithBody(Handler handler) {
+  return [handler](const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader) {
+    httplib::Request with_body = req;
+    if (req.has_header("Content-Length") ||
+        req.has_header("Transfer-Encoding")) {
+      bool read = reader([&with_body](const char* data, size_t length) {
+        with_body.body.append(data, length);
+        return with_body.body.size() <= HttpServer::kMaxBodyBytes;
+      });
+      if (!read || with_body.body.size() > HttpServer::kMaxBodyBytes) {
+        // Part of the body may still be unread: this connection is done.
+        res.set_header("Connection", "close");
+        if (res.status == 413 ||
+            with_body.body.size() > HttpServer::kMaxBodyBytes) {
+          return RenderError(res, Status(ErrorCode::kPayloadTooLarge,
+                                         "the body is larger than 64 KiB"));
+        }
+        return RenderError(res, Status(ErrorCode::kInvalidRequest,
+                                       "the body could not be read"));
+      }
+    }
+    handler(with_body, res);
+  };
+}
+
 json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
@@ -178,6 +277,7 @@ struct HttpServer::Impl {
 
   void Configure();
   void RegisterRoutes();
+  void RegisterFallbacks();
 
   void Login(const httplib::Request& req, httplib::Response& res);
   void GetSession(const httplib::Request& req, httplib::Response& res);
@@ -196,42 +296,14 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::Configure() {
-  // Without TCP_NODELAY small responses wait out Nagle + delayed ACK (40 ms
-  // stalls measured with cpp-httplib 0.11).
-  server.set_tcp_nodelay(true);
+  ApplyServerSettings(server, config.http_threads);
   server.set_payload_max_length(kMaxBodyBytes);
-  // Seconds a kept-alive connection may sit idle, and a request may take to
-  // arrive, before the thread serving it is freed.
-  server.set_keep_alive_timeout(5);
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_keep_alive_max_count(1000);  // requests per connection
-  int threads = config.http_threads;
-  if (threads <= 0) {
-    // Each connection holds a thread while it is open (cpp-httplib's model),
-    // and a login holds one for the whole upstream call.
-    threads = std::max(16, 8 * static_cast<int>(
-                                   std::thread::hardware_concurrency()));
-  }
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 
   server.set_pre_routing_handler(
       [](const httplib::Request& req, httplib::Response& res) {
         request_started = std::chrono::steady_clock::now();
-        // RFC 9112 section 6.3: a request with neither Content-Length nor
-        // Transfer-Encoding has an empty body. cpp-httplib 0.11 instead
-        // reads a POST body until the read timeout (5 s) and answers 400,
-        // which breaks bodiless POSTs (/v1/logout, /v1/session/check from
-        // `curl -X POST`). Saying so explicitly makes it read nothing; the
-        // request object is httplib's own, non-const, hence the cast.
-        if (!req.has_header("Content-Length") &&
-            !req.has_header("Transfer-Encoding")) {
-          const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
-        }
         std::string incoming = req.get_header_value("X-Request-Id");
-        request_id = IsSafeRequestId(incoming)
-                         ? incoming
-                         : crypto::HexEncode(crypto::RandomBytes(8));
+        request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
         res.set_header("X-Request-Id", request_id);
         return httplib::Server::HandlerResponse::Unhandled;
       });
@@ -292,36 +364,32 @@ void HttpServer::Impl::Configure() {
 }
 
 void HttpServer::Impl::RegisterRoutes() {
-  server.Post("/v1/login", [this](const httplib::Request& req,
-                                  httplib::Response& res) { Login(req, res); });
+  server.Post("/v1/login",
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Login(req, res); }));
   server.Get("/v1/session",
              [this](const httplib::Request& req, httplib::Response& res) {
                GetSession(req, res);
              });
   server.Post("/v1/logout",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                Logout(req, res);
-              });
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Logout(req, res); }));
   server.Get("/healthz",
              [this](const httplib::Request& req, httplib::Response& res) {
                Health(req, res);
              });
   server.Post("/v1/decrypt",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                Decrypt(req, res);
-              });
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Decrypt(req, res); }));
   server.Post("/v1/verify",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                Verify(req, res);
-              });
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Verify(req, res); }));
   server.Post("/v1/phone",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                Phone(req, res);
-              });
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Phone(req, res); }));
   server.Post("/v1/session/check",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                CheckSession(req, res);
-              });
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { CheckSession(req, res); }));
   // Admin routes exist only with an admin token: without one they are
   // plain 404s, not a door with a missing lock.
   if (!config.admin_token.empty()) {
@@ -330,6 +398,16 @@ void HttpServer::Impl::RegisterRoutes() {
                  AdminAccessToken(req, res);
                });
   }
+}
+
+// Registered after every route: a POST to an unknown path is answered 404
+// without waiting for a body it may not announce (see WithBody).
+void HttpServer::Impl::RegisterFallbacks() {
+  server.Post(".*", [](const httplib::Request&, httplib::Response& res,
+                       const httplib::ContentReader&) {
+    res.set_header("Connection", "close");  // the body, if any, is unread
+    RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
+  });
 }
 
 void HttpServer::Impl::Login(const httplib::Request& req,
@@ -367,13 +445,8 @@ void HttpServer::Impl::GetSession(const httplib::Request& req,
   if (id.empty()) return RenderError(res, MissingSession());
   Result<SessionInfo> info = service.Lookup(id);
   if (!info.ok()) return RenderError(res, info.status());
-  RenderJson(res, 200,
-             {{"appid", info->appid},
-              {"openid", info->openid},
-              {"unionid", OptionalString(info->unionid)},
-              {"created_at", info->created_at},
-              {"last_seen_at", info->last_seen_at},
-              {"expires_at", info->expires_at}});
+  res.status = 200;
+  res.set_content(RenderSessionJson(info.value()), kJsonType);
 }
 
 void HttpServer::Impl::Logout(const httplib::Request& req,
@@ -529,6 +602,7 @@ HttpServer::HttpServer(const Config& config, SessionService& service,
           std::make_unique<Impl>(config, service, open_data, tokens, logger)) {
   impl_->Configure();
   impl_->RegisterRoutes();
+  impl_->RegisterFallbacks();
 }
 
 HttpServer::~HttpServer() = default;

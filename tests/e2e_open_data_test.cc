@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "redis_support.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 
@@ -31,6 +32,7 @@ using json = nlohmann::json;
 using testing_support::BinaryPath;
 using testing_support::PortFromListeningLine;
 using testing_support::Process;
+using testing_support::RedisServerProcess;
 using testing_support::ServerFixture;
 using testing_support::TempDir;
 using testing_support::WriteFile;
@@ -609,11 +611,12 @@ class TokenCentreE2E : public ::testing::Test {
   // fixture's 1 s WeChat timeout.
   static constexpr int kMockDelayMs = 300;
 
-  TokenCentreE2E()
+  // `store_config`: extra config keys, e.g. a Redis store.
+  explicit TokenCentreE2E(const std::string& store_config = "")
       : mock_({BinaryPath(), "mock-wechat", "--listen", "127.0.0.1:0",
                "--delay", std::to_string(kMockDelayMs)}),
         mock_port_(MockPort(mock_)),
-        fixture_(AdminConfig(admin_dir_), /*start_mock=*/false,
+        fixture_(AdminConfig(admin_dir_, store_config), /*start_mock=*/false,
                  "http://127.0.0.1:" + std::to_string(mock_port_)) {}
 
   static int MockPort(Process& mock) {
@@ -663,6 +666,35 @@ class TokenCentreE2E : public ::testing::Test {
     return Get(mock, "/mock/stats").value("stable_token", -1);
   }
 
+  // Two server processes on one store: concurrent callers on both share
+  // one fetch, and a restart of one keeps the token.
+  void ExpectTwoServersShareOneToken() {
+    int second_port = 0;
+    std::unique_ptr<Process> second = StartSecondServer(&second_port);
+    ASSERT_GT(second_port, 0) << second->Stderr();
+
+    // Both processes at once, 25 callers each: one fetch between them.
+    const std::vector<std::string> tokens =
+        ConcurrentTokens({fixture_.port(), second_port}, 25);
+    ASSERT_EQ(tokens.size(), 50u);
+    const std::set<std::string> distinct(tokens.begin(), tokens.end());
+    ASSERT_EQ(distinct.size(), 1u);
+    const std::string token = *distinct.begin();
+    EXPECT_FALSE(token.empty());
+    EXPECT_EQ(StableTokenCalls(), 1);
+
+    // Restart the first server: the token comes back from the store.
+    fixture_.StopServer(SIGTERM);
+    ASSERT_EQ(fixture_.WaitServer(5000), std::optional<int>(0));
+    ASSERT_TRUE(fixture_.Start());
+    EXPECT_EQ(ConcurrentTokens({fixture_.port()}, 1),
+              std::vector<std::string>{token});
+    EXPECT_EQ(StableTokenCalls(), 1);
+
+    second->Signal(SIGTERM);
+    EXPECT_EQ(second->Wait(5000), std::optional<int>(0));
+  }
+
   Process mock_;
   int mock_port_;
   TempDir admin_dir_;
@@ -679,30 +711,31 @@ TEST_F(TokenCentreE2E, HundredConcurrentCallersMakeOneUpstreamCall) {
 }
 
 TEST_F(TokenCentreE2E, TwoServerProcessesShareOneTokenAndARestartKeepsIt) {
-  int second_port = 0;
-  std::unique_ptr<Process> second = StartSecondServer(&second_port);
-  ASSERT_GT(second_port, 0) << second->Stderr();
+  ExpectTwoServersShareOneToken();
+}
 
-  // Both processes at once, 25 callers each: one fetch between them.
-  const std::vector<std::string> tokens =
-      ConcurrentTokens({fixture_.port(), second_port}, 25);
-  ASSERT_EQ(tokens.size(), 50u);
-  const std::set<std::string> distinct(tokens.begin(), tokens.end());
-  ASSERT_EQ(distinct.size(), 1u);
-  const std::string token = *distinct.begin();
-  EXPECT_FALSE(token.empty());
-  EXPECT_EQ(StableTokenCalls(), 1);
+// A running redis-server, started before the fixture that names it.
+struct RunningRedis {
+  RunningRedis() { started = redis.Start(); }
+  RedisServerProcess redis;
+  bool started = false;
+};
 
-  // Restart the first server: the token comes back from the database.
-  fixture_.StopServer(SIGTERM);
-  ASSERT_EQ(fixture_.WaitServer(5000), std::optional<int>(0));
-  ASSERT_TRUE(fixture_.Start());
-  EXPECT_EQ(ConcurrentTokens({fixture_.port()}, 1),
-            std::vector<std::string>{token});
-  EXPECT_EQ(StableTokenCalls(), 1);
+// The same with the Redis store: the token and the lease live in Redis.
+class RedisTokenCentreE2E : protected RunningRedis, public TokenCentreE2E {
+ protected:
+  RedisTokenCentreE2E()
+      : TokenCentreE2E(R"("store": ")" + redis.url() +
+                       R"(", "redis": {"prefix": "tok:"})") {}
+  void SetUp() override {
+    ASSERT_TRUE(started) << redis.error();
+    TokenCentreE2E::SetUp();
+  }
+};
 
-  second->Signal(SIGTERM);
-  EXPECT_EQ(second->Wait(5000), std::optional<int>(0));
+TEST_F(RedisTokenCentreE2E, TwoServerProcessesShareOneTokenAndARestartKeepsIt) {
+  ExpectTwoServersShareOneToken();
+  EXPECT_NE(redis.Command({"KEYS", "tok:*"}), "") << "nothing stored in Redis";
 }
 
 }  // namespace

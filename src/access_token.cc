@@ -136,6 +136,7 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     const bool still_works = !forced && cached.ok() && cached->expires_at > now;
 
     AppState* state = nullptr;
+    bool recently_forced = false;
     std::promise<Result<AccessToken>> promise;
     std::shared_future<Result<AccessToken>> running;
     {
@@ -150,13 +151,24 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
         if (still_works && now < state->next_attempt_at) return cached;
         if (forced && state->forced_before &&
             now - state->last_forced_at < kMinForceIntervalSeconds) {
-          return Status(ErrorCode::kUpstreamError,
-                        "WeChat rejected the access_token of " + appid +
-                            " that was force-refreshed moments ago; not "
-                            "forcing another (WeChat allows one per 30 s)");
+          recently_forced = true;
+        } else {
+          state->flight = promise.get_future().share();
         }
-        state->flight = promise.get_future().share();
       }
+    }
+
+    if (recently_forced) {
+      // Another caller's forced refresh may have finished between our read
+      // of the store and taking the lock: its token is the answer.
+      Result<AccessToken> latest = store_.GetAccessToken(appid);
+      if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
+        return latest;
+      }
+      return Status(ErrorCode::kUpstreamError,
+                    "WeChat rejected the access_token of " + appid +
+                        " that was force-refreshed moments ago; not "
+                        "forcing another (WeChat allows one per 30 s)");
     }
 
     if (running.valid()) {

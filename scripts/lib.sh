@@ -8,9 +8,9 @@ WXS_PACKAGES=(
   libcpp-httplib-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
   libgtest-dev googletest
   sqlite3 ca-certificates
-  # Running in production: sd_notify, and the openssl CLI that makes the
-  # TLS test's certificate.
-  libsystemd-dev openssl
+  # Running in production: sd_notify, the real nginx the gateway test runs,
+  # and the openssl CLI that makes the TLS test's certificate.
+  libsystemd-dev nginx-light openssl
 )
 
 wxs_log() { printf '==> %s\n' "$*" >&2; }

@@ -11,6 +11,8 @@ WXS_PACKAGES=(
   # Running in production: sd_notify, the real nginx the gateway test runs,
   # and the openssl CLI that makes the TLS test's certificate.
   libsystemd-dev nginx-light openssl
+  # Redis backend (issue 6): the client library, and the servers the tests run.
+  libhiredis-dev redis-server redis-sentinel
 )
 
 wxs_log() { printf '==> %s\n' "$*" >&2; }

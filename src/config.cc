@@ -19,6 +19,8 @@
 //   CREDENTIALS_DIRECTORY    set by systemd for LoadCredential=; replaces a
 //                            leading $CREDENTIALS_DIRECTORY in secret_file,
 //                            tls.cert and tls.key.
+//   WXSESSIOND_REDIS_PASSWORD the Redis password, when the store URL holds
+//                            none (instead of redis.password_file).
 //
 // Relative paths (database, secret_file) are relative to the process working
 // directory, not to the config file.
@@ -26,6 +28,8 @@
 // wechat.timeout accepts what other durations accept (seconds), plus a
 // fractional number of seconds (0.5) or a string in milliseconds ("500ms").
 #include "wxsession/config.h"
+
+#include "wxsession/store_locator.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -37,7 +41,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
-#include <thread>
 
 #include "wxsession/client_ip.h"
 
@@ -382,12 +385,87 @@ Status ParseApp(const json& entry, const std::string& prefix,
   return Status::Ok();
 }
 
+// `store` and the `redis` object (the Redis backend, issue 6).
+Status ApplyStoreKeys(const json& root, Config* config) {
+  if (auto it = root.find("store"); it != root.end()) {
+    if (!it->is_string()) {
+      return ConfigError("store", "expected \"sqlite\" or a Redis URL");
+    }
+    Result<StoreLocator> locator = ParseStoreLocator(it->get<std::string>());
+    // The locator's messages start with "store: " and never quote the URL.
+    if (!locator.ok()) return Status(ErrorCode::kInvalidRequest,
+                                     "config: " + locator.status().message());
+    config->store = it->get<std::string>();
+  }
+  auto redis = root.find("redis");
+  if (redis == root.end()) return Status::Ok();
+  if (!redis->is_object()) return ConfigError("redis", "expected an object");
+  if (Status s = CheckKnownKeys(*redis, "redis.",
+                                {"prefix", "timeout", "pool_size",
+                                 "min_replicas_ack", "password_file"});
+      !s.ok()) {
+    return s;
+  }
+  RedisConfig& out = config->redis;
+  if (auto it = redis->find("prefix"); it != redis->end()) {
+    // 64 bytes: a namespace, not data; keeps every key short.
+    bool ok = it->is_string() && !it->get<std::string>().empty() &&
+              it->get<std::string>().size() <= 64 &&
+              it->get<std::string>().find_first_of(" \t\r\n") ==
+                  std::string::npos;
+    if (!ok) {
+      return ConfigError("redis.prefix",
+                         "expected a non-empty string without spaces, at "
+                         "most 64 characters, e.g. \"wxs:\"");
+    }
+    out.prefix = it->get<std::string>();
+  }
+  if (auto it = redis->find("timeout"); it != redis->end()) {
+    if (Status s = ParseTimeoutKey(*it, "redis.timeout", &out.timeout_ms);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (auto it = redis->find("pool_size"); it != redis->end()) {
+    constexpr int64_t kMaxPool = 1024;  // more is a typo, not a tuning choice
+    bool ok = it->is_number_integer() && it->get<int64_t>() >= 1 &&
+              it->get<int64_t>() <= kMaxPool;
+    if (!ok) {
+      return ConfigError("redis.pool_size",
+                         "expected an integer from 1 to " +
+                             std::to_string(kMaxPool));
+    }
+    out.pool_size = static_cast<int>(it->get<int64_t>());
+  }
+  if (auto it = redis->find("min_replicas_ack"); it != redis->end()) {
+    constexpr int64_t kMaxReplicas = 64;  // far beyond any real deployment
+    bool ok = it->is_number_integer() && it->get<int64_t>() >= 0 &&
+              it->get<int64_t>() <= kMaxReplicas;
+    if (!ok) {
+      return ConfigError("redis.min_replicas_ack",
+                         "expected an integer from 0 (no wait) to " +
+                             std::to_string(kMaxReplicas));
+    }
+    out.min_replicas_ack = static_cast<int>(it->get<int64_t>());
+  }
+  if (auto it = redis->find("password_file"); it != redis->end()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return ConfigError("redis.password_file", "expected a non-empty path");
+    }
+    Result<std::string> read =
+        ReadSecretFile(it->get<std::string>(), "redis.password_file");
+    if (!read.ok()) return read.status();
+    out.password = std::move(read).value();
+  }
+  return Status::Ok();
+}
+
 Status ApplyFile(const json& root, const SecretSource& secrets,
                  Config* config) {
   if (Status s = CheckKnownKeys(
           root, "",
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
-           "expose_openid", "durability", "http",
+           "expose_openid", "durability", "http", "store", "redis",
            "log", "rate_limit", "trusted_proxies", "tls"});
       !s.ok()) {
     return s;
@@ -518,6 +596,7 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
       config->http_threads = static_cast<int>(threads->get<int64_t>());
     }
   }
+  if (Status s = ApplyStoreKeys(root, config); !s.ok()) return s;
   return Status::Ok();
 }
 
@@ -748,6 +827,11 @@ Status ApplyEnvironment(const GetEnv& env, bool without_secrets,
     if (!replaced) config->apps.push_back(AppConfig{*appid, value});
   }
 
+  if (std::optional<std::string> password =
+          NonEmptyEnv(env, "WXSESSIOND_REDIS_PASSWORD")) {
+    config->redis.password = *password;
+  }
+
   if (std::optional<std::string> base =
           NonEmptyEnv(env, "WXSESSIOND_API_BASE")) {
     if (Status s = NormalizeApiBase(*base, "WXSESSIOND_API_BASE",
@@ -810,13 +894,7 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
 }  // namespace
 
 int EffectiveHttpThreads(const Config& config) {
-  if (config.http_threads > 0) return config.http_threads;
-  // Each connection holds a thread while it is open (cpp-httplib's model),
-  // and a login holds one for the whole upstream call, so a burst of logins
-  // needs a thread each to be served rather than refused by the upstream
-  // bulkhead: 8 per core, at least 64. An idle thread costs only its stack.
-  return std::max(64,
-                  8 * static_cast<int>(std::thread::hardware_concurrency()));
+  return config.http_threads > 0 ? config.http_threads : kDefaultHttpThreads;
 }
 
 int UpstreamReservedThreads(int http_threads) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,70 @@ bool IsSafeRequestId(const std::string& id) {
   });
 }
 
+// A request id unique within this process's life and, by its random prefix,
+// across processes: "<8 random hex>-<counter>". Ids only correlate log lines
+// with client reports, so they need uniqueness, not secrecy, and a counter
+// spares every request a CSPRNG call.
+std::string NewRequestId() {
+  static const std::string prefix = crypto::HexEncode(crypto::RandomBytes(4));
+  static std::atomic<uint64_t> counter{0};
+  char suffix[24];
+  std::snprintf(suffix, sizeof(suffix), "-%llx",
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return prefix + suffix;
+}
+
+// Appends `text` as a JSON string literal. Values rendered on the lookup path
+// (appid, openid, unionid) come from WeChat and the config, so they are
+// escaped all the same; bytes >= 0x80 pass through (UTF-8 stays UTF-8).
+void AppendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+// GET /v1/session's body, rendered without building a JSON DOM: every API
+// request a mini program makes goes through a lookup.
+std::string RenderSessionJson(const SessionInfo& info) {
+  std::string out;
+  out.reserve(192);  // bytes: a typical body, so one allocation suffices
+  out += "{\"appid\":";
+  AppendJsonString(out, info.appid);
+  out += ",\"openid\":";
+  AppendJsonString(out, info.openid);
+  out += ",\"unionid\":";
+  if (info.unionid) {
+    AppendJsonString(out, *info.unionid);
+  } else {
+    out += "null";
+  }
+  out += ",\"created_at\":" + std::to_string(info.created_at);
+  out += ",\"last_seen_at\":" + std::to_string(info.last_seen_at);
+  out += ",\"expires_at\":" + std::to_string(info.expires_at);
+  out += '}';
+  return out;
+}
+
+namespace {
+
 // The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
 // Empty when neither is present.
 std::string SessionIdFrom(const httplib::Request& req) {
@@ -152,11 +217,42 @@ Result<std::string> StringField(const json& body, const char* name,
   return found->get<std::string>();
 }
 
+// cpp-httplib 0.11 reads a POST without Content-Length or chunked encoding
+// until the peer closes the connection, so `curl -X POST` with no body would
+// hold a thread for the whole read timeout and then get a 400. RFC 9112 says
+// such a request has no body. POST routes therefore take the body through a
+// content reader, and read it only when the request announces one.
+using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+httplib::Server::HandlerWithContentReader WithBody(Handler handler) {
+  return [handler](const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader) {
+    httplib::Request with_body = req;
+    if (req.has_header("Content-Length") ||
+        req.has_header("Transfer-Encoding")) {
+      bool read = reader([&with_body](const char* data, size_t length) {
+        with_body.body.append(data, length);
+        return with_body.body.size() <= HttpServer::kMaxBodyBytes;
+      });
+      if (!read || with_body.body.size() > HttpServer::kMaxBodyBytes) {
+        // Part of the body may still be unread: this connection is done.
+        res.set_header("Connection", "close");
+        if (res.status == 413 ||
+            with_body.body.size() > HttpServer::kMaxBodyBytes) {
+          return RenderError(res, Status(ErrorCode::kPayloadTooLarge,
+                                         "the body is larger than 64 KiB"));
+        }
+        return RenderError(res, Status(ErrorCode::kInvalidRequest,
+                                       "the body could not be read"));
+      }
+    }
+    handler(with_body, res);
+  };
+}
+
 json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
-
-using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
 // What HttpServer needs from the httplib subclass beyond httplib::Server.
 struct ListenerControl {
@@ -229,8 +325,10 @@ struct HttpServer::Impl {
   void Configure();
   void RegisterRoutes();
   void RegisterOperationsRoutes();
+  void RegisterFallbacks();
   // Register a route; its pattern labels the request's log line and
   // metrics. Routes registered on `server` directly are labelled "other".
+  // Post reads the body only when one is announced (WithBody).
   void Get(const std::string& pattern, Handler handler);
   void Post(const std::string& pattern, Handler handler);
   void LogRequest(const httplib::Request& req, const httplib::Response& res);
@@ -244,22 +342,8 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::Configure() {
-  // Without TCP_NODELAY small responses wait out Nagle + delayed ACK (40 ms
-  // stalls measured with cpp-httplib 0.11).
-  server.set_tcp_nodelay(true);
+  ApplyServerSettings(server, config.http_threads);
   server.set_payload_max_length(kMaxBodyBytes);
-  // Seconds a kept-alive connection may sit idle before the thread serving
-  // it is freed. Short, because a stop waits for idle kept-alive
-  // connections to time out (cpp-httplib cannot close them early) and must
-  // finish within 5 s; proxies in front keep their own idle timeout below
-  // this (see scripts/deploy/nginx.conf).
-  server.set_keep_alive_timeout(2);
-  // Seconds a request may take to arrive, or an answer to be sent.
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_keep_alive_max_count(1000);  // requests per connection
-  const int threads = EffectiveHttpThreads(config);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 
   server.set_pre_routing_handler(
       [this](const httplib::Request& req, httplib::Response& res) {
@@ -268,9 +352,7 @@ void HttpServer::Impl::Configure() {
         request_route.clear();
         request_error.clear();
         std::string incoming = req.get_header_value("X-Request-Id");
-        request_id = IsSafeRequestId(incoming)
-                         ? incoming
-                         : crypto::HexEncode(crypto::RandomBytes(8));
+        request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
         res.set_header("X-Request-Id", request_id);
         request_client = trusted_proxies.ClientAddress(
             req.remote_addr, ForwardedFor(req),
@@ -379,10 +461,12 @@ void HttpServer::Impl::Get(const std::string& pattern, Handler handler) {
 }
 
 void HttpServer::Impl::Post(const std::string& pattern, Handler handler) {
-  server.Post(pattern, [pattern, handler](const httplib::Request& req,
-                                          httplib::Response& res) {
-    request_route = pattern;
-    handler(req, res);
+  auto with_body = WithBody(std::move(handler));
+  server.Post(pattern, [pattern, with_body](
+                           const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& reader) {
+    request_route = pattern;  // also for a body refused as too large
+    with_body(req, res, reader);
   });
 }
 
@@ -401,6 +485,16 @@ void HttpServer::Impl::RegisterRoutes() {
       [this](const httplib::Request& req, httplib::Response& res) {
         Health(req, res);
       });
+}
+
+// Registered after every route: a POST to an unknown path is answered 404
+// without waiting for a body it may not announce (see WithBody).
+void HttpServer::Impl::RegisterFallbacks() {
+  server.Post(".*", [](const httplib::Request&, httplib::Response& res,
+                       const httplib::ContentReader&) {
+    res.set_header("Connection", "close");  // the body, if any, is unread
+    RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
+  });
 }
 
 void HttpServer::Impl::Login(const httplib::Request& req,
@@ -449,13 +543,8 @@ void HttpServer::Impl::GetSession(const httplib::Request& req,
   if (id.empty()) return RenderError(res, MissingSession());
   Result<SessionInfo> info = service.Lookup(id);
   if (!info.ok()) return RenderError(res, info.status());
-  RenderJson(res, 200,
-             {{"appid", info->appid},
-              {"openid", info->openid},
-              {"unionid", OptionalString(info->unionid)},
-              {"created_at", info->created_at},
-              {"last_seen_at", info->last_seen_at},
-              {"expires_at", info->expires_at}});
+  res.status = 200;
+  res.set_content(RenderSessionJson(info.value()), kJsonType);
 }
 
 void HttpServer::Impl::Logout(const httplib::Request& req,
@@ -522,6 +611,7 @@ HttpServer::HttpServer(const Config& config, SessionService& service,
   impl_->Configure();
   impl_->RegisterRoutes();
   impl_->RegisterOperationsRoutes();
+  impl_->RegisterFallbacks();  // last: they match any path
 }
 
 HttpServer::~HttpServer() = default;

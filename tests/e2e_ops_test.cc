@@ -580,6 +580,15 @@ TEST(E2EBackup, ACopyTakenDuringLoginsOpensAndHoldsTheSessions) {
   auto usage = RunCommand({BinaryPath(), "backup", "--config",
                            fixture.config_path()});
   EXPECT_EQ(usage.exit_code, 2);
+
+  // With a Redis store there is no SQLite file to copy: refused, clearly.
+  TempDir dir;
+  std::string redis_config = WriteConfig(dir, "redis.json", "http://127.0.0.1:9",
+                                         R"("store": "redis://127.0.0.1:9")");
+  auto redis = RunCommand({BinaryPath(), "backup", "--config", redis_config,
+                           dir.File("out.db")});
+  EXPECT_EQ(redis.exit_code, 1);
+  EXPECT_NE(redis.err.find("Redis"), std::string::npos) << redis.err;
 }
 
 // --- SIGTERM during load ----------------------------------------------------

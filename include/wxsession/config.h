@@ -28,10 +28,26 @@ struct AppConfig {
 
 enum class Durability { kNormal, kFull };
 
+// The Redis backend's settings, used when `store` names Redis.
+struct RedisConfig {
+  std::string prefix = "wxs:";  // starts every key, so apps can share a Redis
+  int64_t timeout_ms = 1000;    // connect, and each command's reply
+  int pool_size = 16;           // connections per process, at most
+  // After a login (and a revocation) wait until this many replicas hold the
+  // write; if they do not within timeout_ms / 2, answer store_unavailable.
+  int min_replicas_ack = 0;
+  // From redis.password_file or WXSESSIOND_REDIS_PASSWORD, for a store URL
+  // without a password. Never printed.
+  std::string password;
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
   std::string database = "./wxsessiond.db";
+  // "sqlite" (the file `database`) or a Redis URL; see store_locator.h.
+  std::string store = "sqlite";
+  RedisConfig redis;
   std::vector<AppConfig> apps;
 
   int64_t session_ttl = 30 * 86400;      // seconds, absolute lifetime
@@ -92,9 +108,13 @@ struct ConfigOverrides {
 Result<Config> LoadConfig(const std::string& path, const GetEnv& env,
                           const ConfigOverrides& overrides);
 
-// The HTTP worker threads the server runs: http.threads, or when 0 one
-// chosen from the machine (each connection holds a thread while open, and a
-// login holds one for its whole upstream call).
+// The most HTTP worker threads when http.threads is 0. Threads are made on
+// demand up to this cap (each open connection holds one while open, and a
+// login holds one for its whole upstream call); a thread costs about 64 KiB
+// of touched stack, so 1024 stay well inside memory.
+constexpr int kDefaultHttpThreads = 1024;
+
+// The cap on HTTP worker threads: http.threads, or kDefaultHttpThreads.
 int EffectiveHttpThreads(const Config& config);
 
 // HTTP threads that calls to WeChat (running or waiting) never hold, so a

@@ -16,6 +16,9 @@
 //                            otherwise the app is appended.
 //   WXSESSIOND_API_BASE      replaces wechat.api_base; meant for local
 //                            development against a mock WeChat server.
+//   CREDENTIALS_DIRECTORY    set by systemd for LoadCredential=; replaces a
+//                            leading $CREDENTIALS_DIRECTORY in secret_file,
+//                            tls.cert and tls.key.
 //   WXSESSIOND_REDIS_PASSWORD the Redis password, when the store URL holds
 //                            none (instead of redis.password_file).
 //
@@ -38,6 +41,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
+
+#include "wxsession/client_ip.h"
 
 namespace wxsession {
 namespace {
@@ -310,7 +315,34 @@ Result<std::string> ReadSecretFile(const std::string& file,
   return secret;
 }
 
-Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
+// How file paths that hold secrets are resolved and whether they are read.
+struct SecretSource {
+  const GetEnv& env;
+  bool skip;  // ConfigOverrides::without_secrets
+};
+
+// Replaces a leading "$CREDENTIALS_DIRECTORY" or "${CREDENTIALS_DIRECTORY}"
+// with the environment variable systemd sets for LoadCredential=.
+Result<std::string> ExpandCredentialsPath(const std::string& path,
+                                          const std::string& key_path,
+                                          const GetEnv& env) {
+  for (const char* prefix :
+       {"$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"}) {
+    const std::string text = prefix;
+    if (path.compare(0, text.size(), text) != 0) continue;
+    std::optional<std::string> directory = env("CREDENTIALS_DIRECTORY");
+    if (!directory || directory->empty()) {
+      return ConfigError(key_path,
+                         "$CREDENTIALS_DIRECTORY is not set (it is set by "
+                         "systemd for a unit with LoadCredential=)");
+    }
+    return *directory + "/" + path.substr(text.size());
+  }
+  return path;
+}
+
+Status ParseApp(const json& entry, const std::string& prefix,
+                const SecretSource& secrets, AppConfig* app) {
   if (!entry.is_object()) return ConfigError(prefix, "expected an object");
   if (Status s = CheckKnownKeys(entry, prefix + ".",
                                 {"appid", "secret", "secret_file"});
@@ -345,8 +377,12 @@ Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
   if (!secret_file->is_string() || secret_file->get<std::string>().empty()) {
     return ConfigError(prefix + ".secret_file", "expected a non-empty path");
   }
+  if (secrets.skip) return Status::Ok();
+  Result<std::string> file = ExpandCredentialsPath(
+      secret_file->get<std::string>(), prefix + ".secret_file", secrets.env);
+  if (!file.ok()) return file.status();
   Result<std::string> read =
-      ReadSecretFile(secret_file->get<std::string>(), prefix + ".secret_file");
+      ReadSecretFile(file.value(), prefix + ".secret_file");
   if (!read.ok()) return read.status();
   app->secret = std::move(read).value();
   return Status::Ok();
@@ -472,12 +508,14 @@ Status ApplyStoreKeys(const json& root, Config* config) {
   return Status::Ok();
 }
 
-Status ApplyFile(const json& root, Config* config) {
+Status ApplyFile(const json& root, const SecretSource& secrets,
+                 Config* config) {
   if (Status s = CheckKnownKeys(
           root, "",
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
            "expose_openid", "durability", "http", "store", "redis",
-           "open_data", "admin"});
+           "open_data", "admin", "log", "rate_limit", "trusted_proxies",
+           "tls"});
       !s.ok()) {
     return s;
   }
@@ -505,7 +543,9 @@ Status ApplyFile(const json& root, Config* config) {
     for (size_t i = 0; i < it->size(); ++i) {
       std::string prefix = "apps[" + std::to_string(i) + "]";
       AppConfig app;
-      if (Status s = ParseApp((*it)[i], prefix, &app); !s.ok()) return s;
+      if (Status s = ParseApp((*it)[i], prefix, secrets, &app); !s.ok()) {
+        return s;
+      }
       if (!seen.insert(app.appid).second) {
         return ConfigError(prefix + ".appid", "duplicate appid " + app.appid);
       }
@@ -545,7 +585,8 @@ Status ApplyFile(const json& root, Config* config) {
 
   if (auto it = root.find("wechat"); it != root.end()) {
     if (!it->is_object()) return ConfigError("wechat", "expected an object");
-    if (Status s = CheckKnownKeys(*it, "wechat.", {"api_base", "timeout"});
+    if (Status s = CheckKnownKeys(*it, "wechat.",
+                                  {"api_base", "timeout", "max_concurrent"});
         !s.ok()) {
       return s;
     }
@@ -626,6 +667,180 @@ Status ApplyFile(const json& root, Config* config) {
   return Status::Ok();
 }
 
+// --- Running in production: log, rate_limit, trusted_proxies, tls and
+// --- wechat.max_concurrent.
+
+constexpr int64_t kMaxLoginRatePerMinute = 1000000;  // more is a typo
+
+Status ParseTlsPath(const json& value, const std::string& key_path,
+                    const SecretSource& secrets, std::string* out) {
+  if (!value.is_string() || value.get<std::string>().empty()) {
+    return ConfigError(key_path, "expected a non-empty path to a PEM file");
+  }
+  if (secrets.skip) {
+    *out = value.get<std::string>();
+    return Status::Ok();
+  }
+  Result<std::string> path =
+      ExpandCredentialsPath(value.get<std::string>(), key_path, secrets.env);
+  if (!path.ok()) return path.status();
+  // Read once here so a missing or unreadable file is reported by key; the
+  // TLS library reads it again when the server starts.
+  Result<std::string> content =
+      ReadWholeFile(path.value(), kMaxConfigFileBytes);
+  if (!content.ok()) {
+    return ConfigError(key_path,
+                       path.value() + ": " + content.status().message());
+  }
+  *out = path.value();
+  return Status::Ok();
+}
+
+Status ApplyOperationsKeys(const json& root, const SecretSource& secrets,
+                           Config* config) {
+  if (auto it = root.find("log"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("log", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "log.", {"format", "level"}); !s.ok()) {
+      return s;
+    }
+    if (auto format = it->find("format"); format != it->end()) {
+      std::string value = format->is_string() ? format->get<std::string>() : "";
+      if (value == "json") {
+        config->log_format = LogFormat::kJson;
+      } else if (value == "text") {
+        config->log_format = LogFormat::kText;
+      } else {
+        return ConfigError("log.format", "expected \"json\" or \"text\"");
+      }
+    }
+    if (auto level = it->find("level"); level != it->end()) {
+      std::string value = level->is_string() ? level->get<std::string>() : "";
+      if (value == "debug") {
+        config->log_level = LogLevel::kDebug;
+      } else if (value == "info") {
+        config->log_level = LogLevel::kInfo;
+      } else if (value == "warn") {
+        config->log_level = LogLevel::kWarn;
+      } else if (value == "error") {
+        config->log_level = LogLevel::kError;
+      } else {
+        return ConfigError("log.level",
+                           "expected \"debug\", \"info\", \"warn\" or "
+                           "\"error\"");
+      }
+    }
+  }
+
+  bool burst_set = false;
+  if (auto it = root.find("rate_limit"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("rate_limit", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "rate_limit.",
+                                  {"login_per_minute", "login_burst"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto rate = it->find("login_per_minute"); rate != it->end()) {
+      if (!rate->is_number_integer() || rate->get<int64_t>() < 0 ||
+          rate->get<int64_t>() > kMaxLoginRatePerMinute) {
+        return ConfigError("rate_limit.login_per_minute",
+                           "expected an integer from 0 (no limit) to " +
+                               std::to_string(kMaxLoginRatePerMinute));
+      }
+      config->login_rate_per_minute = rate->get<int64_t>();
+    }
+    if (auto burst = it->find("login_burst"); burst != it->end()) {
+      if (!burst->is_number_integer() || burst->get<int64_t>() < 1 ||
+          burst->get<int64_t>() > kMaxLoginRatePerMinute) {
+        return ConfigError("rate_limit.login_burst",
+                           "expected an integer from 1 to " +
+                               std::to_string(kMaxLoginRatePerMinute));
+      }
+      config->login_rate_burst = burst->get<int64_t>();
+      burst_set = true;
+    }
+  }
+  if (!burst_set) {
+    // Ten seconds' worth: absorbs a page of users opening the mini program
+    // at once behind one carrier address.
+    config->login_rate_burst =
+        std::max<int64_t>(1, config->login_rate_per_minute / 6);
+  }
+
+  if (auto it = root.find("trusted_proxies"); it != root.end()) {
+    if (!it->is_array()) {
+      return ConfigError("trusted_proxies",
+                         "expected an array of CIDR strings such as "
+                         "[\"127.0.0.1/32\", \"10.0.0.0/8\"]");
+    }
+    config->trusted_proxies.clear();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string key = "trusted_proxies[" + std::to_string(i) + "]";
+      const json& entry = (*it)[i];
+      if (!entry.is_string() || !IpNetwork::Parse(entry.get<std::string>())) {
+        return ConfigError(key,
+                           "expected an address or CIDR network such as "
+                           "10.0.0.0/8 or fd00::/8");
+      }
+      config->trusted_proxies.push_back(entry.get<std::string>());
+    }
+  }
+
+  if (auto it = root.find("tls"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("tls", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "tls.", {"cert", "key"}); !s.ok()) {
+      return s;
+    }
+    auto cert = it->find("cert");
+    auto key = it->find("key");
+    if ((cert == it->end()) != (key == it->end())) {
+      return ConfigError("tls", "set both cert and key, or neither");
+    }
+    if (cert != it->end()) {
+      if (Status s = ParseTlsPath(*cert, "tls.cert", secrets, &config->tls_cert);
+          !s.ok()) {
+        return s;
+      }
+      if (Status s = ParseTlsPath(*key, "tls.key", secrets, &config->tls_key);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  if (auto wechat = root.find("wechat"); wechat != root.end()) {
+    if (auto it = wechat->find("max_concurrent"); it != wechat->end()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1 ||
+          it->get<int64_t>() > kMaxHttpThreads) {
+        return ConfigError("wechat.max_concurrent",
+                           "expected an integer from 1 to " +
+                               std::to_string(kMaxHttpThreads));
+      }
+      config->wechat_max_concurrent = static_cast<int>(it->get<int64_t>());
+    }
+  }
+  return Status::Ok();
+}
+
+// Fills in defaults that depend on other keys, then checks them together.
+Status ResolveOperationsDefaults(Config* config) {
+  const int threads = EffectiveHttpThreads(*config);
+  const int available = std::max(1, threads - UpstreamReservedThreads(threads));
+  if (config->wechat_max_concurrent == 0) {
+    config->wechat_max_concurrent = std::min(available, std::max(1, threads / 4));
+  } else if (config->wechat_max_concurrent > available) {
+    return ConfigError(
+        "wechat.max_concurrent",
+        "must be at most " + std::to_string(available) + " with " +
+            std::to_string(threads) + " HTTP worker threads, so session "
+            "lookups always keep " +
+            std::to_string(UpstreamReservedThreads(threads)) +
+            "; lower it or raise http.threads");
+  }
+  // Calls waiting for a place hold threads too: they get what is left.
+  config->wechat_max_waiting = available - config->wechat_max_concurrent;
+  return Status::Ok();
+}
+
 // Empty counts as unset (see the file comment).
 std::optional<std::string> NonEmptyEnv(const GetEnv& env,
                                        const std::string& name) {
@@ -634,7 +849,8 @@ std::optional<std::string> NonEmptyEnv(const GetEnv& env,
   return value;
 }
 
-Status ApplyEnvironment(const GetEnv& env, Config* config) {
+Status ApplyEnvironment(const GetEnv& env, bool without_secrets,
+                        Config* config) {
   std::optional<std::string> appid = NonEmptyEnv(env, "WXSESSIOND_APPID");
   std::optional<std::string> secret = NonEmptyEnv(env, "WXSESSIOND_SECRET");
   std::optional<std::string> secret_file =
@@ -662,7 +878,7 @@ Status ApplyEnvironment(const GetEnv& env, Config* config) {
     std::string value;
     if (secret) {
       value = *secret;
-    } else {
+    } else if (!without_secrets) {
       Result<std::string> read =
           ReadSecretFile(*secret_file, "WXSESSIOND_SECRET_FILE");
       if (!read.ok()) return read.status();
@@ -722,10 +938,18 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
     if (!root.is_object()) {
       return ConfigError(path, "expected a JSON object at the top level");
     }
-    if (Status s = ApplyFile(root, &config); !s.ok()) return s;
+    const SecretSource secrets{env, overrides.without_secrets};
+    if (Status s = ApplyFile(root, secrets, &config); !s.ok()) return s;
+    if (Status s = ApplyOperationsKeys(root, secrets, &config); !s.ok()) {
+      return s;
+    }
   }
-  if (Status s = ApplyEnvironment(env, &config); !s.ok()) return s;
+  if (Status s = ApplyEnvironment(env, overrides.without_secrets, &config);
+      !s.ok()) {
+    return s;
+  }
   if (Status s = ApplyOverrides(overrides, &config); !s.ok()) return s;
+  if (Status s = ResolveOperationsDefaults(&config); !s.ok()) return s;
   if (config.apps.empty()) {
     return ConfigError("apps",
                        "no app configured (set apps in the config file, or "
@@ -735,6 +959,14 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
 }
 
 }  // namespace
+
+int EffectiveHttpThreads(const Config& config) {
+  return config.http_threads > 0 ? config.http_threads : kDefaultHttpThreads;
+}
+
+int UpstreamReservedThreads(int http_threads) {
+  return std::max(2, http_threads / 8);
+}
 
 const AppConfig* Config::FindApp(const std::string& appid) const {
   for (const AppConfig& app : apps) {

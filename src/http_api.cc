@@ -8,14 +8,17 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <thread>
+#include <vector>
 
 #include "httplib_server.h"
+#include "wxsession/client_ip.h"
 #include "wxsession/crypto.h"
+#include "wxsession/rate_limit.h"
 
 namespace wxsession {
 
@@ -52,6 +55,15 @@ constexpr const char* kJsonType = "application/json";
 // handler and read by the logger, both on the connection's thread.
 thread_local std::chrono::steady_clock::time_point request_started;
 thread_local std::string request_id;
+// The route pattern that served the request (set by Impl::Get/Post), the
+// error code it was answered with, and the client's address; read by the
+// logger, cleared after each answer.
+thread_local std::string request_route;
+thread_local std::string request_error;
+thread_local std::string request_client;
+// False for a request httplib refused before routing (unparsable): the
+// fields above then describe nothing.
+thread_local bool request_prerouted = false;
 
 void RenderJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -62,6 +74,7 @@ void RenderJson(httplib::Response& res, int status, const json& body) {
 }
 
 void RenderError(httplib::Response& res, const Status& status) {
+  request_error = ErrorCodeName(status.code());
   json body = {{"error", ErrorCodeName(status.code())},
                {"message", status.message()}};
   res.status = HttpStatusFor(status.code());
@@ -253,17 +266,66 @@ json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
+// What HttpServer needs from the httplib subclass beyond httplib::Server.
+struct ListenerControl {
+  std::function<void()> deepen_backlog;
+  std::function<void()> close_listener;
+};
+
+// An HTTPS server when tls.cert is set, else plain HTTP; `control` is set
+// up for whichever it is.
+std::unique_ptr<httplib::Server> NewServer(const Config& config,
+                                           ListenerControl* control) {
+  auto wire = [control](auto* raw) {
+    control->deepen_backlog = [raw] { raw->DeepenBacklog(); };
+    control->close_listener = [raw] { raw->CloseListener(); };
+  };
+  if (!config.tls_cert.empty()) {
+    auto server = std::make_unique<DeepBacklog<httplib::SSLServer>>(
+        config.tls_cert.c_str(), config.tls_key.c_str());
+    wire(server.get());
+    return server;
+  }
+  auto server = std::make_unique<DeepBacklogServer>();
+  wire(server.get());
+  return server;
+}
+
+// Every X-Forwarded-For header, in order, joined with ','.
+std::string ForwardedFor(const httplib::Request& req) {
+  std::string joined;
+  auto range = req.headers.equal_range("X-Forwarded-For");
+  for (auto it = range.first; it != range.second; ++it) {
+    if (!joined.empty()) joined += ',';
+    joined += it->second;
+  }
+  return joined;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(const Config& c, SessionService& s, OpenDataService& o,
-       AccessTokenCentre& t, Logger& l)
+       AccessTokenCentre& t, Logger& l, Metrics* m)
       : config(c),
         service(s),
         open_data(o),
         tokens(t),
         logger(l),
-        admin_token_digest(crypto::Sha256(c.admin_token)) {}
+        admin_token_digest(crypto::Sha256(c.admin_token)),
+        metrics(m),
+        owned_server(NewServer(c, &listener)),
+        server(*owned_server) {
+    auto proxies = TrustedProxies::Parse(c.trusted_proxies);
+    // LoadConfig has checked every entry; a Config built in code is trusted
+    // to be right too, and a bad one trusts nobody rather than everybody.
+    if (proxies.ok()) trusted_proxies = proxies.value();
+    if (c.login_rate_per_minute > 0) {
+      login_limiter = std::make_unique<RateLimiter>(
+          static_cast<double>(c.login_rate_per_minute),
+          static_cast<double>(c.login_rate_burst), SteadyMillis());
+    }
+  }
 
   const Config& config;
   SessionService& service;
@@ -273,11 +335,24 @@ struct HttpServer::Impl {
   // SHA-256 of the admin token: comparing digests takes the same time
   // whatever the presented token's length. Constant after construction.
   const std::string admin_token_digest;
-  DeepBacklogServer server;
+  Metrics* const metrics;  // thread-safe; may be null
+  ListenerControl listener;                       // set by NewServer
+  std::unique_ptr<httplib::Server> owned_server;  // HTTP or HTTPS
+  httplib::Server& server;                        // *owned_server
+  TrustedProxies trusted_proxies;                 // constant after construction
+  std::unique_ptr<RateLimiter> login_limiter;     // null: no limit; thread-safe
+  std::atomic<bool> stopping{false};
 
   void Configure();
   void RegisterRoutes();
+  void RegisterOperationsRoutes();
   void RegisterFallbacks();
+  // Register a route; its pattern labels the request's log line and
+  // metrics. Routes registered on `server` directly are labelled "other".
+  // Post reads the body only when one is announced (WithBody).
+  void Get(const std::string& pattern, Handler handler);
+  void Post(const std::string& pattern, Handler handler);
+  void LogRequest(const httplib::Request& req, const httplib::Response& res);
 
   void Login(const httplib::Request& req, httplib::Response& res);
   void GetSession(const httplib::Request& req, httplib::Response& res);
@@ -293,6 +368,8 @@ struct HttpServer::Impl {
   // bug); client mistakes are left to the access log.
   void LogFailure(const char* event, const Status& status);
   bool AdminAuthorized(const httplib::Request& req) const;
+  void Auth(const httplib::Request& req, httplib::Response& res);
+  void ServeMetrics(const httplib::Request& req, httplib::Response& res);
 };
 
 void HttpServer::Impl::Configure() {
@@ -300,11 +377,20 @@ void HttpServer::Impl::Configure() {
   server.set_payload_max_length(kMaxBodyBytes);
 
   server.set_pre_routing_handler(
-      [](const httplib::Request& req, httplib::Response& res) {
+      [this](const httplib::Request& req, httplib::Response& res) {
         request_started = std::chrono::steady_clock::now();
+        request_prerouted = true;
+        request_route.clear();
+        request_error.clear();
         std::string incoming = req.get_header_value("X-Request-Id");
         request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
         res.set_header("X-Request-Id", request_id);
+        request_client = trusted_proxies.ClientAddress(
+            req.remote_addr, ForwardedFor(req),
+            req.get_header_value("X-Real-IP"));
+        // Tell clients not to send more on this connection: it closes after
+        // this answer.
+        if (stopping.load()) res.set_header("Connection", "close");
         return httplib::Server::HandlerResponse::Unhandled;
       });
 
@@ -352,51 +438,107 @@ void HttpServer::Impl::Configure() {
 
   server.set_logger([this](const httplib::Request& req,
                            const httplib::Response& res) {
-    auto elapsed = std::chrono::steady_clock::now() - request_started;
-    double ms =
-        std::chrono::duration<double, std::milli>(elapsed).count();
-    logger.Info("request", {{"request_id", request_id},
-                            {"method", req.method},
-                            {"path", req.path},
-                            {"status", res.status},
-                            {"duration_ms", ms}});
+    LogRequest(req, res);
+  });
+}
+
+// One line and one metrics sample per answer. The raw path is never logged
+// or used as a label: a client could put anything there, a session id
+// included.
+void HttpServer::Impl::LogRequest(const httplib::Request& req,
+                                  const httplib::Response& res) {
+  if (!request_prerouted) {
+    request_started = std::chrono::steady_clock::now();
+    request_id = "-";
+    request_client = req.remote_addr;
+  }
+  auto elapsed = std::chrono::steady_clock::now() - request_started;
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  // No handler ran: httplib found no route (404), refused the request
+  // before routing (unparsable, body too large), or a handler registered
+  // without Impl::Get/Post served it.
+  const std::string route = !request_route.empty() ? request_route
+                            : res.status == 404    ? "unmatched"
+                            : req.matches.empty()  ? "unrouted"
+                                                   : "other";
+  std::vector<LogField> fields = {{"request_id", request_id},
+                                  {"method", req.method},
+                                  {"route", route},
+                                  {"status", res.status},
+                                  {"duration_ms", seconds * 1000.0},
+                                  {"client", request_client}};
+  if (!request_error.empty()) fields.emplace_back("error", request_error);
+  logger.Info("request", fields);
+  if (metrics) {
+    metrics->ObserveHttpRequest(route, res.status, seconds);
+    if (route == "/v1/login") {
+      metrics->CountLogin(res.status < 300 ? "ok"
+                          : request_error.empty() ? "internal"
+                                                  : request_error);
+    }
+  }
+  request_route.clear();
+  request_error.clear();
+  request_client.clear();
+  request_prerouted = false;
+}
+
+void HttpServer::Impl::Get(const std::string& pattern, Handler handler) {
+  server.Get(pattern, [pattern, handler](const httplib::Request& req,
+                                         httplib::Response& res) {
+    request_route = pattern;
+    handler(req, res);
+  });
+}
+
+void HttpServer::Impl::Post(const std::string& pattern, Handler handler) {
+  auto with_body = WithBody(std::move(handler));
+  server.Post(pattern, [pattern, with_body](
+                           const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& reader) {
+    request_route = pattern;  // also for a body refused as too large
+    with_body(req, res, reader);
   });
 }
 
 void HttpServer::Impl::RegisterRoutes() {
-  server.Post("/v1/login",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Login(req, res); }));
-  server.Get("/v1/session",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               GetSession(req, res);
-             });
-  server.Post("/v1/logout",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Logout(req, res); }));
-  server.Get("/healthz",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               Health(req, res);
-             });
-  server.Post("/v1/decrypt",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Decrypt(req, res); }));
-  server.Post("/v1/verify",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Verify(req, res); }));
-  server.Post("/v1/phone",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Phone(req, res); }));
-  server.Post("/v1/session/check",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { CheckSession(req, res); }));
+  Post("/v1/login", [this](const httplib::Request& req,
+                           httplib::Response& res) { Login(req, res); });
+  Get("/v1/session",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        GetSession(req, res);
+      });
+  Post("/v1/logout",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Logout(req, res);
+       });
+  Get("/healthz",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        Health(req, res);
+      });
+  Post("/v1/decrypt",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Decrypt(req, res);
+       });
+  Post("/v1/verify",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Verify(req, res);
+       });
+  Post("/v1/phone",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Phone(req, res);
+       });
+  Post("/v1/session/check",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         CheckSession(req, res);
+       });
   // Admin routes exist only with an admin token: without one they are
   // plain 404s, not a door with a missing lock.
   if (!config.admin_token.empty()) {
-    server.Get("/v1/admin/access-token",
-               [this](const httplib::Request& req, httplib::Response& res) {
-                 AdminAccessToken(req, res);
-               });
+    Get("/v1/admin/access-token",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          AdminAccessToken(req, res);
+        });
   }
 }
 
@@ -412,6 +554,17 @@ void HttpServer::Impl::RegisterFallbacks() {
 
 void HttpServer::Impl::Login(const httplib::Request& req,
                              httplib::Response& res) {
+  if (login_limiter) {
+    RateLimiter::Decision decision =
+        login_limiter->Take(RateLimitKeyFor(request_client));
+    if (!decision.allowed) {
+      return RenderError(
+          res, Status(ErrorCode::kRateLimited,
+                      "too many logins from this address; retry in " +
+                          std::to_string(decision.retry_after_seconds) + " s")
+                   .set_retry_after(decision.retry_after_seconds));
+    }
+  }
   Result<json> body = ParseObject(req);
   if (!body.ok()) return RenderError(res, body.status());
   Result<std::string> code = StringField(body.value(), "code", true);
@@ -595,25 +748,71 @@ void HttpServer::Impl::AdminAccessToken(const httplib::Request& req,
       {{"access_token", token->token}, {"expires_at", token->expires_at}});
 }
 
+// --- Operations routes: the proxy auth gateway and metrics.
+
+void HttpServer::Impl::RegisterOperationsRoutes() {
+  Get("/v1/auth", [this](const httplib::Request& req, httplib::Response& res) {
+    Auth(req, res);
+  });
+  if (metrics) {
+    Get("/metrics",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          ServeMetrics(req, res);
+        });
+  }
+}
+
+// The subrequest target of nginx auth_request, Caddy forward_auth and
+// Traefik ForwardAuth: the proxy copies these headers onto the request it
+// passes to the team's backend, overwriting any a client sent.
+void HttpServer::Impl::Auth(const httplib::Request& req,
+                            httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<SessionInfo> info = service.Lookup(id);
+  if (!info.ok()) return RenderError(res, info.status());
+  res.status = 204;
+  res.set_header("X-WX-AppID", info->appid);
+  res.set_header("X-WX-OpenID", info->openid);
+  if (info->unionid) res.set_header("X-WX-UnionID", *info->unionid);
+  // Proxies may cache auth answers; a session can end at any moment.
+  res.set_header("Cache-Control", "no-store");
+}
+
+void HttpServer::Impl::ServeMetrics(const httplib::Request&,
+                                    httplib::Response& res) {
+  res.status = 200;
+  res.set_content(metrics->RenderPrometheus(), Metrics::kContentType);
+}
+
 HttpServer::HttpServer(const Config& config, SessionService& service,
                        OpenDataService& open_data, AccessTokenCentre& tokens,
-                       Logger& logger)
-    : impl_(
-          std::make_unique<Impl>(config, service, open_data, tokens, logger)) {
+                       Logger& logger, Metrics* metrics)
+    : impl_(std::make_unique<Impl>(config, service, open_data, tokens, logger,
+                                   metrics)) {
   impl_->Configure();
   impl_->RegisterRoutes();
-  impl_->RegisterFallbacks();
+  impl_->RegisterOperationsRoutes();
+  impl_->RegisterFallbacks();  // last: they match any path
 }
 
 HttpServer::~HttpServer() = default;
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {
+  if (!impl_->server.is_valid()) {
+    // Only an SSLServer can be invalid: OpenSSL refused the files.
+    return Status(ErrorCode::kInternal,
+                  "tls.cert / tls.key: cannot load a certificate and its "
+                  "private key from " + impl_->config.tls_cert + " and " +
+                      impl_->config.tls_key +
+                      " (PEM files, the key matching the certificate)");
+  }
   if (port == 0) {
     int bound = impl_->server.bind_to_any_port(host);
     if (bound <= 0) {
       return Status(ErrorCode::kInternal, "cannot listen on " + host + ":0");
     }
-    impl_->server.DeepenBacklog();
+    impl_->listener.deepen_backlog();
     return bound;
   }
   if (!impl_->server.bind_to_port(host, port)) {
@@ -621,12 +820,15 @@ Result<int> HttpServer::Bind(const std::string& host, int port) {
                   "cannot listen on " + host + ":" + std::to_string(port) +
                       " (in use, or not an address of this machine)");
   }
-  impl_->server.DeepenBacklog();
+  impl_->listener.deepen_backlog();
   return port;
 }
 
 bool HttpServer::Serve() { return impl_->server.listen_after_bind(); }
 
-void HttpServer::Stop() { impl_->server.stop(); }
+void HttpServer::Stop() {
+  impl_->stopping.store(true);
+  impl_->listener.close_listener();
+}
 
 }  // namespace wxsession

@@ -1,36 +1,45 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
-// Commands: serve, dev, mock-wechat, revoke, stats, migrate-store, version.
-// Exit codes: 0 ok, 1 failure, 2 usage.
+// Commands: serve, dev, mock-wechat, revoke, stats, backup, migrate-store,
+// version. Exit codes: 0 ok, 1 failure, 2 usage.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "mock_wechat.h"
+#include "sqlite/sqlite_backup.h"
 #include "sqlite/sqlite_store.h"
 #include "store_factory.h"
 #include "wxsession/access_token.h"
+#include "systemd_notify.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/http_api.h"
 #include "wxsession/log.h"
 #include "wxsession/open_data.h"
+#include "wxsession/metrics.h"
 #include "wxsession/service.h"
 #include "wxsession/store_locator.h"
 #include "wxsession/store_migration.h"
 #include "wxsession/sweeper.h"
 #include "wxsession/wechat.h"
+#include "wxsession/wechat_guard.h"
 
 #ifndef WXSESSIOND_VERSION
 #define WXSESSIOND_VERSION "dev"
@@ -55,6 +64,7 @@ const char* kMainUsage =
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
     "  revoke       end sessions while the server runs\n"
     "  stats        print session and database counts as JSON\n"
+    "  backup       copy the database to a file while the server runs\n"
     "  migrate-store\n"
     "               copy live sessions from the SQLite file to Redis\n"
     "  version      print the version\n"
@@ -139,18 +149,32 @@ sigset_t BlockStopSignals() {
   return signals;
 }
 
-Result<Config> LoadFromArgs(const Args& args) {
+// `for_admin`: an admin command, which needs the database but no secrets.
+Result<Config> LoadFromArgs(const Args& args, bool for_admin = false) {
   ConfigOverrides overrides;
   if (args.Has("listen")) overrides.listen = args.Get("listen");
   if (args.Has("database")) overrides.database = args.Get("database");
+  overrides.without_secrets = for_admin;
   return LoadConfig(args.Get("config"), ProcessEnvironment(), overrides);
 }
+
+// How long a stop waits for in-flight requests before exiting without
+// them: the budget is 5 s, and the last second is for the WAL
+// checkpoint and the exit itself. Idle kept-alive connections close within
+// the HTTP keep-alive timeout (2 s), well inside this.
+constexpr std::chrono::milliseconds kDrainDeadline{4000};
+
+// How long a login waits for a free place in the upstream bulkhead before
+// answering 503: past a second WeChat is slow enough that a Retry-After
+// serves the client better than a longer wait.
+constexpr int64_t kUpstreamSlotWaitMs = 1000;
 
 // Runs the server with `config` until SIGINT/SIGTERM. `on_ready` runs once
 // the port is bound (dev prints its walk-through there).
 int RunServer(const Config& config,
               const std::function<void(int port)>& on_ready = {}) {
-  Logger logger(stderr);
+  Logger logger(stderr, config.log_format, config.log_level);
+  Metrics metrics(WXSESSIOND_VERSION);
   SystemClock clock;
   Result<OpenedStore> opened = OpenConfiguredStore(config, clock);
   if (!opened.ok()) {
@@ -167,12 +191,26 @@ int RunServer(const Config& config,
   WeChatHttpOptions wechat_options;
   wechat_options.api_base = config.wechat_api_base;
   wechat_options.timeout_ms = config.wechat_timeout_ms;
-  std::unique_ptr<WeChatClient> wechat = NewHttpWeChatClient(wechat_options);
+  std::unique_ptr<WeChatClient> wechat_http =
+      NewHttpWeChatClient(wechat_options);
+  UpstreamGuardOptions guard_options;
+  guard_options.max_concurrent = config.wechat_max_concurrent;
+  guard_options.max_waiting = config.wechat_max_waiting;
+  guard_options.max_wait_ms = kUpstreamSlotWaitMs;
+  std::unique_ptr<WeChatClient> wechat =
+      NewGuardedWeChatClient(*wechat_http, guard_options, &metrics);
 
   SessionService service(config, *session_store, *wechat, clock);
+  metrics.SetLiveSessionsSource([&]() -> std::optional<int64_t> {
+    Result<StoreStats> stats = session_store->Stats(clock.Now());
+    if (!stats.ok()) return std::nullopt;
+    return stats->live_sessions;
+  });
   Sweeper sweeper(*session_store, clock, config.sweep_interval,
                   Sweeper::kDefaultBatchRows,
-                  [&logger](const Result<int64_t>& deleted) {
+                  [&logger, &metrics](const Result<int64_t>& deleted) {
+                    metrics.ObserveSweep(deleted.ok(),
+                                         deleted.ok() ? deleted.value() : 0);
                     if (!deleted.ok()) {
                       logger.Error("sweep_failed",
                                    {{"detail", deleted.status().message()}});
@@ -184,39 +222,84 @@ int RunServer(const Config& config,
       config, *session_store, *wechat, clock,
       AccessTokenCentre::OptionsFor(config.wechat_timeout_ms));
   OpenDataService open_data(config, service, *wechat, tokens, clock);
-  HttpServer server(config, service, open_data, tokens, logger);
+  HttpServer server(config, service, open_data, tokens, logger, &metrics);
   Result<int> port = server.Bind(config.listen_host, config.listen_port);
   if (!port.ok()) {
     std::fprintf(stderr, "wxsessiond: %s\n", port.status().message().c_str());
     return kExitFailure;
   }
 
+  // The stop sequence: stop accepting and let in-flight requests finish
+  // (server.Stop, then Serve returns), stop the sweeper, checkpoint the WAL.
+  // If requests are still running at kDrainDeadline the signal thread
+  // checkpoints and exits by itself: committed writes are durable in the
+  // WAL whatever happens to the threads still running.
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;  // with stop_mutex
+  bool serve_returned = false;      // guarded by stop_mutex
+  auto checkpoint = [&] {
+    Status checkpointed = session_store->Checkpoint();
+    if (checkpointed.ok()) {
+      logger.Info("checkpoint", {{"result", "ok"}});
+    } else {
+      logger.Warn("checkpoint", {{"result", "failed"},
+                                 {"detail", checkpointed.message()}});
+    }
+  };
   sigset_t signals = BlockStopSignals();
   std::thread signal_thread([&] {
     int received = 0;
     sigwait(&signals, &received);
+    std::unique_lock<std::mutex> lock(stop_mutex);
+    if (serve_returned) return;  // woken by the main thread, not a signal
+    lock.unlock();
     logger.Info("stopping", {{"signal", received == SIGTERM ? "SIGTERM"
                                                             : "SIGINT"}});
+    NotifyServiceManager("STOPPING=1");
     server.Stop();
+    lock.lock();
+    if (!stop_cv.wait_for(lock, kDrainDeadline,
+                          [&] { return serve_returned; })) {
+      logger.Error("drain_timeout",
+                   {{"detail", "requests still running at the stop deadline; "
+                               "exiting without them"}});
+      checkpoint();
+      std::fflush(nullptr);
+      _exit(kExitOk);
+    }
   });
 
   // Redis deletes expired sessions by itself: no sweeper against it.
   if (!opened->expires_by_itself) sweeper.Start();
+  const char* scheme = config.tls_cert.empty() ? "http" : "https";
   logger.Info("listening", {{"address", config.listen_host + ":" +
                                             std::to_string(port.value())},
+                            {"tls", config.tls_cert.empty() ? "off" : "on"},
                             {"store", opened->description},
                             {"apps", static_cast<int>(config.apps.size())},
                             {"admin_routes",
                              config.admin_token.empty() ? "off" : "on"},
                             {"version", WXSESSIOND_VERSION}});
   // Tests and scripts read this line to learn the bound port.
-  std::printf("wxsessiond listening on http://%s:%d\n",
+  std::printf("wxsessiond listening on %s://%s:%d\n", scheme,
               config.listen_host.c_str(), port.value());
   std::fflush(stdout);
+  // The socket is bound and listening, so connections made from here on
+  // queue until Serve takes them.
+  const std::string ready = "READY=1\nSTATUS=listening on " +
+                            config.listen_host + ":" +
+                            std::to_string(port.value());
+  NotifyServiceManager(ready.c_str());
   if (on_ready) on_ready(port.value());
 
   bool served = server.Serve();
   sweeper.Stop();
+  checkpoint();
+  {
+    std::lock_guard<std::mutex> lock(stop_mutex);
+    serve_returned = true;
+  }
+  stop_cv.notify_all();
   // If Serve returned for another reason than a signal, wake the signal
   // thread so it can be joined.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
@@ -355,7 +438,7 @@ int CmdMockWeChat(int argc, char** argv) {
 
 // Opens the store named by --config / --database for an admin command.
 Result<std::unique_ptr<SessionStore>> OpenStoreForAdmin(const Args& args) {
-  Result<Config> config = LoadFromArgs(args);
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) return config.status();
   static SystemClock clock;  // outlives every store this process opens
   Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
@@ -419,6 +502,49 @@ int CmdStats(int argc, char** argv) {
                         {"users", stats->users},
                         {"database_bytes", stats->database_bytes}};
   std::printf("%s\n", out.dump().c_str());
+  return kExitOk;
+}
+
+int CmdBackup(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond backup --config FILE [--database PATH] OUT.db\n"
+      "\n"
+      "Copies the database to OUT.db while the server runs: one consistent\n"
+      "snapshot, checked, in a single file readable by its owner only. OUT.db\n"
+      "must not exist. Prints {\"backup\", \"bytes\", \"sessions\"}.\n"
+      "Restore: see docs/OPERATIONS.md.\n";
+  Args args = ParseArgs(argc, argv, 2, {"config", "database"}, {});
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (args.positional.size() != 1) {
+    return Usage(usage, args.positional.empty()
+                            ? "give the file to write, e.g. backup.db"
+                            : "unexpected argument " + args.positional[1]);
+  }
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  if (!config.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
+    return kExitFailure;
+  }
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (locator.ok() && locator->is_redis()) {
+    std::fprintf(stderr,
+                 "wxsessiond: backup copies the SQLite database; with a Redis "
+                 "store use Redis's own persistence (RDB/AOF, BGSAVE)\n");
+    return kExitFailure;
+  }
+  const std::string& out = args.positional.front();
+  Result<BackupReport> report = BackupSqliteDatabase(config->database, out);
+  if (!report.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", report.status().message().c_str());
+    return kExitFailure;
+  }
+  nlohmann::json answer = {{"backup", out},
+                           {"bytes", report->bytes},
+                           {"sessions", report->sessions}};
+  std::printf("%s\n",
+              answer.dump(-1, ' ', false,
+                          nlohmann::json::error_handler_t::replace)
+                  .c_str());
   return kExitOk;
 }
 
@@ -508,6 +634,7 @@ int Main(int argc, char** argv) {
   if (command == "mock-wechat") return CmdMockWeChat(argc, argv);
   if (command == "revoke") return CmdRevoke(argc, argv);
   if (command == "stats") return CmdStats(argc, argv);
+  if (command == "backup") return CmdBackup(argc, argv);
   if (command == "migrate-store") return CmdMigrateStore(argc, argv);
   return Usage(kMainUsage, "unknown command '" + command + "'");
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "wxsession/log.h"
 #include "wxsession/status.h"
 
 namespace wxsession {
@@ -67,6 +68,25 @@ struct Config {
   // trimmed). Admin routes exist only when it is set. Never printed.
   std::string admin_token_file;
   std::string admin_token;
+  // --- Running in production: logs, abuse limits, TLS ---------------------
+  LogFormat log_format = LogFormat::kJson;  // log.format
+  LogLevel log_level = LogLevel::kInfo;     // log.level
+  // POST /v1/login per client address (rate_limit.login_per_minute; 0 = no
+  // limit) and the bucket size (rate_limit.login_burst; when not set,
+  // LoadConfig makes it a sixth of the rate: ten seconds' worth).
+  int64_t login_rate_per_minute = 600;
+  int64_t login_rate_burst = 100;
+  // Peers whose X-Forwarded-For / X-Real-IP are believed, as CIDR texts.
+  // Loopback by default: a proxy on the same machine is the usual setup.
+  std::vector<std::string> trusted_proxies = {"127.0.0.0/8", "::1/128"};
+  // Calls to WeChat in flight at once (wechat.max_concurrent), and how many
+  // more may wait for a place. LoadConfig resolves both: max_concurrent
+  // defaults to a quarter of the HTTP threads, and together they leave
+  // UpstreamReservedThreads() threads that logins can never hold.
+  int wechat_max_concurrent = 0;
+  int wechat_max_waiting = 0;
+  std::string tls_cert;  // PEM file; with tls_key, serve HTTPS
+  std::string tls_key;   // PEM file; its content is never read into logs
 
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;
@@ -79,15 +99,34 @@ GetEnv ProcessEnvironment();
 struct ConfigOverrides {
   std::optional<std::string> listen;    // HOST:PORT
   std::optional<std::string> database;  // path
+  // Admin commands (revoke, stats, backup) need only the database: leave
+  // app secret and TLS files unread, so they run without the service's
+  // credentials.
+  bool without_secrets = false;
 };
 
 // Loads `path` (may be empty: defaults and environment only), applies the
 // environment and `overrides`, and validates the result. Every failure is
 // kInvalidRequest with one line that names the offending key, e.g.
 // "config: session.ttl: expected a duration like 30d, 12h, 90s or a number
-// of seconds". A config with no app is an error.
+// of seconds". A config with no app is an error. Paths in secret_file,
+// tls.cert and tls.key may start with $CREDENTIALS_DIRECTORY/ (systemd's
+// LoadCredential=), which is replaced by that environment variable.
 Result<Config> LoadConfig(const std::string& path, const GetEnv& env,
                           const ConfigOverrides& overrides);
+
+// The most HTTP worker threads when http.threads is 0. Threads are made on
+// demand up to this cap (each open connection holds one while open, and a
+// login holds one for its whole upstream call); a thread costs about 64 KiB
+// of touched stack, so 1024 stay well inside memory.
+constexpr int kDefaultHttpThreads = 1024;
+
+// The cap on HTTP worker threads: http.threads, or kDefaultHttpThreads.
+int EffectiveHttpThreads(const Config& config);
+
+// HTTP threads that calls to WeChat (running or waiting) never hold, so a
+// stalled WeChat leaves them for session lookups: max(2, threads / 8).
+int UpstreamReservedThreads(int http_threads);
 
 // Parses "30d", "12h", "15m", "90s" or a plain non-negative integer string
 // (seconds). nullopt on anything else.

@@ -485,6 +485,20 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return Status::Ok();
   }
 
+  Status Checkpoint() override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    // TRUNCATE: copy every frame into the database and cut the -wal file to
+    // zero bytes, so the database file alone holds everything. Waits up to
+    // busy_timeout_ms for readers and writers to finish; SQLITE_BUSY after.
+    int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr,
+                                       SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                       nullptr);
+    if (rc != SQLITE_OK) return StoreError(rc, "checkpoint", c.db);
+    return Status::Ok();
+  }
+
  private:
   // SQLite would create the file with the process umask (often 0644). Create
   // it first with 0600 so sessions and keys are readable by the owner only;

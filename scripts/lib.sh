@@ -8,6 +8,7 @@ WXS_PACKAGES=(
   libcpp-httplib-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
   libgtest-dev googletest
   sqlite3 ca-certificates
+  nodejs  # the client SDK's tests (node --test; Debian 12 ships Node 18)
 )
 
 wxs_log() { printf '==> %s\n' "$*" >&2; }

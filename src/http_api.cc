@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -137,6 +138,39 @@ Result<std::string> StringField(const json& body, const char* name,
   return found->get<std::string>();
 }
 
+// cpp-httplib 0.11 reads a POST without Content-Length or chunked encoding
+// until the peer closes the connection, so `curl -X POST` with no body would
+// hold a thread for the whole read timeout and then get a 400. RFC 9112 says
+// such a request has no body. POST routes therefore take the body through a
+// content reader, and read it only when the request announces one.
+using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+httplib::Server::HandlerWithContentReader WithBody(Handler handler) {
+  return [handler](const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader) {
+    httplib::Request with_body = req;
+    if (req.has_header("Content-Length") ||
+        req.has_header("Transfer-Encoding")) {
+      bool read = reader([&with_body](const char* data, size_t length) {
+        with_body.body.append(data, length);
+        return with_body.body.size() <= HttpServer::kMaxBodyBytes;
+      });
+      if (!read || with_body.body.size() > HttpServer::kMaxBodyBytes) {
+        // Part of the body may still be unread: this connection is done.
+        res.set_header("Connection", "close");
+        if (res.status == 413 ||
+            with_body.body.size() > HttpServer::kMaxBodyBytes) {
+          return RenderError(res, Status(ErrorCode::kPayloadTooLarge,
+                                         "the body is larger than 64 KiB"));
+        }
+        return RenderError(res, Status(ErrorCode::kInvalidRequest,
+                                       "the body could not be read"));
+      }
+    }
+    handler(with_body, res);
+  };
+}
+
 json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
@@ -154,6 +188,7 @@ struct HttpServer::Impl {
 
   void Configure();
   void RegisterRoutes();
+  void RegisterFallbacks();
 
   void Login(const httplib::Request& req, httplib::Response& res);
   void GetSession(const httplib::Request& req, httplib::Response& res);
@@ -248,20 +283,30 @@ void HttpServer::Impl::Configure() {
 }
 
 void HttpServer::Impl::RegisterRoutes() {
-  server.Post("/v1/login", [this](const httplib::Request& req,
-                                  httplib::Response& res) { Login(req, res); });
+  server.Post("/v1/login",
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Login(req, res); }));
   server.Get("/v1/session",
              [this](const httplib::Request& req, httplib::Response& res) {
                GetSession(req, res);
              });
   server.Post("/v1/logout",
-              [this](const httplib::Request& req, httplib::Response& res) {
-                Logout(req, res);
-              });
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Logout(req, res); }));
   server.Get("/healthz",
              [this](const httplib::Request& req, httplib::Response& res) {
                Health(req, res);
              });
+}
+
+// Registered after every route: a POST to an unknown path is answered 404
+// without waiting for a body it may not announce (see WithBody).
+void HttpServer::Impl::RegisterFallbacks() {
+  server.Post(".*", [](const httplib::Request&, httplib::Response& res,
+                       const httplib::ContentReader&) {
+    res.set_header("Connection", "close");  // the body, if any, is unread
+    RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
+  });
 }
 
 void HttpServer::Impl::Login(const httplib::Request& req,
@@ -334,6 +379,7 @@ HttpServer::HttpServer(const Config& config, SessionService& service,
     : impl_(std::make_unique<Impl>(config, service, logger)) {
   impl_->Configure();
   impl_->RegisterRoutes();
+  impl_->RegisterFallbacks();
 }
 
 HttpServer::~HttpServer() = default;

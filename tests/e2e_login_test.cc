@@ -175,6 +175,39 @@ TEST_F(E2E, WeChatErrorsMapOntoTheTable) {
   ExpectError(Login("http:notjson"), 502, "upstream_error");
 }
 
+TEST_F(E2E, PostWithoutContentLengthHasNoBodyAndIsAnsweredAtOnce) {
+  std::string id = LoginOk("kim.1");
+  // curl -X POST with no data sends neither Content-Length nor chunked
+  // encoding. The client waits 2 s, less than the server's 5 s read timeout,
+  // so an answer proves the server did not wait for a body.
+  std::string response = testing_support::RawHttp(
+      fixture_.port(),
+      "POST /v1/logout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + id +
+          "\r\nConnection: close\r\n\r\n",
+      2000);
+  EXPECT_EQ(response.rfind("HTTP/1.1 204", 0), 0u) << response;
+  std::string unknown = testing_support::RawHttp(
+      fixture_.port(),
+      "POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      2000);
+  EXPECT_EQ(unknown.rfind("HTTP/1.1 404", 0), 0u) << unknown;
+  EXPECT_NE(unknown.find("not_found"), std::string::npos);
+}
+
+TEST_F(E2E, ChunkedLoginBodyIsRead) {
+  std::string body = R"({"code":"chunk.1"})";
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx", body.size());
+  std::string response = testing_support::RawHttp(
+      fixture_.port(),
+      "POST /v1/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\n\r\n" +
+          std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n",
+      5000);
+  EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
+  EXPECT_NE(response.find("session_id"), std::string::npos);
+}
+
 TEST_F(E2E, TheSameCodeAgainReturnsTheSameSession) {
   std::string first = LoginOk("bob.1");
   std::string again = LoginOk("bob.1");

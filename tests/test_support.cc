@@ -1,6 +1,9 @@
 #include "test_support.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -196,6 +199,35 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   result.exit_code = code ? *code : -1;
   result.err = process.Stderr();
   return result;
+}
+
+std::string RawHttp(int port, const std::string& request, int timeout_ms) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    size_t sent = 0;
+    while (sent < request.size()) {
+      ssize_t n = ::send(fd, request.data() + sent, request.size() - sent,
+                         MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    while (true) {
+      pollfd pfd{fd, POLLIN, 0};
+      if (::poll(&pfd, 1, timeout_ms) <= 0) break;
+      char chunk[4096];
+      ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+      if (n <= 0) break;
+      response.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return response;
 }
 
 int PortFromListeningLine(const std::string& line) {

@@ -76,6 +76,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env_extra =
                              {});
 
+// Sends `request` bytes as-is to 127.0.0.1:port and returns everything read
+// until the peer closes or `timeout_ms` passes without data.
+std::string RawHttp(int port, const std::string& request, int timeout_ms);
+
 // Parses the port from "... listening on http://host:PORT".
 int PortFromListeningLine(const std::string& line);
 

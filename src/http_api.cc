@@ -197,24 +197,8 @@ struct HttpServer::Impl {
 };
 
 void HttpServer::Impl::Configure() {
-  // Without TCP_NODELAY small responses wait out Nagle + delayed ACK (40 ms
-  // stalls measured with cpp-httplib 0.11).
-  server.set_tcp_nodelay(true);
+  ApplyServerSettings(server, config.http_threads);
   server.set_payload_max_length(kMaxBodyBytes);
-  // Seconds a kept-alive connection may sit idle, and a request may take to
-  // arrive, before the thread serving it is freed.
-  server.set_keep_alive_timeout(5);
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_keep_alive_max_count(1000);  // requests per connection
-  int threads = config.http_threads;
-  if (threads <= 0) {
-    // Each connection holds a thread while it is open (cpp-httplib's model),
-    // and a login holds one for the whole upstream call.
-    threads = std::max(16, 8 * static_cast<int>(
-                                   std::thread::hardware_concurrency()));
-  }
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 
   server.set_pre_routing_handler(
       [](const httplib::Request& req, httplib::Response& res) {

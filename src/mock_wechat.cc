@@ -25,11 +25,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// Worker threads. Each delayed request sleeps on one, and each idle
-// keep-alive connection holds one until it closes; the WeChat client keeps
-// up to 64 idle connections, so this must be larger or a delayed mock would
-// queue new connections behind idle ones.
-constexpr size_t kWorkerThreads = 128;
+// Worker threads at most. Each delayed request sleeps on one and each
+// kept-alive connection holds one, so a fixed pool caps the mock at
+// threads / delay: 128 threads at 100 ms would fake a WeChat that serves
+// only 1,280 logins/s. Threads are made on demand (GrowingThreadPool).
+constexpr size_t kMaxWorkerThreads = 2048;
 
 // Requests served on one connection before the mock closes it. httplib's
 // default (5) would force a reconnect every few calls, so benchmarks would
@@ -186,7 +186,7 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(kKeepAliveMaxRequests);
   server.new_task_queue = [] {
-    return new httplib::ThreadPool(kWorkerThreads);
+    return new GrowingThreadPool(kMinThreads, kMaxWorkerThreads);
   };
   server.Get("/sns/jscode2session",
              [impl](const httplib::Request& req, httplib::Response& res) {

@@ -1,11 +1,11 @@
 // SqliteStore: SessionStore on one SQLite file in WAL mode.
 //
-// Connections: each thread that touches the store gets its own connection,
-// found through a thread_local map keyed by the store's instance number, so
-// the read path takes no lock shared with other threads. The store owns every
-// connection it opened and closes them all when destroyed; a thread_local
-// entry of a destroyed store is never looked up again because instance
-// numbers are never reused.
+// Connections: a bounded pool. A request borrows a connection (with its
+// cached prepared statements) for one operation and returns it; the pool's
+// lock is held only to pop and push. It is bounded because the HTTP layer
+// runs up to a thousand threads (one per open connection) while SQLite work
+// is CPU-bound: a connection per thread would multiply page caches for no
+// gain on a machine with a few cores.
 //
 // Writes run in BEGIN IMMEDIATE so a writer takes the lock up front instead
 // of failing half way on SQLITE_BUSY; busy_timeout makes concurrent writers
@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <condition_variable>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -28,8 +28,6 @@
 
 namespace wxsession {
 namespace {
-
-std::atomic<uint64_t> next_instance{1};
 
 // Maps an SQLite result code onto the closed error set. Conditions an
 // operator can fix or that pass (full disk, read-only file, lock held too
@@ -168,24 +166,24 @@ constexpr const char* kReleaseLease =
 class SqliteStore : public SessionStore {
  public:
   explicit SqliteStore(SqliteOptions options)
-      : options_(std::move(options)), instance_(next_instance.fetch_add(1)) {}
+      : options_(std::move(options)) {}
 
   ~SqliteStore() override {
-    std::lock_guard<std::mutex> lock(connections_mutex_);
-    connections_.clear();
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    idle_.clear();
   }
 
   // Opens the first connection and brings the schema up to date.
   Status Init() {
     Status created = CreateOwnerOnlyFile();
     if (!created.ok()) return created;
-    Result<Connection*> conn = ThisThreadConnection();
+    Result<Lease> conn = Acquire();
     if (!conn.ok()) return conn.status();
     return Migrate(*conn.value());
   }
 
   Status CreateSession(const NewSession& s) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     return InTransaction(c, [&]() -> Status {
@@ -221,7 +219,7 @@ class SqliteStore : public SessionStore {
 
   Result<LiveSession> FindLive(const std::string& id_hash,
                                int64_t now) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kFindLive);
@@ -248,7 +246,7 @@ class SqliteStore : public SessionStore {
 
   Status Touch(const std::string& id_hash, int64_t last_seen_at,
                int64_t expires_at) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kTouch);
@@ -291,7 +289,7 @@ class SqliteStore : public SessionStore {
   }
 
   Result<StoreStats> Stats(int64_t now) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     StoreStats stats;
@@ -321,7 +319,7 @@ class SqliteStore : public SessionStore {
   }
 
   Result<AccessToken> GetAccessToken(const std::string& appid) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kGetToken);
@@ -353,7 +351,7 @@ class SqliteStore : public SessionStore {
   Result<bool> TryLockTokenRefresh(const std::string& appid,
                                    const std::string& owner, int64_t now_ms,
                                    int64_t lease_ms) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     bool taken = false;
@@ -393,7 +391,7 @@ class SqliteStore : public SessionStore {
   }
 
   Status Ping() override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kPing);
@@ -422,19 +420,50 @@ class SqliteStore : public SessionStore {
     return Status::Ok();
   }
 
-  Result<Connection*> ThisThreadConnection() {
-    thread_local std::unordered_map<uint64_t, Connection*> by_instance;
-    auto found = by_instance.find(instance_);
-    if (found != by_instance.end()) return found->second;
-    auto opened = OpenConnection();
-    if (!opened.ok()) return opened.status();
-    Connection* conn = opened.value().get();
-    {
-      std::lock_guard<std::mutex> lock(connections_mutex_);
-      connections_.push_back(std::move(opened.value()));
+  // A borrowed connection; returned to the pool when the lease ends.
+  class Lease {
+   public:
+    Lease(SqliteStore* store, std::unique_ptr<Connection> conn)
+        : store_(store), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&& other) noexcept = default;
+    ~Lease() {
+      if (conn_) store_->Release(std::move(conn_));
     }
-    by_instance[instance_] = conn;
-    return conn;
+    Connection& operator*() const { return *conn_; }
+
+   private:
+    SqliteStore* store_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  Result<Lease> Acquire() {
+    {
+      std::unique_lock<std::mutex> lock(pool_mutex_);
+      pool_available_.wait(lock, [this] {
+        return !idle_.empty() || open_ < options_.max_connections;
+      });
+      if (!idle_.empty()) {
+        std::unique_ptr<Connection> conn = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(conn));
+      }
+      ++open_;  // reserve the slot; opened outside the lock
+    }
+    auto opened = OpenConnection();
+    if (!opened.ok()) {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      --open_;
+      pool_available_.notify_one();
+      return opened.status();
+    }
+    return Lease(this, std::move(opened).value());
+  }
+
+  void Release(std::unique_ptr<Connection> conn) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    idle_.push_back(std::move(conn));
+    pool_available_.notify_one();
   }
 
   Result<std::unique_ptr<Connection>> OpenConnection() {
@@ -497,7 +526,7 @@ class SqliteStore : public SessionStore {
   // number of rows it changed.
   template <typename Binder>
   Result<int64_t> WriteInTransaction(const char* sql, const char* what, Binder bind) {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     int64_t deleted = 0;
@@ -575,9 +604,10 @@ class SqliteStore : public SessionStore {
   }
 
   const SqliteOptions options_;  // constant after construction
-  const uint64_t instance_;      // constant after construction
-  std::mutex connections_mutex_;
-  std::vector<std::unique_ptr<Connection>> connections_;  // connections_mutex_
+  std::mutex pool_mutex_;
+  std::condition_variable pool_available_;               // with pool_mutex_
+  std::vector<std::unique_ptr<Connection>> idle_;        // pool_mutex_
+  int open_ = 0;  // connections open, idle or lent; pool_mutex_
 };
 
 }  // namespace

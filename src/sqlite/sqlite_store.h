@@ -1,8 +1,7 @@
 // SqliteStore: the default SessionStore, one SQLite file in WAL mode.
 //
-// Every thread gets its own connection with cached prepared statements, so
-// reads never queue behind a global lock; writes use BEGIN IMMEDIATE and a
-// busy timeout. The file is created readable by its owner only. Migrations
+// A bounded pool of connections, each with cached prepared statements, serves
+// every thread; writes use BEGIN IMMEDIATE and a busy timeout. The file is created readable by its owner only. Migrations
 // (migrations/*.sql, embedded) are applied in order at open, each in a
 // transaction, and recorded in table schema_migrations.
 //
@@ -22,6 +21,9 @@ struct SqliteOptions {
   std::string path;
   Durability durability = Durability::kNormal;
   int busy_timeout_ms = 5000;  // how long a writer waits for the lock
+  // Connections open at most. SQLite work is CPU-bound, so a few per core
+  // keep every core busy; more only add page caches.
+  int max_connections = 8;
 };
 
 // Opens (creating if needed) and migrates the database. Errors:

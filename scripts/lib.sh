@@ -8,6 +8,8 @@ WXS_PACKAGES=(
   libcpp-httplib-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
   libgtest-dev googletest
   sqlite3 ca-certificates
+  # Redis backend (issue 6): the client library, and the servers the tests run.
+  libhiredis-dev redis-server redis-sentinel
   nodejs  # the client SDK's tests (node --test; Debian 12 ships Node 18)
 )
 

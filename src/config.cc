@@ -16,6 +16,8 @@
 //                            otherwise the app is appended.
 //   WXSESSIOND_API_BASE      replaces wechat.api_base; meant for local
 //                            development against a mock WeChat server.
+//   WXSESSIOND_REDIS_PASSWORD the Redis password, when the store URL holds
+//                            none (instead of redis.password_file).
 //
 // Relative paths (database, secret_file) are relative to the process working
 // directory, not to the config file.
@@ -23,6 +25,8 @@
 // wechat.timeout accepts what other durations accept (seconds), plus a
 // fractional number of seconds (0.5) or a string in milliseconds ("500ms").
 #include "wxsession/config.h"
+
+#include "wxsession/store_locator.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -345,11 +349,86 @@ Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
   return Status::Ok();
 }
 
+// `store` and the `redis` object (the Redis backend, issue 6).
+Status ApplyStoreKeys(const json& root, Config* config) {
+  if (auto it = root.find("store"); it != root.end()) {
+    if (!it->is_string()) {
+      return ConfigError("store", "expected \"sqlite\" or a Redis URL");
+    }
+    Result<StoreLocator> locator = ParseStoreLocator(it->get<std::string>());
+    // The locator's messages start with "store: " and never quote the URL.
+    if (!locator.ok()) return Status(ErrorCode::kInvalidRequest,
+                                     "config: " + locator.status().message());
+    config->store = it->get<std::string>();
+  }
+  auto redis = root.find("redis");
+  if (redis == root.end()) return Status::Ok();
+  if (!redis->is_object()) return ConfigError("redis", "expected an object");
+  if (Status s = CheckKnownKeys(*redis, "redis.",
+                                {"prefix", "timeout", "pool_size",
+                                 "min_replicas_ack", "password_file"});
+      !s.ok()) {
+    return s;
+  }
+  RedisConfig& out = config->redis;
+  if (auto it = redis->find("prefix"); it != redis->end()) {
+    // 64 bytes: a namespace, not data; keeps every key short.
+    bool ok = it->is_string() && !it->get<std::string>().empty() &&
+              it->get<std::string>().size() <= 64 &&
+              it->get<std::string>().find_first_of(" \t\r\n") ==
+                  std::string::npos;
+    if (!ok) {
+      return ConfigError("redis.prefix",
+                         "expected a non-empty string without spaces, at "
+                         "most 64 characters, e.g. \"wxs:\"");
+    }
+    out.prefix = it->get<std::string>();
+  }
+  if (auto it = redis->find("timeout"); it != redis->end()) {
+    if (Status s = ParseTimeoutKey(*it, "redis.timeout", &out.timeout_ms);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (auto it = redis->find("pool_size"); it != redis->end()) {
+    constexpr int64_t kMaxPool = 1024;  // more is a typo, not a tuning choice
+    bool ok = it->is_number_integer() && it->get<int64_t>() >= 1 &&
+              it->get<int64_t>() <= kMaxPool;
+    if (!ok) {
+      return ConfigError("redis.pool_size",
+                         "expected an integer from 1 to " +
+                             std::to_string(kMaxPool));
+    }
+    out.pool_size = static_cast<int>(it->get<int64_t>());
+  }
+  if (auto it = redis->find("min_replicas_ack"); it != redis->end()) {
+    constexpr int64_t kMaxReplicas = 64;  // far beyond any real deployment
+    bool ok = it->is_number_integer() && it->get<int64_t>() >= 0 &&
+              it->get<int64_t>() <= kMaxReplicas;
+    if (!ok) {
+      return ConfigError("redis.min_replicas_ack",
+                         "expected an integer from 0 (no wait) to " +
+                             std::to_string(kMaxReplicas));
+    }
+    out.min_replicas_ack = static_cast<int>(it->get<int64_t>());
+  }
+  if (auto it = redis->find("password_file"); it != redis->end()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return ConfigError("redis.password_file", "expected a non-empty path");
+    }
+    Result<std::string> read =
+        ReadSecretFile(it->get<std::string>(), "redis.password_file");
+    if (!read.ok()) return read.status();
+    out.password = std::move(read).value();
+  }
+  return Status::Ok();
+}
+
 Status ApplyFile(const json& root, Config* config) {
   if (Status s = CheckKnownKeys(
           root, "",
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
-           "expose_openid", "durability", "http"});
+           "expose_openid", "durability", "http", "store", "redis"});
       !s.ok()) {
     return s;
   }
@@ -476,6 +555,7 @@ Status ApplyFile(const json& root, Config* config) {
       config->http_threads = static_cast<int>(threads->get<int64_t>());
     }
   }
+  if (Status s = ApplyStoreKeys(root, config); !s.ok()) return s;
   return Status::Ok();
 }
 
@@ -529,6 +609,11 @@ Status ApplyEnvironment(const GetEnv& env, Config* config) {
       }
     }
     if (!replaced) config->apps.push_back(AppConfig{*appid, value});
+  }
+
+  if (std::optional<std::string> password =
+          NonEmptyEnv(env, "WXSESSIOND_REDIS_PASSWORD")) {
+    config->redis.password = *password;
   }
 
   if (std::optional<std::string> base =

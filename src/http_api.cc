@@ -7,6 +7,8 @@
 #include "wxsession/http_api.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -84,6 +86,70 @@ bool IsSafeRequestId(const std::string& id) {
     return std::isalnum(c) || c == '-' || c == '_' || c == '.';
   });
 }
+
+// A request id unique within this process's life and, by its random prefix,
+// across processes: "<8 random hex>-<counter>". Ids only correlate log lines
+// with client reports, so they need uniqueness, not secrecy, and a counter
+// spares every request a CSPRNG call.
+std::string NewRequestId() {
+  static const std::string prefix = crypto::HexEncode(crypto::RandomBytes(4));
+  static std::atomic<uint64_t> counter{0};
+  char suffix[24];
+  std::snprintf(suffix, sizeof(suffix), "-%llx",
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return prefix + suffix;
+}
+
+// Appends `text` as a JSON string literal. Values rendered on the lookup path
+// (appid, openid, unionid) come from WeChat and the config, so they are
+// escaped all the same; bytes >= 0x80 pass through (UTF-8 stays UTF-8).
+void AppendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+// GET /v1/session's body, rendered without building a JSON DOM: every API
+// request a mini program makes goes through a lookup.
+std::string RenderSessionJson(const SessionInfo& info) {
+  std::string out;
+  out.reserve(192);  // bytes: a typical body, so one allocation suffices
+  out += "{\"appid\":";
+  AppendJsonString(out, info.appid);
+  out += ",\"openid\":";
+  AppendJsonString(out, info.openid);
+  out += ",\"unionid\":";
+  if (info.unionid) {
+    AppendJsonString(out, *info.unionid);
+  } else {
+    out += "null";
+  }
+  out += ",\"created_at\":" + std::to_string(info.created_at);
+  out += ",\"last_seen_at\":" + std::to_string(info.last_seen_at);
+  out += ",\"expires_at\":" + std::to_string(info.expires_at);
+  out += '}';
+  return out;
+}
+
+namespace {
 
 // The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
 // Empty when neither is present.
@@ -204,9 +270,7 @@ void HttpServer::Impl::Configure() {
       [](const httplib::Request& req, httplib::Response& res) {
         request_started = std::chrono::steady_clock::now();
         std::string incoming = req.get_header_value("X-Request-Id");
-        request_id = IsSafeRequestId(incoming)
-                         ? incoming
-                         : crypto::HexEncode(crypto::RandomBytes(8));
+        request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
         res.set_header("X-Request-Id", request_id);
         return httplib::Server::HandlerResponse::Unhandled;
       });
@@ -328,13 +392,8 @@ void HttpServer::Impl::GetSession(const httplib::Request& req,
   if (id.empty()) return RenderError(res, MissingSession());
   Result<SessionInfo> info = service.Lookup(id);
   if (!info.ok()) return RenderError(res, info.status());
-  RenderJson(res, 200,
-             {{"appid", info->appid},
-              {"openid", info->openid},
-              {"unionid", OptionalString(info->unionid)},
-              {"created_at", info->created_at},
-              {"last_seen_at", info->last_seen_at},
-              {"expires_at", info->expires_at}});
+  res.status = 200;
+  res.set_content(RenderSessionJson(info.value()), kJsonType);
 }
 
 void HttpServer::Impl::Logout(const httplib::Request& req,

@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <chrono>
@@ -39,17 +40,35 @@ std::string NowRfc3339() {
     fraction += 1000;
     seconds -= 1;
   }
-  struct tm utc;
-  gmtime_r(&seconds, &utc);
+  // Every request logs a line: format the seconds once per second per
+  // thread, and only the milliseconds each time.
+  thread_local time_t cached_seconds = -1;
+  thread_local char cached_prefix[24];  // "YYYY-MM-DDTHH:MM:SS" is 19 chars
+  if (seconds != cached_seconds) {
+    struct tm utc;
+    gmtime_r(&seconds, &utc);
+    strftime(cached_prefix, sizeof(cached_prefix), "%Y-%m-%dT%H:%M:%S", &utc);
+    cached_seconds = seconds;
+  }
   char buffer[32];  // "YYYY-MM-DDTHH:MM:SS.mmmZ" is 24 chars
-  size_t n = strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &utc);
-  snprintf(buffer + n, sizeof(buffer) - n, ".%03dZ", fraction);
-  return buffer;
+  std::memcpy(buffer, cached_prefix, 19);
+  buffer[19] = '.';
+  buffer[20] = static_cast<char>('0' + fraction / 100);
+  buffer[21] = static_cast<char>('0' + fraction / 10 % 10);
+  buffer[22] = static_cast<char>('0' + fraction % 10);
+  buffer[23] = 'Z';
+  return std::string(buffer, 24);
 }
 
 // A JSON string literal for `text`. Invalid UTF-8 becomes U+FFFD rather than
 // an exception or an unparsable line.
 std::string JsonString(const std::string& text) {
+  // Most values (routes, ids, codes) are printable ASCII needing no escape:
+  // quote them directly and skip building a JSON value.
+  bool plain = std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) return '"' + text + '"';
   return nlohmann::json(text).dump(-1, ' ', /*ensure_ascii=*/false,
                                    nlohmann::json::error_handler_t::replace);
 }

@@ -1,7 +1,7 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
-// Commands: serve, dev, mock-wechat, revoke, stats, version. Exit codes: 0 ok,
-// 1 failure, 2 usage.
+// Commands: serve, dev, mock-wechat, revoke, stats, migrate-store, version.
+// Exit codes: 0 ok, 1 failure, 2 usage.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -19,11 +19,14 @@
 
 #include "mock_wechat.h"
 #include "sqlite/sqlite_store.h"
+#include "store_factory.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/http_api.h"
 #include "wxsession/log.h"
 #include "wxsession/service.h"
+#include "wxsession/store_locator.h"
+#include "wxsession/store_migration.h"
 #include "wxsession/sweeper.h"
 #include "wxsession/wechat.h"
 
@@ -50,6 +53,8 @@ const char* kMainUsage =
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
     "  revoke       end sessions while the server runs\n"
     "  stats        print session and database counts as JSON\n"
+    "  migrate-store\n"
+    "               copy live sessions from the SQLite file to Redis\n"
     "  version      print the version\n"
     "\n"
     "Run 'wxsessiond <command> --help' for a command's options.\n";
@@ -144,22 +149,24 @@ Result<Config> LoadFromArgs(const Args& args) {
 int RunServer(const Config& config,
               const std::function<void(int port)>& on_ready = {}) {
   Logger logger(stderr);
-  SqliteOptions sqlite_options;
-  sqlite_options.path = config.database;
-  sqlite_options.durability = config.durability;
-  auto store = OpenSqliteStore(sqlite_options);
-  if (!store.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", store.status().message().c_str());
+  SystemClock clock;
+  Result<OpenedStore> opened = OpenConfiguredStore(config, clock);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", opened.status().message().c_str());
     return kExitFailure;
   }
-  std::unique_ptr<SessionStore> session_store = std::move(store).value();
+  std::unique_ptr<SessionStore> session_store = std::move(opened->store);
+  // A Redis that is down at start-up is not fatal: requests answer 503
+  // store_unavailable until it is back.
+  if (Status ping = session_store->Ping(); !ping.ok()) {
+    logger.Error("store_unavailable", {{"detail", ping.message()}});
+  }
 
   WeChatHttpOptions wechat_options;
   wechat_options.api_base = config.wechat_api_base;
   wechat_options.timeout_ms = config.wechat_timeout_ms;
   std::unique_ptr<WeChatClient> wechat = NewHttpWeChatClient(wechat_options);
 
-  SystemClock clock;
   SessionService service(config, *session_store, *wechat, clock);
   Sweeper sweeper(*session_store, clock, config.sweep_interval,
                   Sweeper::kDefaultBatchRows,
@@ -187,10 +194,11 @@ int RunServer(const Config& config,
     server.Stop();
   });
 
-  sweeper.Start();
+  // Redis deletes expired sessions by itself: no sweeper against it.
+  if (!opened->expires_by_itself) sweeper.Start();
   logger.Info("listening", {{"address", config.listen_host + ":" +
                                             std::to_string(port.value())},
-                            {"database", config.database},
+                            {"store", opened->description},
                             {"apps", static_cast<int>(config.apps.size())},
                             {"version", WXSESSIOND_VERSION}});
   // Tests and scripts read this line to learn the bound port.
@@ -332,10 +340,10 @@ int CmdMockWeChat(int argc, char** argv) {
 Result<std::unique_ptr<SessionStore>> OpenStoreForAdmin(const Args& args) {
   Result<Config> config = LoadFromArgs(args);
   if (!config.ok()) return config.status();
-  SqliteOptions options;
-  options.path = config->database;
-  options.durability = config->durability;
-  return OpenSqliteStore(options);
+  static SystemClock clock;  // outlives every store this process opens
+  Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
+  if (!opened.ok()) return opened.status();
+  return std::move(opened->store);
 }
 
 int CmdRevoke(int argc, char** argv) {
@@ -397,6 +405,74 @@ int CmdStats(int argc, char** argv) {
   return kExitOk;
 }
 
+int CmdMigrateStore(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond migrate-store --config FILE [--to REDIS_URL] "
+      "[--database PATH]\n"
+      "\n"
+      "Copies every live session, its user's newest session_key and the\n"
+      "cached access tokens from the SQLite file (`database`) to Redis, so\n"
+      "nobody is logged out by the move. --to defaults to the config's\n"
+      "`store`; keep the password out of the command line with\n"
+      "redis.password_file or WXSESSIOND_REDIS_PASSWORD. Safe to run again:\n"
+      "copies are idempotent and never replace a newer key. Progress goes\n"
+      "to stderr; the counts, as JSON, to stdout.\n";
+  Args args = ParseArgs(argc, argv, 2, {"config", "database", "to"}, {});
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.positional.empty()) {
+    return Usage(usage, "unexpected argument " + args.positional.front());
+  }
+  Result<Config> config = LoadFromArgs(args);
+  if (!config.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
+    return kExitFailure;
+  }
+  std::string target = args.Has("to") ? args.Get("to") : config->store;
+  SystemClock clock;
+  Result<std::unique_ptr<RedisStore>> redis =
+      OpenRedisStoreAt(config.value(), target, clock);
+  if (!redis.ok()) {
+    std::fprintf(stderr, "wxsessiond: --to: %s\n",
+                 redis.status().message().c_str());
+    return args.Has("to") ? kExitUsage : kExitFailure;
+  }
+  if (Status ping = redis.value()->Ping(); !ping.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", ping.message().c_str());
+    return kExitFailure;
+  }
+  SqliteOptions sqlite_options;
+  sqlite_options.path = config->database;
+  sqlite_options.durability = config->durability;
+  Result<std::unique_ptr<StoreExporter>> sqlite =
+      OpenSqliteExporter(sqlite_options);
+  if (!sqlite.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", sqlite.status().message().c_str());
+    return kExitFailure;
+  }
+  std::string where = ParseStoreLocator(target)->Redacted();
+  std::fprintf(stderr, "migrating live sessions from %s to %s\n",
+               config->database.c_str(), where.c_str());
+  constexpr size_t kBatch = 500;  // sessions per Redis pipeline
+  Result<MigrationCounts> counts = MigrateStore(
+      *sqlite.value(), *redis.value(), clock.Now(), kBatch,
+      [](const MigrationCounts& so_far) {
+        std::fprintf(stderr, "  %lld sessions, %lld users copied\n",
+                     static_cast<long long>(so_far.sessions),
+                     static_cast<long long>(so_far.users));
+      });
+  if (!counts.ok()) {
+    std::fprintf(stderr, "wxsessiond: migration stopped: %s (run it again to "
+                 "finish; copies are idempotent)\n",
+                 counts.status().message().c_str());
+    return kExitFailure;
+  }
+  nlohmann::json out = {{"sessions", counts->sessions},
+                        {"users", counts->users},
+                        {"access_tokens", counts->access_tokens}};
+  std::printf("%s\n", out.dump().c_str());
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   // Before any thread starts, so every thread inherits the mask and only
   // the sigwait threads ever see SIGINT/SIGTERM.
@@ -415,6 +491,7 @@ int Main(int argc, char** argv) {
   if (command == "mock-wechat") return CmdMockWeChat(argc, argv);
   if (command == "revoke") return CmdRevoke(argc, argv);
   if (command == "stats") return CmdStats(argc, argv);
+  if (command == "migrate-store") return CmdMigrateStore(argc, argv);
   return Usage(kMainUsage, "unknown command '" + command + "'");
 }
 

@@ -604,5 +604,66 @@ TEST(ParseHostPortTest, Rejects) {
   }
 }
 
+// --- store and redis (issue 6)
+// ------------------------------------------------------
+
+TEST_F(ConfigTest, StoreDefaultsToSqliteAndAcceptsRedisUrls) {
+  Result<Config> plain = Load(WriteWithApp(""));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->store, "sqlite");
+  EXPECT_EQ(plain->redis.prefix, "wxs:");
+  EXPECT_EQ(plain->redis.timeout_ms, 1000);
+  EXPECT_EQ(plain->redis.min_replicas_ack, 0);
+
+  Result<Config> redis = Load(WriteWithApp(
+      R"("store": "redis-sentinel://s1:26379,s2:26379/mymaster",)"
+      R"( "redis": {"prefix": "shop:", "timeout": "250ms", "pool_size": 4,)"
+      R"( "min_replicas_ack": 1})"));
+  ASSERT_TRUE(redis.ok()) << redis.status().ToString();
+  EXPECT_EQ(redis->store, "redis-sentinel://s1:26379,s2:26379/mymaster");
+  EXPECT_EQ(redis->redis.prefix, "shop:");
+  EXPECT_EQ(redis->redis.timeout_ms, 250);
+  EXPECT_EQ(redis->redis.pool_size, 4);
+  EXPECT_EQ(redis->redis.min_replicas_ack, 1);
+}
+
+TEST_F(ConfigTest, InvalidStoreAndRedisKeysNameTheirKey) {
+  // The URL's password must not appear in the message.
+  ExpectConfigError(
+      Load(WriteWithApp(std::string(R"("store": "redis://:)") + kSecret +
+                        R"(@host:notaport")")),
+      "store");
+  ExpectConfigError(Load(WriteWithApp(
+                        std::string(R"("store": "mysql://:)") + kSecret + "@h\"")),
+                    "store");
+  ExpectConfigError(Load(WriteWithApp(R"("store": 6379)")), "store");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"prefix": ""})")),
+                    "redis.prefix");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"timeout": "soon"})")),
+                    "redis.timeout");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"pool_size": 0})")),
+                    "redis.pool_size");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"min_replicas_ack": -1})")),
+                    "redis.min_replicas_ack");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"pasword_file": "x"})")),
+                    "redis.pasword_file", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": 1)")), "redis");
+}
+
+TEST_F(ConfigTest, RedisPasswordFromFileOrEnvironment) {
+  std::string file = Write("redis-password", std::string(kSecret) + "\n");
+  Result<Config> from_file = Load(
+      WriteWithApp(R"("redis": {"password_file": ")" + file + "\"}"));
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  EXPECT_EQ(from_file->redis.password, kSecret);
+  Result<Config> from_env =
+      Load(WriteWithApp(""), FakeEnv({{"WXSESSIOND_REDIS_PASSWORD", kEnvSecret}}));
+  ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
+  EXPECT_EQ(from_env->redis.password, kEnvSecret);
+  ExpectConfigError(Load(WriteWithApp(
+                        R"("redis": {"password_file": "/nonexistent/pw"})")),
+                    "redis.password_file");
+}
+
 }  // namespace
 }  // namespace wxsession

@@ -27,10 +27,26 @@ struct AppConfig {
 
 enum class Durability { kNormal, kFull };
 
+// The Redis backend's settings, used when `store` names Redis.
+struct RedisConfig {
+  std::string prefix = "wxs:";  // starts every key, so apps can share a Redis
+  int64_t timeout_ms = 1000;    // connect, and each command's reply
+  int pool_size = 16;           // connections per process, at most
+  // After a login (and a revocation) wait until this many replicas hold the
+  // write; if they do not within timeout_ms / 2, answer store_unavailable.
+  int min_replicas_ack = 0;
+  // From redis.password_file or WXSESSIOND_REDIS_PASSWORD, for a store URL
+  // without a password. Never printed.
+  std::string password;
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
   std::string database = "./wxsessiond.db";
+  // "sqlite" (the file `database`) or a Redis URL; see store_locator.h.
+  std::string store = "sqlite";
+  RedisConfig redis;
   std::vector<AppConfig> apps;
 
   int64_t session_ttl = 30 * 86400;      // seconds, absolute lifetime

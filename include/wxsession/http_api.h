@@ -23,6 +23,9 @@ namespace wxsession {
 // The one ErrorCode -> HTTP status table.
 int HttpStatusFor(ErrorCode code);
 
+// The JSON body of GET /v1/session (exposed for tests).
+std::string RenderSessionJson(const SessionInfo& info);
+
 class HttpServer {
  public:
   static constexpr size_t kMaxBodyBytes = 64 * 1024;

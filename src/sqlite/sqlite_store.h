@@ -14,6 +14,7 @@
 
 #include "wxsession/config.h"
 #include "wxsession/store.h"
+#include "wxsession/store_migration.h"
 
 namespace wxsession {
 
@@ -29,6 +30,12 @@ struct SqliteOptions {
 // Opens (creating if needed) and migrates the database. Errors:
 // kStoreUnavailable naming the path when it cannot be opened or migrated.
 Result<std::unique_ptr<SessionStore>> OpenSqliteStore(
+    const SqliteOptions& options);
+
+// Opens an existing database for `wxsessiond migrate-store`. Errors:
+// kStoreUnavailable naming the path when the file does not exist (exporting
+// never creates an empty database) or cannot be opened.
+Result<std::unique_ptr<StoreExporter>> OpenSqliteExporter(
     const SqliteOptions& options);
 
 // The PRAGMA statements run on every new connection (exposed for tests).

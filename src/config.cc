@@ -19,8 +19,8 @@
 //   WXSESSIOND_REDIS_PASSWORD the Redis password, when the store URL holds
 //                            none (instead of redis.password_file).
 //
-// Relative paths (database, secret_file) are relative to the process working
-// directory, not to the config file.
+// Relative paths (database, secret_file, admin.token_file) are relative to the
+// process working directory, not to the config file.
 //
 // wechat.timeout accepts what other durations accept (seconds), plus a
 // fractional number of seconds (0.5) or a string in milliseconds ("500ms").
@@ -50,6 +50,9 @@ constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
 constexpr size_t kMaxSecretFileBytes = size_t{64} << 10;
 // 10 years: keeps now + ttl far from int64 overflow and catches unit typos.
 constexpr int64_t kMaxDurationSeconds = int64_t{3650} * 86400;
+// An admin token shorter than this is guessable; `openssl rand -hex 32`
+// makes 64.
+constexpr size_t kMinAdminTokenChars = 16;
 constexpr int kMaxHttpThreads = 1024;  // more is a typo, not a tuning choice
 constexpr int kMaxPort = 65535;
 
@@ -349,6 +352,51 @@ Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
   return Status::Ok();
 }
 
+// admin: {"token_file": path}. The token is trimmed of surrounding
+// whitespace and must be at least kMinAdminTokenChars visible ASCII
+// characters, since it travels in an Authorization header.
+Status ParseAdmin(const json& admin, Config* config) {
+  if (!admin.is_object()) return ConfigError("admin", "expected an object");
+  if (Status s = CheckKnownKeys(admin, "admin.", {"token_file"}); !s.ok()) {
+    return s;
+  }
+  auto file = admin.find("token_file");
+  if (file == admin.end()) return Status::Ok();
+  if (!file->is_string() || file->get<std::string>().empty()) {
+    return ConfigError("admin.token_file", "expected a non-empty path");
+  }
+  const std::string path = file->get<std::string>();
+  Result<std::string> read = ReadSecretFile(path, "admin.token_file");
+  if (!read.ok()) return read.status();
+  std::string token = std::move(read).value();
+  size_t start = 0;
+  while (start < token.size() &&
+         (token[start] == ' ' || token[start] == '\t' || token[start] == '\r' ||
+          token[start] == '\n')) {
+    ++start;
+  }
+  token.erase(0, start);
+  // Never quote the token, not even in part.
+  for (char c : token) {
+    if (c < 0x21 || c > 0x7E) {
+      return ConfigError("admin.token_file",
+                         path +
+                             ": the token must be one line of visible "
+                             "ASCII characters");
+    }
+  }
+  if (token.size() < kMinAdminTokenChars) {
+    return ConfigError("admin.token_file",
+                       path + ": the token is shorter than " +
+                           std::to_string(kMinAdminTokenChars) +
+                           " characters (make one with: openssl rand -hex "
+                           "32)");
+  }
+  config->admin_token_file = path;
+  config->admin_token = std::move(token);
+  return Status::Ok();
+}
+
 // `store` and the `redis` object (the Redis backend, issue 6).
 Status ApplyStoreKeys(const json& root, Config* config) {
   if (auto it = root.find("store"); it != root.end()) {
@@ -428,7 +476,8 @@ Status ApplyFile(const json& root, Config* config) {
   if (Status s = CheckKnownKeys(
           root, "",
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
-           "expose_openid", "durability", "http", "store", "redis"});
+           "expose_openid", "durability", "http", "store", "redis",
+           "open_data", "admin"});
       !s.ok()) {
     return s;
   }
@@ -556,6 +605,24 @@ Status ApplyFile(const json& root, Config* config) {
     }
   }
   if (Status s = ApplyStoreKeys(root, config); !s.ok()) return s;
+
+  if (auto it = root.find("open_data"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("open_data", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "open_data.", {"max_age"}); !s.ok()) {
+      return s;
+    }
+    if (auto max_age = it->find("max_age"); max_age != it->end()) {
+      if (Status s = ParseDurationKey(*max_age, "open_data.max_age", 0,
+                                      &config->open_data_max_age);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  if (auto it = root.find("admin"); it != root.end()) {
+    if (Status s = ParseAdmin(*it, config); !s.ok()) return s;
+  }
   return Status::Ok();
 }
 

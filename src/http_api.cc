@@ -1,9 +1,9 @@
 // HTTP adapter: API v1 on cpp-httplib.
 //
-// Handlers parse, call SessionService, render. HttpStatusFor below is the one
-// table from ErrorCode to HTTP status. Client-facing messages come from
-// Status::message(), which modules keep free of secrets; operator detail goes
-// to the log.
+// Handlers parse, call SessionService / OpenDataService / the token centre,
+// render. HttpStatusFor below is the one table from ErrorCode to HTTP
+// status. Client-facing messages come from Status::message(), which modules
+// keep free of secrets; operator detail goes to the log.
 #include "wxsession/http_api.h"
 
 #include <algorithm>
@@ -55,7 +55,10 @@ thread_local std::string request_id;
 
 void RenderJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), kJsonType);
+  // Replacing ill-formed UTF-8 instead of throwing: decrypted open data and
+  // upstream text end up in bodies.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                  kJsonType);
 }
 
 void RenderError(httplib::Response& res, const Status& status) {
@@ -67,6 +70,9 @@ void RenderError(httplib::Response& res, const Status& status) {
   if (status.code() == ErrorCode::kInvalidSession) {
     res.set_header("WWW-Authenticate",
                    "Bearer realm=\"wxsessiond\", error=\"invalid_token\"");
+  }
+  if (status.code() == ErrorCode::kUnauthorized) {
+    res.set_header("WWW-Authenticate", "Bearer realm=\"wxsessiond-admin\"");
   }
   std::optional<int> retry = status.retry_after();
   if (!retry && (status.code() == ErrorCode::kStoreUnavailable ||
@@ -151,9 +157,8 @@ std::string RenderSessionJson(const SessionInfo& info) {
 
 namespace {
 
-// The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
-// Empty when neither is present.
-std::string SessionIdFrom(const httplib::Request& req) {
+// The credential from "Authorization: Bearer <credential>", or nullopt.
+std::optional<std::string> BearerFrom(const httplib::Request& req) {
   const std::string auth = req.get_header_value("Authorization");
   constexpr size_t kSchemeLength = 7;  // "Bearer "
   if (auth.size() > kSchemeLength) {
@@ -166,6 +171,13 @@ std::string SessionIdFrom(const httplib::Request& req) {
       return id;
     }
   }
+  return std::nullopt;
+}
+
+// The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
+// Empty when neither is present.
+std::string SessionIdFrom(const httplib::Request& req) {
+  if (std::optional<std::string> id = BearerFrom(req)) return *id;
   return req.get_header_value("X-WX-Session");
 }
 
@@ -244,12 +256,23 @@ json OptionalString(const std::optional<std::string>& value) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const Config& c, SessionService& s, Logger& l)
-      : config(c), service(s), logger(l) {}
+  Impl(const Config& c, SessionService& s, OpenDataService& o,
+       AccessTokenCentre& t, Logger& l)
+      : config(c),
+        service(s),
+        open_data(o),
+        tokens(t),
+        logger(l),
+        admin_token_digest(crypto::Sha256(c.admin_token)) {}
 
   const Config& config;
   SessionService& service;
+  OpenDataService& open_data;
+  AccessTokenCentre& tokens;
   Logger& logger;
+  // SHA-256 of the admin token: comparing digests takes the same time
+  // whatever the presented token's length. Constant after construction.
+  const std::string admin_token_digest;
   DeepBacklogServer server;
 
   void Configure();
@@ -260,6 +283,16 @@ struct HttpServer::Impl {
   void GetSession(const httplib::Request& req, httplib::Response& res);
   void Logout(const httplib::Request& req, httplib::Response& res);
   void Health(const httplib::Request& req, httplib::Response& res);
+  void Decrypt(const httplib::Request& req, httplib::Response& res);
+  void Verify(const httplib::Request& req, httplib::Response& res);
+  void Phone(const httplib::Request& req, httplib::Response& res);
+  void CheckSession(const httplib::Request& req, httplib::Response& res);
+  void AdminAccessToken(const httplib::Request& req, httplib::Response& res);
+
+  // Logs a failure the operator may need to act on (WeChat, the store, a
+  // bug); client mistakes are left to the access log.
+  void LogFailure(const char* event, const Status& status);
+  bool AdminAuthorized(const httplib::Request& req) const;
 };
 
 void HttpServer::Impl::Configure() {
@@ -345,6 +378,26 @@ void HttpServer::Impl::RegisterRoutes() {
              [this](const httplib::Request& req, httplib::Response& res) {
                Health(req, res);
              });
+  server.Post("/v1/decrypt",
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Decrypt(req, res); }));
+  server.Post("/v1/verify",
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Verify(req, res); }));
+  server.Post("/v1/phone",
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { Phone(req, res); }));
+  server.Post("/v1/session/check",
+              WithBody([this](const httplib::Request& req,
+                              httplib::Response& res) { CheckSession(req, res); }));
+  // Admin routes exist only with an admin token: without one they are
+  // plain 404s, not a door with a missing lock.
+  if (!config.admin_token.empty()) {
+    server.Get("/v1/admin/access-token",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 AdminAccessToken(req, res);
+               });
+  }
 }
 
 // Registered after every route: a POST to an unknown path is answered 404
@@ -417,9 +470,136 @@ void HttpServer::Impl::Health(const httplib::Request&,
   RenderJson(res, 200, {{"status", "ok"}});
 }
 
+void HttpServer::Impl::LogFailure(const char* event, const Status& status) {
+  switch (status.code()) {
+    case ErrorCode::kRateLimited:
+    case ErrorCode::kUpstreamUnavailable:
+    case ErrorCode::kUpstreamError:
+    case ErrorCode::kStoreUnavailable:
+    case ErrorCode::kInternal:
+      logger.Warn(event, {{"request_id", request_id},
+                          {"error", ErrorCodeName(status.code())},
+                          {"detail", status.message()}});
+      break;
+    default:
+      break;
+  }
+}
+
+void HttpServer::Impl::Decrypt(const httplib::Request& req,
+                               httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<json> body = ParseObject(req);
+  if (!body.ok()) return RenderError(res, body.status());
+  Result<std::string> encrypted =
+      StringField(body.value(), "encryptedData", true);
+  if (!encrypted.ok()) return RenderError(res, encrypted.status());
+  Result<std::string> iv = StringField(body.value(), "iv", true);
+  if (!iv.ok()) return RenderError(res, iv.status());
+
+  Result<std::string> data =
+      open_data.Decrypt(id, encrypted.value(), iv.value());
+  if (!data.ok()) {
+    LogFailure("decrypt_failed", data.status());
+    return RenderError(res, data.status());
+  }
+  // OpenDataService checked that this is a JSON object.
+  json object = json::parse(data.value(), nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object()) {
+    return RenderError(res, Status(ErrorCode::kInternal, "internal error"));
+  }
+  RenderJson(res, 200, {{"data", std::move(object)}});
+}
+
+void HttpServer::Impl::Verify(const httplib::Request& req,
+                              httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<json> body = ParseObject(req);
+  if (!body.ok()) return RenderError(res, body.status());
+  Result<std::string> raw_data = StringField(body.value(), "rawData", true);
+  if (!raw_data.ok()) return RenderError(res, raw_data.status());
+  Result<std::string> signature = StringField(body.value(), "signature", true);
+  if (!signature.ok()) return RenderError(res, signature.status());
+
+  Result<bool> valid =
+      open_data.VerifySignature(id, raw_data.value(), signature.value());
+  if (!valid.ok()) {
+    LogFailure("verify_failed", valid.status());
+    return RenderError(res, valid.status());
+  }
+  RenderJson(res, 200, {{"valid", valid.value()}});
+}
+
+void HttpServer::Impl::Phone(const httplib::Request& req,
+                             httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<json> body = ParseObject(req);
+  if (!body.ok()) return RenderError(res, body.status());
+  Result<std::string> code = StringField(body.value(), "code", true);
+  if (!code.ok()) return RenderError(res, code.status());
+
+  Result<PhoneNumber> phone = open_data.GetPhoneNumber(id, code.value());
+  if (!phone.ok()) {
+    LogFailure("phone_failed", phone.status());
+    return RenderError(res, phone.status());
+  }
+  RenderJson(res, 200,
+             {{"phoneNumber", phone->phone_number},
+              {"purePhoneNumber", phone->pure_phone_number},
+              {"countryCode", phone->country_code}});
+}
+
+void HttpServer::Impl::CheckSession(const httplib::Request& req,
+                                    httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<bool> valid = open_data.CheckSessionKey(id);
+  if (!valid.ok()) {
+    LogFailure("session_check_failed", valid.status());
+    return RenderError(res, valid.status());
+  }
+  RenderJson(res, 200, {{"session_key_valid", valid.value()}});
+}
+
+bool HttpServer::Impl::AdminAuthorized(const httplib::Request& req) const {
+  std::optional<std::string> presented = BearerFrom(req);
+  if (!presented) return false;
+  return crypto::ConstantTimeEquals(crypto::Sha256(*presented),
+                                    admin_token_digest);
+}
+
+void HttpServer::Impl::AdminAccessToken(const httplib::Request& req,
+                                        httplib::Response& res) {
+  // Tokens are credentials: no cache on the way may keep one.
+  res.set_header("Cache-Control", "no-store");
+  if (!AdminAuthorized(req)) {
+    logger.Warn("admin_unauthorized",
+                {{"request_id", request_id}, {"path", req.path}});
+    return RenderError(
+        res, Status(ErrorCode::kUnauthorized,
+                    "admin routes want Authorization: Bearer <admin token> "
+                    "(the content of admin.token_file)"));
+  }
+  const std::string appid =
+      req.has_param("appid") ? req.get_param_value("appid") : "";
+  Result<AccessToken> token = tokens.Get(appid);
+  if (!token.ok()) {
+    LogFailure("access_token_failed", token.status());
+    return RenderError(res, token.status());
+  }
+  RenderJson(
+      res, 200,
+      {{"access_token", token->token}, {"expires_at", token->expires_at}});
+}
+
 HttpServer::HttpServer(const Config& config, SessionService& service,
+                       OpenDataService& open_data, AccessTokenCentre& tokens,
                        Logger& logger)
-    : impl_(std::make_unique<Impl>(config, service, logger)) {
+    : impl_(
+          std::make_unique<Impl>(config, service, open_data, tokens, logger)) {
   impl_->Configure();
   impl_->RegisterRoutes();
   impl_->RegisterFallbacks();

@@ -20,10 +20,12 @@
 #include "mock_wechat.h"
 #include "sqlite/sqlite_store.h"
 #include "store_factory.h"
+#include "wxsession/access_token.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/http_api.h"
 #include "wxsession/log.h"
+#include "wxsession/open_data.h"
 #include "wxsession/service.h"
 #include "wxsession/store_locator.h"
 #include "wxsession/store_migration.h"
@@ -178,7 +180,11 @@ int RunServer(const Config& config,
                       logger.Info("sweep", {{"deleted", deleted.value()}});
                     }
                   });
-  HttpServer server(config, service, logger);
+  AccessTokenCentre tokens(
+      config, *session_store, *wechat, clock,
+      AccessTokenCentre::OptionsFor(config.wechat_timeout_ms));
+  OpenDataService open_data(config, service, *wechat, tokens, clock);
+  HttpServer server(config, service, open_data, tokens, logger);
   Result<int> port = server.Bind(config.listen_host, config.listen_port);
   if (!port.ok()) {
     std::fprintf(stderr, "wxsessiond: %s\n", port.status().message().c_str());
@@ -200,6 +206,8 @@ int RunServer(const Config& config,
                                             std::to_string(port.value())},
                             {"store", opened->description},
                             {"apps", static_cast<int>(config.apps.size())},
+                            {"admin_routes",
+                             config.admin_token.empty() ? "off" : "on"},
                             {"version", WXSESSIOND_VERSION}});
   // Tests and scripts read this line to learn the bound port.
   std::printf("wxsessiond listening on http://%s:%d\n",
@@ -282,10 +290,16 @@ int CmdDev(int argc, char** argv) {
         "  curl -s -X POST %s/v1/login -H 'Content-Type: application/json' \\\n"
         "       -d '{\"code\":\"alice.1\"}'\n"
         "  curl -s %s/v1/session -H 'Authorization: Bearer <session_id>'\n"
+        "  curl -s -X POST %s/v1/phone -H 'Authorization: Bearer "
+        "<session_id>' \\\n"
+        "       -H 'Content-Type: application/json' -d '{\"code\":\"p1\"}'\n"
+        "  curl -s -X POST %s/v1/session/check -H 'Authorization: Bearer "
+        "<session_id>'\n"
         "  curl -s -X POST %s/v1/logout -H 'Authorization: Bearer "
         "<session_id>' -i\n\n"
         "Ctrl-C stops it.\n",
-        base.c_str(), base.c_str(), base.c_str());
+        base.c_str(), base.c_str(), base.c_str(), base.c_str(),
+        base.c_str());
     std::fflush(stdout);
   });
   mock.Stop();
@@ -297,10 +311,13 @@ int CmdMockWeChat(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond mock-wechat [--listen HOST:PORT] [--delay MS]\n"
       "\n"
-      "Serves a stand-in for WeChat's server API (default 127.0.0.1:0).\n"
+      "Serves a stand-in for WeChat's server API (default 127.0.0.1:0):\n"
+      "jscode2session, stable_token, getuserphonenumber, checksession.\n"
       "Codes: invalid -> 40029, blocked -> 40226, busy -> -1, limit -> 45011,\n"
-      "a code used twice -> 40163, anything else logs in the user named by the\n"
-      "part before the first '.'.\n";
+      "errcode:N -> N, a code used twice -> 40163 (40029 for phone codes);\n"
+      "any other login code logs in the user named by the part before the\n"
+      "first '.', any other phone code answers +86 13800138000.\n"
+      "--delay applies to every WeChat route, not to the /mock/ routes.\n";
   Args args = ParseArgs(argc, argv, 2, {"listen", "delay"}, {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   MockWeChatOptions options;

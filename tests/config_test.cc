@@ -604,6 +604,72 @@ TEST(ParseHostPortTest, Rejects) {
   }
 }
 
+// --- open_data and admin (issue 3)
+// ------------------------------------------------------------
+
+TEST_F(ConfigTest, OpenDataMaxAgeIsOffByDefaultAndTakesADuration) {
+  auto defaults = Load(WriteWithApp(""));
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->open_data_max_age, 0);
+  EXPECT_TRUE(defaults->admin_token.empty());
+  EXPECT_TRUE(defaults->admin_token_file.empty());
+
+  auto five_minutes = Load(WriteWithApp(R"("open_data": {"max_age": "5m"})"));
+  ASSERT_TRUE(five_minutes.ok()) << five_minutes.status().ToString();
+  EXPECT_EQ(five_minutes->open_data_max_age, 300);
+  auto seconds = Load(WriteWithApp(R"("open_data": {"max_age": 90})"));
+  ASSERT_TRUE(seconds.ok());
+  EXPECT_EQ(seconds->open_data_max_age, 90);
+
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": {"max_age": "soon"})")),
+                    "open_data.max_age");
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": {"max_age": -1})")),
+                    "open_data.max_age");
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": {"maxage": 1})")),
+                    "open_data.maxage", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": 5)")), "open_data");
+}
+
+TEST_F(ConfigTest, AdminTokenIsReadFromItsFileAndTrimmed) {
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  const std::string file = Write("admin_token", "\n  " + token + " \r\n");
+  auto result =
+      Load(WriteWithApp(R"("admin": {"token_file": ")" + file + R"("})"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->admin_token, token);
+  EXPECT_EQ(result->admin_token_file, file);
+}
+
+TEST_F(ConfigTest, BadAdminTokensNameTheKeyWithoutQuotingTheToken) {
+  const auto load_token = [this](const std::string& content) {
+    const std::string file = Write("admin_token", content);
+    return Load(WriteWithApp(R"("admin": {"token_file": ")" + file + R"("})"));
+  };
+  const std::string short_token = "Short-9z";
+  auto too_short = load_token(short_token + "\n");
+  ExpectConfigError(too_short, "admin.token_file", "shorter than 16");
+  EXPECT_EQ(too_short.status().message().find(short_token), std::string::npos);
+
+  const std::string spaced = "two words-0123456789abcdef";
+  auto with_space = load_token(spaced);
+  ExpectConfigError(with_space, "admin.token_file", "visible ASCII");
+  EXPECT_EQ(with_space.status().message().find("words"), std::string::npos);
+
+  ExpectConfigError(load_token("first-line-0123456789\nsecond-line-0123456789"),
+                    "admin.token_file", "one line");
+  ExpectConfigError(load_token("caf\xc3\xa9-0123456789abcdef"),
+                    "admin.token_file");
+  ExpectConfigError(load_token(" \n"), "admin.token_file", "empty");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": {"token_file": ")" + dir_ +
+                                      R"(/absent"})")),
+                    "admin.token_file", "cannot read");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": {"token_file": ""})")),
+                    "admin.token_file");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": {"token": "x"})")),
+                    "admin.token", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": [])")), "admin");
+}
+
 // --- store and redis (issue 6)
 // ------------------------------------------------------
 

@@ -60,6 +60,14 @@ struct Config {
   Durability durability = Durability::kNormal;
   int http_threads = 0;  // 0 = choose from the machine
 
+  // open_data.max_age, seconds: decrypted open data whose
+  // watermark.timestamp is older is refused. 0 = no limit.
+  int64_t open_data_max_age = 0;
+  // admin.token_file, and the token read from it (surrounding whitespace
+  // trimmed). Admin routes exist only when it is set. Never printed.
+  std::string admin_token_file;
+  std::string admin_token;
+
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;
 };

@@ -1,6 +1,9 @@
-// HttpServer: the HTTP/JSON face of SessionService (API v1).
+// HttpServer: the HTTP/JSON face of SessionService, OpenDataService and the
+// access-token centre (API v1).
 //
-// Handlers are thin: parse the request, call the service, render. This is
+// Handlers are thin: parse the request, call the service, render. Admin
+// routes (/v1/admin/...) exist only when Config::admin_token is set, and
+// want "Authorization: Bearer <admin token>". This is
 // the only module that knows HTTP status codes: HttpStatusFor is the one
 // table from ErrorCode to status. Every error body is
 // {"error": "<code>", "message": "<text>"}.
@@ -13,8 +16,10 @@
 #include <memory>
 #include <string>
 
+#include "wxsession/access_token.h"
 #include "wxsession/config.h"
 #include "wxsession/log.h"
+#include "wxsession/open_data.h"
 #include "wxsession/service.h"
 #include "wxsession/status.h"
 
@@ -30,7 +35,10 @@ class HttpServer {
  public:
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 
-  HttpServer(const Config& config, SessionService& service, Logger& logger);
+  // Everything passed in must outlive the server.
+  HttpServer(const Config& config, SessionService& service,
+             OpenDataService& open_data, AccessTokenCentre& tokens,
+             Logger& logger);
   ~HttpServer();
 
   // Binds host:port (port 0 = any free port). Returns the bound port, or

@@ -1,10 +1,13 @@
 // The client SDK (client/wxsession.js) against the real wxsessiond binary and
-// mock-wechat on loopback, through a fake `wx` doing real HTTP.
+// mock-wechat on loopback, through a fake `wx` doing real HTTP: login,
+// restarts, revocation, concurrency, logout, corrupt storage, network
+// failures, open data and phone numbers.
 // Run: WXSESSIOND_BIN=build/wxsessiond node --test tests/client/client_e2e_test.js
 'use strict'
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert')
+const crypto = require('node:crypto')
 const http = require('node:http')
 const net = require('node:net')
 
@@ -20,6 +23,21 @@ function lookup (baseURL, id) {
         res.resume()
         res.on('end', () => resolve(res.statusCode))
       })
+    req.on('error', reject)
+  })
+}
+
+// GET `url` and parse the JSON answer (for mock-wechat's test routes).
+function getJson (url) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      const chunks = []
+      res.on('data', (chunk) => chunks.push(chunk))
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(url + ': HTTP ' + res.statusCode))
+        else resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+      })
+    })
     req.on('error', reject)
   })
 }
@@ -233,6 +251,66 @@ describe('WxSession against wxsessiond', () => {
     const res = await session.request({ url: '/v1/session' })
     assert.strictEqual(res.statusCode, 200)
     assert.strictEqual(session.sessionId(), id)
+    assert.strictEqual(wx.loginCalls, 1)
+  })
+
+  // Open data as WeChat makes it: AES-128-CBC under the user's newest
+  // session_key (read from mock-wechat), PKCS#7, base64.
+  async function encryptForUser (session, payload) {
+    const me = await session.request({ url: '/v1/session' })
+    assert.strictEqual(me.statusCode, 200)
+    const key = await getJson(env.mockURL + '/mock/session_key?appid=' +
+      encodeURIComponent(APPID) + '&openid=' + encodeURIComponent(me.data.openid))
+    const iv = crypto.randomBytes(16)
+    const cipher = crypto.createCipheriv('aes-128-cbc', Buffer.from(key.session_key, 'base64'), iv)
+    const encrypted = Buffer.concat([cipher.update(JSON.stringify(payload), 'utf8'), cipher.final()])
+    return { encryptedData: encrypted.toString('base64'), iv: iv.toString('base64') }
+  }
+
+  it('decrypts open data through the server', async () => {
+    const session = open(createHttpWx({ user: 'opendata' }))
+    const payload = {
+      nickName: '微信用户',
+      watermark: { appid: APPID, timestamp: Math.floor(Date.now() / 1000) }
+    }
+    const sealed = await encryptForUser(session, payload)
+    assert.deepStrictEqual(await session.decrypt(sealed), payload)
+
+    const foreign = await encryptForUser(session, { watermark: { appid: 'wxsomeoneelse0000', timestamp: 1 } })
+    await assert.rejects(session.decrypt(foreign), { code: 'watermark_mismatch', statusCode: 422 })
+    await assert.rejects(session.decrypt({ encryptedData: sealed.encryptedData, iv: 'c2hvcnQ=' }),
+      { code: 'decrypt_failed', statusCode: 422 })
+  })
+
+  it('answers decrypt_failed for data sealed before a later wx.login', async () => {
+    const wx = createHttpWx({ user: 'stalekey' })
+    const session = open(wx)
+    const sealed = await encryptForUser(session, { watermark: { appid: APPID, timestamp: 1 } })
+    // The revoked session makes the client log in again, and that login
+    // gives the user a new session_key: the sealed data is now unreadable.
+    await env.revokeAll()
+    await assert.rejects(session.decrypt(sealed), (err) => {
+      assert.strictEqual(err.code, 'decrypt_failed')
+      assert.strictEqual(err.statusCode, 422)
+      return true
+    })
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('gets the phone number through the server', async () => {
+    const wx = createHttpWx()
+    const session = open(wx)
+    assert.deepStrictEqual(await session.phoneNumber('plain.' + process.pid),
+      { phoneNumber: '13800138000', purePhoneNumber: '13800138000', countryCode: '86' })
+    assert.deepStrictEqual(await session.phoneNumber('us.' + process.pid),
+      { phoneNumber: '+1 2025550123', purePhoneNumber: '2025550123', countryCode: '1' })
+    // WeChat sometimes sends countryCode as a number; it arrives a string.
+    assert.strictEqual((await session.phoneNumber('numeric.' + process.pid)).countryCode, '86')
+    await assert.rejects(session.phoneNumber('otherapp.' + process.pid),
+      { code: 'watermark_mismatch', statusCode: 422 })
+    await assert.rejects(session.phoneNumber('invalid'), { code: 'invalid_code', statusCode: 400 })
+    // A phone code is single-use, as at WeChat.
+    await assert.rejects(session.phoneNumber('us.' + process.pid), { code: 'invalid_code' })
     assert.strictEqual(wx.loginCalls, 1)
   })
 })

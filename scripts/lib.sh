@@ -13,6 +13,7 @@ WXS_PACKAGES=(
   libsystemd-dev nginx-light openssl
   # Redis backend (issue 6): the client library, and the servers the tests run.
   libhiredis-dev redis-server redis-sentinel
+  nodejs  # the client SDK's tests (node --test; Debian 12 ships Node 18)
 )
 
 wxs_log() { printf '==> %s\n' "$*" >&2; }

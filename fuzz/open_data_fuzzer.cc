@@ -1,9 +1,8 @@
-// Fuzzes what decrypting WeChat open data runs on client input: base64 of
-// the session key, iv and encryptedData, AES-128-CBC with PKCS#7 padding,
-// and JSON parsing of the plaintext (watermark lookup as the open-data route
-// does). Input: "<key b64>\n<iv b64>\n<data b64>"; anything else is also
-// decrypted raw under a fixed key, so the padding check sees arbitrary
-// ciphertext.
+// Fuzzes what decrypting WeChat open data runs on client input: the real
+// DecryptOpenData and OpenDataSignatureMatches (open_data.h), and below them
+// base64, AES-128-CBC with PKCS#7 padding and JSON parsing of the plaintext.
+// Input: "<key b64>\n<iv b64>\n<data b64>"; anything else is also decrypted
+// raw under a fixed key, so the padding check sees arbitrary ciphertext.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +11,7 @@
 #include <string_view>
 
 #include "wxsession/crypto.h"
+#include "wxsession/open_data.h"
 
 namespace {
 
@@ -73,6 +73,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view iv_text = view.substr(first + 1, second - first - 1);
   std::string_view data_text = view.substr(second + 1);
   CheckBase64RoundTrip(data_text);
+  // What POST /v1/decrypt runs, with the key as the store holds it.
+  wxsession::Result<std::string> decrypted = wxsession::DecryptOpenData(
+      key_text, data_text, iv_text, "wxfuzz", /*now=*/1'700'000'000,
+      /*max_age_seconds=*/600);
+  if (decrypted.ok()) {
+    nlohmann::json parsed = nlohmann::json::parse(decrypted.value(), nullptr,
+                                                  /*allow_exceptions=*/false);
+    if (!parsed.is_object()) std::abort();  // promised by DecryptOpenData
+  }
+  // What POST /v1/verify runs.
+  wxsession::OpenDataSignatureMatches(data_text, iv_text, key_text);
   auto key = crypto::Base64Decode(key_text);
   auto iv = crypto::Base64Decode(iv_text);
   auto cipher = crypto::Base64Decode(data_text);

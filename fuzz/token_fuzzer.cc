@@ -16,6 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string x_wx_session =
       newline == std::string::npos ? "" : input.substr(newline + 1);
   std::string id = wxsession::SessionIdFromHeaders(authorization, x_wx_session);
+  // The admin routes take their token through the same Bearer parsing.
+  std::optional<std::string> bearer = wxsession::BearerCredential(authorization);
+  if (bearer && id != *bearer) std::abort();
   if (wxsession::crypto::LooksLikeSessionId(id)) {
     if (id.size() != 43) std::abort();
     if (wxsession::crypto::Sha256(id).size() != 32) std::abort();

@@ -16,13 +16,20 @@
 //                            otherwise the app is appended.
 //   WXSESSIOND_API_BASE      replaces wechat.api_base; meant for local
 //                            development against a mock WeChat server.
+//   CREDENTIALS_DIRECTORY    set by systemd for LoadCredential=; replaces a
+//                            leading $CREDENTIALS_DIRECTORY in secret_file,
+//                            tls.cert and tls.key.
+//   WXSESSIOND_REDIS_PASSWORD the Redis password, when the store URL holds
+//                            none (instead of redis.password_file).
 //
-// Relative paths (database, secret_file) are relative to the process working
-// directory, not to the config file.
+// Relative paths (database, secret_file, admin.token_file) are relative to the
+// process working directory, not to the config file.
 //
 // wechat.timeout accepts what other durations accept (seconds), plus a
 // fractional number of seconds (0.5) or a string in milliseconds ("500ms").
 #include "wxsession/config.h"
+
+#include "wxsession/store_locator.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -35,6 +42,8 @@
 #include <set>
 #include <string_view>
 
+#include "wxsession/client_ip.h"
+
 namespace wxsession {
 namespace {
 
@@ -46,11 +55,10 @@ constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
 constexpr size_t kMaxSecretFileBytes = size_t{64} << 10;
 // 10 years: keeps now + ttl far from int64 overflow and catches unit typos.
 constexpr int64_t kMaxDurationSeconds = int64_t{3650} * 86400;
+// An admin token shorter than this is guessable; `openssl rand -hex 32`
+// makes 64.
+constexpr size_t kMinAdminTokenChars = 16;
 constexpr int kMaxHttpThreads = 1024;  // more is a typo, not a tuning choice
-// Connections: at least a few for health checks, at most what one process's
-// threads and file descriptors comfortably hold.
-constexpr int kMinHttpConnections = 4;
-constexpr int kMaxHttpConnections = 16384;
 constexpr int kMaxPort = 65535;
 
 constexpr char kDurationHint[] =
@@ -307,7 +315,34 @@ Result<std::string> ReadSecretFile(const std::string& file,
   return secret;
 }
 
-Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
+// How file paths that hold secrets are resolved and whether they are read.
+struct SecretSource {
+  const GetEnv& env;
+  bool skip;  // ConfigOverrides::without_secrets
+};
+
+// Replaces a leading "$CREDENTIALS_DIRECTORY" or "${CREDENTIALS_DIRECTORY}"
+// with the environment variable systemd sets for LoadCredential=.
+Result<std::string> ExpandCredentialsPath(const std::string& path,
+                                          const std::string& key_path,
+                                          const GetEnv& env) {
+  for (const char* prefix :
+       {"$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"}) {
+    const std::string text = prefix;
+    if (path.compare(0, text.size(), text) != 0) continue;
+    std::optional<std::string> directory = env("CREDENTIALS_DIRECTORY");
+    if (!directory || directory->empty()) {
+      return ConfigError(key_path,
+                         "$CREDENTIALS_DIRECTORY is not set (it is set by "
+                         "systemd for a unit with LoadCredential=)");
+    }
+    return *directory + "/" + path.substr(text.size());
+  }
+  return path;
+}
+
+Status ParseApp(const json& entry, const std::string& prefix,
+                const SecretSource& secrets, AppConfig* app) {
   if (!entry.is_object()) return ConfigError(prefix, "expected an object");
   if (Status s = CheckKnownKeys(entry, prefix + ".",
                                 {"appid", "secret", "secret_file"});
@@ -342,19 +377,146 @@ Status ParseApp(const json& entry, const std::string& prefix, AppConfig* app) {
   if (!secret_file->is_string() || secret_file->get<std::string>().empty()) {
     return ConfigError(prefix + ".secret_file", "expected a non-empty path");
   }
+  if (secrets.skip) return Status::Ok();
+  Result<std::string> file = ExpandCredentialsPath(
+      secret_file->get<std::string>(), prefix + ".secret_file", secrets.env);
+  if (!file.ok()) return file.status();
   Result<std::string> read =
-      ReadSecretFile(secret_file->get<std::string>(), prefix + ".secret_file");
+      ReadSecretFile(file.value(), prefix + ".secret_file");
   if (!read.ok()) return read.status();
   app->secret = std::move(read).value();
-  app->secret_file = secret_file->get<std::string>();
+  app->secret_file = file.value();
   return Status::Ok();
 }
 
-Status ApplyFile(const json& root, Config* config) {
+// admin: {"token_file": path}. The token is trimmed of surrounding
+// whitespace and must be at least kMinAdminTokenChars visible ASCII
+// characters, since it travels in an Authorization header.
+Status ParseAdmin(const json& admin, Config* config) {
+  if (!admin.is_object()) return ConfigError("admin", "expected an object");
+  if (Status s = CheckKnownKeys(admin, "admin.", {"token_file"}); !s.ok()) {
+    return s;
+  }
+  auto file = admin.find("token_file");
+  if (file == admin.end()) return Status::Ok();
+  if (!file->is_string() || file->get<std::string>().empty()) {
+    return ConfigError("admin.token_file", "expected a non-empty path");
+  }
+  const std::string path = file->get<std::string>();
+  Result<std::string> read = ReadSecretFile(path, "admin.token_file");
+  if (!read.ok()) return read.status();
+  std::string token = std::move(read).value();
+  size_t start = 0;
+  while (start < token.size() &&
+         (token[start] == ' ' || token[start] == '\t' || token[start] == '\r' ||
+          token[start] == '\n')) {
+    ++start;
+  }
+  token.erase(0, start);
+  // Never quote the token, not even in part.
+  for (char c : token) {
+    if (c < 0x21 || c > 0x7E) {
+      return ConfigError("admin.token_file",
+                         path +
+                             ": the token must be one line of visible "
+                             "ASCII characters");
+    }
+  }
+  if (token.size() < kMinAdminTokenChars) {
+    return ConfigError("admin.token_file",
+                       path + ": the token is shorter than " +
+                           std::to_string(kMinAdminTokenChars) +
+                           " characters (make one with: openssl rand -hex "
+                           "32)");
+  }
+  config->admin_token_file = path;
+  config->admin_token = std::move(token);
+  return Status::Ok();
+}
+
+// `store` and the `redis` object (the Redis backend, issue 6).
+Status ApplyStoreKeys(const json& root, Config* config) {
+  if (auto it = root.find("store"); it != root.end()) {
+    if (!it->is_string()) {
+      return ConfigError("store", "expected \"sqlite\" or a Redis URL");
+    }
+    Result<StoreLocator> locator = ParseStoreLocator(it->get<std::string>());
+    // The locator's messages start with "store: " and never quote the URL.
+    if (!locator.ok()) return Status(ErrorCode::kInvalidRequest,
+                                     "config: " + locator.status().message());
+    config->store = it->get<std::string>();
+  }
+  auto redis = root.find("redis");
+  if (redis == root.end()) return Status::Ok();
+  if (!redis->is_object()) return ConfigError("redis", "expected an object");
+  if (Status s = CheckKnownKeys(*redis, "redis.",
+                                {"prefix", "timeout", "pool_size",
+                                 "min_replicas_ack", "password_file"});
+      !s.ok()) {
+    return s;
+  }
+  RedisConfig& out = config->redis;
+  if (auto it = redis->find("prefix"); it != redis->end()) {
+    // 64 bytes: a namespace, not data; keeps every key short.
+    bool ok = it->is_string() && !it->get<std::string>().empty() &&
+              it->get<std::string>().size() <= 64 &&
+              it->get<std::string>().find_first_of(" \t\r\n") ==
+                  std::string::npos;
+    if (!ok) {
+      return ConfigError("redis.prefix",
+                         "expected a non-empty string without spaces, at "
+                         "most 64 characters, e.g. \"wxs:\"");
+    }
+    out.prefix = it->get<std::string>();
+  }
+  if (auto it = redis->find("timeout"); it != redis->end()) {
+    if (Status s = ParseTimeoutKey(*it, "redis.timeout", &out.timeout_ms);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (auto it = redis->find("pool_size"); it != redis->end()) {
+    constexpr int64_t kMaxPool = 1024;  // more is a typo, not a tuning choice
+    bool ok = it->is_number_integer() && it->get<int64_t>() >= 1 &&
+              it->get<int64_t>() <= kMaxPool;
+    if (!ok) {
+      return ConfigError("redis.pool_size",
+                         "expected an integer from 1 to " +
+                             std::to_string(kMaxPool));
+    }
+    out.pool_size = static_cast<int>(it->get<int64_t>());
+  }
+  if (auto it = redis->find("min_replicas_ack"); it != redis->end()) {
+    constexpr int64_t kMaxReplicas = 64;  // far beyond any real deployment
+    bool ok = it->is_number_integer() && it->get<int64_t>() >= 0 &&
+              it->get<int64_t>() <= kMaxReplicas;
+    if (!ok) {
+      return ConfigError("redis.min_replicas_ack",
+                         "expected an integer from 0 (no wait) to " +
+                             std::to_string(kMaxReplicas));
+    }
+    out.min_replicas_ack = static_cast<int>(it->get<int64_t>());
+  }
+  if (auto it = redis->find("password_file"); it != redis->end()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return ConfigError("redis.password_file", "expected a non-empty path");
+    }
+    Result<std::string> read =
+        ReadSecretFile(it->get<std::string>(), "redis.password_file");
+    if (!read.ok()) return read.status();
+    out.password = std::move(read).value();
+  }
+  return Status::Ok();
+}
+
+Status ApplyFile(const json& root, const SecretSource& secrets,
+                 Config* config) {
   if (Status s = CheckKnownKeys(
           root, "",
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
-           "expose_openid", "durability", "http", "storage"});
+           "expose_openid", "durability", "http", "store", "redis",
+           "open_data", "admin", "log", "rate_limit", "trusted_proxies",
+           "tls", "storage"});
       !s.ok()) {
     return s;
   }
@@ -382,7 +544,9 @@ Status ApplyFile(const json& root, Config* config) {
     for (size_t i = 0; i < it->size(); ++i) {
       std::string prefix = "apps[" + std::to_string(i) + "]";
       AppConfig app;
-      if (Status s = ParseApp((*it)[i], prefix, &app); !s.ok()) return s;
+      if (Status s = ParseApp((*it)[i], prefix, secrets, &app); !s.ok()) {
+        return s;
+      }
       if (!seen.insert(app.appid).second) {
         return ConfigError(prefix + ".appid", "duplicate appid " + app.appid);
       }
@@ -422,7 +586,8 @@ Status ApplyFile(const json& root, Config* config) {
 
   if (auto it = root.find("wechat"); it != root.end()) {
     if (!it->is_object()) return ConfigError("wechat", "expected an object");
-    if (Status s = CheckKnownKeys(*it, "wechat.", {"api_base", "timeout"});
+    if (Status s = CheckKnownKeys(*it, "wechat.",
+                                  {"api_base", "timeout", "max_concurrent"});
         !s.ok()) {
       return s;
     }
@@ -467,21 +632,8 @@ Status ApplyFile(const json& root, Config* config) {
 
   if (auto it = root.find("http"); it != root.end()) {
     if (!it->is_object()) return ConfigError("http", "expected an object");
-    if (Status s = CheckKnownKeys(*it, "http.", {"threads", "max_connections"});
-        !s.ok()) {
+    if (Status s = CheckKnownKeys(*it, "http.", {"threads"}); !s.ok()) {
       return s;
-    }
-    if (auto limit = it->find("max_connections"); limit != it->end()) {
-      bool ok = limit->is_number_integer() &&
-                limit->get<int64_t>() >= kMinHttpConnections &&
-                limit->get<int64_t>() <= kMaxHttpConnections;
-      if (!ok) {
-        return ConfigError("http.max_connections",
-                           "expected an integer from " +
-                               std::to_string(kMinHttpConnections) + " to " +
-                               std::to_string(kMaxHttpConnections));
-      }
-      config->http_max_connections = static_cast<int>(limit->get<int64_t>());
     }
     if (auto threads = it->find("threads"); threads != it->end()) {
       bool ok = threads->is_number_integer() && threads->get<int64_t>() >= 0 &&
@@ -545,6 +697,199 @@ Status ApplyFile(const json& root, Config* config) {
       config->storage_max_pages = pages->get<int64_t>();
     }
   }
+  if (Status s = ApplyStoreKeys(root, config); !s.ok()) return s;
+
+  if (auto it = root.find("open_data"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("open_data", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "open_data.", {"max_age"}); !s.ok()) {
+      return s;
+    }
+    if (auto max_age = it->find("max_age"); max_age != it->end()) {
+      if (Status s = ParseDurationKey(*max_age, "open_data.max_age", 0,
+                                      &config->open_data_max_age);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  if (auto it = root.find("admin"); it != root.end()) {
+    if (Status s = ParseAdmin(*it, config); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// --- Running in production: log, rate_limit, trusted_proxies, tls and
+// --- wechat.max_concurrent.
+
+constexpr int64_t kMaxLoginRatePerMinute = 1000000;  // more is a typo
+
+Status ParseTlsPath(const json& value, const std::string& key_path,
+                    const SecretSource& secrets, std::string* out) {
+  if (!value.is_string() || value.get<std::string>().empty()) {
+    return ConfigError(key_path, "expected a non-empty path to a PEM file");
+  }
+  if (secrets.skip) {
+    *out = value.get<std::string>();
+    return Status::Ok();
+  }
+  Result<std::string> path =
+      ExpandCredentialsPath(value.get<std::string>(), key_path, secrets.env);
+  if (!path.ok()) return path.status();
+  // Read once here so a missing or unreadable file is reported by key; the
+  // TLS library reads it again when the server starts.
+  Result<std::string> content =
+      ReadWholeFile(path.value(), kMaxConfigFileBytes);
+  if (!content.ok()) {
+    return ConfigError(key_path,
+                       path.value() + ": " + content.status().message());
+  }
+  *out = path.value();
+  return Status::Ok();
+}
+
+Status ApplyOperationsKeys(const json& root, const SecretSource& secrets,
+                           Config* config) {
+  if (auto it = root.find("log"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("log", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "log.", {"format", "level"}); !s.ok()) {
+      return s;
+    }
+    if (auto format = it->find("format"); format != it->end()) {
+      std::string value = format->is_string() ? format->get<std::string>() : "";
+      if (value == "json") {
+        config->log_format = LogFormat::kJson;
+      } else if (value == "text") {
+        config->log_format = LogFormat::kText;
+      } else {
+        return ConfigError("log.format", "expected \"json\" or \"text\"");
+      }
+    }
+    if (auto level = it->find("level"); level != it->end()) {
+      std::string value = level->is_string() ? level->get<std::string>() : "";
+      if (value == "debug") {
+        config->log_level = LogLevel::kDebug;
+      } else if (value == "info") {
+        config->log_level = LogLevel::kInfo;
+      } else if (value == "warn") {
+        config->log_level = LogLevel::kWarn;
+      } else if (value == "error") {
+        config->log_level = LogLevel::kError;
+      } else {
+        return ConfigError("log.level",
+                           "expected \"debug\", \"info\", \"warn\" or "
+                           "\"error\"");
+      }
+    }
+  }
+
+  bool burst_set = false;
+  if (auto it = root.find("rate_limit"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("rate_limit", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "rate_limit.",
+                                  {"login_per_minute", "login_burst"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto rate = it->find("login_per_minute"); rate != it->end()) {
+      if (!rate->is_number_integer() || rate->get<int64_t>() < 0 ||
+          rate->get<int64_t>() > kMaxLoginRatePerMinute) {
+        return ConfigError("rate_limit.login_per_minute",
+                           "expected an integer from 0 (no limit) to " +
+                               std::to_string(kMaxLoginRatePerMinute));
+      }
+      config->login_rate_per_minute = rate->get<int64_t>();
+    }
+    if (auto burst = it->find("login_burst"); burst != it->end()) {
+      if (!burst->is_number_integer() || burst->get<int64_t>() < 1 ||
+          burst->get<int64_t>() > kMaxLoginRatePerMinute) {
+        return ConfigError("rate_limit.login_burst",
+                           "expected an integer from 1 to " +
+                               std::to_string(kMaxLoginRatePerMinute));
+      }
+      config->login_rate_burst = burst->get<int64_t>();
+      burst_set = true;
+    }
+  }
+  if (!burst_set) {
+    // Ten seconds' worth: absorbs a page of users opening the mini program
+    // at once behind one carrier address.
+    config->login_rate_burst =
+        std::max<int64_t>(1, config->login_rate_per_minute / 6);
+  }
+
+  if (auto it = root.find("trusted_proxies"); it != root.end()) {
+    if (!it->is_array()) {
+      return ConfigError("trusted_proxies",
+                         "expected an array of CIDR strings such as "
+                         "[\"127.0.0.1/32\", \"10.0.0.0/8\"]");
+    }
+    config->trusted_proxies.clear();
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string key = "trusted_proxies[" + std::to_string(i) + "]";
+      const json& entry = (*it)[i];
+      if (!entry.is_string() || !IpNetwork::Parse(entry.get<std::string>())) {
+        return ConfigError(key,
+                           "expected an address or CIDR network such as "
+                           "10.0.0.0/8 or fd00::/8");
+      }
+      config->trusted_proxies.push_back(entry.get<std::string>());
+    }
+  }
+
+  if (auto it = root.find("tls"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("tls", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "tls.", {"cert", "key"}); !s.ok()) {
+      return s;
+    }
+    auto cert = it->find("cert");
+    auto key = it->find("key");
+    if ((cert == it->end()) != (key == it->end())) {
+      return ConfigError("tls", "set both cert and key, or neither");
+    }
+    if (cert != it->end()) {
+      if (Status s = ParseTlsPath(*cert, "tls.cert", secrets, &config->tls_cert);
+          !s.ok()) {
+        return s;
+      }
+      if (Status s = ParseTlsPath(*key, "tls.key", secrets, &config->tls_key);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  if (auto wechat = root.find("wechat"); wechat != root.end()) {
+    if (auto it = wechat->find("max_concurrent"); it != wechat->end()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1 ||
+          it->get<int64_t>() > kMaxHttpThreads) {
+        return ConfigError("wechat.max_concurrent",
+                           "expected an integer from 1 to " +
+                               std::to_string(kMaxHttpThreads));
+      }
+      config->wechat_max_concurrent = static_cast<int>(it->get<int64_t>());
+    }
+  }
+  return Status::Ok();
+}
+
+// Fills in defaults that depend on other keys, then checks them together.
+Status ResolveOperationsDefaults(Config* config) {
+  const int threads = EffectiveHttpThreads(*config);
+  const int available = std::max(1, threads - UpstreamReservedThreads(threads));
+  if (config->wechat_max_concurrent == 0) {
+    config->wechat_max_concurrent = std::min(available, std::max(1, threads / 4));
+  } else if (config->wechat_max_concurrent > available) {
+    return ConfigError(
+        "wechat.max_concurrent",
+        "must be at most " + std::to_string(available) + " with " +
+            std::to_string(threads) + " HTTP worker threads, so session "
+            "lookups always keep " +
+            std::to_string(UpstreamReservedThreads(threads)) +
+            "; lower it or raise http.threads");
+  }
+  // Calls waiting for a place hold threads too: they get what is left.
+  config->wechat_max_waiting = available - config->wechat_max_concurrent;
   return Status::Ok();
 }
 
@@ -556,7 +901,8 @@ std::optional<std::string> NonEmptyEnv(const GetEnv& env,
   return value;
 }
 
-Status ApplyEnvironment(const GetEnv& env, Config* config) {
+Status ApplyEnvironment(const GetEnv& env, bool without_secrets,
+                        Config* config) {
   std::optional<std::string> appid = NonEmptyEnv(env, "WXSESSIOND_APPID");
   std::optional<std::string> secret = NonEmptyEnv(env, "WXSESSIOND_SECRET");
   std::optional<std::string> secret_file =
@@ -582,11 +928,10 @@ Status ApplyEnvironment(const GetEnv& env, Config* config) {
                          "well");
     }
     std::string value;
-    std::string value_file;
+    const std::string value_file = secret ? std::string() : *secret_file;
     if (secret) {
       value = *secret;
-    } else {
-      value_file = *secret_file;
+    } else if (!without_secrets) {
       Result<std::string> read =
           ReadSecretFile(*secret_file, "WXSESSIOND_SECRET_FILE");
       if (!read.ok()) return read.status();
@@ -601,6 +946,11 @@ Status ApplyEnvironment(const GetEnv& env, Config* config) {
       }
     }
     if (!replaced) config->apps.push_back(AppConfig{*appid, value, value_file});
+  }
+
+  if (std::optional<std::string> password =
+          NonEmptyEnv(env, "WXSESSIOND_REDIS_PASSWORD")) {
+    config->redis.password = *password;
   }
 
   if (std::optional<std::string> base =
@@ -642,10 +992,18 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
     if (!root.is_object()) {
       return ConfigError(path, "expected a JSON object at the top level");
     }
-    if (Status s = ApplyFile(root, &config); !s.ok()) return s;
+    const SecretSource secrets{env, overrides.without_secrets};
+    if (Status s = ApplyFile(root, secrets, &config); !s.ok()) return s;
+    if (Status s = ApplyOperationsKeys(root, secrets, &config); !s.ok()) {
+      return s;
+    }
   }
-  if (Status s = ApplyEnvironment(env, &config); !s.ok()) return s;
+  if (Status s = ApplyEnvironment(env, overrides.without_secrets, &config);
+      !s.ok()) {
+    return s;
+  }
   if (Status s = ApplyOverrides(overrides, &config); !s.ok()) return s;
+  if (Status s = ResolveOperationsDefaults(&config); !s.ok()) return s;
   if (config.apps.empty()) {
     return ConfigError("apps",
                        "no app configured (set apps in the config file, or "
@@ -655,6 +1013,14 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
 }
 
 }  // namespace
+
+int EffectiveHttpThreads(const Config& config) {
+  return config.http_threads > 0 ? config.http_threads : kDefaultHttpThreads;
+}
+
+int UpstreamReservedThreads(int http_threads) {
+  return std::max(2, http_threads / 8);
+}
 
 const AppConfig* Config::FindApp(const std::string& appid) const {
   for (const AppConfig& app : apps) {

@@ -228,10 +228,28 @@ bool LooksLikeSessionId(std::string_view id) {
   return true;
 }
 
-std::string Sha256(std::string_view data) { return Digest(EVP_sha256(), data); }
+namespace {
+
+// OpenSSL 3 re-fetches the implementation behind EVP_sha256() and friends
+// on every use, through the provider store's locks; every lookup hashes a
+// session id, so fetch once and keep the explicit handles for the process.
+const EVP_MD* FetchedSha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  return md != nullptr ? md : EVP_sha256();
+}
+const EVP_MD* FetchedSha1() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  return md != nullptr ? md : EVP_sha1();
+}
+
+}  // namespace
+
+std::string Sha256(std::string_view data) {
+  return Digest(FetchedSha256(), data);
+}
 
 std::string Sha1Hex(std::string_view data) {
-  return HexEncode(Digest(EVP_sha1(), data));
+  return HexEncode(Digest(FetchedSha1(), data));
 }
 
 std::string HmacSha256Hex(std::string_view key, std::string_view message) {

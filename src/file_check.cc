@@ -21,6 +21,10 @@ std::vector<std::string> SensitiveFiles(const Config& config,
     }
   }
   if (inline_secret && !config_path.empty()) paths.push_back(config_path);
+  if (!config.admin_token_file.empty()) {
+    paths.push_back(config.admin_token_file);
+  }
+  if (!config.tls_key.empty()) paths.push_back(config.tls_key);
   if (!config.master_key_file.empty()) paths.push_back(config.master_key_file);
   for (const std::string& file : config.previous_master_key_files) {
     paths.push_back(file);

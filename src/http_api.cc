@@ -1,21 +1,26 @@
 // HTTP adapter: API v1 on cpp-httplib.
 //
-// Handlers parse, call SessionService, render. HttpStatusFor below is the one
-// table from ErrorCode to HTTP status. Client-facing messages come from
-// Status::message(), which modules keep free of secrets; operator detail goes
-// to the log.
+// Handlers parse, call SessionService / OpenDataService / the token centre,
+// render. HttpStatusFor below is the one table from ErrorCode to HTTP
+// status. Client-facing messages come from Status::message(), which modules
+// keep free of secrets; operator detail goes to the log.
 #include "wxsession/http_api.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <thread>
+#include <vector>
 
 #include "http_connections.h"
 #include "httplib_server.h"
 #include "request_parsing.h"
+#include "wxsession/client_ip.h"
 #include "wxsession/crypto.h"
+#include "wxsession/rate_limit.h"
 
 namespace wxsession {
 
@@ -52,13 +57,26 @@ constexpr const char* kJsonType = "application/json";
 // handler and read by the logger, both on the connection's thread.
 thread_local std::chrono::steady_clock::time_point request_started;
 thread_local std::string request_id;
+// The route pattern that served the request (set by Impl::Get/Post), the
+// error code it was answered with, and the client's address; read by the
+// logger, cleared after each answer.
+thread_local std::string request_route;
+thread_local std::string request_error;
+thread_local std::string request_client;
+// False for a request httplib refused before routing (unparsable): the
+// fields above then describe nothing.
+thread_local bool request_prerouted = false;
 
 void RenderJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), kJsonType);
+  // Replacing ill-formed UTF-8 instead of throwing: decrypted open data and
+  // upstream text end up in bodies.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                  kJsonType);
 }
 
 void RenderError(httplib::Response& res, const Status& status) {
+  request_error = ErrorCodeName(status.code());
   json body = {{"error", ErrorCodeName(status.code())},
                {"message", status.message()}};
   res.status = HttpStatusFor(status.code());
@@ -67,6 +85,9 @@ void RenderError(httplib::Response& res, const Status& status) {
   if (status.code() == ErrorCode::kInvalidSession) {
     res.set_header("WWW-Authenticate",
                    "Bearer realm=\"wxsessiond\", error=\"invalid_token\"");
+  }
+  if (status.code() == ErrorCode::kUnauthorized) {
+    res.set_header("WWW-Authenticate", "Bearer realm=\"wxsessiond-admin\"");
   }
   std::optional<int> retry = status.retry_after();
   if (!retry && (status.code() == ErrorCode::kStoreUnavailable ||
@@ -130,6 +151,76 @@ bool IsSafeRequestId(const std::string& id) {
   });
 }
 
+// A request id unique within this process's life and, by its random prefix,
+// across processes: "<8 random hex>-<counter>". Ids only correlate log lines
+// with client reports, so they need uniqueness, not secrecy, and a counter
+// spares every request a CSPRNG call.
+std::string NewRequestId() {
+  static const std::string prefix = crypto::HexEncode(crypto::RandomBytes(4));
+  static std::atomic<uint64_t> counter{0};
+  char suffix[24];
+  std::snprintf(suffix, sizeof(suffix), "-%llx",
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return prefix + suffix;
+}
+
+// Appends `text` as a JSON string literal. Values rendered on the lookup path
+// (appid, openid, unionid) come from WeChat and the config, so they are
+// escaped all the same; bytes >= 0x80 pass through (UTF-8 stays UTF-8).
+void AppendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+// GET /v1/session's body, rendered without building a JSON DOM: every API
+// request a mini program makes goes through a lookup.
+std::string RenderSessionJson(const SessionInfo& info) {
+  std::string out;
+  out.reserve(192);  // bytes: a typical body, so one allocation suffices
+  out += "{\"appid\":";
+  AppendJsonString(out, info.appid);
+  out += ",\"openid\":";
+  AppendJsonString(out, info.openid);
+  out += ",\"unionid\":";
+  if (info.unionid) {
+    AppendJsonString(out, *info.unionid);
+  } else {
+    out += "null";
+  }
+  out += ",\"created_at\":" + std::to_string(info.created_at);
+  out += ",\"last_seen_at\":" + std::to_string(info.last_seen_at);
+  out += ",\"expires_at\":" + std::to_string(info.expires_at);
+  out += '}';
+  return out;
+}
+
+namespace {
+
+// The credential from "Authorization: Bearer <credential>", or nullopt.
+// (The parsing lives in request_parsing.cc, where a fuzz target reaches it.)
+std::optional<std::string> BearerFrom(const httplib::Request& req) {
+  return BearerCredential(req.get_header_value("Authorization"));
+}
+
 // The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
 // Empty when neither is present.
 std::string SessionIdFrom(const httplib::Request& req) {
@@ -141,20 +232,6 @@ Status MissingSession() {
   return Status(ErrorCode::kInvalidSession,
                 "no session: send Authorization: Bearer <session_id> (or "
                 "X-WX-Session) from POST /v1/login");
-}
-
-// Parses a JSON object body. Errors are kInvalidRequest naming the problem.
-// (The parsing itself lives in request_parsing.cc, where fuzz targets reach
-// it; these two wrappers stay for the routes that take a JSON body.)
-[[maybe_unused]] Result<json> ParseObject(const httplib::Request& req) {
-  return ParseJsonObject(req.body);
-}
-
-// Reads an optional string field; kInvalidRequest when present but not a
-// string, or when required and absent.
-[[maybe_unused]] Result<std::string> StringField(const json& body, const char* name,
-                                bool required) {
-  return JsonStringField(body, name, required);
 }
 
 // cpp-httplib 0.11 reads a POST without Content-Length or chunked encoding
@@ -194,89 +271,132 @@ json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
-// Threads, connection limit and the answer past it (http_connections.h).
-GuardedServer::Limits ConnectionLimits(const Config& config, Logger& logger) {
-  GuardedServer::Limits limits;
-  int threads = config.http_threads;
-  if (threads <= 0) {
-    // Kept ready; more start on demand (each open connection holds one, and
-    // a login holds one for the whole upstream call).
-    threads = std::max(16, 8 * static_cast<int>(
-                                   std::thread::hardware_concurrency()));
-  }
-  limits.max_connections = static_cast<size_t>(config.http_max_connections);
-  limits.min_threads =
-      std::min(static_cast<size_t>(threads), limits.max_connections);
-  const Status overloaded(ErrorCode::kRateLimited,
-                          "the server has too many open connections; retry "
-                          "shortly");
-  const std::string body =
-      json({{"error", ErrorCodeName(overloaded.code())},
-            {"message", overloaded.message()}})
-          .dump();
-  limits.overload_response =
-      "HTTP/1.1 " + std::to_string(HttpStatusFor(overloaded.code())) +
-      " Too Many Requests\r\nContent-Type: application/json\r\n"
-      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
-  auto last_logged = std::make_shared<std::atomic<int64_t>>(0);
-  limits.on_overload = [&logger, last_logged](uint64_t refused) {
-    // One line per 10 s at most: a flood must not flood the log too.
-    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count();
-    int64_t last = last_logged->load();
-    if (now - last >= 10 && last_logged->compare_exchange_strong(last, now)) {
-      logger.Warn("connections_refused",
-                  {{"total", static_cast<long long>(refused)},
-                   {"detail", "http.max_connections reached"}});
-    }
+// What HttpServer needs from the httplib subclass beyond httplib::Server.
+struct ListenerControl {
+  std::function<void()> deepen_backlog;
+  std::function<void()> close_listener;
+};
+
+// An HTTPS server when tls.cert is set, else plain HTTP guarded against
+// slow and surplus clients (http_connections.h); `control` is set up for
+// whichever it is.
+std::unique_ptr<httplib::Server> NewServer(const Config& config,
+                                           ListenerControl* control) {
+  auto wire = [control](auto* raw) {
+    control->deepen_backlog = [raw] { raw->DeepenBacklog(); };
+    control->close_listener = [raw] { raw->CloseListener(); };
   };
-  return limits;
+  if (!config.tls_cert.empty()) {
+    auto server = std::make_unique<DeepBacklog<httplib::SSLServer>>(
+        config.tls_cert.c_str(), config.tls_key.c_str());
+    wire(server.get());
+    return server;
+  }
+  auto server = std::make_unique<GuardedServer>();
+  wire(server.get());
+  return server;
+}
+
+// Every X-Forwarded-For header, in order, joined with ','.
+std::string ForwardedFor(const httplib::Request& req) {
+  std::string joined;
+  auto range = req.headers.equal_range("X-Forwarded-For");
+  for (auto it = range.first; it != range.second; ++it) {
+    if (!joined.empty()) joined += ',';
+    joined += it->second;
+  }
+  return joined;
 }
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const Config& c, SessionService& s, Logger& l)
-      : config(c), service(s), logger(l), server(ConnectionLimits(c, l)) {}
+  Impl(const Config& c, SessionService& s, OpenDataService& o,
+       AccessTokenCentre& t, Logger& l, Metrics* m)
+      : config(c),
+        service(s),
+        open_data(o),
+        tokens(t),
+        logger(l),
+        admin_token_digest(crypto::Sha256(c.admin_token)),
+        metrics(m),
+        owned_server(NewServer(c, &listener)),
+        server(*owned_server) {
+    auto proxies = TrustedProxies::Parse(c.trusted_proxies);
+    // LoadConfig has checked every entry; a Config built in code is trusted
+    // to be right too, and a bad one trusts nobody rather than everybody.
+    if (proxies.ok()) trusted_proxies = proxies.value();
+    if (c.login_rate_per_minute > 0) {
+      login_limiter = std::make_unique<RateLimiter>(
+          static_cast<double>(c.login_rate_per_minute),
+          static_cast<double>(c.login_rate_burst), SteadyMillis());
+    }
+  }
 
   const Config& config;
   SessionService& service;
+  OpenDataService& open_data;
+  AccessTokenCentre& tokens;
   Logger& logger;
-  GuardedServer server;
+  // SHA-256 of the admin token: comparing digests takes the same time
+  // whatever the presented token's length. Constant after construction.
+  const std::string admin_token_digest;
+  Metrics* const metrics;  // thread-safe; may be null
+  ListenerControl listener;                       // set by NewServer
+  std::unique_ptr<httplib::Server> owned_server;  // HTTP or HTTPS
+  httplib::Server& server;                        // *owned_server
+  TrustedProxies trusted_proxies;                 // constant after construction
+  std::unique_ptr<RateLimiter> login_limiter;     // null: no limit; thread-safe
+  std::atomic<bool> stopping{false};
 
   void Configure();
   void RegisterRoutes();
+  void RegisterOperationsRoutes();
   void RegisterFallbacks();
+  // Register a route; its pattern labels the request's log line and
+  // metrics. Routes registered on `server` directly are labelled "other".
+  // Post reads the body only when one is announced (WithBody).
+  void Get(const std::string& pattern, Handler handler);
+  void Post(const std::string& pattern, Handler handler);
+  void LogRequest(const httplib::Request& req, const httplib::Response& res);
 
   void Login(const httplib::Request& req, httplib::Response& res);
   void GetSession(const httplib::Request& req, httplib::Response& res);
   void Logout(const httplib::Request& req, httplib::Response& res);
   void Health(const httplib::Request& req, httplib::Response& res);
+  void Decrypt(const httplib::Request& req, httplib::Response& res);
+  void Verify(const httplib::Request& req, httplib::Response& res);
+  void Phone(const httplib::Request& req, httplib::Response& res);
+  void CheckSession(const httplib::Request& req, httplib::Response& res);
+  void AdminAccessToken(const httplib::Request& req, httplib::Response& res);
+
+  // Logs a failure the operator may need to act on (WeChat, the store, a
+  // bug); client mistakes are left to the access log.
+  void LogFailure(const char* event, const Status& status);
+  bool AdminAuthorized(const httplib::Request& req) const;
+  void Auth(const httplib::Request& req, httplib::Response& res);
+  void ServeMetrics(const httplib::Request& req, httplib::Response& res);
 };
 
 void HttpServer::Impl::Configure() {
-  // Without TCP_NODELAY small responses wait out Nagle + delayed ACK (40 ms
-  // stalls measured with cpp-httplib 0.11).
-  server.set_tcp_nodelay(true);
+  ApplyServerSettings(server, config.http_threads);
   server.set_payload_max_length(kMaxBodyBytes);
-  // Seconds a kept-alive connection may sit idle, and a request may take to
-  // arrive, before the thread serving it is freed.
-  server.set_keep_alive_timeout(5);
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_keep_alive_max_count(1000);  // requests per connection
-  // Threads and the connection limit: see ConnectionLimits.
 
   server.set_pre_routing_handler(
-      [](const httplib::Request& req, httplib::Response& res) {
+      [this](const httplib::Request& req, httplib::Response& res) {
         request_started = std::chrono::steady_clock::now();
+        request_prerouted = true;
+        request_route.clear();
+        request_error.clear();
         std::string incoming = req.get_header_value("X-Request-Id");
-        request_id = IsSafeRequestId(incoming)
-                         ? incoming
-                         : crypto::HexEncode(crypto::RandomBytes(8));
+        request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
         res.set_header("X-Request-Id", request_id);
+        request_client = trusted_proxies.ClientAddress(
+            req.remote_addr, ForwardedFor(req),
+            req.get_header_value("X-Real-IP"));
+        // Tell clients not to send more on this connection: it closes after
+        // this answer.
+        if (stopping.load()) res.set_header("Connection", "close");
         if (Status framing = CheckFraming(req); !framing.ok()) {
           CloseConnection(res);
           RenderError(res, framing);
@@ -329,32 +449,108 @@ void HttpServer::Impl::Configure() {
 
   server.set_logger([this](const httplib::Request& req,
                            const httplib::Response& res) {
-    auto elapsed = std::chrono::steady_clock::now() - request_started;
-    double ms =
-        std::chrono::duration<double, std::milli>(elapsed).count();
-    logger.Info("request", {{"request_id", request_id},
-                            {"method", req.method},
-                            {"path", req.path},
-                            {"status", res.status},
-                            {"duration_ms", ms}});
+    LogRequest(req, res);
+  });
+}
+
+// One line and one metrics sample per answer. The raw path is never logged
+// or used as a label: a client could put anything there, a session id
+// included.
+void HttpServer::Impl::LogRequest(const httplib::Request& req,
+                                  const httplib::Response& res) {
+  if (!request_prerouted) {
+    request_started = std::chrono::steady_clock::now();
+    request_id = "-";
+    request_client = req.remote_addr;
+  }
+  auto elapsed = std::chrono::steady_clock::now() - request_started;
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  // No handler ran: httplib found no route (404), refused the request
+  // before routing (unparsable, body too large), or a handler registered
+  // without Impl::Get/Post served it.
+  const std::string route = !request_route.empty() ? request_route
+                            : res.status == 404    ? "unmatched"
+                            : req.matches.empty()  ? "unrouted"
+                                                   : "other";
+  std::vector<LogField> fields = {{"request_id", request_id},
+                                  {"method", req.method},
+                                  {"route", route},
+                                  {"status", res.status},
+                                  {"duration_ms", seconds * 1000.0},
+                                  {"client", request_client}};
+  if (!request_error.empty()) fields.emplace_back("error", request_error);
+  logger.Info("request", fields);
+  if (metrics) {
+    metrics->ObserveHttpRequest(route, res.status, seconds);
+    if (route == "/v1/login") {
+      metrics->CountLogin(res.status < 300 ? "ok"
+                          : request_error.empty() ? "internal"
+                                                  : request_error);
+    }
+  }
+  request_route.clear();
+  request_error.clear();
+  request_client.clear();
+  request_prerouted = false;
+}
+
+void HttpServer::Impl::Get(const std::string& pattern, Handler handler) {
+  server.Get(pattern, [pattern, handler](const httplib::Request& req,
+                                         httplib::Response& res) {
+    request_route = pattern;
+    handler(req, res);
+  });
+}
+
+void HttpServer::Impl::Post(const std::string& pattern, Handler handler) {
+  auto with_body = WithBody(std::move(handler));
+  server.Post(pattern, [pattern, with_body](
+                           const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& reader) {
+    request_route = pattern;  // also for a body refused as too large
+    with_body(req, res, reader);
   });
 }
 
 void HttpServer::Impl::RegisterRoutes() {
-  server.Post("/v1/login",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Login(req, res); }));
-  server.Get("/v1/session",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               GetSession(req, res);
-             });
-  server.Post("/v1/logout",
-              WithBody([this](const httplib::Request& req,
-                              httplib::Response& res) { Logout(req, res); }));
-  server.Get("/healthz",
-             [this](const httplib::Request& req, httplib::Response& res) {
-               Health(req, res);
-             });
+  Post("/v1/login", [this](const httplib::Request& req,
+                           httplib::Response& res) { Login(req, res); });
+  Get("/v1/session",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        GetSession(req, res);
+      });
+  Post("/v1/logout",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Logout(req, res);
+       });
+  Get("/healthz",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        Health(req, res);
+      });
+  Post("/v1/decrypt",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Decrypt(req, res);
+       });
+  Post("/v1/verify",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Verify(req, res);
+       });
+  Post("/v1/phone",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Phone(req, res);
+       });
+  Post("/v1/session/check",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         CheckSession(req, res);
+       });
+  // Admin routes exist only with an admin token: without one they are
+  // plain 404s, not a door with a missing lock.
+  if (!config.admin_token.empty()) {
+    Get("/v1/admin/access-token",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          AdminAccessToken(req, res);
+        });
+  }
 }
 
 // Registered after every route: a POST to an unknown path is answered 404
@@ -369,6 +565,17 @@ void HttpServer::Impl::RegisterFallbacks() {
 
 void HttpServer::Impl::Login(const httplib::Request& req,
                              httplib::Response& res) {
+  if (login_limiter) {
+    RateLimiter::Decision decision =
+        login_limiter->Take(RateLimitKeyFor(request_client));
+    if (!decision.allowed) {
+      return RenderError(
+          res, Status(ErrorCode::kRateLimited,
+                      "too many logins from this address; retry in " +
+                          std::to_string(decision.retry_after_seconds) + " s")
+                   .set_retry_after(decision.retry_after_seconds));
+    }
+  }
   Result<LoginRequest> request = ParseLoginRequest(req.body);
   if (!request.ok()) return RenderError(res, request.status());
 
@@ -399,13 +606,8 @@ void HttpServer::Impl::GetSession(const httplib::Request& req,
   if (id.empty()) return RenderError(res, MissingSession());
   Result<SessionInfo> info = service.Lookup(id);
   if (!info.ok()) return RenderError(res, info.status());
-  RenderJson(res, 200,
-             {{"appid", info->appid},
-              {"openid", info->openid},
-              {"unionid", OptionalString(info->unionid)},
-              {"created_at", info->created_at},
-              {"last_seen_at", info->last_seen_at},
-              {"expires_at", info->expires_at}});
+  res.status = 200;
+  res.set_content(RenderSessionJson(info.value()), kJsonType);
 }
 
 void HttpServer::Impl::Logout(const httplib::Request& req,
@@ -429,23 +631,185 @@ void HttpServer::Impl::Health(const httplib::Request&,
   RenderJson(res, 200, {{"status", "ok"}});
 }
 
+void HttpServer::Impl::LogFailure(const char* event, const Status& status) {
+  switch (status.code()) {
+    case ErrorCode::kRateLimited:
+    case ErrorCode::kUpstreamUnavailable:
+    case ErrorCode::kUpstreamError:
+    case ErrorCode::kStoreUnavailable:
+    case ErrorCode::kInternal:
+      logger.Warn(event, {{"request_id", request_id},
+                          {"error", ErrorCodeName(status.code())},
+                          {"detail", status.message()}});
+      break;
+    default:
+      break;
+  }
+}
+
+void HttpServer::Impl::Decrypt(const httplib::Request& req,
+                               httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<DecryptRequest> request = ParseDecryptRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
+
+  Result<std::string> data =
+      open_data.Decrypt(id, request->encrypted_data, request->iv);
+  if (!data.ok()) {
+    LogFailure("decrypt_failed", data.status());
+    return RenderError(res, data.status());
+  }
+  // OpenDataService checked that this is a JSON object.
+  json object = json::parse(data.value(), nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object()) {
+    return RenderError(res, Status(ErrorCode::kInternal, "internal error"));
+  }
+  RenderJson(res, 200, {{"data", std::move(object)}});
+}
+
+void HttpServer::Impl::Verify(const httplib::Request& req,
+                              httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<VerifyRequest> request = ParseVerifyRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
+
+  Result<bool> valid =
+      open_data.VerifySignature(id, request->raw_data, request->signature);
+  if (!valid.ok()) {
+    LogFailure("verify_failed", valid.status());
+    return RenderError(res, valid.status());
+  }
+  RenderJson(res, 200, {{"valid", valid.value()}});
+}
+
+void HttpServer::Impl::Phone(const httplib::Request& req,
+                             httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<PhoneRequest> request = ParsePhoneRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
+
+  Result<PhoneNumber> phone = open_data.GetPhoneNumber(id, request->code);
+  if (!phone.ok()) {
+    LogFailure("phone_failed", phone.status());
+    return RenderError(res, phone.status());
+  }
+  RenderJson(res, 200,
+             {{"phoneNumber", phone->phone_number},
+              {"purePhoneNumber", phone->pure_phone_number},
+              {"countryCode", phone->country_code}});
+}
+
+void HttpServer::Impl::CheckSession(const httplib::Request& req,
+                                    httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<bool> valid = open_data.CheckSessionKey(id);
+  if (!valid.ok()) {
+    LogFailure("session_check_failed", valid.status());
+    return RenderError(res, valid.status());
+  }
+  RenderJson(res, 200, {{"session_key_valid", valid.value()}});
+}
+
+bool HttpServer::Impl::AdminAuthorized(const httplib::Request& req) const {
+  std::optional<std::string> presented = BearerFrom(req);
+  if (!presented) return false;
+  return crypto::ConstantTimeEquals(crypto::Sha256(*presented),
+                                    admin_token_digest);
+}
+
+void HttpServer::Impl::AdminAccessToken(const httplib::Request& req,
+                                        httplib::Response& res) {
+  // Tokens are credentials: no cache on the way may keep one.
+  res.set_header("Cache-Control", "no-store");
+  if (!AdminAuthorized(req)) {
+    logger.Warn("admin_unauthorized",
+                {{"request_id", request_id}, {"path", req.path}});
+    return RenderError(
+        res, Status(ErrorCode::kUnauthorized,
+                    "admin routes want Authorization: Bearer <admin token> "
+                    "(the content of admin.token_file)"));
+  }
+  const std::string appid =
+      req.has_param("appid") ? req.get_param_value("appid") : "";
+  Result<AccessToken> token = tokens.Get(appid);
+  if (!token.ok()) {
+    LogFailure("access_token_failed", token.status());
+    return RenderError(res, token.status());
+  }
+  RenderJson(
+      res, 200,
+      {{"access_token", token->token}, {"expires_at", token->expires_at}});
+}
+
+// --- Operations routes: the proxy auth gateway and metrics.
+
+void HttpServer::Impl::RegisterOperationsRoutes() {
+  Get("/v1/auth", [this](const httplib::Request& req, httplib::Response& res) {
+    Auth(req, res);
+  });
+  if (metrics) {
+    Get("/metrics",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          ServeMetrics(req, res);
+        });
+  }
+}
+
+// The subrequest target of nginx auth_request, Caddy forward_auth and
+// Traefik ForwardAuth: the proxy copies these headers onto the request it
+// passes to the team's backend, overwriting any a client sent.
+void HttpServer::Impl::Auth(const httplib::Request& req,
+                            httplib::Response& res) {
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<SessionInfo> info = service.Lookup(id);
+  if (!info.ok()) return RenderError(res, info.status());
+  res.status = 204;
+  res.set_header("X-WX-AppID", info->appid);
+  res.set_header("X-WX-OpenID", info->openid);
+  if (info->unionid) res.set_header("X-WX-UnionID", *info->unionid);
+  // Proxies may cache auth answers; a session can end at any moment.
+  res.set_header("Cache-Control", "no-store");
+}
+
+void HttpServer::Impl::ServeMetrics(const httplib::Request&,
+                                    httplib::Response& res) {
+  res.status = 200;
+  res.set_content(metrics->RenderPrometheus(), Metrics::kContentType);
+}
+
 HttpServer::HttpServer(const Config& config, SessionService& service,
-                       Logger& logger)
-    : impl_(std::make_unique<Impl>(config, service, logger)) {
+                       OpenDataService& open_data, AccessTokenCentre& tokens,
+                       Logger& logger, Metrics* metrics)
+    : impl_(std::make_unique<Impl>(config, service, open_data, tokens, logger,
+                                   metrics)) {
   impl_->Configure();
   impl_->RegisterRoutes();
-  impl_->RegisterFallbacks();
+  impl_->RegisterOperationsRoutes();
+  impl_->RegisterFallbacks();  // last: they match any path
 }
 
 HttpServer::~HttpServer() = default;
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {
+  if (!impl_->server.is_valid()) {
+    // Only an SSLServer can be invalid: OpenSSL refused the files.
+    return Status(ErrorCode::kInternal,
+                  "tls.cert / tls.key: cannot load a certificate and its "
+                  "private key from " + impl_->config.tls_cert + " and " +
+                      impl_->config.tls_key +
+                      " (PEM files, the key matching the certificate)");
+  }
   if (port == 0) {
     int bound = impl_->server.bind_to_any_port(host);
     if (bound <= 0) {
       return Status(ErrorCode::kInternal, "cannot listen on " + host + ":0");
     }
-    impl_->server.DeepenBacklog();
+    impl_->listener.deepen_backlog();
     return bound;
   }
   if (!impl_->server.bind_to_port(host, port)) {
@@ -453,12 +817,15 @@ Result<int> HttpServer::Bind(const std::string& host, int port) {
                   "cannot listen on " + host + ":" + std::to_string(port) +
                       " (in use, or not an address of this machine)");
   }
-  impl_->server.DeepenBacklog();
+  impl_->listener.deepen_backlog();
   return port;
 }
 
 bool HttpServer::Serve() { return impl_->server.listen_after_bind(); }
 
-void HttpServer::Stop() { impl_->server.stop(); }
+void HttpServer::Stop() {
+  impl_->stopping.store(true);
+  impl_->listener.close_listener();
+}
 
 }  // namespace wxsession

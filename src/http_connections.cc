@@ -1,4 +1,4 @@
-// GuardedServer and ElasticThreadPool: see http_connections.h for why.
+// GuardedServer: see http_connections.h for why.
 #include "http_connections.h"
 
 #include <arpa/inet.h>
@@ -23,9 +23,6 @@ constexpr int kStopPollMs = 100;
 // Bytes read from the socket at once; requests are parsed a line at a time,
 // so reads are buffered (as in httplib's own SocketStream).
 constexpr size_t kReadBufferBytes = 4096;
-// How long a refused connection is drained before closing, so the client
-// reads the 429 instead of a reset.
-constexpr int kRefuseDrainMs = 20;
 // Request line plus headers, in bytes: as nginx's default
 // large_client_header_buffers (4 x 8 KiB). httplib 0.11 limits one line but
 // not how many there are.
@@ -33,7 +30,6 @@ constexpr size_t kMaxHeaderBytes = 32 * 1024;
 // The first byte of a TLS record carrying a handshake (ClientHello).
 constexpr unsigned char kTlsHandshakeRecord = 0x16;
 
-thread_local bool on_overflow_thread = false;
 thread_local bool close_after_response = false;
 
 // Waits up to `timeout_ms` for `events` on `sock`. >0 ready, 0 timeout,
@@ -229,111 +225,15 @@ class DeadlineSocketStream : public httplib::Stream {
 
 }  // namespace
 
-// --- ElasticThreadPool ---------------------------------------------------
-
-ElasticThreadPool::ElasticThreadPool(size_t min_threads, size_t max_threads)
-    : max_threads_(std::max<size_t>(1, max_threads)) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (size_t i = 0; i < std::min(min_threads, max_threads_); ++i) {
-    threads_.emplace_back([this] { Work(); });
-  }
-  overflow_thread_ = std::thread([this] { WorkOverflow(); });
-}
-
-ElasticThreadPool::~ElasticThreadPool() { shutdown(); }
-
-bool ElasticThreadPool::IsOverflowThread() { return on_overflow_thread; }
-
-void ElasticThreadPool::enqueue(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!stopping_ && jobs_.size() < idle_) {
-    jobs_.push_back(std::move(job));
-    wake_.notify_one();
-    return;
-  }
-  if (!stopping_ && threads_.size() < max_threads_) {
-    // The new thread (or one that frees up first) takes it.
-    jobs_.push_back(std::move(job));
-    threads_.emplace_back([this] { Work(); });
-    return;
-  }
-  overflow_.push_back(std::move(job));
-  overflow_wake_.notify_one();
-}
-
-void ElasticThreadPool::Work() {
-  for (;;) {
-    std::function<void()> job;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      ++idle_;
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-      --idle_;
-      if (jobs_.empty()) return;  // stopping, and nothing left to run
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-    }
-    job();
-  }
-}
-
-void ElasticThreadPool::WorkOverflow() {
-  on_overflow_thread = true;
-  for (;;) {
-    std::function<void()> job;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      overflow_wake_.wait(lock,
-                          [this] { return stopping_ || !overflow_.empty(); });
-      if (overflow_.empty()) return;
-      job = std::move(overflow_.front());
-      overflow_.pop_front();
-    }
-    job();
-  }
-}
-
-void ElasticThreadPool::shutdown() {
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_ && threads_.empty() && !overflow_thread_.joinable()) return;
-    stopping_ = true;
-    threads.swap(threads_);
-  }
-  wake_.notify_all();
-  overflow_wake_.notify_all();
-  for (std::thread& thread : threads) thread.join();
-  if (overflow_thread_.joinable()) overflow_thread_.join();
-}
-
-size_t ElasticThreadPool::threads() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return threads_.size();
-}
-
-size_t ElasticThreadPool::busy() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return threads_.size() - std::min(idle_, threads_.size());
-}
-
 // --- GuardedServer -------------------------------------------------------
 
-GuardedServer::GuardedServer(Limits limits) : limits_(std::move(limits)) {
-  size_t min_threads = limits_.min_threads;
-  size_t max_threads = limits_.max_connections;
-  new_task_queue = [min_threads, max_threads] {
-    return new ElasticThreadPool(min_threads, max_threads);
-  };
-}
+GuardedServer::GuardedServer() : limits_() {}
+
+GuardedServer::GuardedServer(Limits limits) : limits_(std::move(limits)) {}
 
 void GuardedServer::CloseAfterResponse() { close_after_response = true; }
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
-  if (ElasticThreadPool::IsOverflowThread()) {
-    Refuse(sock);
-    return false;
-  }
   open_.fetch_add(1);
   close_after_response = false;
   DeadlineSocketStream stream(sock,
@@ -361,23 +261,6 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   ::close(sock);
   open_.fetch_sub(1);
   return ok;
-}
-
-void GuardedServer::Refuse(socket_t sock) {
-  const std::string& response = limits_.overload_response;
-  // Never block the one overflow thread on a client that does not read.
-  ::send(sock, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  ::shutdown(sock, SHUT_WR);
-  // Read what the client already sent, so closing does not reset the
-  // connection and discard the answer before the client reads it.
-  char sink[1024];
-  auto until = Clock::now() + std::chrono::milliseconds(kRefuseDrainMs);
-  while (Clock::now() < until && WaitFor(sock, POLLIN, kRefuseDrainMs) > 0) {
-    if (::recv(sock, sink, sizeof(sink), MSG_DONTWAIT) <= 0) break;
-  }
-  ::close(sock);
-  uint64_t refused = refused_.fetch_add(1) + 1;
-  if (limits_.on_overload) limits_.on_overload(refused);
 }
 
 }  // namespace wxsession

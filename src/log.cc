@@ -1,6 +1,10 @@
 #include "wxsession/log.h"
 
 #include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 
 #include <chrono>
 #include <cstring>
@@ -36,17 +40,35 @@ std::string NowRfc3339() {
     fraction += 1000;
     seconds -= 1;
   }
-  struct tm utc;
-  gmtime_r(&seconds, &utc);
+  // Every request logs a line: format the seconds once per second per
+  // thread, and only the milliseconds each time.
+  thread_local time_t cached_seconds = -1;
+  thread_local char cached_prefix[24];  // "YYYY-MM-DDTHH:MM:SS" is 19 chars
+  if (seconds != cached_seconds) {
+    struct tm utc;
+    gmtime_r(&seconds, &utc);
+    strftime(cached_prefix, sizeof(cached_prefix), "%Y-%m-%dT%H:%M:%S", &utc);
+    cached_seconds = seconds;
+  }
   char buffer[32];  // "YYYY-MM-DDTHH:MM:SS.mmmZ" is 24 chars
-  size_t n = strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &utc);
-  snprintf(buffer + n, sizeof(buffer) - n, ".%03dZ", fraction);
-  return buffer;
+  std::memcpy(buffer, cached_prefix, 19);
+  buffer[19] = '.';
+  buffer[20] = static_cast<char>('0' + fraction / 100);
+  buffer[21] = static_cast<char>('0' + fraction / 10 % 10);
+  buffer[22] = static_cast<char>('0' + fraction % 10);
+  buffer[23] = 'Z';
+  return std::string(buffer, 24);
 }
 
 // A JSON string literal for `text`. Invalid UTF-8 becomes U+FFFD rather than
 // an exception or an unparsable line.
 std::string JsonString(const std::string& text) {
+  // Most values (routes, ids, codes) are printable ASCII needing no escape:
+  // quote them directly and skip building a JSON value.
+  bool plain = std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) return '"' + text + '"';
   return nlohmann::json(text).dump(-1, ' ', /*ensure_ascii=*/false,
                                    nlohmann::json::error_handler_t::replace);
 }
@@ -181,10 +203,20 @@ void Logger::Log(LogLevel level, const std::string& event,
   try {
     std::string line = Format(level, event, fields);
     line += '\n';
-    std::lock_guard<std::mutex> lock(mutex_);
-    // One fwrite per line, under the lock, so lines never interleave.
-    std::fwrite(line.data(), 1, line.size(), out_);
-    std::fflush(out_);
+    // One write(2) per line and no lock: the kernel keeps a single write
+    // whole on pipes (up to PIPE_BUF) and regular files, and a process-wide
+    // mutex around a syscall made every request thread queue behind it
+    // (futex waits dominated a lookup profile).
+    const int fd = ::fileno(out_);
+    const char* data = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      ssize_t written = ::write(fd, data, left);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) break;  // a full disk or closed pipe: drop the line
+      data += written;
+      left -= static_cast<size_t>(written);
+    }
   } catch (...) {
   }
 }

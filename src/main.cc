@@ -1,34 +1,48 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
-// Commands: serve, dev, mock-wechat, revoke, stats, rekey, version. Exit
-// codes: 0 ok, 1 failure, 2 usage.
+// Commands: serve, dev, mock-wechat, revoke, stats, backup, migrate-store,
+// rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "mock_wechat.h"
+#include "sqlite/sqlite_backup.h"
 #include "sqlite/sqlite_store.h"
+#include "store_factory.h"
+#include "wxsession/access_token.h"
+#include "systemd_notify.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/file_check.h"
 #include "wxsession/http_api.h"
 #include "wxsession/log.h"
 #include "wxsession/sealed_store.h"
+#include "wxsession/open_data.h"
+#include "wxsession/metrics.h"
 #include "wxsession/service.h"
+#include "wxsession/store_locator.h"
+#include "wxsession/store_migration.h"
 #include "wxsession/sweeper.h"
 #include "wxsession/wechat.h"
+#include "wxsession/wechat_guard.h"
 
 #ifndef WXSESSIOND_VERSION
 #define WXSESSIOND_VERSION "dev"
@@ -53,6 +67,9 @@ const char* kMainUsage =
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
     "  revoke       end sessions while the server runs\n"
     "  stats        print session and database counts as JSON\n"
+    "  backup       copy the database to a file while the server runs\n"
+    "  migrate-store\n"
+    "               copy live sessions from the SQLite file to Redis\n"
     "  rekey        re-seal every stored session_key under a new master key\n"
     "  version      print the version\n"
     "\n"
@@ -136,12 +153,25 @@ sigset_t BlockStopSignals() {
   return signals;
 }
 
-Result<Config> LoadFromArgs(const Args& args) {
+// `for_admin`: an admin command, which needs the database but no secrets.
+Result<Config> LoadFromArgs(const Args& args, bool for_admin = false) {
   ConfigOverrides overrides;
   if (args.Has("listen")) overrides.listen = args.Get("listen");
   if (args.Has("database")) overrides.database = args.Get("database");
+  overrides.without_secrets = for_admin;
   return LoadConfig(args.Get("config"), ProcessEnvironment(), overrides);
 }
+
+// How long a stop waits for in-flight requests before exiting without
+// them: the budget is 5 s, and the last second is for the WAL
+// checkpoint and the exit itself. Idle kept-alive connections close within
+// the HTTP keep-alive timeout (2 s), well inside this.
+constexpr std::chrono::milliseconds kDrainDeadline{4000};
+
+// How long a login waits for a free place in the upstream bulkhead before
+// answering 503: past a second WeChat is slow enough that a Retry-After
+// serves the client better than a longer wait.
+constexpr int64_t kUpstreamSlotWaitMs = 1000;
 
 // --- Secrets at rest and file checks (docs/SECURITY.md) ---------------------
 
@@ -198,9 +228,8 @@ void WarnAboutLooseFiles(const Config& config, const std::string& config_path,
   }
 }
 
-// Each open connection holds a socket, and each HTTP thread its own SQLite
-// connection (two descriptors): lift the soft limit on descriptors to the
-// hard limit, as servers commonly do, and say so if even that is short.
+// Each open connection holds a socket: lift the soft limit on descriptors to
+// the hard limit, as servers commonly do, and say so if even that is short.
 void RaiseOpenFileLimit(const Config& config, Logger& logger) {
   struct rlimit limit;
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -209,14 +238,14 @@ void RaiseOpenFileLimit(const Config& config, Logger& logger) {
     ::setrlimit(RLIMIT_NOFILE, &limit);
     ::getrlimit(RLIMIT_NOFILE, &limit);
   }
-  // A socket plus a database and a WAL descriptor per connection, and 64
-  // spare for the listener, logs and upstream connections.
-  rlim_t needed = 3 * static_cast<rlim_t>(config.http_max_connections) + 64;
+  // A socket per connection (one per HTTP thread), and 128 spare for the
+  // listener, the SQLite pool, logs and upstream connections.
+  rlim_t needed = static_cast<rlim_t>(EffectiveHttpThreads(config)) + 128;
   if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
     logger.Warn("open_file_limit",
                 {{"limit", static_cast<long long>(limit.rlim_cur)},
                  {"needed", static_cast<long long>(needed)},
-                 {"detail", "raise LimitNOFILE or lower http.max_connections"}});
+                 {"detail", "raise LimitNOFILE or lower http.threads"}});
   }
 }
 
@@ -226,35 +255,51 @@ void RaiseOpenFileLimit(const Config& config, Logger& logger) {
 int RunServer(const Config& config,
               const std::function<void(int port)>& on_ready = {},
               const std::string& config_path = "") {
-  Logger logger(stderr);
+  Logger logger(stderr, config.log_format, config.log_level);
   RaiseOpenFileLimit(config, logger);
-  SqliteOptions sqlite_options;
-  sqlite_options.path = config.database;
-  sqlite_options.durability = config.durability;
-  sqlite_options.max_pages = config.storage_max_pages;
-  auto store = OpenSqliteStore(sqlite_options);
-  if (!store.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", store.status().message().c_str());
+  Metrics metrics(WXSESSIOND_VERSION);
+  SystemClock clock;
+  Result<OpenedStore> opened = OpenConfiguredStore(config, clock);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", opened.status().message().c_str());
     return kExitFailure;
   }
-  std::unique_ptr<SessionStore> session_store = std::move(store).value();
+  std::unique_ptr<SessionStore> session_store = std::move(opened->store);
   if (Status sealed = SealIfConfigured(config, logger, &session_store);
       !sealed.ok()) {
     std::fprintf(stderr, "wxsessiond: %s\n", sealed.message().c_str());
     return kExitFailure;
   }
   WarnAboutLooseFiles(config, config_path, logger);
+  // A Redis that is down at start-up is not fatal: requests answer 503
+  // store_unavailable until it is back.
+  if (Status ping = session_store->Ping(); !ping.ok()) {
+    logger.Error("store_unavailable", {{"detail", ping.message()}});
+  }
 
   WeChatHttpOptions wechat_options;
   wechat_options.api_base = config.wechat_api_base;
   wechat_options.timeout_ms = config.wechat_timeout_ms;
-  std::unique_ptr<WeChatClient> wechat = NewHttpWeChatClient(wechat_options);
+  std::unique_ptr<WeChatClient> wechat_http =
+      NewHttpWeChatClient(wechat_options);
+  UpstreamGuardOptions guard_options;
+  guard_options.max_concurrent = config.wechat_max_concurrent;
+  guard_options.max_waiting = config.wechat_max_waiting;
+  guard_options.max_wait_ms = kUpstreamSlotWaitMs;
+  std::unique_ptr<WeChatClient> wechat =
+      NewGuardedWeChatClient(*wechat_http, guard_options, &metrics);
 
-  SystemClock clock;
   SessionService service(config, *session_store, *wechat, clock);
+  metrics.SetLiveSessionsSource([&]() -> std::optional<int64_t> {
+    Result<StoreStats> stats = session_store->Stats(clock.Now());
+    if (!stats.ok()) return std::nullopt;
+    return stats->live_sessions;
+  });
   Sweeper sweeper(*session_store, clock, config.sweep_interval,
                   Sweeper::kDefaultBatchRows,
-                  [&logger](const Result<int64_t>& deleted) {
+                  [&logger, &metrics](const Result<int64_t>& deleted) {
+                    metrics.ObserveSweep(deleted.ok(),
+                                         deleted.ok() ? deleted.value() : 0);
                     if (!deleted.ok()) {
                       logger.Error("sweep_failed",
                                    {{"detail", deleted.status().message()}});
@@ -262,36 +307,88 @@ int RunServer(const Config& config,
                       logger.Info("sweep", {{"deleted", deleted.value()}});
                     }
                   });
-  HttpServer server(config, service, logger);
+  AccessTokenCentre tokens(
+      config, *session_store, *wechat, clock,
+      AccessTokenCentre::OptionsFor(config.wechat_timeout_ms));
+  OpenDataService open_data(config, service, *wechat, tokens, clock);
+  HttpServer server(config, service, open_data, tokens, logger, &metrics);
   Result<int> port = server.Bind(config.listen_host, config.listen_port);
   if (!port.ok()) {
     std::fprintf(stderr, "wxsessiond: %s\n", port.status().message().c_str());
     return kExitFailure;
   }
 
+  // The stop sequence: stop accepting and let in-flight requests finish
+  // (server.Stop, then Serve returns), stop the sweeper, checkpoint the WAL.
+  // If requests are still running at kDrainDeadline the signal thread
+  // checkpoints and exits by itself: committed writes are durable in the
+  // WAL whatever happens to the threads still running.
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;  // with stop_mutex
+  bool serve_returned = false;      // guarded by stop_mutex
+  auto checkpoint = [&] {
+    Status checkpointed = session_store->Checkpoint();
+    if (checkpointed.ok()) {
+      logger.Info("checkpoint", {{"result", "ok"}});
+    } else {
+      logger.Warn("checkpoint", {{"result", "failed"},
+                                 {"detail", checkpointed.message()}});
+    }
+  };
   sigset_t signals = BlockStopSignals();
   std::thread signal_thread([&] {
     int received = 0;
     sigwait(&signals, &received);
+    std::unique_lock<std::mutex> lock(stop_mutex);
+    if (serve_returned) return;  // woken by the main thread, not a signal
+    lock.unlock();
     logger.Info("stopping", {{"signal", received == SIGTERM ? "SIGTERM"
                                                             : "SIGINT"}});
+    NotifyServiceManager("STOPPING=1");
     server.Stop();
+    lock.lock();
+    if (!stop_cv.wait_for(lock, kDrainDeadline,
+                          [&] { return serve_returned; })) {
+      logger.Error("drain_timeout",
+                   {{"detail", "requests still running at the stop deadline; "
+                               "exiting without them"}});
+      checkpoint();
+      std::fflush(nullptr);
+      _exit(kExitOk);
+    }
   });
 
-  sweeper.Start();
+  // Redis deletes expired sessions by itself: no sweeper against it.
+  if (!opened->expires_by_itself) sweeper.Start();
+  const char* scheme = config.tls_cert.empty() ? "http" : "https";
   logger.Info("listening", {{"address", config.listen_host + ":" +
                                             std::to_string(port.value())},
-                            {"database", config.database},
+                            {"tls", config.tls_cert.empty() ? "off" : "on"},
+                            {"store", opened->description},
                             {"apps", static_cast<int>(config.apps.size())},
+                            {"admin_routes",
+                             config.admin_token.empty() ? "off" : "on"},
                             {"version", WXSESSIOND_VERSION}});
   // Tests and scripts read this line to learn the bound port.
-  std::printf("wxsessiond listening on http://%s:%d\n",
+  std::printf("wxsessiond listening on %s://%s:%d\n", scheme,
               config.listen_host.c_str(), port.value());
   std::fflush(stdout);
+  // The socket is bound and listening, so connections made from here on
+  // queue until Serve takes them.
+  const std::string ready = "READY=1\nSTATUS=listening on " +
+                            config.listen_host + ":" +
+                            std::to_string(port.value());
+  NotifyServiceManager(ready.c_str());
   if (on_ready) on_ready(port.value());
 
   bool served = server.Serve();
   sweeper.Stop();
+  checkpoint();
+  {
+    std::lock_guard<std::mutex> lock(stop_mutex);
+    serve_returned = true;
+  }
+  stop_cv.notify_all();
   // If Serve returned for another reason than a signal, wake the signal
   // thread so it can be joined.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
@@ -365,10 +462,16 @@ int CmdDev(int argc, char** argv) {
         "  curl -s -X POST %s/v1/login -H 'Content-Type: application/json' \\\n"
         "       -d '{\"code\":\"alice.1\"}'\n"
         "  curl -s %s/v1/session -H 'Authorization: Bearer <session_id>'\n"
+        "  curl -s -X POST %s/v1/phone -H 'Authorization: Bearer "
+        "<session_id>' \\\n"
+        "       -H 'Content-Type: application/json' -d '{\"code\":\"p1\"}'\n"
+        "  curl -s -X POST %s/v1/session/check -H 'Authorization: Bearer "
+        "<session_id>'\n"
         "  curl -s -X POST %s/v1/logout -H 'Authorization: Bearer "
         "<session_id>' -i\n\n"
         "Ctrl-C stops it.\n",
-        base.c_str(), base.c_str(), base.c_str());
+        base.c_str(), base.c_str(), base.c_str(), base.c_str(),
+        base.c_str());
     std::fflush(stdout);
   });
   mock.Stop();
@@ -380,10 +483,13 @@ int CmdMockWeChat(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond mock-wechat [--listen HOST:PORT] [--delay MS]\n"
       "\n"
-      "Serves a stand-in for WeChat's server API (default 127.0.0.1:0).\n"
+      "Serves a stand-in for WeChat's server API (default 127.0.0.1:0):\n"
+      "jscode2session, stable_token, getuserphonenumber, checksession.\n"
       "Codes: invalid -> 40029, blocked -> 40226, busy -> -1, limit -> 45011,\n"
-      "a code used twice -> 40163, anything else logs in the user named by the\n"
-      "part before the first '.'.\n";
+      "errcode:N -> N, a code used twice -> 40163 (40029 for phone codes);\n"
+      "any other login code logs in the user named by the part before the\n"
+      "first '.', any other phone code answers +86 13800138000.\n"
+      "--delay applies to every WeChat route, not to the /mock/ routes.\n";
   Args args = ParseArgs(argc, argv, 2, {"listen", "delay"}, {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   MockWeChatOptions options;
@@ -423,13 +529,12 @@ int CmdMockWeChat(int argc, char** argv) {
 
 // Opens the store named by --config / --database for an admin command.
 Result<std::unique_ptr<SessionStore>> OpenStoreForAdmin(const Args& args) {
-  Result<Config> config = LoadFromArgs(args);
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) return config.status();
-  SqliteOptions options;
-  options.path = config->database;
-  options.durability = config->durability;
-  options.max_pages = config->storage_max_pages;
-  return OpenSqliteStore(options);
+  static SystemClock clock;  // outlives every store this process opens
+  Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
+  if (!opened.ok()) return opened.status();
+  return std::move(opened->store);
 }
 
 int CmdRevoke(int argc, char** argv) {
@@ -491,6 +596,117 @@ int CmdStats(int argc, char** argv) {
   return kExitOk;
 }
 
+int CmdBackup(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond backup --config FILE [--database PATH] OUT.db\n"
+      "\n"
+      "Copies the database to OUT.db while the server runs: one consistent\n"
+      "snapshot, checked, in a single file readable by its owner only. OUT.db\n"
+      "must not exist. Prints {\"backup\", \"bytes\", \"sessions\"}.\n"
+      "Restore: see docs/OPERATIONS.md.\n";
+  Args args = ParseArgs(argc, argv, 2, {"config", "database"}, {});
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (args.positional.size() != 1) {
+    return Usage(usage, args.positional.empty()
+                            ? "give the file to write, e.g. backup.db"
+                            : "unexpected argument " + args.positional[1]);
+  }
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  if (!config.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
+    return kExitFailure;
+  }
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (locator.ok() && locator->is_redis()) {
+    std::fprintf(stderr,
+                 "wxsessiond: backup copies the SQLite database; with a Redis "
+                 "store use Redis's own persistence (RDB/AOF, BGSAVE)\n");
+    return kExitFailure;
+  }
+  const std::string& out = args.positional.front();
+  Result<BackupReport> report = BackupSqliteDatabase(config->database, out);
+  if (!report.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", report.status().message().c_str());
+    return kExitFailure;
+  }
+  nlohmann::json answer = {{"backup", out},
+                           {"bytes", report->bytes},
+                           {"sessions", report->sessions}};
+  std::printf("%s\n",
+              answer.dump(-1, ' ', false,
+                          nlohmann::json::error_handler_t::replace)
+                  .c_str());
+  return kExitOk;
+}
+
+int CmdMigrateStore(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond migrate-store --config FILE [--to REDIS_URL] "
+      "[--database PATH]\n"
+      "\n"
+      "Copies every live session, its user's newest session_key and the\n"
+      "cached access tokens from the SQLite file (`database`) to Redis, so\n"
+      "nobody is logged out by the move. --to defaults to the config's\n"
+      "`store`; keep the password out of the command line with\n"
+      "redis.password_file or WXSESSIOND_REDIS_PASSWORD. Safe to run again:\n"
+      "copies are idempotent and never replace a newer key. Progress goes\n"
+      "to stderr; the counts, as JSON, to stdout.\n";
+  Args args = ParseArgs(argc, argv, 2, {"config", "database", "to"}, {});
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.positional.empty()) {
+    return Usage(usage, "unexpected argument " + args.positional.front());
+  }
+  Result<Config> config = LoadFromArgs(args);
+  if (!config.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
+    return kExitFailure;
+  }
+  std::string target = args.Has("to") ? args.Get("to") : config->store;
+  SystemClock clock;
+  Result<std::unique_ptr<RedisStore>> redis =
+      OpenRedisStoreAt(config.value(), target, clock);
+  if (!redis.ok()) {
+    std::fprintf(stderr, "wxsessiond: --to: %s\n",
+                 redis.status().message().c_str());
+    return args.Has("to") ? kExitUsage : kExitFailure;
+  }
+  if (Status ping = redis.value()->Ping(); !ping.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", ping.message().c_str());
+    return kExitFailure;
+  }
+  SqliteOptions sqlite_options;
+  sqlite_options.path = config->database;
+  sqlite_options.durability = config->durability;
+  Result<std::unique_ptr<StoreExporter>> sqlite =
+      OpenSqliteExporter(sqlite_options);
+  if (!sqlite.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", sqlite.status().message().c_str());
+    return kExitFailure;
+  }
+  std::string where = ParseStoreLocator(target)->Redacted();
+  std::fprintf(stderr, "migrating live sessions from %s to %s\n",
+               config->database.c_str(), where.c_str());
+  constexpr size_t kBatch = 500;  // sessions per Redis pipeline
+  Result<MigrationCounts> counts = MigrateStore(
+      *sqlite.value(), *redis.value(), clock.Now(), kBatch,
+      [](const MigrationCounts& so_far) {
+        std::fprintf(stderr, "  %lld sessions, %lld users copied\n",
+                     static_cast<long long>(so_far.sessions),
+                     static_cast<long long>(so_far.users));
+      });
+  if (!counts.ok()) {
+    std::fprintf(stderr, "wxsessiond: migration stopped: %s (run it again to "
+                 "finish; copies are idempotent)\n",
+                 counts.status().message().c_str());
+    return kExitFailure;
+  }
+  nlohmann::json out = {{"sessions", counts->sessions},
+                        {"users", counts->users},
+                        {"access_tokens", counts->access_tokens}};
+  std::printf("%s\n", out.dump().c_str());
+  return kExitOk;
+}
+
 int CmdRekey(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond rekey --config FILE --new-key-file KEYFILE\n"
@@ -506,9 +722,16 @@ int CmdRekey(int argc, char** argv) {
                         {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   if (!args.Has("new-key-file")) return Usage(usage, "--new-key-file is required");
-  Result<Config> config = LoadFromArgs(args);
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) {
     std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
+    return kExitFailure;
+  }
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (locator.ok() && locator->is_redis()) {
+    std::fprintf(stderr,
+                 "wxsessiond: rekey re-seals the SQLite database; it cannot "
+                 "rewrite a Redis store (see docs/SECURITY.md)\n");
     return kExitFailure;
   }
   Result<std::string> new_key = ReadMasterKeyFile(args.Get("new-key-file"));
@@ -584,6 +807,8 @@ int Main(int argc, char** argv) {
   if (command == "mock-wechat") return CmdMockWeChat(argc, argv);
   if (command == "revoke") return CmdRevoke(argc, argv);
   if (command == "stats") return CmdStats(argc, argv);
+  if (command == "backup") return CmdBackup(argc, argv);
+  if (command == "migrate-store") return CmdMigrateStore(argc, argv);
   if (command == "rekey") return CmdRekey(argc, argv);
   return Usage(kMainUsage, "unknown command '" + command + "'");
 }

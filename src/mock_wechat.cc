@@ -2,15 +2,17 @@
 
 #include "mock_wechat.h"
 
-#include <cstdlib>
-
 #include <httplib.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -25,11 +27,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// Worker threads. Each delayed request sleeps on one, and each idle
-// keep-alive connection holds one until it closes; the WeChat client keeps
-// up to 64 idle connections, so this must be larger or a delayed mock would
-// queue new connections behind idle ones.
-constexpr size_t kWorkerThreads = 128;
+// Worker threads at most. Each delayed request sleeps on one and each
+// kept-alive connection holds one, so a fixed pool caps the mock at
+// threads / delay: 128 threads at 100 ms would fake a WeChat that serves
+// only 1,280 logins/s. Threads are made on demand (GrowingThreadPool).
+constexpr size_t kMaxWorkerThreads = 2048;
 
 // Requests served on one connection before the mock closes it. httplib's
 // default (5) would force a reconnect every few calls, so benchmarks would
@@ -52,6 +54,32 @@ void ReplyJson(httplib::Response& res, const json& body, int status = 200) {
 void ReplyWeChatError(httplib::Response& res, int errcode,
                       const std::string& errmsg) {
   ReplyJson(res, json{{"errcode", errcode}, {"errmsg", errmsg}});
+}
+
+// Seconds a mock access_token lives, as WeChat's do.
+constexpr int64_t kTokenLifetimeSeconds = 7200;
+// Seconds before expiry from which a normal stable_token call rotates the
+// token (WeChat: "about 5 minutes").
+constexpr int64_t kTokenRotationWindowSeconds = 300;
+// Random bytes in a mock access_token.
+constexpr size_t kTokenRandomBytes = 32;
+
+// The app a phone code prefixed "otherapp" is watermarked for.
+constexpr char kOtherAppId[] = "wxotherapp000000000";
+
+// The APIs /mock/fail_next can script.
+constexpr const char* kScriptableApis[] = {
+    "jscode2session", "stable_token", "getuserphonenumber", "checksession"};
+
+int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Parses a whole decimal integer (optionally negative).
+std::optional<long> ParseInteger(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const long value = std::strtol(text.c_str(), &end, 10);
+  if (*end != '\0') return std::nullopt;
+  return value;
 }
 
 std::string UnionIdFor(const std::string& user) {
@@ -80,6 +108,7 @@ struct MockWeChatServer::Impl {
 
   void HandleCode2Session(const httplib::Request& req, httplib::Response& res) {
     Delay();
+    if (ScriptedFailure("jscode2session", res)) return;
     const auto param = [&req](const char* name) {
       return req.has_param(name) ? req.get_param_value(name) : std::string();
     };
@@ -102,22 +131,7 @@ struct MockWeChatServer::Impl {
       return ReplyWeChatError(res, 45011, "api minute-quota reach limit");
     }
     // Codes that make any other reply, to try the client's error mapping.
-    constexpr const char kErrcodePrefix[] = "errcode:";
-    if (code.rfind(kErrcodePrefix, 0) == 0) {
-      const std::string number = code.substr(sizeof(kErrcodePrefix) - 1);
-      char* end = nullptr;
-      long errcode = std::strtol(number.c_str(), &end, 10);
-      if (!number.empty() && *end == '\0') {
-        return ReplyWeChatError(res, static_cast<int>(errcode), "mock error");
-      }
-    }
-    if (code == "http:500") {
-      res.status = 500;
-      return res.set_content("<html>internal error</html>", "text/html");
-    }
-    if (code == "http:notjson") {
-      return res.set_content("<html>not json</html>", "text/html");
-    }
+    if (SpecialValueReply(code, res)) return;
 
     const std::string user = code.substr(0, code.find('.'));
     const std::string openid = OpenIdFor(appid, user);
@@ -158,8 +172,281 @@ struct MockWeChatServer::Impl {
     {
       std::lock_guard<std::mutex> lock(mutex);
       used_codes.clear();
+      used_phone_codes.clear();
     }
     ReplyJson(res, json{{"ok", true}});
+  }
+
+  // Counts the call to `api`, and answers a scripted errcode if one is
+  // queued for it. Returns whether it answered.
+  bool ScriptedFailure(const std::string& api, httplib::Response& res) {
+    int errcode = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++calls[api];
+      std::deque<int>& queue = scripted_failures[api];
+      if (queue.empty()) return false;
+      errcode = queue.front();
+      queue.pop_front();
+    }
+    ReplyWeChatError(res, errcode, "mock scripted error");
+    return true;
+  }
+
+  // Answers for the "errcode:N", "http:500" and "http:notjson" values a
+  // caller can send in a code or secret. Returns whether it answered.
+  static bool SpecialValueReply(const std::string& value,
+                                httplib::Response& res) {
+    constexpr const char kErrcodePrefix[] = "errcode:";
+    if (value.rfind(kErrcodePrefix, 0) == 0) {
+      if (std::optional<long> errcode =
+              ParseInteger(value.substr(sizeof(kErrcodePrefix) - 1))) {
+        ReplyWeChatError(res, static_cast<int>(*errcode), "mock error");
+        return true;
+      }
+    }
+    if (value == "http:500") {
+      res.status = 500;
+      res.set_content("<html>internal error</html>", "text/html");
+      return true;
+    }
+    if (value == "http:notjson") {
+      res.set_content("<html>not json</html>", "text/html");
+      return true;
+    }
+    return false;
+  }
+
+  std::string NewToken(const std::string& appid) {
+    std::string token =
+        "mock-at-" +
+        crypto::Base64UrlEncode(crypto::RandomBytes(kTokenRandomBytes));
+    token_apps[token] = appid;
+    return token;
+  }
+
+  void HandleStableToken(const httplib::Request& req, httplib::Response& res) {
+    Delay();
+    if (ScriptedFailure("stable_token", res)) return;
+    const json body =
+        json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object()) {
+      return ReplyWeChatError(res, 47001, "data format error");
+    }
+    const auto text = [&body](const char* key) {
+      const auto it = body.find(key);
+      return it != body.end() && it->is_string() ? it->get<std::string>()
+                                                 : std::string();
+    };
+    const std::string appid = text("appid");
+    const std::string secret = text("secret");
+    if (text("grant_type") != "client_credential") {
+      return ReplyWeChatError(res, 40002, "invalid grant_type");
+    }
+    if (appid.empty()) return ReplyWeChatError(res, 41002, "appid missing");
+    if (secret.empty()) {
+      return ReplyWeChatError(res, 41004, "appsecret missing");
+    }
+    bool force = false;
+    if (const auto it = body.find("force_refresh"); it != body.end()) {
+      if (!it->is_boolean()) {
+        return ReplyWeChatError(res, 47001, "data format error");
+      }
+      force = it->get<bool>();
+    }
+    if (SpecialValueReply(secret, res)) return;
+
+    const int64_t now = UnixNow();
+    std::lock_guard<std::mutex> lock(mutex);
+    if (force) ++calls["stable_token_forced"];
+    AppToken& app = app_tokens[appid];
+    if (force) {
+      // Forcing kills the previous token at once.
+      app.previous.clear();
+      app.current = NewToken(appid);
+      app.expires_at = now + kTokenLifetimeSeconds;
+    } else if (app.current.empty() ||
+               app.expires_at - now <= kTokenRotationWindowSeconds) {
+      // Rotation keeps the old token working until its own expiry.
+      app.previous = app.current;
+      app.previous_expires_at = app.expires_at;
+      app.current = NewToken(appid);
+      app.expires_at = now + kTokenLifetimeSeconds;
+    }
+    ReplyJson(res, json{{"access_token", app.current},
+                        {"expires_in", app.expires_at - now}});
+  }
+
+  // The app `req`'s access_token belongs to, or "" after answering the
+  // token's error. GUARDED_BY(mutex): callers hold it.
+  std::string AppForToken(const httplib::Request& req, httplib::Response& res) {
+    const std::string token = req.has_param("access_token")
+                                  ? req.get_param_value("access_token")
+                                  : std::string();
+    if (token.empty()) {
+      ReplyWeChatError(res, 41001, "access_token missing");
+      return "";
+    }
+    const auto owner = token_apps.find(token);
+    if (owner == token_apps.end()) {
+      ReplyWeChatError(res, 40001,
+                       "invalid credential, access_token is "
+                       "invalid or not latest");
+      return "";
+    }
+    const AppToken& app = app_tokens[owner->second];
+    const int64_t now = UnixNow();
+    const bool current = token == app.current;
+    const bool previous = !app.previous.empty() && token == app.previous;
+    if (!current && !previous) {
+      ReplyWeChatError(res, 40001,
+                       "invalid credential, access_token is "
+                       "invalid or not latest");
+      return "";
+    }
+    if (now >= (current ? app.expires_at : app.previous_expires_at)) {
+      ReplyWeChatError(res, 42001, "access_token expired");
+      return "";
+    }
+    return owner->second;
+  }
+
+  void HandlePhoneNumber(const httplib::Request& req, httplib::Response& res) {
+    Delay();
+    if (ScriptedFailure("getuserphonenumber", res)) return;
+    std::string appid;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      appid = AppForToken(req, res);
+    }
+    if (appid.empty()) return;
+    const json body =
+        json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    const auto code_it = body.is_object() ? body.find("code") : body.end();
+    if (!body.is_object() || code_it == body.end() || !code_it->is_string() ||
+        code_it->get_ref<const std::string&>().empty()) {
+      return ReplyWeChatError(res, 47001, "data format error");
+    }
+    const std::string code = code_it->get<std::string>();
+    if (code == "invalid") return ReplyWeChatError(res, 40029, "invalid code");
+    if (code == "busy") return ReplyWeChatError(res, -1, "system error");
+    if (code == "limit") {
+      return ReplyWeChatError(res, 45011, "api minute-quota reach limit");
+    }
+    if (SpecialValueReply(code, res)) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      // Button codes are single-use; WeChat answers a second use as invalid.
+      if (!used_phone_codes.insert(appid + '\n' + code).second) {
+        return ReplyWeChatError(res, 40029, "invalid code");
+      }
+    }
+    const std::string kind = code.substr(0, code.find('.'));
+    json info = {{"phoneNumber", "13800138000"},
+                 {"purePhoneNumber", "13800138000"},
+                 {"countryCode", "86"}};
+    std::string watermark_appid = appid;
+    if (kind == "us") {
+      info = {{"phoneNumber", "+1 2025550123"},
+              {"purePhoneNumber", "2025550123"},
+              {"countryCode", "1"}};
+    } else if (kind == "numeric") {
+      info = {{"phoneNumber", "+86 13800138000"},
+              {"purePhoneNumber", "13800138000"},
+              {"countryCode", 86}};
+    } else if (kind == "otherapp") {
+      watermark_appid = kOtherAppId;
+    }
+    info["watermark"] = {{"timestamp", UnixNow()}, {"appid", watermark_appid}};
+    ReplyJson(res,
+              json{{"errcode", 0}, {"errmsg", "ok"}, {"phone_info", info}});
+  }
+
+  void HandleCheckSession(const httplib::Request& req, httplib::Response& res) {
+    Delay();
+    if (ScriptedFailure("checksession", res)) return;
+    const auto param = [&req](const char* name) {
+      return req.has_param(name) ? req.get_param_value(name) : std::string();
+    };
+    std::string session_key;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      const std::string appid = AppForToken(req, res);
+      if (appid.empty()) return;
+      const auto found =
+          latest_session_keys.find(UserKey(appid, param("openid")));
+      if (found != latest_session_keys.end()) session_key = found->second;
+    }
+    if (param("sig_method") != "hmac_sha256") {
+      return ReplyWeChatError(res, 40097, "invalid args");
+    }
+    if (session_key.empty()) {
+      return ReplyWeChatError(res, 40003, "invalid openid");
+    }
+    if (param("signature") != crypto::HmacSha256Hex(session_key, "")) {
+      return ReplyWeChatError(res, 87009, "invalid signature");
+    }
+    ReplyJson(res, json{{"errcode", 0}, {"errmsg", "ok"}});
+  }
+
+  void HandleFailNext(const httplib::Request& req, httplib::Response& res) {
+    const std::string api =
+        req.has_param("api") ? req.get_param_value("api") : std::string();
+    bool known = false;
+    for (const char* name : kScriptableApis) known = known || api == name;
+    const std::optional<long> errcode =
+        ParseInteger(req.has_param("errcode") ? req.get_param_value("errcode")
+                                              : std::string());
+    const std::optional<long> times =
+        req.has_param("times") ? ParseInteger(req.get_param_value("times"))
+                               : std::optional<long>(1);
+    // 1000: more scripted failures than any test needs; bounds the queue.
+    if (!known || !errcode || *errcode == 0 || !times || *times < 1 ||
+        *times > 1000) {
+      return ReplyJson(res,
+                       json{{"error",
+                             "want api=<one of jscode2session, "
+                             "stable_token, getuserphonenumber, "
+                             "checksession>, errcode=<non-zero>, "
+                             "times=<1..1000>"}},
+                       400);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (long i = 0; i < *times; ++i) {
+        scripted_failures[api].push_back(static_cast<int>(*errcode));
+      }
+    }
+    ReplyJson(res, json{{"ok", true}});
+  }
+
+  void HandleInvalidateToken(const httplib::Request& req,
+                             httplib::Response& res) {
+    const std::string appid =
+        req.has_param("appid") ? req.get_param_value("appid") : std::string();
+    if (appid.empty()) {
+      return ReplyJson(res, json{{"error", "appid is required"}}, 400);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      AppToken& app = app_tokens[appid];
+      app.previous.clear();
+      app.current = NewToken(appid);
+      app.expires_at = UnixNow() + kTokenLifetimeSeconds;
+    }
+    ReplyJson(res, json{{"ok", true}});
+  }
+
+  void HandleStats(httplib::Response& res) {
+    json body = json::object();
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const char* name :
+         {"jscode2session", "stable_token", "stable_token_forced",
+          "getuserphonenumber", "checksession"}) {
+      const auto found = calls.find(name);
+      body[name] = found == calls.end() ? 0 : found->second;
+    }
+    ReplyJson(res, body);
   }
 
   const MockWeChatOptions options;  // constant after construction
@@ -175,6 +462,24 @@ struct MockWeChatServer::Impl {
   std::set<std::string> used_codes;  // GUARDED_BY(mutex)
   // UserKey(appid, openid) -> the newest session_key issued.
   std::map<std::string, std::string> latest_session_keys;  // GUARDED_BY(mutex)
+
+  // One app's access tokens.
+  struct AppToken {
+    std::string current;     // "" before the first stable_token call
+    int64_t expires_at = 0;  // unix seconds
+    std::string previous;    // still valid after a normal rotation
+    int64_t previous_expires_at = 0;
+  };
+  std::map<std::string, AppToken> app_tokens;  // GUARDED_BY(mutex)
+  // Every token ever issued -> its appid.
+  std::map<std::string, std::string> token_apps;  // GUARDED_BY(mutex)
+  // appid '\n' code for phone codes already exchanged.
+  std::set<std::string> used_phone_codes;  // GUARDED_BY(mutex)
+  // api -> errcodes its next calls answer (/mock/fail_next).
+  std::map<std::string, std::deque<int>>
+      scripted_failures;  // GUARDED_BY(mutex)
+  // Route name -> calls received (/mock/stats).
+  std::map<std::string, int64_t> calls;  // GUARDED_BY(mutex)
 };
 
 MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
@@ -186,7 +491,7 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(kKeepAliveMaxRequests);
   server.new_task_queue = [] {
-    return new httplib::ThreadPool(kWorkerThreads);
+    return new GrowingThreadPool(kMinThreads, kMaxWorkerThreads);
   };
   server.Get("/sns/jscode2session",
              [impl](const httplib::Request& req, httplib::Response& res) {
@@ -200,6 +505,30 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
               [impl](const httplib::Request&, httplib::Response& res) {
                 impl->HandleReset(res);
               });
+  server.Post("/cgi-bin/stable_token",
+              [impl](const httplib::Request& req, httplib::Response& res) {
+                impl->HandleStableToken(req, res);
+              });
+  server.Post("/wxa/business/getuserphonenumber",
+              [impl](const httplib::Request& req, httplib::Response& res) {
+                impl->HandlePhoneNumber(req, res);
+              });
+  server.Get("/wxa/checksession",
+             [impl](const httplib::Request& req, httplib::Response& res) {
+               impl->HandleCheckSession(req, res);
+             });
+  server.Post("/mock/fail_next",
+              [impl](const httplib::Request& req, httplib::Response& res) {
+                impl->HandleFailNext(req, res);
+              });
+  server.Post("/mock/invalidate_token",
+              [impl](const httplib::Request& req, httplib::Response& res) {
+                impl->HandleInvalidateToken(req, res);
+              });
+  server.Get("/mock/stats",
+             [impl](const httplib::Request&, httplib::Response& res) {
+               impl->HandleStats(res);
+             });
 }
 
 MockWeChatServer::~MockWeChatServer() { Stop(); }

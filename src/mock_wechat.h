@@ -1,5 +1,5 @@
 // MockWeChatServer: a stand-in for WeChat's server API on loopback, so the
-// whole login flow can be tried and tested with no internet.
+// whole API can be tried and tested with no internet.
 //
 // GET /sns/jscode2session answers any appid and secret. The code decides the
 // answer (errors come as HTTP 200 with {"errcode", "errmsg"}, as at WeChat):
@@ -17,12 +17,51 @@
 // Checked first, in this order: a missing appid -> 41002, secret -> 41004,
 // js_code -> 41008, and a grant_type other than authorization_code -> 40002.
 //
-// Two routes exist for tests only, and answer without delay:
+// POST /cgi-bin/stable_token {"grant_type", "appid", "secret",
+// "force_refresh"?} issues one token per appid (any secret), valid 7200 s.
+// Like WeChat, a normal call answers the current token until its last
+// 300 s, then a new one (the old one keeps working until it expires);
+// force_refresh always makes a new one and kills the old one at once.
+// Missing appid -> 41002, secret -> 41004, grant_type other than
+// client_credential -> 40002, a body that is not a JSON object or a
+// non-boolean force_refresh -> 47001, secret "errcode:N" -> errcode N.
+//
+// Calls that need a token (below) answer 41001 without access_token, 42001
+// for a token that expired, 40001 for one that was replaced or never
+// issued. The token decides the app.
+//
+// POST /wxa/business/getuserphonenumber?access_token=.. {"code", "openid"?}
+// answers phone_info with a watermark for the token's app. Codes: "invalid"
+// -> 40029, "busy" -> -1, "limit" -> 45011, "errcode:N" -> N, "http:500",
+// "http:notjson" as above; a code used before -> 40029; a missing code ->
+// 47001. Otherwise the prefix before the first '.' picks the number:
+//   "us"       -> +1 2025550123, countryCode "1"
+//   "numeric"  -> +86 13800138000 with countryCode as the number 86
+//   "otherapp" -> +86 13800138000, watermarked for wxotherapp000000000
+//   anything else -> 13800138000, countryCode "86".
+//
+// GET /wxa/checksession?access_token&openid&signature&sig_method answers
+// errcode 0 when signature is hex HMAC-SHA256(key = the newest session_key
+// issued to the user, message = ""), 87009 when it is not, 40003 for an
+// openid with no key, 40097 for a sig_method other than hmac_sha256.
+//
+// Routes for tests only, answering without delay:
 //   GET  /mock/session_key?appid=..&openid=..  -> {"session_key": "..."}, the
 //        newest key issued to that user (to encrypt open data with it);
 //        404 if none was issued, 400 without both parameters.
-//   POST /mock/reset -> {"ok": true}; forgets which codes were used, so
-//        codes may be exchanged again (issued keys are kept).
+//   POST /mock/reset -> {"ok": true}; forgets which codes (login and phone)
+//        were used, so they may be exchanged again (issued keys, tokens and
+//        counters are kept).
+//   POST /mock/fail_next?api=A&errcode=N[&times=K] -> {"ok": true}; the next
+//        K (default 1) calls of API A (jscode2session, stable_token,
+//        getuserphonenumber, checksession) answer errcode N before any
+//        other check. 400 for an unknown api or a bad number.
+//   POST /mock/invalidate_token?appid=.. -> {"ok": true}; replaces the
+//        app's token as if someone else had force-refreshed it, so the
+//        token callers hold now gets 40001.
+//   GET  /mock/stats -> {"jscode2session", "stable_token",
+//        "stable_token_forced", "getuserphonenumber", "checksession"}: calls
+//        received per route since the mock started.
 //
 // Thread-safety: Bind, Serve and Stop may be called from different threads;
 // Stop makes a running Serve return after in-flight requests finish (and
@@ -40,8 +79,8 @@
 namespace wxsession {
 
 struct MockWeChatOptions {
-  // Milliseconds jscode2session waits before answering, to play a WeChat
-  // that is far away. The /mock/ routes do not wait.
+  // Milliseconds every WeChat route waits before answering, to play a
+  // WeChat that is far away. The /mock/ routes do not wait.
   int64_t delay_ms = 0;
 };
 

@@ -43,19 +43,55 @@ Result<LoginRequest> ParseLoginRequest(std::string_view body) {
   return LoginRequest{std::move(code).value(), std::move(appid).value()};
 }
 
+Result<DecryptRequest> ParseDecryptRequest(std::string_view body) {
+  Result<json> parsed = ParseJsonObject(body);
+  if (!parsed.ok()) return parsed.status();
+  Result<std::string> encrypted =
+      JsonStringField(parsed.value(), "encryptedData", true);
+  if (!encrypted.ok()) return encrypted.status();
+  Result<std::string> iv = JsonStringField(parsed.value(), "iv", true);
+  if (!iv.ok()) return iv.status();
+  return DecryptRequest{std::move(encrypted).value(), std::move(iv).value()};
+}
+
+Result<VerifyRequest> ParseVerifyRequest(std::string_view body) {
+  Result<json> parsed = ParseJsonObject(body);
+  if (!parsed.ok()) return parsed.status();
+  Result<std::string> raw_data =
+      JsonStringField(parsed.value(), "rawData", true);
+  if (!raw_data.ok()) return raw_data.status();
+  Result<std::string> signature =
+      JsonStringField(parsed.value(), "signature", true);
+  if (!signature.ok()) return signature.status();
+  return VerifyRequest{std::move(raw_data).value(),
+                       std::move(signature).value()};
+}
+
+Result<PhoneRequest> ParsePhoneRequest(std::string_view body) {
+  Result<json> parsed = ParseJsonObject(body);
+  if (!parsed.ok()) return parsed.status();
+  Result<std::string> code = JsonStringField(parsed.value(), "code", true);
+  if (!code.ok()) return code.status();
+  return PhoneRequest{std::move(code).value()};
+}
+
+std::optional<std::string> BearerCredential(const std::string& authorization) {
+  constexpr size_t kSchemeLength = 7;  // "Bearer "
+  if (authorization.size() <= kSchemeLength) return std::nullopt;
+  std::string scheme = authorization.substr(0, kSchemeLength);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (scheme != "bearer ") return std::nullopt;
+  std::string id = authorization.substr(kSchemeLength);
+  while (!id.empty() && id.front() == ' ') id.erase(id.begin());
+  while (!id.empty() && id.back() == ' ') id.pop_back();
+  return id;
+}
+
 std::string SessionIdFromHeaders(const std::string& authorization,
                                  const std::string& x_wx_session) {
-  constexpr size_t kSchemeLength = 7;  // "Bearer "
-  if (authorization.size() > kSchemeLength) {
-    std::string scheme = authorization.substr(0, kSchemeLength);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    if (scheme == "bearer ") {
-      std::string id = authorization.substr(kSchemeLength);
-      while (!id.empty() && id.front() == ' ') id.erase(id.begin());
-      while (!id.empty() && id.back() == ' ') id.pop_back();
-      return id;
-    }
+  if (std::optional<std::string> id = BearerCredential(authorization)) {
+    return *id;
   }
   return x_wx_session;
 }

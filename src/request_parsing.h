@@ -10,6 +10,7 @@
 #define WXSESSION_REQUEST_PARSING_H_
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,13 +27,40 @@ Result<nlohmann::json> ParseJsonObject(std::string_view body);
 Result<std::string> JsonStringField(const nlohmann::json& body,
                                     const char* name, bool required);
 
-// POST /v1/login: {"code": string, "appid"?: string}. The service checks
-// what a code may look like; this checks only the shape.
+// One parser per POST route that takes a body. Each checks the shape only;
+// the use case checks the values (what a code may look like, ...).
+
+// POST /v1/login: {"code": string, "appid"?: string}.
 struct LoginRequest {
   std::string code;
   std::string appid;  // empty when absent
 };
 Result<LoginRequest> ParseLoginRequest(std::string_view body);
+
+// POST /v1/decrypt: {"encryptedData": string, "iv": string}.
+struct DecryptRequest {
+  std::string encrypted_data;
+  std::string iv;
+};
+Result<DecryptRequest> ParseDecryptRequest(std::string_view body);
+
+// POST /v1/verify: {"rawData": string, "signature": string}.
+struct VerifyRequest {
+  std::string raw_data;
+  std::string signature;
+};
+Result<VerifyRequest> ParseVerifyRequest(std::string_view body);
+
+// POST /v1/phone: {"code": string} (a getPhoneNumber button code).
+struct PhoneRequest {
+  std::string code;
+};
+Result<PhoneRequest> ParsePhoneRequest(std::string_view body);
+
+// The credential in an Authorization value "Bearer <credential>" (scheme
+// case-insensitive, surrounding spaces dropped), or nullopt for any other
+// value.
+std::optional<std::string> BearerCredential(const std::string& authorization);
 
 // The session id a request carries: from "Authorization: Bearer <id>"
 // (scheme case-insensitive, surrounding spaces dropped), else the

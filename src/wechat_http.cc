@@ -7,13 +7,19 @@
 // keep-alive connection still open, so the next call skips the TCP and TLS
 // handshakes.
 //
+// Every call goes through one path: build the request, exchange it (retrying
+// once where that is safe), turn errcodes into a Status, then read the
+// fields of that API. Calls that carry an access_token also go through
+// CallWithToken, which swaps a rejected token once.
+//
 // Nothing in this file lets an exception out: httplib and nlohmann::json are
-// used in their non-throwing forms, and Code2Session catches the rest.
+// used in their non-throwing forms, and each public call catches the rest.
 
 #include <httplib.h>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "wxsession/crypto.h"
 #include "wxsession/status.h"
 #include "wxsession/wechat.h"
 
@@ -55,6 +62,24 @@ constexpr int kBusyRetryAfterSeconds = 1;
 constexpr int kUnreachableRetryAfterSeconds = 5;
 
 constexpr char kCode2SessionApi[] = "jscode2session";
+constexpr char kStableTokenApi[] = "stable_token";
+constexpr char kPhoneNumberApi[] = "getuserphonenumber";
+constexpr char kCheckSessionApi[] = "checksession";
+
+// WeChat errcodes that mean "the access_token you sent is no good": 40001
+// invalid credential (replaced or never valid), 42001 expired.
+constexpr long long kErrcodeInvalidCredential = 40001;
+constexpr long long kErrcodeTokenExpired = 42001;
+// checksession: the signature does not match, i.e. the key is stale.
+constexpr long long kErrcodeInvalidSignature = 87009;
+
+// Longest access_token accepted. WeChat says to reserve 512 characters;
+// four times that leaves room for a format change without letting a broken
+// upstream fill the store.
+constexpr size_t kMaxAccessTokenChars = 2048;
+// Longest expires_in accepted, in seconds. WeChat answers 7200; a month is
+// far beyond any real answer and keeps now + expires_in from overflowing.
+constexpr long long kMaxExpiresInSeconds = 30LL * 86400;
 
 // RFC 3986 percent-encoding: unreserved characters stay, every other byte
 // becomes %XX. Stricter than httplib's own encoder, which leaves '&', '='
@@ -142,15 +167,34 @@ std::string TruncateUtf8(std::string text, size_t max_bytes) {
   return text;
 }
 
-// Replaces every occurrence of `needle` in `text`.
-void ReplaceAll(std::string& text, const std::string& needle,
-                std::string_view replacement) {
-  if (needle.empty()) return;
-  size_t pos = 0;
-  while ((pos = text.find(needle, pos)) != std::string::npos) {
-    text.replace(pos, needle.size(), replacement);
-    pos += replacement.size();
+// Replaces every occurrence of each value in `redactions` by its label, in
+// one pass: at each position the longest matching value wins, so a short
+// value (a code "c") cannot cut a longer one (a token containing "c") into
+// pieces that no longer match, and labels are never rewritten.
+std::string Redact(
+    const std::string& text,
+    const std::vector<std::pair<std::string, std::string>>& redactions) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const std::pair<std::string, std::string>* best = nullptr;
+    for (const auto& redaction : redactions) {
+      const std::string& value = redaction.first;
+      if (!value.empty() && text.compare(i, value.size(), value) == 0 &&
+          (best == nullptr || value.size() > best->first.size())) {
+        best = &redaction;
+      }
+    }
+    if (best != nullptr) {
+      out += best->second;
+      i += best->first.size();
+    } else {
+      out.push_back(text[i]);
+      ++i;
+    }
   }
+  return out;
 }
 
 // Where WeChat lives, split the way httplib wants it: httplib::Client takes
@@ -222,61 +266,138 @@ std::optional<ApiBase> ParseApiBase(const std::string& api_base) {
   return ApiBase{scheme + "://" + authority, path};
 }
 
-// One HTTP exchange's outcome, and whether trying again is safe.
-struct Attempt {
-  Result<WeChatSession> result;
-  bool retry_safe = false;
+// What one call sends.
+struct Request {
+  const char* api;     // for messages, e.g. "jscode2session"
+  const char* method;  // "GET" or "POST"
+  std::string path;    // with the api_base prefix and the query
+  std::string body;    // JSON for POST, empty for GET
+  // Values that must never be quoted back, each with what to show instead:
+  // WeChat's errmsg sometimes echoes the request.
+  std::vector<std::pair<std::string, std::string>> redactions;
 };
 
-Status Unavailable(const std::string& why) {
+// One exchange's outcome: a JSON object reply with errcode 0 (or none), or
+// a Status; plus whether trying again is safe, and WeChat's errcode if any.
+struct Exchange {
+  Status status;
+  json reply;
+  long long errcode = 0;
+  bool retry_safe = false;
+
+  bool ok() const { return status.ok(); }
+};
+
+Status Unavailable(const char* api, const std::string& why) {
   return Status(ErrorCode::kUpstreamUnavailable,
-                std::string("WeChat ") + kCode2SessionApi + " " + why)
+                std::string("WeChat ") + api + " " + why)
       .set_retry_after(kUnreachableRetryAfterSeconds);
 }
 
-Status UpstreamError(const std::string& why) {
+Status UpstreamError(const char* api, const std::string& why) {
   return Status(ErrorCode::kUpstreamError,
-                std::string("WeChat ") + kCode2SessionApi + " failed: " + why);
+                std::string("WeChat ") + api + " failed: " + why);
+}
+
+Exchange Failed(Status status, bool retry_safe) {
+  Exchange exchange;
+  exchange.status = std::move(status);
+  exchange.retry_safe = retry_safe;
+  return exchange;
 }
 
 // Maps a transport failure (no HTTP reply at all) onto a Status, deciding
 // whether the request can have reached WeChat.
-Attempt FromTransportError(httplib::Error error) {
+Exchange FromTransportError(const char* api, httplib::Error error) {
   switch (error) {
-    // The connection never carried the request: WeChat cannot have seen the
-    // code, so one more try is safe.
+    // The connection never carried the request: WeChat cannot have seen it
+    // (nor spent a code in it), so one more try is safe.
     case httplib::Error::Connection:
-      return {Unavailable("unreachable: could not connect"), true};
+      return Failed(Unavailable(api, "unreachable: could not connect"), true);
     case httplib::Error::ConnectionTimeout:
-      return {Unavailable("unreachable: connect timed out"), true};
+      return Failed(Unavailable(api, "unreachable: connect timed out"), true);
     case httplib::Error::SSLConnection:
-      return {Unavailable("unreachable: TLS handshake failed"), true};
+      return Failed(Unavailable(api, "unreachable: TLS handshake failed"),
+                    true);
     // Sent, at least in part: WeChat may have exchanged the code already, so
     // a retry could only earn 40163 and hide the real outcome.
     case httplib::Error::Read:
-      return {Unavailable("did not answer in time (timeout or reset)"), false};
+      return Failed(
+          Unavailable(api, "did not answer in time (timeout or reset)"), false);
     case httplib::Error::Write:
-      return {Unavailable("request could not be sent in full"), false};
+      return Failed(Unavailable(api, "request could not be sent in full"),
+                    false);
     // Local TLS setup problems: trying again will not help.
     case httplib::Error::SSLServerVerification:
-      return {Unavailable("unreachable: TLS certificate not trusted"), false};
+      return Failed(
+          Unavailable(api, "unreachable: TLS certificate not trusted"), false);
     case httplib::Error::SSLLoadingCerts:
-      return {Unavailable("unreachable: CA certificates could not be loaded"),
-              false};
+      return Failed(
+          Unavailable(api, "unreachable: CA certificates could not be loaded"),
+          false);
     // The reply arrived but could not be used.
     case httplib::Error::Canceled:
-      return {UpstreamError("reply larger than " +
-                            std::to_string(kMaxReplyBytes) + " bytes"),
-              false};
+      return Failed(
+          UpstreamError(api, "reply larger than " +
+                                 std::to_string(kMaxReplyBytes) + " bytes"),
+          false);
     case httplib::Error::Compression:
-      return {UpstreamError("reply could not be decompressed"), false};
+      return Failed(UpstreamError(api, "reply could not be decompressed"),
+                    false);
     case httplib::Error::ExceedRedirectCount:
-      return {UpstreamError("too many redirects"), false};
+      return Failed(UpstreamError(api, "too many redirects"), false);
     default:
       // Unknown and anything newer: whether the request left is not known,
       // so no retry.
-      return {Unavailable("failed: transport error"), false};
+      return Failed(Unavailable(api, "failed: transport error"), false);
   }
+}
+
+// Reads an HTTP reply: status, JSON shape, errcode.
+Exchange Interpret(const Request& request, int http_status,
+                   const std::string& body) {
+  const char* api = request.api;
+  if (http_status != 200) {
+    return Failed(
+        UpstreamError(api, "HTTP status " + std::to_string(http_status)),
+        false);
+  }
+  Exchange exchange;
+  exchange.reply = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (exchange.reply.is_discarded() || !exchange.reply.is_object()) {
+    return Failed(UpstreamError(api, "reply is not a JSON object"), false);
+  }
+  const auto errcode_it = exchange.reply.find("errcode");
+  if (errcode_it == exchange.reply.end()) return exchange;
+  if (!errcode_it->is_number_integer()) {
+    return Failed(UpstreamError(api, "errcode is not an integer"), false);
+  }
+  const long long errcode = errcode_it->get<long long>();
+  if (errcode == 0) return exchange;
+
+  std::string errmsg;
+  const auto errmsg_it = exchange.reply.find("errmsg");
+  if (errmsg_it != exchange.reply.end() && errmsg_it->is_string()) {
+    // Cleaned before redaction, so dropping a control character cannot join
+    // the pieces of a secret back together afterwards.
+    errmsg = CleanUpstreamText(errmsg_it->get_ref<const std::string&>());
+    errmsg = Redact(errmsg, request.redactions);
+  }
+  // -1 means WeChat did not process the call, so trying again is safe.
+  Exchange failed =
+      Failed(StatusFromWeChatError(api, errcode, errmsg), errcode == -1);
+  failed.errcode = errcode;
+  return failed;
+}
+
+// The string at `key` if it is a non-empty string.
+std::optional<std::string> NonEmptyString(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || !it->is_string() ||
+      it->get_ref<const std::string&>().empty()) {
+    return std::nullopt;
+  }
+  return it->get<std::string>();
 }
 
 class HttpWeChatClient final : public WeChatClient {
@@ -289,108 +410,242 @@ class HttpWeChatClient final : public WeChatClient {
   Result<WeChatSession> Code2Session(const std::string& appid,
                                      const std::string& secret,
                                      const std::string& code) override {
+    return Guarded<WeChatSession>(
+        kCode2SessionApi, [&]() -> Result<WeChatSession> {
+          Request request{kCode2SessionApi,
+                          "GET",
+                          "/sns/jscode2session?appid=" + PercentEncode(appid) +
+                              "&secret=" + PercentEncode(secret) +
+                              "&js_code=" + PercentEncode(code) +
+                              "&grant_type=authorization_code",
+                          "",
+                          {{secret, "[secret]"}, {code, "[code]"}}};
+          Exchange exchange = ExchangeWithSafeRetry(request);
+          if (!exchange.ok()) return exchange.status;
+          const json& reply = exchange.reply;
+          std::optional<std::string> openid = NonEmptyString(reply, "openid");
+          std::optional<std::string> session_key =
+              NonEmptyString(reply, "session_key");
+          if (!openid || !session_key) {
+            return UpstreamError(kCode2SessionApi,
+                                 "reply lacks openid or session_key");
+          }
+          WeChatSession session;
+          session.openid = std::move(*openid);
+          session.session_key = std::move(*session_key);
+          session.unionid = NonEmptyString(reply, "unionid");
+          return session;
+        });
+  }
+
+  Result<StableAccessToken> StableToken(const std::string& appid,
+                                        const std::string& secret,
+                                        bool force_refresh) override {
+    return Guarded<StableAccessToken>(
+        kStableTokenApi, [&]() -> Result<StableAccessToken> {
+          const json body = {{"grant_type", "client_credential"},
+                             {"appid", appid},
+                             {"secret", secret},
+                             {"force_refresh", force_refresh}};
+          Request request{
+              kStableTokenApi,
+              "POST",
+              "/cgi-bin/stable_token",
+              body.dump(-1, ' ', false, json::error_handler_t::replace),
+              {{secret, "[secret]"}}};
+          Exchange exchange = ExchangeWithSafeRetry(request);
+          if (!exchange.ok()) return exchange.status;
+          std::optional<std::string> token =
+              NonEmptyString(exchange.reply, "access_token");
+          if (!token || token->size() > kMaxAccessTokenChars) {
+            return UpstreamError(kStableTokenApi,
+                                 "reply lacks a usable access_token");
+          }
+          const auto expires_in = exchange.reply.find("expires_in");
+          if (expires_in == exchange.reply.end() ||
+              !expires_in->is_number_integer() ||
+              expires_in->get<long long>() <= 0 ||
+              expires_in->get<long long>() > kMaxExpiresInSeconds) {
+            return UpstreamError(kStableTokenApi,
+                                 "reply lacks a positive expires_in");
+          }
+          return StableAccessToken{
+              std::move(*token),
+              static_cast<int64_t>(expires_in->get<long long>())};
+        });
+  }
+
+  Result<PhoneNumber> GetPhoneNumber(AccessTokenSource& tokens,
+                                     const std::string& appid,
+                                     const std::string& code,
+                                     const std::string& openid) override {
+    return Guarded<PhoneNumber>(kPhoneNumberApi, [&]() -> Result<PhoneNumber> {
+      json body = {{"code", code}};
+      if (!openid.empty()) body["openid"] = openid;
+      const std::string body_text =
+          body.dump(-1, ' ', false, json::error_handler_t::replace);
+      Result<json> reply =
+          CallWithToken(tokens, appid, [&](const std::string& token) {
+            return Request{kPhoneNumberApi,
+                           "POST",
+                           "/wxa/business/getuserphonenumber?access_token=" +
+                               PercentEncode(token),
+                           body_text,
+                           {{token, "[access_token]"}, {code, "[code]"}}};
+          });
+      if (!reply.ok()) return reply.status();
+      return ReadPhoneInfo(reply.value());
+    });
+  }
+
+  Result<bool> CheckSessionKey(AccessTokenSource& tokens,
+                               const std::string& appid,
+                               const std::string& openid,
+                               const std::string& session_key) override {
+    return Guarded<bool>(kCheckSessionApi, [&]() -> Result<bool> {
+      const std::string signature = CheckSessionSignature(session_key);
+      Result<json> reply = CallWithToken(
+          tokens, appid,
+          [&](const std::string& token) {
+            return Request{
+                kCheckSessionApi,
+                "GET",
+                "/wxa/checksession?access_token=" + PercentEncode(token) +
+                    "&openid=" + PercentEncode(openid) +
+                    "&signature=" + signature + "&sig_method=hmac_sha256",
+                "",
+                {{token, "[access_token]"},
+                 {signature, "[signature]"},
+                 {session_key, "[session_key]"}}};
+          },
+          kErrcodeInvalidSignature);
+      if (!reply.ok()) return reply.status();
+      const auto errcode = reply->find("errcode");
+      return !(errcode != reply->end() && errcode->is_number_integer() &&
+               errcode->get<long long>() == kErrcodeInvalidSignature);
+    });
+  }
+
+ private:
+  // Runs `call`, turning any exception into kInternal. Only allocation
+  // failures or a library bug can throw here; the exception text is not
+  // quoted since it could echo the request.
+  template <typename T, typename Call>
+  Result<T> Guarded(const char* api, Call&& call) {
     try {
       if (!api_base_) {
         return Status(ErrorCode::kInternal,
                       "WeChat api_base is not an http(s) URL: " +
                           CleanUpstreamText(api_base_text_));
       }
-      const std::string path =
-          api_base_->path_prefix +
-          "/sns/jscode2session?appid=" + PercentEncode(appid) +
-          "&secret=" + PercentEncode(secret) +
-          "&js_code=" + PercentEncode(code) + "&grant_type=authorization_code";
-      // At most two tries, and the second only when the first cannot have
-      // spent the code (see FromTransportError and errcode -1).
-      Attempt attempt = ExchangeOnce(path, secret, code);
-      if (!attempt.result.ok() && attempt.retry_safe) {
-        attempt = ExchangeOnce(path, secret, code);
-      }
-      return std::move(attempt.result);
-    } catch (const std::exception&) {
-      // Only allocation failures or a library bug can land here; the
-      // exception text is not quoted since it could echo the request.
-      return Status(ErrorCode::kInternal,
-                    "WeChat jscode2session: unexpected internal error");
+      return call();
     } catch (...) {
-      return Status(ErrorCode::kInternal,
-                    "WeChat jscode2session: unexpected internal error");
+      return Status(ErrorCode::kInternal, std::string("WeChat ") + api +
+                                              ": unexpected internal error");
     }
   }
 
- private:
-  // Sends one GET and interprets the reply.
-  Attempt ExchangeOnce(const std::string& path, const std::string& secret,
-                       const std::string& code) {
+  // At most two tries, and the second only when the first cannot have been
+  // acted on (see FromTransportError and errcode -1).
+  Exchange ExchangeWithSafeRetry(const Request& request) {
+    Exchange exchange = ExchangeOnce(request);
+    if (!exchange.ok() && exchange.retry_safe) exchange = ExchangeOnce(request);
+    return exchange;
+  }
+
+  // Makes a call that carries an access_token. When WeChat rejects the token
+  // (40001, 42001), asks `tokens` for a replacement and calls once more.
+  // `accepted_errcode` (if not 0) is an errcode this API answers as a
+  // result rather than a failure; the reply is then returned as is.
+  template <typename Build>
+  Result<json> CallWithToken(AccessTokenSource& tokens,
+                             const std::string& appid, Build&& build,
+                             long long accepted_errcode = 0) {
+    Result<std::string> token = tokens.AccessTokenFor(appid);
+    if (!token.ok()) return token.status();
+    Exchange exchange = ExchangeWithSafeRetry(build(token.value()));
+    if (!exchange.ok() && (exchange.errcode == kErrcodeInvalidCredential ||
+                           exchange.errcode == kErrcodeTokenExpired)) {
+      Result<std::string> replacement =
+          tokens.ReplaceRejectedAccessToken(appid, token.value());
+      if (!replacement.ok()) return replacement.status();
+      exchange = ExchangeWithSafeRetry(build(replacement.value()));
+    }
+    if (!exchange.ok()) {
+      if (accepted_errcode != 0 && exchange.errcode == accepted_errcode) {
+        return json{{"errcode", accepted_errcode}};
+      }
+      return exchange.status;
+    }
+    return std::move(exchange.reply);
+  }
+
+  static Result<PhoneNumber> ReadPhoneInfo(const json& reply) {
+    const auto info = reply.find("phone_info");
+    if (info == reply.end() || !info->is_object()) {
+      return UpstreamError(kPhoneNumberApi, "reply lacks phone_info");
+    }
+    PhoneNumber phone;
+    std::optional<std::string> number = NonEmptyString(*info, "phoneNumber");
+    std::optional<std::string> pure = NonEmptyString(*info, "purePhoneNumber");
+    if (!number || !pure) {
+      return UpstreamError(kPhoneNumberApi,
+                           "phone_info lacks phoneNumber or purePhoneNumber");
+    }
+    phone.phone_number = std::move(*number);
+    phone.pure_phone_number = std::move(*pure);
+    // Documented as a string, seen as a number: both become text.
+    const auto country = info->find("countryCode");
+    if (country != info->end() && country->is_string() &&
+        !country->get_ref<const std::string&>().empty()) {
+      phone.country_code = country->get<std::string>();
+    } else if (country != info->end() && country->is_number_unsigned()) {
+      phone.country_code = std::to_string(country->get<unsigned long long>());
+    } else {
+      return UpstreamError(kPhoneNumberApi, "phone_info lacks countryCode");
+    }
+    const auto watermark = info->find("watermark");
+    if (watermark != info->end() && watermark->is_object()) {
+      phone.watermark_appid =
+          NonEmptyString(*watermark, "appid").value_or(std::string());
+      const auto timestamp = watermark->find("timestamp");
+      if (timestamp != watermark->end() && timestamp->is_number_integer()) {
+        phone.watermark_timestamp = timestamp->get<int64_t>();
+      }
+    }
+    return phone;
+  }
+
+  // Sends one request and interprets the reply.
+  Exchange ExchangeOnce(const Request& request) {
     std::unique_ptr<httplib::Client> client = TakeClient();
     if (!client->is_valid()) {
       // Only an SSL context that OpenSSL refused to create gets here.
-      return {Status(ErrorCode::kInternal,
-                     "WeChat client could not be set up (TLS context)"),
-              false};
+      return Failed(Status(ErrorCode::kInternal,
+                           "WeChat client could not be set up (TLS context)"),
+                    false);
     }
     std::string body;
-    const httplib::Result reply = client->Get(
-        path, httplib::Headers{}, [&body](const char* data, size_t length) {
-          if (body.size() + length > kMaxReplyBytes) return false;
-          body.append(data, length);
-          return true;
-        });
+    httplib::Request http_request;
+    http_request.method = request.method;
+    http_request.path = api_base_->path_prefix + request.path;
+    if (!request.body.empty()) {
+      http_request.body = request.body;
+      http_request.set_header("Content-Type", "application/json");
+    }
+    http_request.content_receiver = [&body](const char* data, size_t length,
+                                            uint64_t /*offset*/,
+                                            uint64_t /*total*/) {
+      if (body.size() + length > kMaxReplyBytes) return false;
+      body.append(data, length);
+      return true;
+    };
+    const httplib::Result reply = client->send(http_request);
     // httplib reconnects by itself when the kept-alive socket has died, so
     // the client is reusable whatever happened.
     ReturnClient(std::move(client));
-    if (!reply) return FromTransportError(reply.error());
-    return Interpret(reply->status, body, secret, code);
-  }
-
-  static Attempt Interpret(int http_status, const std::string& body,
-                           const std::string& secret, const std::string& code) {
-    if (http_status != 200) {
-      return {UpstreamError("HTTP status " + std::to_string(http_status)),
-              false};
-    }
-    const json reply = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (reply.is_discarded() || !reply.is_object()) {
-      return {UpstreamError("reply is not a JSON object"), false};
-    }
-
-    const auto errcode_it = reply.find("errcode");
-    if (errcode_it != reply.end()) {
-      if (!errcode_it->is_number_integer()) {
-        return {UpstreamError("errcode is not an integer"), false};
-      }
-      const long long errcode = errcode_it->get<long long>();
-      if (errcode != 0) {
-        std::string errmsg;
-        const auto errmsg_it = reply.find("errmsg");
-        if (errmsg_it != reply.end() && errmsg_it->is_string()) {
-          // Cleaned before redaction, so dropping a control character cannot
-          // join the pieces of a secret back together afterwards.
-          errmsg = CleanUpstreamText(errmsg_it->get_ref<const std::string&>());
-          ReplaceAll(errmsg, secret, "[secret]");
-          ReplaceAll(errmsg, code, "[code]");
-        }
-        // -1 means WeChat did not process the call, so trying again is safe.
-        return {StatusFromWeChatError(kCode2SessionApi, errcode, errmsg),
-                errcode == -1};
-      }
-    }
-
-    const auto non_empty_string = [&reply](const char* key) {
-      const auto it = reply.find(key);
-      return it != reply.end() && it->is_string() &&
-             !it->get_ref<const std::string&>().empty();
-    };
-    if (!non_empty_string("openid") || !non_empty_string("session_key")) {
-      return {UpstreamError("reply lacks openid or session_key"), false};
-    }
-    WeChatSession session;
-    session.openid = reply["openid"].get<std::string>();
-    session.session_key = reply["session_key"].get<std::string>();
-    if (non_empty_string("unionid")) {
-      session.unionid = reply["unionid"].get<std::string>();
-    }
-    return {std::move(session), false};
+    if (!reply) return FromTransportError(request.api, reply.error());
+    return Interpret(request, reply->status, body);
   }
 
   std::unique_ptr<httplib::Client> TakeClient() {
@@ -441,6 +696,10 @@ class HttpWeChatClient final : public WeChatClient {
 std::unique_ptr<WeChatClient> NewHttpWeChatClient(
     const WeChatHttpOptions& options) {
   return std::make_unique<HttpWeChatClient>(options);
+}
+
+std::string CheckSessionSignature(const std::string& session_key) {
+  return crypto::HmacSha256Hex(session_key, "");
 }
 
 Status StatusFromWeChatError(const std::string& api, long long errcode,

@@ -576,7 +576,7 @@ TEST(ParseHostPortTest, Accepts) {
   EXPECT_EQ(ParseHostPort("example.com:00080"), HostPort("example.com", 80));
 }
 
-// --- storage and http.max_connections (issue 7) ----------------------------
+// --- storage (issue 7) --------------------------------------------------------
 
 TEST_F(ConfigTest, StorageKeysAreReadAndDefaultToOff) {
   Result<Config> plain = Load(WriteWithApp(""));
@@ -584,21 +584,18 @@ TEST_F(ConfigTest, StorageKeysAreReadAndDefaultToOff) {
   EXPECT_TRUE(plain->master_key_file.empty());
   EXPECT_TRUE(plain->previous_master_key_files.empty());
   EXPECT_EQ(plain->storage_max_pages, 0);
-  EXPECT_EQ(plain->http_max_connections, 512);
 
   Result<Config> config = Load(WriteWithApp(
       R"("storage": {"master_key_file": "/k/new", )"
-      R"("previous_master_key_files": ["/k/old"], "max_pages": 100},)"
-      R"( "http": {"max_connections": 64})"));
+      R"("previous_master_key_files": ["/k/old"], "max_pages": 100})"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->master_key_file, "/k/new");
   EXPECT_EQ(config->previous_master_key_files,
             std::vector<std::string>{"/k/old"});
   EXPECT_EQ(config->storage_max_pages, 100);
-  EXPECT_EQ(config->http_max_connections, 64);
 }
 
-TEST_F(ConfigTest, StorageAndConnectionErrorsNameTheKey) {
+TEST_F(ConfigTest, StorageErrorsNameTheKey) {
   ExpectConfigError(Load(WriteWithApp(R"("storage": 1)")), "storage");
   ExpectConfigError(Load(WriteWithApp(R"("storage": {"master_key": "x"})")),
                     "storage.master_key");
@@ -619,11 +616,6 @@ TEST_F(ConfigTest, StorageAndConnectionErrorsNameTheKey) {
                     "storage.max_pages");
   ExpectConfigError(Load(WriteWithApp(R"("storage": {"max_pages": "10"})")),
                     "storage.max_pages");
-  ExpectConfigError(Load(WriteWithApp(R"("http": {"max_connections": 2})")),
-                    "http.max_connections");
-  ExpectConfigError(
-      Load(WriteWithApp(R"("http": {"max_connections": 100000})")),
-      "http.max_connections");
 }
 
 TEST_F(ConfigTest, SecretFilePathsAreRememberedForThePermissionCheck) {
@@ -667,6 +659,133 @@ TEST(ParseHostPortTest, Rejects) {
                           "host:99999999999999999999"}) {
     EXPECT_EQ(ParseHostPort(bad), std::nullopt) << bad;
   }
+}
+
+// --- open_data and admin (issue 3)
+// ------------------------------------------------------------
+
+TEST_F(ConfigTest, OpenDataMaxAgeIsOffByDefaultAndTakesADuration) {
+  auto defaults = Load(WriteWithApp(""));
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->open_data_max_age, 0);
+  EXPECT_TRUE(defaults->admin_token.empty());
+  EXPECT_TRUE(defaults->admin_token_file.empty());
+
+  auto five_minutes = Load(WriteWithApp(R"("open_data": {"max_age": "5m"})"));
+  ASSERT_TRUE(five_minutes.ok()) << five_minutes.status().ToString();
+  EXPECT_EQ(five_minutes->open_data_max_age, 300);
+  auto seconds = Load(WriteWithApp(R"("open_data": {"max_age": 90})"));
+  ASSERT_TRUE(seconds.ok());
+  EXPECT_EQ(seconds->open_data_max_age, 90);
+
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": {"max_age": "soon"})")),
+                    "open_data.max_age");
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": {"max_age": -1})")),
+                    "open_data.max_age");
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": {"maxage": 1})")),
+                    "open_data.maxage", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("open_data": 5)")), "open_data");
+}
+
+TEST_F(ConfigTest, AdminTokenIsReadFromItsFileAndTrimmed) {
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  const std::string file = Write("admin_token", "\n  " + token + " \r\n");
+  auto result =
+      Load(WriteWithApp(R"("admin": {"token_file": ")" + file + R"("})"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->admin_token, token);
+  EXPECT_EQ(result->admin_token_file, file);
+}
+
+TEST_F(ConfigTest, BadAdminTokensNameTheKeyWithoutQuotingTheToken) {
+  const auto load_token = [this](const std::string& content) {
+    const std::string file = Write("admin_token", content);
+    return Load(WriteWithApp(R"("admin": {"token_file": ")" + file + R"("})"));
+  };
+  const std::string short_token = "Short-9z";
+  auto too_short = load_token(short_token + "\n");
+  ExpectConfigError(too_short, "admin.token_file", "shorter than 16");
+  EXPECT_EQ(too_short.status().message().find(short_token), std::string::npos);
+
+  const std::string spaced = "two words-0123456789abcdef";
+  auto with_space = load_token(spaced);
+  ExpectConfigError(with_space, "admin.token_file", "visible ASCII");
+  EXPECT_EQ(with_space.status().message().find("words"), std::string::npos);
+
+  ExpectConfigError(load_token("first-line-0123456789\nsecond-line-0123456789"),
+                    "admin.token_file", "one line");
+  ExpectConfigError(load_token("caf\xc3\xa9-0123456789abcdef"),
+                    "admin.token_file");
+  ExpectConfigError(load_token(" \n"), "admin.token_file", "empty");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": {"token_file": ")" + dir_ +
+                                      R"(/absent"})")),
+                    "admin.token_file", "cannot read");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": {"token_file": ""})")),
+                    "admin.token_file");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": {"token": "x"})")),
+                    "admin.token", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("admin": [])")), "admin");
+}
+
+// --- store and redis (issue 6)
+// ------------------------------------------------------
+
+TEST_F(ConfigTest, StoreDefaultsToSqliteAndAcceptsRedisUrls) {
+  Result<Config> plain = Load(WriteWithApp(""));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->store, "sqlite");
+  EXPECT_EQ(plain->redis.prefix, "wxs:");
+  EXPECT_EQ(plain->redis.timeout_ms, 1000);
+  EXPECT_EQ(plain->redis.min_replicas_ack, 0);
+
+  Result<Config> redis = Load(WriteWithApp(
+      R"("store": "redis-sentinel://s1:26379,s2:26379/mymaster",)"
+      R"( "redis": {"prefix": "shop:", "timeout": "250ms", "pool_size": 4,)"
+      R"( "min_replicas_ack": 1})"));
+  ASSERT_TRUE(redis.ok()) << redis.status().ToString();
+  EXPECT_EQ(redis->store, "redis-sentinel://s1:26379,s2:26379/mymaster");
+  EXPECT_EQ(redis->redis.prefix, "shop:");
+  EXPECT_EQ(redis->redis.timeout_ms, 250);
+  EXPECT_EQ(redis->redis.pool_size, 4);
+  EXPECT_EQ(redis->redis.min_replicas_ack, 1);
+}
+
+TEST_F(ConfigTest, InvalidStoreAndRedisKeysNameTheirKey) {
+  // The URL's password must not appear in the message.
+  ExpectConfigError(
+      Load(WriteWithApp(std::string(R"("store": "redis://:)") + kSecret +
+                        R"(@host:notaport")")),
+      "store");
+  ExpectConfigError(Load(WriteWithApp(
+                        std::string(R"("store": "mysql://:)") + kSecret + "@h\"")),
+                    "store");
+  ExpectConfigError(Load(WriteWithApp(R"("store": 6379)")), "store");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"prefix": ""})")),
+                    "redis.prefix");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"timeout": "soon"})")),
+                    "redis.timeout");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"pool_size": 0})")),
+                    "redis.pool_size");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"min_replicas_ack": -1})")),
+                    "redis.min_replicas_ack");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": {"pasword_file": "x"})")),
+                    "redis.pasword_file", "unknown key");
+  ExpectConfigError(Load(WriteWithApp(R"("redis": 1)")), "redis");
+}
+
+TEST_F(ConfigTest, RedisPasswordFromFileOrEnvironment) {
+  std::string file = Write("redis-password", std::string(kSecret) + "\n");
+  Result<Config> from_file = Load(
+      WriteWithApp(R"("redis": {"password_file": ")" + file + "\"}"));
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  EXPECT_EQ(from_file->redis.password, kSecret);
+  Result<Config> from_env =
+      Load(WriteWithApp(""), FakeEnv({{"WXSESSIOND_REDIS_PASSWORD", kEnvSecret}}));
+  ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
+  EXPECT_EQ(from_env->redis.password, kEnvSecret);
+  ExpectConfigError(Load(WriteWithApp(
+                        R"("redis": {"password_file": "/nonexistent/pw"})")),
+                    "redis.password_file");
 }
 
 }  // namespace

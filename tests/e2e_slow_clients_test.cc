@@ -151,28 +151,25 @@ TEST(E2ESlowClients, ASlowlorisClientIsCutOffByTheRequestDeadline) {
   EXPECT_EQ(ImpatientClient(fixture.port())->Get("/healthz")->status, 200);
 }
 
-TEST(E2ESlowClients, PastTheConnectionLimitANewClientGets429AtOnce) {
-  ServerFixture fixture(R"("http": {"threads": 2, "max_connections": 8})");
+// At the thread cap (http.threads) further connections queue; stalled ones
+// ahead of them hold their threads only until the keep-alive timeout (2 s)
+// or the request deadline (10 s), so the queue drains by itself.
+TEST(E2ESlowClients, AtTheThreadCapANewClientWaitsOnlyForTheIdleTimeout) {
+  ServerFixture fixture(R"("http": {"threads": 8})");
   ASSERT_TRUE(fixture.Start());
   auto stalled = Stall(fixture.port(), 8, 0);
-  auto refused = ImpatientClient(fixture.port())->Get("/healthz");
-  ASSERT_TRUE(refused) << httplib::to_string(refused.error());
-  EXPECT_EQ(refused->status, 429);
-  json body = json::parse(refused->body, nullptr, false);
-  EXPECT_EQ(body.value("error", ""), "rate_limited") << refused->body;
-  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
-
-  // The stalled clients leave; service resumes without a restart.
-  stalled.clear();
-  auto deadline = Clock::now() + std::chrono::seconds(5);
-  int status = 0;
-  while (Clock::now() < deadline && status != 200) {
-    auto res = ImpatientClient(fixture.port())->Get("/healthz");
-    status = res ? res->status : 0;
-  }
-  EXPECT_EQ(status, 200);
-  std::string log = fixture.server()->Stderr();
-  EXPECT_NE(log.find("connections_refused"), std::string::npos) << log;
+  auto started = Clock::now();
+  httplib::Client client("127.0.0.1", fixture.port());
+  client.set_connection_timeout(1, 0);
+  client.set_read_timeout(4, 0);  // the 2 s keep-alive timeout, and slack
+  auto res = client.Get("/healthz");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  std::cout << "[ measure  ] /healthz behind 8 idle connections on 8 threads: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   Clock::now() - started)
+                   .count()
+            << " ms\n";
 }
 
 TEST(E2ESlowClients, IdleConnectionsDoNotHoldUpAStop) {

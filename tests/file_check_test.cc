@@ -24,13 +24,19 @@ TEST(SensitiveFiles, NamesTheDatabaseSecretsKeysAndAnInlineSecretConfig) {
   config.apps.push_back({"wx1", "secret-a", "/etc/x/secret-a"});
   config.master_key_file = "/etc/x/master.key";
   config.previous_master_key_files = {"/etc/x/old.key"};
+  config.admin_token_file = "/etc/x/admin_token";
+  config.tls_cert = "/etc/x/cert.pem";
+  config.tls_key = "/etc/x/key.pem";
   std::vector<std::string> paths = SensitiveFiles(config, "/etc/x/config.json");
   for (const char* path :
        {"/var/lib/x/s.db", "/var/lib/x/s.db-wal", "/var/lib/x/s.db-shm",
-        "/etc/x/secret-a", "/etc/x/master.key", "/etc/x/old.key"}) {
+        "/etc/x/secret-a", "/etc/x/master.key", "/etc/x/old.key",
+        "/etc/x/admin_token", "/etc/x/key.pem"}) {
     EXPECT_TRUE(Contains(paths, path)) << path;
   }
-  // The config file holds no secret while every secret is in a file.
+  // A certificate is public; the config file holds no secret while every
+  // secret is in a file.
+  EXPECT_FALSE(Contains(paths, "/etc/x/cert.pem"));
   EXPECT_FALSE(Contains(paths, "/etc/x/config.json"));
   config.apps.push_back({"wx2", "inline-secret"});
   EXPECT_TRUE(

@@ -316,6 +316,49 @@ void FakeWeChat::Push(Result<WeChatSession> answer) {
   queue_.push_back(std::move(answer));
 }
 
+Result<StableAccessToken> FakeWeChat::StableToken(const std::string&,
+                                                  const std::string&,
+                                                  bool force_refresh) {
+  const int call = token_calls_.fetch_add(1) + 1;
+  if (force_refresh) forced_token_calls_.fetch_add(1);
+  if (on_token_call) on_token_call();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!token_queue_.empty()) {
+    Result<StableAccessToken> answer = token_queue_.front();
+    token_queue_.erase(token_queue_.begin());
+    return answer;
+  }
+  return StableAccessToken{"token-" + std::to_string(call), 7200};
+}
+
+void FakeWeChat::PushToken(Result<StableAccessToken> answer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  token_queue_.push_back(std::move(answer));
+}
+
+Result<PhoneNumber> FakeWeChat::GetPhoneNumber(AccessTokenSource& tokens,
+                                               const std::string& appid,
+                                               const std::string& code,
+                                               const std::string& openid) {
+  if (phone) return phone(tokens, appid, code, openid);
+  Result<std::string> token = tokens.AccessTokenFor(appid);
+  if (!token.ok()) return token.status();
+  PhoneNumber number;
+  number.phone_number = "13800138000";
+  number.pure_phone_number = "13800138000";
+  number.country_code = "86";
+  number.watermark_appid = appid;
+  return number;
+}
+
+Result<bool> FakeWeChat::CheckSessionKey(AccessTokenSource& tokens,
+                                         const std::string& appid,
+                                         const std::string& openid,
+                                         const std::string& session_key) {
+  if (check_session) return check_session(tokens, appid, openid, session_key);
+  return true;
+}
+
 std::string FakeWeChat::last_code() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return last_code_;

@@ -127,6 +127,34 @@ class FakeWeChat : public WeChatClient {
   Result<WeChatSession> Code2Session(const std::string& appid,
                                      const std::string& secret,
                                      const std::string& code) override;
+  // Answers from PushToken's queue, else a new token "token-N" (N counts
+  // every call from 1) valid 7200 s.
+  Result<StableAccessToken> StableToken(const std::string& appid,
+                                        const std::string& secret,
+                                        bool force_refresh) override;
+  // `phone` when set; else takes a token from `tokens` (passing its error
+  // on) and answers 13800138000 watermarked for `appid`.
+  Result<PhoneNumber> GetPhoneNumber(AccessTokenSource& tokens,
+                                     const std::string& appid,
+                                     const std::string& code,
+                                     const std::string& openid) override;
+  // `check_session` when set; else true.
+  Result<bool> CheckSessionKey(AccessTokenSource& tokens,
+                               const std::string& appid,
+                               const std::string& openid,
+                               const std::string& session_key) override;
+
+  void PushToken(Result<StableAccessToken> answer);
+  // Runs inside every StableToken call before answering (tests block here).
+  std::function<void()> on_token_call;
+  int token_calls() const { return token_calls_.load(); }
+  int forced_token_calls() const { return forced_token_calls_.load(); }
+  std::function<Result<PhoneNumber>(AccessTokenSource&, const std::string&,
+                                    const std::string&, const std::string&)>
+      phone;
+  std::function<Result<bool>(AccessTokenSource&, const std::string&,
+                             const std::string&, const std::string&)>
+      check_session;
 
   // Answer for the next calls, in order; when empty, a user derived from the
   // code with a fresh key.
@@ -141,6 +169,9 @@ class FakeWeChat : public WeChatClient {
   std::vector<Result<WeChatSession>> queue_;  // guarded by mutex_
   std::string last_code_;                     // guarded by mutex_
   std::atomic<int> calls_{0};
+  std::vector<Result<StableAccessToken>> token_queue_;  // guarded by mutex_
+  std::atomic<int> token_calls_{0};
+  std::atomic<int> forced_token_calls_{0};
 };
 
 }  // namespace wxsession::testing_support

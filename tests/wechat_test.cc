@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,7 +67,8 @@ std::string LoopbackBase(int port) {
   return "http://127.0.0.1:" + std::to_string(port);
 }
 
-// A WeChat stand-in that answers with `handler` and counts the calls.
+// A WeChat stand-in that answers with `handler` (GET or POST on `path`) and
+// counts the calls.
 // Declare it before any client that talks to it: the client must close its
 // kept-alive connection before the server stops, or Stop waits for it.
 class FakeWeChat {
@@ -85,6 +88,11 @@ class FakeWeChat {
                   ++calls_;
                   handler_(req, res);
                 });
+    server_.Post(path,
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   ++calls_;
+                   handler_(req, res);
+                 });
     port_ = server_.bind_to_any_port("127.0.0.1");
     if (port_ > 0) {
       server_.DeepenBacklog();
@@ -818,6 +826,662 @@ TEST(WeChatHttpTest, SequentialCallsReuseOneConnection) {
   }
   std::lock_guard<std::mutex> lock(mutex);
   EXPECT_EQ(client_ports.size(), 1u);
+}
+
+// ---------------------------------------------------------------------------
+// The calls of the access-token centre: stable_token, getuserphonenumber,
+// checksession.
+
+// An AccessTokenSource that hands out `current` and, when asked to replace
+// a rejected token, `replacement`.
+class ScriptedTokens : public AccessTokenSource {
+ public:
+  explicit ScriptedTokens(std::string current, std::string replacement = "")
+      : current_(std::move(current)), replacement_(std::move(replacement)) {}
+
+  Result<std::string> AccessTokenFor(const std::string& appid) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++gets_;
+    appids_.push_back(appid);
+    if (!error_.ok()) return error_;
+    return current_;
+  }
+  Result<std::string> ReplaceRejectedAccessToken(
+      const std::string& appid, const std::string& rejected) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++replacements_;
+    appids_.push_back(appid);
+    rejected_.push_back(rejected);
+    current_ = replacement_;
+    return current_;
+  }
+
+  void FailWith(Status error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::move(error);
+  }
+  int gets() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return gets_;
+  }
+  int replacements() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return replacements_;
+  }
+  std::vector<std::string> rejected() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return rejected_;
+  }
+  std::vector<std::string> appids() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return appids_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string current_;  // GUARDED_BY(mutex_)
+  const std::string replacement_;
+  Status error_;                       // GUARDED_BY(mutex_)
+  int gets_ = 0;                       // GUARDED_BY(mutex_)
+  int replacements_ = 0;               // GUARDED_BY(mutex_)
+  std::vector<std::string> rejected_;  // GUARDED_BY(mutex_)
+  std::vector<std::string> appids_;    // GUARDED_BY(mutex_)
+};
+
+// HMAC-SHA256 through OpenSSL's one-shot API, independent of crypto.cc.
+std::string OpenSslHmacSha256Hex(const std::string& key,
+                                 const std::string& message) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+       digest, &length);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0x0F]);
+  }
+  return hex;
+}
+
+json PhoneInfoBody(json country_code = "86") {
+  return json{
+      {"errcode", 0},
+      {"errmsg", "ok"},
+      {"phone_info",
+       {{"phoneNumber", "13800138000"},
+        {"purePhoneNumber", "13800138000"},
+        {"countryCode", country_code},
+        {"watermark", {{"timestamp", 1700000000}, {"appid", kAppId}}}}}};
+}
+
+TEST(CheckSessionSignatureTest,
+     IsHexHmacSha256OfTheEmptyStringKeyedByTheKeyText) {
+  // Computed with: printf '' | openssl dgst -sha256 -hmac
+  // 'c2Vzc2lvbmtleTEyMzQ1Ng=='
+  EXPECT_EQ(CheckSessionSignature("c2Vzc2lvbmtleTEyMzQ1Ng=="),
+            "ccb2e9df14ac8fbee1618807b7ef67ba20b9454a9dd45b9028948933c30834bc");
+  for (const std::string key :
+       {"tiihtNczf5v6AKRyjwEUhQ==", "AAECAwQFBgcICQoLDA0ODw==", "x"}) {
+    EXPECT_EQ(CheckSessionSignature(key), OpenSslHmacSha256Hex(key, ""));
+    // The key is the base64 text, not the decoded bytes, and the message
+    // is empty, not the openid.
+    EXPECT_NE(CheckSessionSignature(key),
+              OpenSslHmacSha256Hex(crypto::Base64Decode(key).value_or(""), ""));
+  }
+}
+
+TEST(StableTokenTest, PostsTheDocumentedBodyAndReadsTheToken) {
+  std::mutex mutex;
+  std::vector<json> bodies;
+  std::string method;
+  std::string content_type;
+  FakeWeChat fake(
+      [&](const httplib::Request& req, httplib::Response& res) {
+        std::lock_guard<std::mutex> lock(mutex);
+        method = req.method;
+        content_type = req.get_header_value("Content-Type");
+        bodies.push_back(json::parse(req.body, nullptr, false));
+        ReplyJson(res, json{{"access_token", "ACCESS_TOKEN_1"},
+                            {"expires_in", 7200}});
+      },
+      "/cgi-bin/stable_token");
+  auto client = ClientFor(fake.base());
+  const auto plain = client->StableToken(kAppId, kSecret, false);
+  ASSERT_TRUE(plain.ok()) << Describe(plain.status());
+  EXPECT_EQ(plain->access_token, "ACCESS_TOKEN_1");
+  EXPECT_EQ(plain->expires_in, 7200);
+  ASSERT_TRUE(client->StableToken(kAppId, kSecret, true).ok());
+
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(method, "POST");
+  EXPECT_EQ(content_type, "application/json");
+  ASSERT_EQ(bodies.size(), 2u);
+  EXPECT_EQ(bodies[0], (json{{"grant_type", "client_credential"},
+                             {"appid", kAppId},
+                             {"secret", kSecret},
+                             {"force_refresh", false}}));
+  EXPECT_EQ(bodies[1]["force_refresh"], true);
+}
+
+TEST(StableTokenTest, UnusableRepliesAreUpstreamErrors) {
+  const json bodies[] = {
+      json{{"expires_in", 7200}},
+      json{{"access_token", ""}, {"expires_in", 7200}},
+      json{{"access_token", "T"}},
+      json{{"access_token", "T"}, {"expires_in", 0}},
+      json{{"access_token", "T"}, {"expires_in", -5}},
+      json{{"access_token", "T"}, {"expires_in", "7200"}},
+      json{{"access_token", std::string(5000, 'T')}, {"expires_in", 7200}},
+      json{{"errcode", 40001}, {"errmsg", "invalid credential"}},
+      json{{"errcode", 40164}, {"errmsg", "invalid ip, not in whitelist"}},
+  };
+  for (const json& body : bodies) {
+    FakeWeChat fake(AlwaysReply(body), "/cgi-bin/stable_token");
+    auto client = ClientFor(fake.base());
+    const auto result = client->StableToken(kAppId, kSecret, false);
+    ASSERT_FALSE(result.ok()) << body.dump();
+    EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError) << body.dump();
+    EXPECT_NE(result.status().message().find("stable_token"),
+              std::string::npos);
+    client.reset();
+    fake.Stop();
+    EXPECT_EQ(fake.calls(), 1) << body.dump();
+  }
+}
+
+TEST(StableTokenTest, BusyIsRetriedOnceAndQuotaIsRateLimited) {
+  {
+    std::atomic<int> seen{0};
+    FakeWeChat fake(
+        [&seen](const httplib::Request&, httplib::Response& res) {
+          if (seen++ == 0) {
+            ReplyJson(res, json{{"errcode", -1}, {"errmsg", "system error"}});
+          } else {
+            ReplyJson(res, json{{"access_token", "T2"}, {"expires_in", 7000}});
+          }
+        },
+        "/cgi-bin/stable_token");
+    auto client = ClientFor(fake.base());
+    const auto result = client->StableToken(kAppId, kSecret, false);
+    ASSERT_TRUE(result.ok()) << Describe(result.status());
+    EXPECT_EQ(result->access_token, "T2");
+    client.reset();
+    fake.Stop();
+    EXPECT_EQ(fake.calls(), 2);
+  }
+  {
+    FakeWeChat fake(AlwaysReply(json{{"errcode", 45011}, {"errmsg", "quota"}}),
+                    "/cgi-bin/stable_token");
+    auto client = ClientFor(fake.base());
+    const auto result = client->StableToken(kAppId, kSecret, false);
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), ErrorCode::kRateLimited);
+  }
+}
+
+TEST(StableTokenTest, SecretNeverAppearsInMessages) {
+  FakeWeChat fake(
+      AlwaysReply(json{{"errcode", 40125},
+                       {"errmsg", std::string("bad secret ") + kSecret}}),
+      "/cgi-bin/stable_token");
+  auto client = ClientFor(fake.base());
+  const auto result = client->StableToken(kAppId, kSecret, false);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message().find(kSecret), std::string::npos)
+      << result.status().message();
+  EXPECT_NE(result.status().message().find("[secret]"), std::string::npos);
+}
+
+TEST(PhoneNumberTest, SendsCodeAndOpenIdWithTheTokenAndReadsPhoneInfo) {
+  std::mutex mutex;
+  json body;
+  std::string token;
+  std::string method;
+  FakeWeChat fake(
+      [&](const httplib::Request& req, httplib::Response& res) {
+        std::lock_guard<std::mutex> lock(mutex);
+        method = req.method;
+        body = json::parse(req.body, nullptr, false);
+        token = req.get_param_value("access_token");
+        ReplyJson(res, PhoneInfoBody());
+      },
+      "/wxa/business/getuserphonenumber");
+  auto client = ClientFor(fake.base());
+  ScriptedTokens tokens("tok+en/1=");
+  const auto phone =
+      client->GetPhoneNumber(tokens, kAppId, "phone-code-1", "o-openid");
+  ASSERT_TRUE(phone.ok()) << Describe(phone.status());
+  EXPECT_EQ(phone->phone_number, "13800138000");
+  EXPECT_EQ(phone->pure_phone_number, "13800138000");
+  EXPECT_EQ(phone->country_code, "86");
+  EXPECT_EQ(phone->watermark_appid, kAppId);
+  EXPECT_EQ(phone->watermark_timestamp, 1700000000);
+
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(method, "POST");
+  EXPECT_EQ(token, "tok+en/1=");  // percent-encoded on the way, intact here
+  EXPECT_EQ(body, (json{{"code", "phone-code-1"}, {"openid", "o-openid"}}));
+  EXPECT_EQ(tokens.gets(), 1);
+  EXPECT_EQ(tokens.replacements(), 0);
+  EXPECT_EQ(tokens.appids(), std::vector<std::string>{kAppId});
+}
+
+TEST(PhoneNumberTest, NumericCountryCodeBecomesText) {
+  FakeWeChat fake(AlwaysReply(PhoneInfoBody(86)),
+                  "/wxa/business/getuserphonenumber");
+  auto client = ClientFor(fake.base());
+  ScriptedTokens tokens("t");
+  const auto phone = client->GetPhoneNumber(tokens, kAppId, "c", "o");
+  ASSERT_TRUE(phone.ok()) << Describe(phone.status());
+  EXPECT_EQ(phone->country_code, "86");
+}
+
+TEST(PhoneNumberTest, ReplyWithoutPhoneInfoIsUpstreamError) {
+  json no_number = PhoneInfoBody();
+  no_number["phone_info"].erase("phoneNumber");
+  json no_country = PhoneInfoBody();
+  no_country["phone_info"].erase("countryCode");
+  json float_country = PhoneInfoBody(86.5);
+  const json bodies[] = {json{{"errcode", 0}, {"errmsg", "ok"}},
+                         json{{"phone_info", "13800138000"}}, no_number,
+                         no_country, float_country};
+  for (const json& body : bodies) {
+    FakeWeChat fake(AlwaysReply(body), "/wxa/business/getuserphonenumber");
+    auto client = ClientFor(fake.base());
+    ScriptedTokens tokens("t");
+    const auto phone = client->GetPhoneNumber(tokens, kAppId, "c", "o");
+    ASSERT_FALSE(phone.ok()) << body.dump();
+    EXPECT_EQ(phone.status().code(), ErrorCode::kUpstreamError) << body.dump();
+  }
+}
+
+TEST(PhoneNumberTest, ErrcodesMapAsInLogin) {
+  struct Case {
+    int errcode;
+    ErrorCode expected;
+    int calls;  // -1 is retried once
+  };
+  const Case cases[] = {
+      {40029, ErrorCode::kInvalidCode, 1},
+      {45011, ErrorCode::kRateLimited, 1},
+      {-1, ErrorCode::kUpstreamUnavailable, 2},
+      {40013, ErrorCode::kUpstreamError, 1},
+      {47001, ErrorCode::kUpstreamError, 1},
+  };
+  for (const Case& c : cases) {
+    FakeWeChat fake(
+        AlwaysReply(json{{"errcode", c.errcode}, {"errmsg", "mock"}}),
+        "/wxa/business/getuserphonenumber");
+    auto client = ClientFor(fake.base());
+    ScriptedTokens tokens("t");
+    const auto phone =
+        client->GetPhoneNumber(tokens, kAppId, "phone-code-9", "o");
+    ASSERT_FALSE(phone.ok()) << c.errcode;
+    EXPECT_EQ(phone.status().code(), c.expected) << c.errcode;
+    EXPECT_EQ(phone.status().message(),
+              "WeChat getuserphonenumber failed: errcode " +
+                  std::to_string(c.errcode) + " (mock)");
+    client.reset();
+    fake.Stop();
+    EXPECT_EQ(fake.calls(), c.calls) << c.errcode;
+    EXPECT_EQ(tokens.replacements(), 0) << c.errcode;
+  }
+}
+
+TEST(PhoneNumberTest, ARejectedTokenIsReplacedOnceAndTheCallRepeated) {
+  for (const int rejection : {40001, 42001}) {
+    FakeWeChat fake(
+        [rejection](const httplib::Request& req, httplib::Response& res) {
+          if (req.get_param_value("access_token") == "fresh") {
+            ReplyJson(res, PhoneInfoBody());
+          } else {
+            ReplyJson(
+                res,
+                json{{"errcode", rejection},
+                     {"errmsg", "token " + req.get_param_value("access_token") +
+                                    " is no good"}});
+          }
+        },
+        "/wxa/business/getuserphonenumber");
+    auto client = ClientFor(fake.base());
+    ScriptedTokens tokens("stale", "fresh");
+    const auto phone = client->GetPhoneNumber(tokens, kAppId, "c", "o");
+    ASSERT_TRUE(phone.ok()) << rejection << " " << Describe(phone.status());
+    EXPECT_EQ(tokens.replacements(), 1);
+    EXPECT_EQ(tokens.rejected(), std::vector<std::string>{"stale"});
+    client.reset();
+    fake.Stop();
+    EXPECT_EQ(fake.calls(), 2) << rejection;
+  }
+}
+
+TEST(PhoneNumberTest, ASecondRejectionIsAnUpstreamErrorWithoutAThirdCall) {
+  FakeWeChat fake(
+      [](const httplib::Request& req, httplib::Response& res) {
+        ReplyJson(res,
+                  json{{"errcode", 40001},
+                       {"errmsg", "invalid credential " +
+                                      req.get_param_value("access_token")}});
+      },
+      "/wxa/business/getuserphonenumber");
+  auto client = ClientFor(fake.base());
+  ScriptedTokens tokens("tokenA-secretish", "tokenB-secretish");
+  const auto phone = client->GetPhoneNumber(tokens, kAppId, "c", "o");
+  ASSERT_FALSE(phone.ok());
+  EXPECT_EQ(phone.status().code(), ErrorCode::kUpstreamError);
+  // The token is a credential: never quoted back.
+  EXPECT_EQ(phone.status().message().find("secretish"), std::string::npos)
+      << phone.status().message();
+  EXPECT_NE(phone.status().message().find("[access_token]"), std::string::npos);
+  EXPECT_EQ(tokens.replacements(), 1);
+  client.reset();
+  fake.Stop();
+  EXPECT_EQ(fake.calls(), 2);
+}
+
+TEST(PhoneNumberTest, ATokenSourceErrorIsPassedOnWithoutACall) {
+  FakeWeChat fake(AlwaysReply(PhoneInfoBody()),
+                  "/wxa/business/getuserphonenumber");
+  auto client = ClientFor(fake.base());
+  ScriptedTokens tokens("t");
+  tokens.FailWith(Status(ErrorCode::kStoreUnavailable, "disk full"));
+  const auto phone = client->GetPhoneNumber(tokens, kAppId, "c", "o");
+  ASSERT_FALSE(phone.ok());
+  EXPECT_EQ(phone.status().code(), ErrorCode::kStoreUnavailable);
+  client.reset();
+  fake.Stop();
+  EXPECT_EQ(fake.calls(), 0);
+}
+
+TEST(CheckSessionKeyTest, SendsTheSignedQueryAndReadsTheVerdict) {
+  const std::string session_key = "c2Vzc2lvbmtleTEyMzQ1Ng==";
+  std::mutex mutex;
+  httplib::Params params;
+  FakeWeChat fake(
+      [&](const httplib::Request& req, httplib::Response& res) {
+        std::lock_guard<std::mutex> lock(mutex);
+        params = req.params;
+        if (req.get_param_value("openid") == "o-stale") {
+          ReplyJson(res,
+                    json{{"errcode", 87009}, {"errmsg", "invalid signature"}});
+        } else {
+          ReplyJson(res, json{{"errcode", 0}, {"errmsg", "ok"}});
+        }
+      },
+      "/wxa/checksession");
+  auto client = ClientFor(fake.base());
+  ScriptedTokens tokens("the-token");
+  const auto valid =
+      client->CheckSessionKey(tokens, kAppId, "o-1", session_key);
+  ASSERT_TRUE(valid.ok()) << Describe(valid.status());
+  EXPECT_TRUE(valid.value());
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ASSERT_EQ(params.size(), 4u);
+    EXPECT_EQ(params.find("access_token")->second, "the-token");
+    EXPECT_EQ(params.find("openid")->second, "o-1");
+    EXPECT_EQ(params.find("sig_method")->second, "hmac_sha256");
+    EXPECT_EQ(params.find("signature")->second,
+              OpenSslHmacSha256Hex(session_key, ""));
+  }
+  const auto stale =
+      client->CheckSessionKey(tokens, kAppId, "o-stale", session_key);
+  ASSERT_TRUE(stale.ok()) << Describe(stale.status());
+  EXPECT_FALSE(stale.value());
+}
+
+TEST(CheckSessionKeyTest, OtherErrcodesAreErrorsAndRejectedTokensAreReplaced) {
+  {
+    FakeWeChat fake(AlwaysReply(json{{"errcode", 40003}, {"errmsg", "openid"}}),
+                    "/wxa/checksession");
+    auto client = ClientFor(fake.base());
+    ScriptedTokens tokens("t");
+    const auto result = client->CheckSessionKey(tokens, kAppId, "o", "k");
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError);
+  }
+  {
+    FakeWeChat fake(
+        [](const httplib::Request& req, httplib::Response& res) {
+          if (req.get_param_value("access_token") == "fresh") {
+            ReplyJson(res, json{{"errcode", 0}, {"errmsg", "ok"}});
+          } else {
+            ReplyJson(res, json{{"errcode", 42001}, {"errmsg", "expired"}});
+          }
+        },
+        "/wxa/checksession");
+    auto client = ClientFor(fake.base());
+    ScriptedTokens tokens("old", "fresh");
+    const auto result = client->CheckSessionKey(tokens, kAppId, "o", "k");
+    ASSERT_TRUE(result.ok()) << Describe(result.status());
+    EXPECT_TRUE(result.value());
+    EXPECT_EQ(tokens.replacements(), 1);
+  }
+}
+
+TEST(CheckSessionKeyTest, NeitherKeyNorSignatureNorTokenReachesMessages) {
+  const std::string session_key = "c2Vzc2lvbmtleTEyMzQ1Ng==";
+  const std::string signature = CheckSessionSignature(session_key);
+  FakeWeChat fake(AlwaysReply(json{{"errcode", 40013},
+                                   {"errmsg", "echo " + session_key + " " +
+                                                  signature + " tok-SECRET"}}),
+                  "/wxa/checksession");
+  auto client = ClientFor(fake.base());
+  ScriptedTokens tokens("tok-SECRET");
+  const auto result = client->CheckSessionKey(tokens, kAppId, "o", session_key);
+  ASSERT_FALSE(result.ok());
+  const std::string& message = result.status().message();
+  EXPECT_EQ(message.find(session_key), std::string::npos) << message;
+  EXPECT_EQ(message.find(signature), std::string::npos) << message;
+  EXPECT_EQ(message.find("tok-SECRET"), std::string::npos) << message;
+}
+
+// mock-wechat's token routes, through the real client.
+class MockWeChatTokenTest : public MockWeChatTest {
+ protected:
+  json Stats() {
+    const auto reply = Raw().Get("/mock/stats");
+    EXPECT_TRUE(reply && reply->status == 200);
+    return reply ? json::parse(reply->body, nullptr, false) : json();
+  }
+
+  // An AccessTokenSource backed by the mock's stable_token.
+  class MockTokens : public AccessTokenSource {
+   public:
+    explicit MockTokens(WeChatClient& client) : client_(client) {}
+    Result<std::string> AccessTokenFor(const std::string& appid) override {
+      auto token = client_.StableToken(appid, kSecret, false);
+      if (!token.ok()) return token.status();
+      return token->access_token;
+    }
+    Result<std::string> ReplaceRejectedAccessToken(
+        const std::string& appid, const std::string&) override {
+      ++replacements;
+      auto token = client_.StableToken(appid, kSecret, true);
+      if (!token.ok()) return token.status();
+      return token->access_token;
+    }
+    std::atomic<int> replacements{0};
+
+   private:
+    WeChatClient& client_;
+  };
+};
+
+TEST_F(MockWeChatTokenTest, StableTokenIsStableUntilForced) {
+  const auto first = client_->StableToken(kAppId, kSecret, false);
+  const auto second = client_->StableToken(kAppId, kSecret, false);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->access_token, second->access_token);
+  EXPECT_GT(first->expires_in, 7000);
+  EXPECT_LE(first->expires_in, 7200);
+  const auto other_app = client_->StableToken("wx_other_app", kSecret, false);
+  ASSERT_TRUE(other_app.ok());
+  EXPECT_NE(other_app->access_token, first->access_token);
+
+  const auto forced = client_->StableToken(kAppId, kSecret, true);
+  ASSERT_TRUE(forced.ok());
+  EXPECT_NE(forced->access_token, first->access_token);
+  const json stats = Stats();
+  EXPECT_EQ(stats["stable_token"], 4);
+  EXPECT_EQ(stats["stable_token_forced"], 1);
+
+  // The forced refresh killed the old token: a call with it gets 40001,
+  // the client asks for a replacement and succeeds with it.
+  ScriptedTokens tokens(first->access_token, forced->access_token);
+  const auto phone = client_->GetPhoneNumber(tokens, kAppId, "p.1", "");
+  ASSERT_TRUE(phone.ok()) << Describe(phone.status());
+  EXPECT_EQ(tokens.replacements(), 1);
+}
+
+TEST_F(MockWeChatTokenTest, StableTokenValidatesLikeWeChat) {
+  struct Case {
+    json body;
+    int errcode;
+  };
+  const Case cases[] = {
+      {json{{"appid", "a"}, {"secret", "s"}}, 40002},
+      {json{{"grant_type", "client_credential"}, {"secret", "s"}}, 41002},
+      {json{{"grant_type", "client_credential"}, {"appid", "a"}}, 41004},
+      {json{{"grant_type", "client_credential"},
+            {"appid", "a"},
+            {"secret", "s"},
+            {"force_refresh", "yes"}},
+       47001},
+      {json{{"grant_type", "client_credential"},
+            {"appid", "a"},
+            {"secret", "errcode:40013"}},
+       40013},
+      {json::array(), 47001},
+  };
+  for (const Case& c : cases) {
+    const auto reply =
+        Raw().Post("/cgi-bin/stable_token", c.body.dump(), "application/json");
+    ASSERT_TRUE(reply);
+    const json body = json::parse(reply->body, nullptr, false);
+    EXPECT_EQ(body.value("errcode", 0), c.errcode) << c.body.dump();
+  }
+}
+
+TEST_F(MockWeChatTokenTest, PhoneCodesProduceEachAnswer) {
+  MockTokens tokens(*client_);
+  const auto cn = client_->GetPhoneNumber(tokens, kAppId, "cn.1", "o");
+  ASSERT_TRUE(cn.ok()) << Describe(cn.status());
+  EXPECT_EQ(cn->pure_phone_number, "13800138000");
+  EXPECT_EQ(cn->country_code, "86");
+  EXPECT_EQ(cn->watermark_appid, kAppId);
+
+  const auto us = client_->GetPhoneNumber(tokens, kAppId, "us.1", "o");
+  ASSERT_TRUE(us.ok());
+  EXPECT_EQ(us->phone_number, "+1 2025550123");
+  EXPECT_EQ(us->country_code, "1");
+
+  const auto numeric =
+      client_->GetPhoneNumber(tokens, kAppId, "numeric.1", "o");
+  ASSERT_TRUE(numeric.ok());
+  EXPECT_EQ(numeric->country_code, "86");
+
+  const auto other = client_->GetPhoneNumber(tokens, kAppId, "otherapp.1", "o");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->watermark_appid, kAppId);
+
+  const auto reused = client_->GetPhoneNumber(tokens, kAppId, "cn.1", "o");
+  ASSERT_FALSE(reused.ok());
+  EXPECT_EQ(reused.status().code(), ErrorCode::kInvalidCode);
+
+  EXPECT_EQ(
+      client_->GetPhoneNumber(tokens, kAppId, "invalid", "o").status().code(),
+      ErrorCode::kInvalidCode);
+  EXPECT_EQ(
+      client_->GetPhoneNumber(tokens, kAppId, "limit", "o").status().code(),
+      ErrorCode::kRateLimited);
+  EXPECT_EQ(
+      client_->GetPhoneNumber(tokens, kAppId, "busy", "o").status().code(),
+      ErrorCode::kUpstreamUnavailable);
+  EXPECT_EQ(client_->GetPhoneNumber(tokens, kAppId, "errcode:40013", "o")
+                .status()
+                .code(),
+            ErrorCode::kUpstreamError);
+  EXPECT_EQ(tokens.replacements, 0);
+}
+
+TEST_F(MockWeChatTokenTest, TokenErrorsOnCallsThatUseOne) {
+  httplib::Client raw = Raw();
+  const auto expect_errcode = [&](const std::string& path, int errcode) {
+    const auto reply = raw.Post(path, R"({"code":"x.1"})", "application/json");
+    ASSERT_TRUE(reply) << path;
+    const json body = json::parse(reply->body, nullptr, false);
+    EXPECT_EQ(body.value("errcode", 0), errcode) << path << " " << reply->body;
+  };
+  expect_errcode("/wxa/business/getuserphonenumber", 41001);
+  expect_errcode("/wxa/business/getuserphonenumber?access_token=never-issued",
+                 40001);
+  const auto token = client_->StableToken(kAppId, kSecret, false);
+  ASSERT_TRUE(token.ok());
+  ASSERT_TRUE(raw.Post("/mock/invalidate_token?appid=" + std::string(kAppId)));
+  expect_errcode(
+      "/wxa/business/getuserphonenumber?access_token=" + token->access_token,
+      40001);
+}
+
+TEST_F(MockWeChatTokenTest, CheckSessionAcceptsOnlyTheNewestKey) {
+  const auto first = Login("ivan.1");
+  ASSERT_TRUE(first.ok());
+  MockTokens tokens(*client_);
+  const auto valid = client_->CheckSessionKey(tokens, kAppId, first->openid,
+                                              first->session_key);
+  ASSERT_TRUE(valid.ok()) << Describe(valid.status());
+  EXPECT_TRUE(valid.value());
+
+  const auto second = Login("ivan.2");
+  ASSERT_TRUE(second.ok());
+  const auto stale = client_->CheckSessionKey(tokens, kAppId, first->openid,
+                                              first->session_key);
+  ASSERT_TRUE(stale.ok()) << Describe(stale.status());
+  EXPECT_FALSE(stale.value());
+  const auto fresh = client_->CheckSessionKey(tokens, kAppId, second->openid,
+                                              second->session_key);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh.value());
+
+  const auto unknown =
+      client_->CheckSessionKey(tokens, kAppId, "o-nobody", first->session_key);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), ErrorCode::kUpstreamError);
+}
+
+TEST_F(MockWeChatTokenTest, FailNextScriptsErrcodesAndStatsCountCalls) {
+  httplib::Client raw = Raw();
+  const auto bad = raw.Post("/mock/fail_next?api=nope&errcode=1");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  ASSERT_EQ(
+      raw.Post("/mock/fail_next?api=stable_token&errcode=-1&times=2")->status,
+      200);
+  // Busy twice: the client's one retry is spent, the call fails.
+  const auto busy = client_->StableToken(kAppId, kSecret, false);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.status().code(), ErrorCode::kUpstreamUnavailable);
+  EXPECT_TRUE(client_->StableToken(kAppId, kSecret, false).ok());
+
+  ASSERT_EQ(raw.Post("/mock/fail_next?api=checksession&errcode=45011")->status,
+            200);
+  const auto login = Login("judy.1");
+  ASSERT_TRUE(login.ok());
+  MockTokens tokens(*client_);
+  const auto limited = client_->CheckSessionKey(tokens, kAppId, login->openid,
+                                                login->session_key);
+  ASSERT_FALSE(limited.ok());
+  EXPECT_EQ(limited.status().code(), ErrorCode::kRateLimited);
+
+  const json stats = Stats();
+  EXPECT_EQ(stats["stable_token"], 4);  // 2 busy + 1 + MockTokens' one
+  EXPECT_EQ(stats["stable_token_forced"], 0);
+  EXPECT_EQ(stats["checksession"], 1);
+  EXPECT_EQ(stats["jscode2session"], 1);
+  EXPECT_EQ(stats["getuserphonenumber"], 0);
 }
 
 }  // namespace

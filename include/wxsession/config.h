@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "wxsession/log.h"
 #include "wxsession/status.h"
 
 namespace wxsession {
@@ -28,10 +29,26 @@ struct AppConfig {
 
 enum class Durability { kNormal, kFull };
 
+// The Redis backend's settings, used when `store` names Redis.
+struct RedisConfig {
+  std::string prefix = "wxs:";  // starts every key, so apps can share a Redis
+  int64_t timeout_ms = 1000;    // connect, and each command's reply
+  int pool_size = 16;           // connections per process, at most
+  // After a login (and a revocation) wait until this many replicas hold the
+  // write; if they do not within timeout_ms / 2, answer store_unavailable.
+  int min_replicas_ack = 0;
+  // From redis.password_file or WXSESSIOND_REDIS_PASSWORD, for a store URL
+  // without a password. Never printed.
+  std::string password;
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
   std::string database = "./wxsessiond.db";
+  // "sqlite" (the file `database`) or a Redis URL; see store_locator.h.
+  std::string store = "sqlite";
+  RedisConfig redis;
   std::vector<AppConfig> apps;
 
   int64_t session_ttl = 30 * 86400;      // seconds, absolute lifetime
@@ -44,14 +61,38 @@ struct Config {
   bool expose_openid = false;
   Durability durability = Durability::kNormal;
   int http_threads = 0;  // 0 = choose from the machine
-  // Open connections served at once; more are answered 429 and closed. Each
-  // holds a thread (cpp-httplib's model), so this also caps threads.
-  int http_max_connections = 512;
 
   // storage: secrets at rest and a size cap (docs/SECURITY.md).
   std::string master_key_file;  // empty: session_keys stored as received
   std::vector<std::string> previous_master_key_files;  // open only (rotation)
   int64_t storage_max_pages = 0;  // 0 = no cap; else SQLite max_page_count
+
+  // open_data.max_age, seconds: decrypted open data whose
+  // watermark.timestamp is older is refused. 0 = no limit.
+  int64_t open_data_max_age = 0;
+  // admin.token_file, and the token read from it (surrounding whitespace
+  // trimmed). Admin routes exist only when it is set. Never printed.
+  std::string admin_token_file;
+  std::string admin_token;
+  // --- Running in production: logs, abuse limits, TLS ---------------------
+  LogFormat log_format = LogFormat::kJson;  // log.format
+  LogLevel log_level = LogLevel::kInfo;     // log.level
+  // POST /v1/login per client address (rate_limit.login_per_minute; 0 = no
+  // limit) and the bucket size (rate_limit.login_burst; when not set,
+  // LoadConfig makes it a sixth of the rate: ten seconds' worth).
+  int64_t login_rate_per_minute = 600;
+  int64_t login_rate_burst = 100;
+  // Peers whose X-Forwarded-For / X-Real-IP are believed, as CIDR texts.
+  // Loopback by default: a proxy on the same machine is the usual setup.
+  std::vector<std::string> trusted_proxies = {"127.0.0.0/8", "::1/128"};
+  // Calls to WeChat in flight at once (wechat.max_concurrent), and how many
+  // more may wait for a place. LoadConfig resolves both: max_concurrent
+  // defaults to a quarter of the HTTP threads, and together they leave
+  // UpstreamReservedThreads() threads that logins can never hold.
+  int wechat_max_concurrent = 0;
+  int wechat_max_waiting = 0;
+  std::string tls_cert;  // PEM file; with tls_key, serve HTTPS
+  std::string tls_key;   // PEM file; its content is never read into logs
 
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;
@@ -64,15 +105,34 @@ GetEnv ProcessEnvironment();
 struct ConfigOverrides {
   std::optional<std::string> listen;    // HOST:PORT
   std::optional<std::string> database;  // path
+  // Admin commands (revoke, stats, backup) need only the database: leave
+  // app secret and TLS files unread, so they run without the service's
+  // credentials.
+  bool without_secrets = false;
 };
 
 // Loads `path` (may be empty: defaults and environment only), applies the
 // environment and `overrides`, and validates the result. Every failure is
 // kInvalidRequest with one line that names the offending key, e.g.
 // "config: session.ttl: expected a duration like 30d, 12h, 90s or a number
-// of seconds". A config with no app is an error.
+// of seconds". A config with no app is an error. Paths in secret_file,
+// tls.cert and tls.key may start with $CREDENTIALS_DIRECTORY/ (systemd's
+// LoadCredential=), which is replaced by that environment variable.
 Result<Config> LoadConfig(const std::string& path, const GetEnv& env,
                           const ConfigOverrides& overrides);
+
+// The most HTTP worker threads when http.threads is 0. Threads are made on
+// demand up to this cap (each open connection holds one while open, and a
+// login holds one for its whole upstream call); a thread costs about 64 KiB
+// of touched stack, so 1024 stay well inside memory.
+constexpr int kDefaultHttpThreads = 1024;
+
+// The cap on HTTP worker threads: http.threads, or kDefaultHttpThreads.
+int EffectiveHttpThreads(const Config& config);
+
+// HTTP threads that calls to WeChat (running or waiting) never hold, so a
+// stalled WeChat leaves them for session lookups: max(2, threads / 8).
+int UpstreamReservedThreads(int http_threads);
 
 // Parses "30d", "12h", "15m", "90s" or a plain non-negative integer string
 // (seconds). nullopt on anything else.

@@ -5,12 +5,11 @@
 // log: never an app secret, a session id, a session_key or an admin token.
 //
 // Thread-safety: Log may be called from any thread; each line is written
-// whole.
+// whole, with one write(2) and no lock.
 #ifndef WXSESSION_LOG_H_
 #define WXSESSION_LOG_H_
 
 #include <cstdio>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,7 +63,6 @@ class Logger {
   FILE* const out_;             // constant after construction
   const LogFormat format_;      // constant after construction
   const LogLevel min_level_;    // constant after construction
-  std::mutex mutex_;            // serialises writes to out_
 };
 
 }  // namespace wxsession

@@ -121,6 +121,13 @@ class SessionStore {
 
   // OK when the store can answer a read right now.
   virtual Status Ping() = 0;
+
+  // Called once on a clean shutdown, after the last request: moves anything
+  // the backend keeps in a journal into its main storage, so the data is
+  // whole in one place (SQLite: the WAL is checkpointed and truncated).
+  // Backends with nothing to flush do nothing. Errors: kStoreUnavailable
+  // when the flush could not complete (the data stays safe in the journal).
+  virtual Status Checkpoint() { return Status::Ok(); }
 };
 
 }  // namespace wxsession

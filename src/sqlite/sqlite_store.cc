@@ -1,11 +1,11 @@
 // SqliteStore: SessionStore on one SQLite file in WAL mode.
 //
-// Connections: each thread that touches the store gets its own connection,
-// found through a thread_local map keyed by the store's instance number, so
-// the read path takes no lock shared with other threads. The store owns every
-// connection it opened and closes them all when destroyed; a thread_local
-// entry of a destroyed store is never looked up again because instance
-// numbers are never reused.
+// Connections: a bounded pool. A request borrows a connection (with its
+// cached prepared statements) for one operation and returns it; the pool's
+// lock is held only to pop and push. It is bounded because the HTTP layer
+// runs up to a thousand threads (one per open connection) while SQLite work
+// is CPU-bound: a connection per thread would multiply page caches for no
+// gain on a machine with a few cores.
 //
 // Writes run in BEGIN IMMEDIATE so a writer takes the lock up front instead
 // of failing half way on SQLITE_BUSY; busy_timeout makes concurrent writers
@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <condition_variable>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -28,8 +28,6 @@
 
 namespace wxsession {
 namespace {
-
-std::atomic<uint64_t> next_instance{1};
 
 // Maps an SQLite result code onto the closed error set. Conditions an
 // operator can fix or that pass (full disk, read-only file, lock held too
@@ -99,6 +97,12 @@ class Statement {
     int bytes = sqlite3_column_bytes(stmt_, column);
     return text ? std::string(reinterpret_cast<const char*>(text), bytes)
                 : std::string();
+  }
+  std::string Blob(int column) const {
+    const void* bytes = sqlite3_column_blob(stmt_, column);
+    int size = sqlite3_column_bytes(stmt_, column);
+    return bytes ? std::string(static_cast<const char*>(bytes), size)
+                 : std::string();
   }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
   bool IsNull(int column) const {
@@ -172,27 +176,39 @@ constexpr const char* kReleaseLease =
     "UPDATE access_tokens SET lock_owner = NULL, lock_until_ms = 0 "
     "WHERE appid = ?1 AND lock_owner = ?2";
 
-class SqliteStore : public SessionStore {
+// Migration export: pages through live sessions by id_hash, so each batch
+// is an index range scan, inside one read transaction (one snapshot).
+constexpr const char* kBeginRead = "BEGIN";
+constexpr const char* kExportSessions =
+    "SELECT s.id_hash, s.appid, s.openid, u.unionid, u.session_key, "
+    "u.updated_at, s.created_at, s.last_seen_at, s.expires_at "
+    "FROM sessions s JOIN users u ON u.appid = s.appid AND u.openid = s.openid "
+    "WHERE s.expires_at > ?1 AND s.id_hash > ?2 ORDER BY s.id_hash LIMIT ?3";
+constexpr const char* kExportTokens =
+    "SELECT appid, token, expires_at FROM access_tokens "
+    "WHERE token != '' AND expires_at > ?1";
+
+class SqliteStore : public SessionStore, public StoreExporter {
  public:
   explicit SqliteStore(SqliteOptions options)
-      : options_(std::move(options)), instance_(next_instance.fetch_add(1)) {}
+      : options_(std::move(options)) {}
 
   ~SqliteStore() override {
-    std::lock_guard<std::mutex> lock(connections_mutex_);
-    connections_.clear();
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    idle_.clear();
   }
 
   // Opens the first connection and brings the schema up to date.
   Status Init() {
     Status created = CreateOwnerOnlyFile();
     if (!created.ok()) return created;
-    Result<Connection*> conn = ThisThreadConnection();
+    Result<Lease> conn = Acquire();
     if (!conn.ok()) return conn.status();
     return Migrate(*conn.value());
   }
 
   Status CreateSession(const NewSession& s) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     return InTransaction(c, [&]() -> Status {
@@ -228,7 +244,7 @@ class SqliteStore : public SessionStore {
 
   Result<LiveSession> FindLive(const std::string& id_hash,
                                int64_t now) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kFindLive);
@@ -255,7 +271,7 @@ class SqliteStore : public SessionStore {
 
   Status Touch(const std::string& id_hash, int64_t last_seen_at,
                int64_t expires_at) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kTouch);
@@ -298,7 +314,7 @@ class SqliteStore : public SessionStore {
   }
 
   Result<StoreStats> Stats(int64_t now) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     StoreStats stats;
@@ -328,7 +344,7 @@ class SqliteStore : public SessionStore {
   }
 
   Result<AccessToken> GetAccessToken(const std::string& appid) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kGetToken);
@@ -360,7 +376,7 @@ class SqliteStore : public SessionStore {
   Result<bool> TryLockTokenRefresh(const std::string& appid,
                                    const std::string& owner, int64_t now_ms,
                                    int64_t lease_ms) override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     bool taken = false;
@@ -402,7 +418,7 @@ class SqliteStore : public SessionStore {
   // See RewriteUserSessionKeys in sqlite_store.h.
   Result<RewriteCounts> RewriteUserSessionKeys(const SessionKeyRewrite& rewrite,
                                                int64_t batch_rows) {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     RewriteCounts counts;
@@ -455,8 +471,71 @@ class SqliteStore : public SessionStore {
     return counts;
   }
 
+  Status ExportLiveSessions(int64_t now, size_t batch_size,
+                            const SessionSink& sink) override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    Status begun = Exec(c, kBeginRead, "begin export");
+    if (!begun.ok()) return begun;
+    Status status = [&]() -> Status {
+      std::string after;  // the empty blob sorts before every id_hash
+      while (true) {
+        std::vector<ExportedSession> batch;
+        {
+          auto stmt = Prepare(c, kExportSessions);
+          if (!stmt.ok()) return stmt.status();
+          Statement st(stmt.value());
+          st.Bind(1, now);
+          st.BindBlob(2, after);
+          st.Bind(3, static_cast<int64_t>(batch_size));
+          int rc;
+          while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+            ExportedSession row;
+            row.id_hash = st.Blob(0);
+            row.appid = st.Text(1);
+            row.openid = st.Text(2);
+            if (!st.IsNull(3)) row.unionid = st.Text(3);
+            row.session_key = st.Text(4);
+            row.key_updated_at = st.Int(5);
+            row.created_at = st.Int(6);
+            row.last_seen_at = st.Int(7);
+            row.expires_at = st.Int(8);
+            batch.push_back(std::move(row));
+          }
+          if (rc != SQLITE_DONE) return StoreError(rc, "export sessions", c.db);
+        }
+        if (batch.empty()) return Status::Ok();
+        after = batch.back().id_hash;
+        Status sunk = sink(batch);
+        if (!sunk.ok()) return sunk;
+        if (batch.size() < batch_size) return Status::Ok();
+      }
+    }();
+    // A read transaction: ending it cannot lose anything.
+    Exec(c, status.ok() ? kCommit : kRollback, "end export");
+    return status;
+  }
+
+  Result<std::vector<AccessToken>> ExportAccessTokens(int64_t now) override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kExportTokens);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.Bind(1, now);
+    std::vector<AccessToken> tokens;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      tokens.push_back({st.Text(0), st.Text(1), st.Int(2)});
+    }
+    if (rc != SQLITE_DONE) return StoreError(rc, "export access tokens", c.db);
+    return tokens;
+  }
+
   Status Ping() override {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     auto stmt = Prepare(c, kPing);
@@ -466,6 +545,20 @@ class SqliteStore : public SessionStore {
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
       return StoreError(rc, "ping", c.db);
     }
+    return Status::Ok();
+  }
+
+  Status Checkpoint() override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    // TRUNCATE: copy every frame into the database and cut the -wal file to
+    // zero bytes, so the database file alone holds everything. Waits up to
+    // busy_timeout_ms for readers and writers to finish; SQLITE_BUSY after.
+    int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr,
+                                       SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                       nullptr);
+    if (rc != SQLITE_OK) return StoreError(rc, "checkpoint", c.db);
     return Status::Ok();
   }
 
@@ -485,19 +578,50 @@ class SqliteStore : public SessionStore {
     return Status::Ok();
   }
 
-  Result<Connection*> ThisThreadConnection() {
-    thread_local std::unordered_map<uint64_t, Connection*> by_instance;
-    auto found = by_instance.find(instance_);
-    if (found != by_instance.end()) return found->second;
-    auto opened = OpenConnection();
-    if (!opened.ok()) return opened.status();
-    Connection* conn = opened.value().get();
-    {
-      std::lock_guard<std::mutex> lock(connections_mutex_);
-      connections_.push_back(std::move(opened.value()));
+  // A borrowed connection; returned to the pool when the lease ends.
+  class Lease {
+   public:
+    Lease(SqliteStore* store, std::unique_ptr<Connection> conn)
+        : store_(store), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&& other) noexcept = default;
+    ~Lease() {
+      if (conn_) store_->Release(std::move(conn_));
     }
-    by_instance[instance_] = conn;
-    return conn;
+    Connection& operator*() const { return *conn_; }
+
+   private:
+    SqliteStore* store_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  Result<Lease> Acquire() {
+    {
+      std::unique_lock<std::mutex> lock(pool_mutex_);
+      pool_available_.wait(lock, [this] {
+        return !idle_.empty() || open_ < options_.max_connections;
+      });
+      if (!idle_.empty()) {
+        std::unique_ptr<Connection> conn = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(conn));
+      }
+      ++open_;  // reserve the slot; opened outside the lock
+    }
+    auto opened = OpenConnection();
+    if (!opened.ok()) {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      --open_;
+      pool_available_.notify_one();
+      return opened.status();
+    }
+    return Lease(this, std::move(opened).value());
+  }
+
+  void Release(std::unique_ptr<Connection> conn) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    idle_.push_back(std::move(conn));
+    pool_available_.notify_one();
   }
 
   Result<std::unique_ptr<Connection>> OpenConnection() {
@@ -562,7 +686,7 @@ class SqliteStore : public SessionStore {
   // number of rows it changed.
   template <typename Binder>
   Result<int64_t> WriteInTransaction(const char* sql, const char* what, Binder bind) {
-    auto conn = ThisThreadConnection();
+    auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     int64_t deleted = 0;
@@ -640,12 +764,27 @@ class SqliteStore : public SessionStore {
   }
 
   const SqliteOptions options_;  // constant after construction
-  const uint64_t instance_;      // constant after construction
-  std::mutex connections_mutex_;
-  std::vector<std::unique_ptr<Connection>> connections_;  // connections_mutex_
+  std::mutex pool_mutex_;
+  std::condition_variable pool_available_;               // with pool_mutex_
+  std::vector<std::unique_ptr<Connection>> idle_;        // pool_mutex_
+  int open_ = 0;  // connections open, idle or lent; pool_mutex_
 };
 
 }  // namespace
+
+Result<std::unique_ptr<StoreExporter>> OpenSqliteExporter(
+    const SqliteOptions& options) {
+  struct stat info;
+  if (::stat(options.path.c_str(), &info) != 0) {
+    return Status(ErrorCode::kStoreUnavailable,
+                  "session store: cannot open " + options.path + ": " +
+                      std::strerror(errno));
+  }
+  auto store = std::make_unique<SqliteStore>(options);
+  Status status = store->Init();
+  if (!status.ok()) return status;
+  return std::unique_ptr<StoreExporter>(std::move(store));
+}
 
 std::string SqliteConnectionPragmas(const SqliteOptions& options) {
   const std::string synchronous =
@@ -679,6 +818,12 @@ Result<RewriteCounts> RewriteUserSessionKeys(const SqliteOptions& options,
 
 Result<std::unique_ptr<SessionStore>> OpenSqliteStore(
     const SqliteOptions& options) {
+  // SQLite's memory statistics take one process-wide mutex around every
+  // allocation; with many request threads that mutex showed up as futex
+  // waits in a lookup profile. Must precede sqlite3_initialize; a later call
+  // fails harmlessly (SQLITE_MISUSE) and leaves the statistics on.
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   auto store = std::make_unique<SqliteStore>(options);
   Status status = store->Init();
   if (!status.ok()) return status;

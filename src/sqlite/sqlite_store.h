@@ -1,8 +1,7 @@
 // SqliteStore: the default SessionStore, one SQLite file in WAL mode.
 //
-// Every thread gets its own connection with cached prepared statements, so
-// reads never queue behind a global lock; writes use BEGIN IMMEDIATE and a
-// busy timeout. The file is created readable by its owner only. Migrations
+// A bounded pool of connections, each with cached prepared statements, serves
+// every thread; writes use BEGIN IMMEDIATE and a busy timeout. The file is created readable by its owner only. Migrations
 // (migrations/*.sql, embedded) are applied in order at open, each in a
 // transaction, and recorded in table schema_migrations.
 //
@@ -16,6 +15,7 @@
 
 #include "wxsession/config.h"
 #include "wxsession/store.h"
+#include "wxsession/store_migration.h"
 
 namespace wxsession {
 
@@ -29,6 +29,9 @@ struct SqliteOptions {
   // SQLite VFS to open the file with; empty = the default. Tests register a
   // fault-injecting VFS here to play a full or read-only disk.
   std::string vfs;
+  // Connections open at most. SQLite work is CPU-bound, so a few per core
+  // keep every core busy; more only add page caches.
+  int max_connections = 8;
 };
 
 // Opens (creating if needed) and migrates the database. Errors:
@@ -56,6 +59,12 @@ struct RewriteCounts {
 Result<RewriteCounts> RewriteUserSessionKeys(const SqliteOptions& options,
                                              const SessionKeyRewrite& rewrite,
                                              int64_t batch_rows = 500);
+
+// Opens an existing database for `wxsessiond migrate-store`. Errors:
+// kStoreUnavailable naming the path when the file does not exist (exporting
+// never creates an empty database) or cannot be opened.
+Result<std::unique_ptr<StoreExporter>> OpenSqliteExporter(
+    const SqliteOptions& options);
 
 // The PRAGMA statements run on every new connection (exposed for tests).
 std::string SqliteConnectionPragmas(const SqliteOptions& options);

@@ -1,0 +1,462 @@
+/*
+ * wxsessiond-client: the mini-program half of wxsessiond's login flow.
+ *
+ *   const { WxSession } = require('./wxsession')
+ *   const session = new WxSession({ baseURL: 'https://api.example.com', wx })
+ *   const res = await session.request({ url: '/api/profile' })
+ *
+ * The mini program holds one opaque session id (never openid or
+ * session_key), kept in wx storage so it survives restarts, and sends it as
+ * "Authorization: Bearer <id>". When the server says the session has ended
+ * (401 invalid_session), the client runs wx.login again and retries the
+ * request once; requests that hit that 401 together share one wx.login.
+ *
+ * Written in ES2015 with Promises and callbacks-style wx calls (no
+ * async/await, no newer syntax), so it runs on every base library without
+ * the "enhanced compile" option, and in Node for its tests. No dependencies.
+ *
+ * Thread-safety: JavaScript is single-threaded; the shared state below is
+ * touched only between awaits, and every login goes through one in-flight
+ * promise.
+ */
+'use strict'
+
+// Bearer credentials are RFC 6750 token68; anything else read back from
+// storage is corrupt and must never be put into a header.
+const TOKEN68 = /^[A-Za-z0-9._~+/-]+=*$/
+// A generous bound on an id read from storage (the server issues 43
+// characters); a longer value is corrupt, not a session.
+const MAX_SESSION_ID_LENGTH = 1024
+// Version of the object kept in storage, so a later format can be told apart.
+const STORAGE_VERSION = 1
+
+// The wx object of the mini-program runtime, when there is one.
+function globalWx () {
+  return typeof wx === 'undefined' ? undefined : wx // eslint-disable-line no-undef
+}
+
+function isValidSessionId (id) {
+  return typeof id === 'string' && id.length > 0 &&
+    id.length <= MAX_SESSION_ID_LENGTH && TOKEN68.test(id)
+}
+
+// An Error with the fields callers branch on: code (the server's "error", or
+// one of this module's: network_error, wx_login_failed, http_error,
+// bad_response, invalid_argument), and statusCode when there was a reply.
+function makeError (message, fields) {
+  const err = new Error(message)
+  err.name = 'WxSessionError'
+  Object.keys(fields || {}).forEach(function (key) {
+    if (fields[key] !== undefined) err[key] = fields[key]
+  })
+  return err
+}
+
+// Header names differ in case between platforms (iOS, Android, devtools).
+function headerValue (header, name) {
+  if (!header || typeof header !== 'object') return undefined
+  const wanted = name.toLowerCase()
+  const keys = Object.keys(header)
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i].toLowerCase() === wanted) return header[keys[i]]
+  }
+  return undefined
+}
+
+// wx.request parses JSON bodies itself, but a reply without a JSON content
+// type (or from a proxy) arrives as a string.
+function bodyObject (data) {
+  if (data && typeof data === 'object') return data
+  if (typeof data === 'string' && data.length > 0) {
+    try {
+      const parsed = JSON.parse(data)
+      if (parsed && typeof parsed === 'object') return parsed
+    } catch (ignored) {}
+  }
+  return null
+}
+
+// True when a reply means "this session id is no longer valid": wxsessiond's
+// JSON error, or (behind nginx auth_request, which replaces the body with its
+// own 401 page but passes WWW-Authenticate through) the Bearer challenge with
+// error="invalid_token". Any other 401 is the API's own answer and is
+// returned as it is.
+function isInvalidSession (res) {
+  if (res.statusCode !== 401) return false
+  const body = bodyObject(res.data)
+  if (body && body.error === 'invalid_session') return true
+  const challenge = headerValue(res.header, 'WWW-Authenticate')
+  return typeof challenge === 'string' && /^\s*bearer\b/i.test(challenge) &&
+    /error\s*=\s*"?invalid_token"?/i.test(challenge)
+}
+
+// The Error for a reply that is not the expected success.
+function errorFromResponse (res, what) {
+  const body = bodyObject(res.data)
+  const retry = Number(headerValue(res.header, 'Retry-After'))
+  const fields = {
+    statusCode: res.statusCode,
+    retryAfter: Number.isFinite(retry) && retry >= 0 ? retry : undefined,
+    requestId: headerValue(res.header, 'X-Request-Id')
+  }
+  if (body && typeof body.error === 'string') {
+    fields.code = body.error
+    const text = typeof body.message === 'string' && body.message
+      ? body.message : body.error
+    return makeError(what + ': ' + text, fields)
+  }
+  if (res.statusCode >= 200 && res.statusCode < 300) {
+    fields.code = 'bad_response'
+    return makeError(what + ': unexpected reply from the server', fields)
+  }
+  fields.code = 'http_error'
+  return makeError(what + ': HTTP ' + res.statusCode, fields)
+}
+
+// "https://Host:1/x" -> "https://host:1"; null for a relative URL.
+function originOf (url) {
+  const match = /^(https?:\/\/[^/?#]+)/i.exec(url)
+  return match ? match[1].toLowerCase() : null
+}
+
+class WxSession {
+  /**
+   * @param {object} options
+   * @param {string} options.baseURL where wxsessiond's /v1 routes are served
+   *   (e.g. "https://api.example.com"); relative request URLs resolve here.
+   * @param {string} [options.appid] sent with each login; leave out when the
+   *   server has a single app.
+   * @param {string} [options.storageKey="wxsession"] the wx storage key.
+   * @param {object} [options.wx] the wx API; defaults to the global wx.
+   * @param {string[]} [options.trustedOrigins] other origins (e.g.
+   *   "https://api2.example.com") that may receive the session id in
+   *   request(); an absolute URL elsewhere is refused.
+   * @param {number} [options.timeout] ms passed to each wx.request.
+   */
+  constructor (options) {
+    const opts = options || {}
+    if (typeof opts.baseURL !== 'string' || !originOf(opts.baseURL)) {
+      throw new TypeError('WxSession: baseURL must be an http(s) URL')
+    }
+    this._wx = opts.wx || globalWx()
+    if (!this._wx || typeof this._wx.login !== 'function' ||
+        typeof this._wx.request !== 'function') {
+      throw new TypeError('WxSession: no wx API (pass options.wx)')
+    }
+    if (opts.appid !== undefined && typeof opts.appid !== 'string') {
+      throw new TypeError('WxSession: appid must be a string')
+    }
+    this._baseURL = opts.baseURL.replace(/\/+$/, '')
+    this._appid = opts.appid || undefined
+    this._storageKey = opts.storageKey || 'wxsession'
+    this._timeout = opts.timeout
+    this._origins = [originOf(this._baseURL)].concat(
+      (opts.trustedOrigins || []).map(originOf).filter(Boolean))
+    // The login in flight, shared by every caller until it settles.
+    this._loginPromise = null
+    this._id = this._load()
+  }
+
+  /** The stored session id, or null. */
+  sessionId () {
+    return this._id
+  }
+
+  /**
+   * Runs wx.login, exchanges the code at POST /v1/login and stores the new
+   * id. Concurrent calls share one wx.login. Resolves to the id; rejects with
+   * an Error whose code is wx_login_failed, network_error, or the server's
+   * error (invalid_code, login_blocked, rate_limited, upstream_unavailable..).
+   */
+  login () {
+    if (this._loginPromise) return this._loginPromise
+    const self = this
+    const done = function () { self._loginPromise = null }
+    this._loginPromise = this._wxLogin()
+      .then(function (code) {
+        const data = { code: code }
+        if (self._appid) data.appid = self._appid
+        return self._send({
+          url: self._baseURL + '/v1/login',
+          method: 'POST',
+          data: data,
+          header: { 'Content-Type': 'application/json' }
+        })
+      })
+      .then(function (res) {
+        const body = bodyObject(res.data)
+        if (res.statusCode !== 200 || !body ||
+            !isValidSessionId(body.session_id)) {
+          throw errorFromResponse(res, 'login')
+        }
+        self._store(body.session_id)
+        return body.session_id
+      })
+    this._loginPromise.then(done, done)
+    return this._loginPromise
+  }
+
+  /**
+   * An authenticated wx.request. `url` is a path under baseURL, or an
+   * absolute URL on baseURL's origin (or a trusted one). Logs in first when
+   * there is no id. Resolves to { statusCode, data, header } for any HTTP
+   * reply: after a 401 invalid_session it logs in once and retries once, and
+   * every other status is returned as it is. Rejects when the network fails
+   * (code network_error, errMsg from wx) or a needed login fails.
+   */
+  request (options) {
+    const opts = options || {}
+    const self = this
+    let url
+    try {
+      url = this._resolve(opts.url)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const send = function (id) {
+      const header = {}
+      Object.keys(opts.header || {}).forEach(function (key) {
+        // The session decides Authorization; a caller's copy would be stale.
+        if (key.toLowerCase() !== 'authorization') header[key] = opts.header[key]
+      })
+      header.Authorization = 'Bearer ' + id
+      return self._send({
+        url: url, method: opts.method || 'GET', data: opts.data, header: header
+      })
+    }
+    let sentWith
+    return this._currentOrLogin()
+      .then(function (id) {
+        sentWith = id
+        return send(id)
+      })
+      .then(function (res) {
+        if (!isInvalidSession(res)) return res
+        return self._renew(sentWith).then(send)
+      })
+  }
+
+  /**
+   * POST /v1/decrypt: decrypts open data (e.g. from a button's e.detail)
+   * with the user's session_key held by the server. Resolves to the
+   * decrypted object; rejects with the server's error (decrypt_failed when
+   * the key was rotated by a later wx.login, watermark_mismatch, ...).
+   */
+  decrypt (payload) {
+    const p = payload || {}
+    if (typeof p.encryptedData !== 'string' || typeof p.iv !== 'string') {
+      return Promise.reject(makeError(
+        'decrypt: encryptedData and iv are required (did the user decline?)',
+        { code: 'invalid_argument' }))
+    }
+    return this._call('/v1/decrypt', { encryptedData: p.encryptedData, iv: p.iv },
+      'decrypt').then(function (body) {
+      if (!body.data || typeof body.data !== 'object') {
+        throw makeError('decrypt: unexpected reply from the server',
+          { code: 'bad_response', statusCode: 200 })
+      }
+      return body.data
+    })
+  }
+
+  /**
+   * POST /v1/phone with the code from a getPhoneNumber button
+   * (e.detail.code). Resolves to { phoneNumber, purePhoneNumber,
+   * countryCode }; rejects with invalid_argument when there is no code (the
+   * user declined), or the server's error (invalid_code, rate_limited, ...).
+   */
+  phoneNumber (code) {
+    if (typeof code !== 'string' || code.length === 0) {
+      return Promise.reject(makeError(
+        'phoneNumber: no code (the user may have declined)',
+        { code: 'invalid_argument' }))
+    }
+    return this._call('/v1/phone', { code: code }, 'phoneNumber')
+      .then(function (body) {
+        return {
+          phoneNumber: body.phoneNumber,
+          purePhoneNumber: body.purePhoneNumber,
+          countryCode: body.countryCode
+        }
+      })
+  }
+
+  /**
+   * Ends the session: forgets the id at once (so this device can never send
+   * it again), then POST /v1/logout. Resolves when the server confirms or
+   * already considers the session ended; rejects (network_error, or the
+   * server's error) when it could not confirm, in which case the session
+   * lives on the server until it expires.
+   */
+  logout () {
+    const self = this
+    const settled = this._loginPromise
+      ? this._loginPromise.then(function () {}, function () {})
+      : Promise.resolve()
+    return settled.then(function () {
+      const id = self._id
+      if (!id) return undefined
+      self._forget(id)
+      return self._send({
+        url: self._baseURL + '/v1/logout',
+        method: 'POST',
+        header: { Authorization: 'Bearer ' + id }
+      }).then(function (res) {
+        if (res.statusCode === 204 || res.statusCode === 200 ||
+            isInvalidSession(res)) {
+          return undefined
+        }
+        throw errorFromResponse(res, 'logout')
+      })
+    })
+  }
+
+  // An authenticated JSON POST whose 200 reply is an object; any other reply
+  // becomes an Error.
+  _call (path, data, what) {
+    return this.request({
+      url: path,
+      method: 'POST',
+      data: data,
+      header: { 'Content-Type': 'application/json' }
+    }).then(function (res) {
+      const body = bodyObject(res.data)
+      if (res.statusCode !== 200 || !body) throw errorFromResponse(res, what)
+      return body
+    })
+  }
+
+  _currentOrLogin () {
+    if (this._loginPromise) return this._loginPromise
+    if (this._id) return Promise.resolve(this._id)
+    return this.login()
+  }
+
+  // The id to retry with after `rejectedId` was refused: the login already
+  // in flight, or an id a login has stored since, or a new login. This is
+  // what makes a burst of 401s cost one wx.login.
+  _renew (rejectedId) {
+    if (this._loginPromise) return this._loginPromise
+    if (this._id && this._id !== rejectedId) return Promise.resolve(this._id)
+    this._forget(rejectedId)
+    return this.login()
+  }
+
+  _resolve (url) {
+    if (typeof url !== 'string' || url.length === 0) {
+      throw makeError('request: url is required', { code: 'invalid_argument' })
+    }
+    const origin = originOf(url)
+    if (origin === null) {
+      return this._baseURL + (url.charAt(0) === '/' ? url : '/' + url)
+    }
+    if (this._origins.indexOf(origin) < 0) {
+      // The session id is a bearer credential: never hand it to a stranger.
+      throw makeError('request: ' + origin + ' is not baseURL\'s origin ' +
+        'nor in trustedOrigins', { code: 'invalid_argument' })
+    }
+    return url
+  }
+
+  // wx.login as a promise of the code.
+  _wxLogin () {
+    const api = this._wx
+    return new Promise(function (resolve, reject) {
+      api.login({
+        success: function (res) {
+          if (res && typeof res.code === 'string' && res.code) {
+            resolve(res.code)
+          } else {
+            reject(makeError('wx.login gave no code', {
+              code: 'wx_login_failed', errMsg: res && res.errMsg
+            }))
+          }
+        },
+        fail: function (res) {
+          const errMsg = (res && res.errMsg) || 'login:fail'
+          reject(makeError('wx.login failed: ' + errMsg,
+            { code: 'wx_login_failed', errMsg: errMsg }))
+        }
+      })
+    })
+  }
+
+  // wx.request as a promise of { statusCode, data, header }; rejects only
+  // when no HTTP reply arrived.
+  _send (req) {
+    const api = this._wx
+    const timeout = this._timeout
+    return new Promise(function (resolve, reject) {
+      const call = {
+        url: req.url,
+        method: req.method,
+        header: req.header,
+        success: function (res) {
+          resolve({ statusCode: res.statusCode, data: res.data, header: res.header || {} })
+        },
+        fail: function (res) {
+          const errMsg = (res && res.errMsg) || 'request:fail'
+          reject(makeError(errMsg, { code: 'network_error', errMsg: errMsg }))
+        }
+      }
+      if (req.data !== undefined) call.data = req.data
+      if (timeout !== undefined) call.timeout = timeout
+      api.request(call)
+    })
+  }
+
+  // The id in storage, or null; anything unreadable is removed so it is
+  // never sent.
+  _load () {
+    let value
+    try {
+      value = this._wx.getStorageSync(this._storageKey)
+    } catch (ignored) {
+      return null
+    }
+    if (value === '' || value === undefined) return null // nothing stored
+    if (typeof value === 'string') {
+      try {
+        value = JSON.parse(value)
+      } catch (ignored) {
+        value = null
+      }
+    }
+    if (value && typeof value === 'object' && value.v === STORAGE_VERSION &&
+        isValidSessionId(value.sessionId)) {
+      return value.sessionId
+    }
+    this._removeStored()
+    return null
+  }
+
+  _store (id) {
+    this._id = id
+    try {
+      this._wx.setStorageSync(this._storageKey,
+        { v: STORAGE_VERSION, sessionId: id })
+    } catch (ignored) {
+      // Storage full or unavailable: the id still works for this run, and
+      // the next launch logs in again.
+    }
+  }
+
+  // Drops `id` if it is still the current one (a newer id stays).
+  _forget (id) {
+    if (this._id !== id) return
+    this._id = null
+    this._removeStored()
+  }
+
+  _removeStored () {
+    try {
+      if (typeof this._wx.removeStorageSync === 'function') {
+        this._wx.removeStorageSync(this._storageKey)
+      } else {
+        this._wx.setStorageSync(this._storageKey, '')
+      }
+    } catch (ignored) {}
+  }
+}
+
+module.exports = { WxSession: WxSession }

@@ -1,0 +1,82 @@
+// Client addresses: which address a request really comes from when proxies
+// stand in between, and the networks whose word on that is trusted.
+//
+// A proxy (nginx, Caddy, Traefik) connects to wxsessiond itself, so the
+// TCP peer is the proxy; the client's address travels in X-Forwarded-For or
+// X-Real-IP. Anyone can send those headers, so they count only when the peer
+// is in `trusted_proxies`, and X-Forwarded-For is read from the right: each
+// trusted proxy appends the address it saw, so the rightmost entry that is
+// not itself a trusted proxy is the first one no client could forge.
+//
+// Thread-safety: every type here is a plain value, constant once built;
+// const methods may be called from any thread.
+#ifndef WXSESSION_CLIENT_IP_H_
+#define WXSESSION_CLIENT_IP_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "wxsession/status.h"
+
+namespace wxsession {
+
+// An IPv4 or IPv6 address. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, what
+// a dual-stack socket reports for IPv4 peers) are read as IPv4.
+struct IpAddress {
+  bool v6 = false;
+  std::array<uint8_t, 16> bytes{};  // IPv4 uses the first 4
+
+  // nullopt for anything that is not a bare address (no port, no brackets,
+  // no zone).
+  static std::optional<IpAddress> Parse(const std::string& text);
+  std::string ToString() const;
+  size_t size() const { return v6 ? 16 : 4; }
+};
+
+// A network in CIDR notation, e.g. "10.0.0.0/8" or "fd00::/8". A bare
+// address means the one host (/32 or /128).
+struct IpNetwork {
+  IpAddress base;  // host bits cleared
+  int prefix_bits = 0;
+
+  // nullopt for a malformed address or prefix length.
+  static std::optional<IpNetwork> Parse(const std::string& text);
+  bool Contains(const IpAddress& address) const;
+};
+
+class TrustedProxies {
+ public:
+  TrustedProxies() = default;  // trusts nobody
+  explicit TrustedProxies(std::vector<IpNetwork> networks)
+      : networks_(std::move(networks)) {}
+
+  // Parses CIDR texts. kInvalidRequest naming the first bad entry.
+  static Result<TrustedProxies> Parse(const std::vector<std::string>& cidrs);
+
+  bool Contains(const std::string& address) const;
+
+  // The client's address. `peer` is the TCP peer; `forwarded_for` is every
+  // X-Forwarded-For header joined with ','; `real_ip` is X-Real-IP. When the
+  // peer is not trusted, or the headers are absent or malformed, the answer
+  // is `peer`.
+  std::string ClientAddress(const std::string& peer,
+                            const std::string& forwarded_for,
+                            const std::string& real_ip) const;
+
+ private:
+  std::vector<IpNetwork> networks_;  // constant after construction
+};
+
+// The key a per-client limit should count under: the address itself for
+// IPv4, its /64 prefix for IPv6 (one subscriber usually holds a whole /64,
+// so per-address limits would be trivially sidestepped). Text that is not an
+// address is returned unchanged.
+std::string RateLimitKeyFor(const std::string& address);
+
+}  // namespace wxsession
+
+#endif  // WXSESSION_CLIENT_IP_H_

@@ -1,0 +1,97 @@
+// OpenDataService: what a mini-program backend does with a logged-in
+// user's session_key, free of any HTTP type.
+//
+//   Decrypt          encryptedData + iv from wx.getUserProfile, the legacy
+//                    getPhoneNumber button, wx.getShareInfo, wx.getWeRunData
+//                    (AES-128-CBC, PKCS#7, key = the user's newest
+//                    session_key), with the watermark checked.
+//   VerifySignature  signature == sha1(rawData + session_key), compared in
+//                    constant time.
+//   GetPhoneNumber   the current phone-number API (a button code, exchanged
+//                    at WeChat with the app's access_token).
+//   CheckSessionKey  asks WeChat whether the stored session_key still holds.
+//
+// Every use case starts from a session id and uses the newest session_key
+// stored for the session's user (SessionService::LookupWithKey), so a second
+// login of the same user on another device does not break the first one's
+// open data. The key itself never leaves this module except to WeChat.
+//
+// Thread-safety: every method may be called concurrently.
+#ifndef WXSESSION_OPEN_DATA_H_
+#define WXSESSION_OPEN_DATA_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "wxsession/clock.h"
+#include "wxsession/config.h"
+#include "wxsession/service.h"
+#include "wxsession/status.h"
+#include "wxsession/wechat.h"
+
+namespace wxsession {
+
+// The decrypting half of Decrypt, for one key: base64-decodes the three
+// inputs, decrypts, and checks that the plaintext is a JSON object whose
+// watermark.appid is `appid` and, when max_age_seconds > 0, whose
+// watermark.timestamp is at most that old at `now`. Returns the object as
+// JSON text. Errors: kDecryptFailed (bad base64, a key or iv that is not 16
+// bytes, a ciphertext that is empty or not whole blocks, bad padding, not a
+// JSON object), kWatermarkMismatch, kWatermarkExpired.
+Result<std::string> DecryptOpenData(std::string_view session_key,
+                                    std::string_view encrypted_data,
+                                    std::string_view iv,
+                                    const std::string& appid, int64_t now,
+                                    int64_t max_age_seconds);
+
+// Whether `signature` is the lowercase hex SHA-1 of raw_data + session_key
+// (the key's base64 text). Constant time in the signature's contents.
+bool OpenDataSignatureMatches(std::string_view raw_data,
+                              std::string_view signature,
+                              std::string_view session_key);
+
+class OpenDataService {
+ public:
+  // A button code is a few dozen characters; anything longer is not one.
+  static constexpr size_t kMaxPhoneCodeLength = 128;
+
+  // Everything passed in must outlive the service.
+  OpenDataService(const Config& config, SessionService& sessions,
+                  WeChatClient& wechat, AccessTokenSource& tokens,
+                  const Clock& clock);
+
+  // The decrypted object as JSON text. Errors: those of
+  // SessionService::LookupWithKey (kInvalidSession, kStoreUnavailable), and
+  // those of DecryptOpenData with open_data.max_age.
+  Result<std::string> Decrypt(const std::string& session_id,
+                              const std::string& encrypted_data,
+                              const std::string& iv);
+
+  // Errors: those of SessionService::LookupWithKey.
+  Result<bool> VerifySignature(const std::string& session_id,
+                               const std::string& raw_data,
+                               const std::string& signature);
+
+  // Errors: those of LookupWithKey; kInvalidRequest (empty or overlong
+  // code); those of WeChatClient::GetPhoneNumber and the token source;
+  // kWatermarkMismatch when WeChat's watermark names another app.
+  Result<PhoneNumber> GetPhoneNumber(const std::string& session_id,
+                                     const std::string& code);
+
+  // Whether WeChat still accepts the user's newest session_key. Errors:
+  // those of LookupWithKey, WeChatClient::CheckSessionKey and the token
+  // source.
+  Result<bool> CheckSessionKey(const std::string& session_id);
+
+ private:
+  const Config& config_;       // constant after construction
+  SessionService& sessions_;   // thread-safe by contract
+  WeChatClient& wechat_;       // thread-safe by contract
+  AccessTokenSource& tokens_;  // thread-safe by contract
+  const Clock& clock_;
+};
+
+}  // namespace wxsession
+
+#endif  // WXSESSION_OPEN_DATA_H_

@@ -1,0 +1,273 @@
+// AccessTokenCentre: see access_token.h for the algorithm.
+#include "wxsession/access_token.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <thread>
+#include <utility>
+
+#include "wxsession/crypto.h"
+
+namespace wxsession {
+
+// What this process knows about one app's refreshes.
+struct AccessTokenCentre::AppState {
+  // The refresh this process is running for the app; valid() while one
+  // runs. Callers that arrive meanwhile share its outcome.
+  std::shared_future<Result<AccessToken>> flight;
+  // Unix seconds; while the cached token still works, no refresh starts
+  // before this (see kRetryIntervalSeconds).
+  int64_t next_attempt_at = 0;
+  // Whether, and when (unix seconds), this process last called
+  // stable_token with force_refresh for the app.
+  bool forced_before = false;
+  int64_t last_forced_at = 0;
+};
+
+namespace {
+
+// Seconds a client should wait when another process's refresh is late:
+// refreshes take a WeChat round trip, so a second is plenty.
+constexpr int kWaitRetryAfterSeconds = 1;
+
+// Bytes of randomness in a lease owner name: enough that two processes never
+// pick the same one.
+constexpr size_t kLeaseOwnerRandomBytes = 8;
+
+}  // namespace
+
+AccessTokenCentre::Options AccessTokenCentre::OptionsFor(
+    int64_t wechat_timeout_ms) {
+  Options options;
+  options.lease_ms = std::max<int64_t>(kMinLeaseMs, 3 * wechat_timeout_ms);
+  options.wait_ms = 2 * options.lease_ms;
+  return options;
+}
+
+AccessTokenCentre::AccessTokenCentre(const Config& config, SessionStore& store,
+                                     WeChatClient& wechat, const Clock& clock,
+                                     Options options)
+    : config_(config),
+      store_(store),
+      wechat_(wechat),
+      clock_(clock),
+      options_(std::move(options)),
+      lease_owner_(
+          "pid" + std::to_string(::getpid()) + "-" +
+          crypto::HexEncode(crypto::RandomBytes(kLeaseOwnerRandomBytes))) {}
+
+AccessTokenCentre::~AccessTokenCentre() = default;
+
+Result<AccessToken> AccessTokenCentre::Get(const std::string& appid) {
+  return Obtain(appid, "");
+}
+
+Result<std::string> AccessTokenCentre::AccessTokenFor(
+    const std::string& appid) {
+  Result<AccessToken> token = Obtain(appid, "");
+  if (!token.ok()) return token.status();
+  return std::move(token.value().token);
+}
+
+Result<std::string> AccessTokenCentre::ReplaceRejectedAccessToken(
+    const std::string& appid, const std::string& rejected) {
+  if (rejected.empty()) {
+    return Status(ErrorCode::kInternal, "no rejected access_token given");
+  }
+  Result<AccessToken> token = Obtain(appid, rejected);
+  if (!token.ok()) return token.status();
+  return std::move(token.value().token);
+}
+
+bool AccessTokenCentre::Acceptable(const AccessToken& token, int64_t now,
+                                   const std::string& rejected) const {
+  if (!rejected.empty()) {
+    // Any working token but the rejected one will do: refreshing again
+    // would only spend a forced refresh.
+    return token.token != rejected && token.expires_at > now;
+  }
+  return token.expires_at - now > kRefreshMarginSeconds;
+}
+
+void AccessTokenCentre::Sleep(int64_t milliseconds) const {
+  if (options_.sleep) {
+    options_.sleep(milliseconds);
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+  }
+}
+
+Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
+                                              const std::string& rejected) {
+  const AppConfig* app = nullptr;
+  if (requested.empty()) {
+    if (config_.apps.size() != 1) {
+      return Status(ErrorCode::kInvalidRequest,
+                    "appid is required: this server serves several apps");
+    }
+    app = &config_.apps.front();
+  } else {
+    app = config_.FindApp(requested);
+    if (app == nullptr) {
+      return Status(ErrorCode::kUnknownApp,
+                    "appid " + requested + " is not configured on this server");
+    }
+  }
+  const std::string& appid = app->appid;
+  const bool forced = !rejected.empty();
+
+  // A forced caller may find a plain refresh already running here. It waits
+  // for that one and, if it did not replace the rejected token, runs its
+  // own: hence two rounds.
+  for (int round = 0; round < 2; ++round) {
+    const int64_t now = clock_.Now();
+    Result<AccessToken> cached = store_.GetAccessToken(appid);
+    if (!cached.ok() && cached.status().code() != ErrorCode::kNotFound) {
+      return cached.status();
+    }
+    if (cached.ok() && Acceptable(cached.value(), now, rejected)) {
+      return cached;
+    }
+    // Inside the refresh margin but not expired: it may still be answered
+    // while a refresh is under way or failing.
+    const bool still_works = !forced && cached.ok() && cached->expires_at > now;
+
+    AppState* state = nullptr;
+    bool recently_forced = false;
+    std::promise<Result<AccessToken>> promise;
+    std::shared_future<Result<AccessToken>> running;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_ptr<AppState>& slot = apps_[appid];
+      if (!slot) slot = std::make_unique<AppState>();
+      state = slot.get();
+      if (state->flight.valid()) {
+        if (still_works) return cached;
+        running = state->flight;
+      } else {
+        if (still_works && now < state->next_attempt_at) return cached;
+        if (forced && state->forced_before &&
+            now - state->last_forced_at < kMinForceIntervalSeconds) {
+          recently_forced = true;
+        } else {
+          state->flight = promise.get_future().share();
+        }
+      }
+    }
+
+    if (recently_forced) {
+      // Another caller's forced refresh may have finished between our read
+      // of the store and taking the lock: its token is the answer.
+      Result<AccessToken> latest = store_.GetAccessToken(appid);
+      if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
+        return latest;
+      }
+      return Status(ErrorCode::kUpstreamError,
+                    "WeChat rejected the access_token of " + appid +
+                        " that was force-refreshed moments ago; not "
+                        "forcing another (WeChat allows one per 30 s)");
+    }
+
+    if (running.valid()) {
+      Result<AccessToken> shared = running.get();
+      if (!forced) return shared;
+      if (shared.ok() && shared->token != rejected) return shared;
+      continue;
+    }
+
+    // This caller refreshes; everyone else in the process waits for it.
+    bool called_with_force = false;
+    Result<AccessToken> refreshed =
+        Status(ErrorCode::kInternal, "access token refresh did not run");
+    try {
+      refreshed = RefreshAcrossProcesses(*app, rejected, &called_with_force);
+    } catch (...) {
+      // Only allocation failure can get here; followers must still be
+      // released.
+      refreshed = Status(ErrorCode::kInternal,
+                         "unexpected error while refreshing the access_token");
+    }
+    if (!refreshed.ok() && still_works) refreshed = cached;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      state->flight = {};
+      state->next_attempt_at = now + kRetryIntervalSeconds;
+      if (called_with_force) {
+        state->forced_before = true;
+        state->last_forced_at = now;
+      }
+    }
+    promise.set_value(refreshed);
+    return refreshed;
+  }
+  return Status(ErrorCode::kUpstreamError,
+                "WeChat keeps rejecting the access_token of " + appid);
+}
+
+Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
+    const AppConfig& app, const std::string& rejected,
+    bool* called_with_force) {
+  const std::string& appid = app.appid;
+  const bool forced = !rejected.empty();
+  const int64_t poll_ms = std::max<int64_t>(1, options_.poll_interval_ms);
+  const int64_t max_polls = std::max<int64_t>(1, options_.wait_ms / poll_ms);
+  for (int64_t poll = 0;; ++poll) {
+    const int64_t now = clock_.Now();
+    // Another process may have finished a refresh since the last look.
+    Result<AccessToken> cached = store_.GetAccessToken(appid);
+    if (!cached.ok() && cached.status().code() != ErrorCode::kNotFound) {
+      return cached.status();
+    }
+    if (cached.ok() && Acceptable(cached.value(), now, rejected)) {
+      return cached;
+    }
+
+    Result<bool> taken = store_.TryLockTokenRefresh(
+        appid, lease_owner_, now * 1000, options_.lease_ms);
+    if (!taken.ok()) return taken.status();
+    if (taken.value()) {
+      Result<AccessToken> outcome = [&]() -> Result<AccessToken> {
+        // The holder before us may have stored a new token between our read
+        // and taking the lease.
+        Result<AccessToken> latest = store_.GetAccessToken(appid);
+        if (!latest.ok() && latest.status().code() != ErrorCode::kNotFound) {
+          return latest.status();
+        }
+        if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
+          return latest;
+        }
+        *called_with_force = forced;
+        Result<StableAccessToken> fetched =
+            wechat_.StableToken(appid, app.secret, forced);
+        if (!fetched.ok()) return fetched.status();
+        AccessToken token{appid, fetched->access_token,
+                          clock_.Now() + fetched->expires_in};
+        // Unstored, every later call would fetch again; better a clear
+        // store error than a stream of upstream calls.
+        Status stored = store_.PutAccessToken(token);
+        if (!stored.ok()) return stored;
+        return token;
+      }();
+      // A failed release is harmless: the lease runs out by itself.
+      (void)store_.UnlockTokenRefresh(appid, lease_owner_);
+      return outcome;
+    }
+
+    // Another process is refreshing.
+    if (!forced && cached.ok() && cached->expires_at > now) return cached;
+    if (poll + 1 >= max_polls) {
+      return Status(ErrorCode::kUpstreamUnavailable,
+                    "another wxsessiond process is refreshing the "
+                    "access_token of " +
+                        appid + " and has not finished in " +
+                        std::to_string(options_.wait_ms) + " ms")
+          .set_retry_after(kWaitRetryAfterSeconds);
+    }
+    Sleep(poll_ms);
+  }
+}
+
+}  // namespace wxsession

@@ -1,0 +1,173 @@
+// OpenDataService: see open_data.h.
+#include "wxsession/open_data.h"
+
+#include <nlohmann/json.hpp>
+
+#include "wxsession/crypto.h"
+
+namespace wxsession {
+namespace {
+
+using json = nlohmann::json;
+
+// AES-128: the key, the iv and each block are 16 bytes.
+constexpr size_t kAesBytes = 16;
+
+// What a client developer most needs to read when decryption fails though
+// the input was well-formed: in the field this is nearly always a stale key.
+constexpr char kStaleKeyHint[] =
+    "; the usual cause is a wx.login after WeChat encrypted the data, which "
+    "replaced the user's session_key: call wx.login (and POST /v1/login) "
+    "before the tap that yields encryptedData, not after it";
+
+Status DecryptFailed(const std::string& what) {
+  return Status(ErrorCode::kDecryptFailed, what);
+}
+
+}  // namespace
+
+Result<std::string> DecryptOpenData(std::string_view session_key,
+                                    std::string_view encrypted_data,
+                                    std::string_view iv,
+                                    const std::string& appid, int64_t now,
+                                    int64_t max_age_seconds) {
+  std::optional<std::string> key = crypto::Base64Decode(session_key);
+  if (!key || key->size() != kAesBytes) {
+    return DecryptFailed(
+        "the stored session_key is not a 16-byte key; log in again");
+  }
+  std::optional<std::string> iv_bytes = crypto::Base64Decode(iv);
+  if (!iv_bytes) return DecryptFailed("iv is not valid base64");
+  if (iv_bytes->size() != kAesBytes) {
+    return DecryptFailed("iv must decode to 16 bytes, got " +
+                         std::to_string(iv_bytes->size()));
+  }
+  std::optional<std::string> ciphertext = crypto::Base64Decode(encrypted_data);
+  if (!ciphertext) {
+    return DecryptFailed(
+        "encryptedData is not valid base64 (was it cut short, or URL-encoded "
+        "so that '+' became a space?)");
+  }
+  if (ciphertext->empty() || ciphertext->size() % kAesBytes != 0) {
+    return DecryptFailed(
+        "encryptedData must decode to a non-empty multiple of 16 bytes, got " +
+        std::to_string(ciphertext->size()) + " (was it cut short?)");
+  }
+  std::optional<std::string> plaintext =
+      crypto::Aes128CbcDecrypt(*key, *iv_bytes, *ciphertext);
+  if (!plaintext) {
+    return DecryptFailed(
+        std::string("encryptedData does not decrypt with the user's current "
+                    "session_key (bad padding)") +
+        kStaleKeyHint);
+  }
+  const json object =
+      json::parse(*plaintext, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded() || !object.is_object()) {
+    return DecryptFailed(
+        std::string("encryptedData decrypts, but not to a JSON object, so the "
+                    "key or iv is not the one WeChat used") +
+        kStaleKeyHint);
+  }
+
+  const auto watermark = object.find("watermark");
+  const bool has_watermark =
+      watermark != object.end() && watermark->is_object();
+  std::string watermark_appid;
+  if (has_watermark) {
+    const auto found = watermark->find("appid");
+    if (found != watermark->end() && found->is_string()) {
+      watermark_appid = found->get<std::string>();
+    }
+  }
+  if (watermark_appid != appid) {
+    return Status(ErrorCode::kWatermarkMismatch,
+                  watermark_appid.empty()
+                      ? "the decrypted data carries no watermark.appid"
+                      : "the decrypted data belongs to app " + watermark_appid +
+                            ", not to this session's app " + appid);
+  }
+  if (max_age_seconds > 0) {
+    const auto timestamp = watermark->find("timestamp");
+    if (timestamp == watermark->end() || !timestamp->is_number_integer()) {
+      return Status(ErrorCode::kWatermarkExpired,
+                    "the decrypted data carries no watermark.timestamp, so "
+                    "its age cannot be checked");
+    }
+    const int64_t age = now - timestamp->get<int64_t>();
+    if (age > max_age_seconds) {
+      return Status(ErrorCode::kWatermarkExpired,
+                    "the decrypted data is " + std::to_string(age) +
+                        " s old; open_data.max_age allows " +
+                        std::to_string(max_age_seconds) + " s: fetch it again");
+    }
+  }
+  return std::move(*plaintext);
+}
+
+bool OpenDataSignatureMatches(std::string_view raw_data,
+                              std::string_view signature,
+                              std::string_view session_key) {
+  std::string signed_text(raw_data);
+  signed_text.append(session_key);
+  return crypto::ConstantTimeEquals(crypto::Sha1Hex(signed_text), signature);
+}
+
+OpenDataService::OpenDataService(const Config& config, SessionService& sessions,
+                                 WeChatClient& wechat,
+                                 AccessTokenSource& tokens, const Clock& clock)
+    : config_(config),
+      sessions_(sessions),
+      wechat_(wechat),
+      tokens_(tokens),
+      clock_(clock) {}
+
+Result<std::string> OpenDataService::Decrypt(const std::string& session_id,
+                                             const std::string& encrypted_data,
+                                             const std::string& iv) {
+  Result<LiveSession> session = sessions_.LookupWithKey(session_id);
+  if (!session.ok()) return session.status();
+  return DecryptOpenData(session->session_key, encrypted_data, iv,
+                         session->appid, clock_.Now(),
+                         config_.open_data_max_age);
+}
+
+Result<bool> OpenDataService::VerifySignature(const std::string& session_id,
+                                              const std::string& raw_data,
+                                              const std::string& signature) {
+  Result<LiveSession> session = sessions_.LookupWithKey(session_id);
+  if (!session.ok()) return session.status();
+  return OpenDataSignatureMatches(raw_data, signature, session->session_key);
+}
+
+Result<PhoneNumber> OpenDataService::GetPhoneNumber(
+    const std::string& session_id, const std::string& code) {
+  Result<LiveSession> session = sessions_.LookupWithKey(session_id);
+  if (!session.ok()) return session.status();
+  if (code.empty() || code.size() > kMaxPhoneCodeLength) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "code must be the non-empty string the getPhoneNumber "
+                  "button returned (at most 128 characters)");
+  }
+  Result<PhoneNumber> phone =
+      wechat_.GetPhoneNumber(tokens_, session->appid, code, session->openid);
+  if (!phone.ok()) return phone;
+  if (phone->watermark_appid != session->appid) {
+    return Status(ErrorCode::kWatermarkMismatch,
+                  phone->watermark_appid.empty()
+                      ? "WeChat's phone_info carries no watermark.appid"
+                      : "WeChat's phone_info belongs to app " +
+                            phone->watermark_appid + ", not to " +
+                            session->appid);
+  }
+  return phone;
+}
+
+Result<bool> OpenDataService::CheckSessionKey(const std::string& session_id) {
+  Result<LiveSession> session = sessions_.LookupWithKey(session_id);
+  if (!session.ok()) return session.status();
+  return wechat_.CheckSessionKey(tokens_, session->appid, session->openid,
+                                 session->session_key);
+}
+
+}  // namespace wxsession

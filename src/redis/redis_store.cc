@@ -1,0 +1,609 @@
+// RedisStore: see redis_store.h for the key layout and expiry rules.
+//
+// Every operation that touches more than one key is a Lua script, run with
+// EVALSHA (the script text travels only when Redis answers NOSCRIPT, e.g.
+// right after a restart or a failover). Scripts make each operation atomic
+// and one round trip. They build some key names from stored values (the
+// user of a session, the sessions of a user): fine on a single Redis or a
+// Sentinel-managed one, not on Redis Cluster, which wxsessiond does not use.
+//
+// Every script is idempotent, because the pool may send a pipeline twice
+// (see RedisConnectionPool::Pipeline).
+#include "redis/redis_store.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "redis/redis_connection.h"
+#include "wxsession/crypto.h"
+
+namespace wxsession {
+namespace {
+
+// Shared by the scripts below; prepended to each.
+constexpr const char* kLuaHelpers = R"lua(
+-- Makes `key` live at least `ttl` ms more (never shortens it).
+local function extend(key, ttl)
+  local left = redis.call('PTTL', key)
+  if left == -1 or (left >= 0 and left < ttl) then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+-- Raises `member`'s score in zset `key` to `score` (never lowers it).
+local function raise(key, score, member)
+  local old = redis.call('ZSCORE', key, member)
+  if (not old) or tonumber(old) < tonumber(score) then
+    redis.call('ZADD', key, score, member)
+  end
+end
+)lua";
+
+// KEYS: session, user, openid set, sessions zset, users zset.
+// ARGV: 1 hex, 2 appid, 3 openid, 4 has unionid ('1'/'0'), 5 unionid,
+//       6 session_key, 7 key_updated_at, 8 created_at, 9 last_seen_at,
+//       10 expires_at, 11 ttl ms, 12 import ('1': keep a newer key),
+//       13 index cutoff (entries below are dropped), 14 prefix,
+//       15 users zset member.
+// Returns 1 when the session was stored, 0 when it had already expired.
+constexpr const char* kCreateScript = R"lua(
+local ttl = tonumber(ARGV[11])
+local user_exists = redis.call('EXISTS', KEYS[2]) == 1
+if ttl <= 0 and not user_exists then return 0 end
+local newest = true
+if ARGV[12] == '1' and user_exists then
+  newest = tonumber(redis.call('HGET', KEYS[2], 't') or '0') <= tonumber(ARGV[7])
+end
+if newest then
+  redis.call('HSET', KEYS[2], 'k', ARGV[6], 't', ARGV[7])
+  if ARGV[4] == '1' then redis.call('HSET', KEYS[2], 'u', ARGV[5]) end
+elseif ARGV[4] == '1' then
+  redis.call('HSETNX', KEYS[2], 'u', ARGV[5])
+end
+if ttl <= 0 then return 0 end
+redis.call('HSET', KEYS[1], 'a', ARGV[2], 'o', ARGV[3], 'c', ARGV[8],
+           'l', ARGV[9], 'e', ARGV[10])
+redis.call('PEXPIRE', KEYS[1], ttl)
+extend(KEYS[2], ttl)
+redis.call('SADD', KEYS[3], ARGV[1])
+extend(KEYS[3], ttl)
+-- Forget ended sessions of this openid lazily: each login checks a slice
+-- of about 8 members, resuming where the last login stopped.
+local scan = redis.call('SSCAN', KEYS[3], redis.call('HGET', KEYS[2], 'sc') or '0',
+                        'COUNT', 8)
+for _, hex in ipairs(scan[2]) do
+  if redis.call('EXISTS', ARGV[14] .. 's:' .. hex) == 0 then
+    redis.call('SREM', KEYS[3], hex)
+  end
+end
+redis.call('HSET', KEYS[2], 'sc', scan[1])
+redis.call('ZADD', KEYS[4], ARGV[10], ARGV[1])
+raise(KEYS[5], ARGV[10], ARGV[15])
+-- Drop index entries of long-ended sessions, at most 100 per login.
+for _, index in ipairs({KEYS[4], KEYS[5]}) do
+  local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. ARGV[13],
+                         'LIMIT', 0, 100)
+  if #old > 0 then redis.call('ZREM', index, unpack(old)) end
+end
+return 1
+)lua";
+
+// KEYS: session. ARGV: 1 prefix.
+// Returns nil, or {appid, openid, created, last_seen, expires, key, unionid}.
+constexpr const char* kFindScript = R"lua(
+local s = redis.call('HMGET', KEYS[1], 'a', 'o', 'c', 'l', 'e')
+if not s[1] then return false end
+local u = redis.call('HMGET', ARGV[1] .. 'u:' .. s[1] .. ':' .. s[2], 'k', 'u')
+return {s[1], s[2], s[3], s[4], s[5], u[1], u[2]}
+)lua";
+
+// KEYS: session, sessions zset, users zset.
+// ARGV: 1 last_seen_at, 2 expires_at, 3 ttl ms, 4 prefix, 5 hex.
+constexpr const char* kTouchScript = R"lua(
+local s = redis.call('HMGET', KEYS[1], 'a', 'o')
+if not s[1] then return 0 end
+local ttl = tonumber(ARGV[3])
+if ttl <= 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[5])
+  redis.call('SREM', ARGV[4] .. 'o:' .. s[2], ARGV[5])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'l', ARGV[1], 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+extend(ARGV[4] .. 'u:' .. s[1] .. ':' .. s[2], ttl)
+extend(ARGV[4] .. 'o:' .. s[2], ttl)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+raise(KEYS[3], ARGV[2], s[1] .. ':' .. s[2])
+return 1
+)lua";
+
+// KEYS: session, sessions zset. ARGV: 1 hex, 2 prefix. Returns 0 or 1.
+constexpr const char* kRevokeScript = R"lua(
+local o = redis.call('HGET', KEYS[1], 'o')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if not o then return 0 end
+redis.call('SREM', ARGV[2] .. 'o:' .. o, ARGV[1])
+return redis.call('DEL', KEYS[1])
+)lua";
+
+// KEYS: openid set, sessions zset. ARGV: 1 appid ('' = every app), 2 prefix.
+// Returns how many sessions ended; forgets members whose session is gone.
+constexpr const char* kRevokeUserScript = R"lua(
+local ended = 0
+for _, hex in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[2] .. 's:' .. hex
+  local app = redis.call('HGET', key, 'a')
+  if (not app) or ARGV[1] == '' or app == ARGV[1] then
+    if app then ended = ended + redis.call('DEL', key) end
+    redis.call('SREM', KEYS[1], hex)
+    redis.call('ZREM', KEYS[2], hex)
+  end
+end
+return ended
+)lua";
+
+// KEYS: sessions zset. ARGV: 1 prefix, 2 batch size.
+// Returns {sessions ended, index entries visited}.
+constexpr const char* kRevokeAllScript = R"lua(
+local batch = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local ended = 0
+for _, hex in ipairs(batch) do
+  local key = ARGV[1] .. 's:' .. hex
+  local o = redis.call('HGET', key, 'o')
+  if o then
+    redis.call('SREM', ARGV[1] .. 'o:' .. o, hex)
+    ended = ended + redis.call('DEL', key)
+  end
+end
+if #batch > 0 then redis.call('ZREM', KEYS[1], unpack(batch)) end
+return {ended, #batch}
+)lua";
+
+// KEYS: lease. ARGV: 1 owner, 2 now ms, 3 lease ms, 4 until ms.
+// The value records the logical end of the lease, so the contract's now_ms
+// decides (as with SQLite); PX makes Redis drop an abandoned lease by itself.
+constexpr const char* kLockScript = R"lua(
+local value = ARGV[1] .. '|' .. ARGV[4]
+local held = redis.call('GET', KEYS[1])
+if held then
+  local holder, until_ms = string.match(held, '^(.*)|(%-?%d+)$')
+  if holder ~= ARGV[1] and until_ms and tonumber(until_ms) > tonumber(ARGV[2]) then
+    return 0
+  end
+  redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
+  return 1
+end
+if redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+)lua";
+
+// KEYS: lease. ARGV: 1 owner. Deletes the lease only if owner holds it.
+constexpr const char* kUnlockScript = R"lua(
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+)lua";
+
+// KEYS: token. ARGV: 1 token, 2 expires_at. Keeps a later-expiring token.
+constexpr const char* kImportTokenScript = R"lua(
+local had = redis.call('HGET', KEYS[1], 'e')
+if had and tonumber(had) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2])
+return 1
+)lua";
+
+struct Script {
+  explicit Script(const char* body)
+      : source(std::string(kLuaHelpers) + body),
+        sha(crypto::Sha1Hex(source)) {}
+  const std::string source;  // constant after construction
+  const std::string sha;     // constant after construction
+};
+
+bool IsNoScript(const redisReply* reply) {
+  return reply != nullptr && reply->type == REDIS_REPLY_ERROR &&
+         reply->len >= 8 && std::string(reply->str, 8) == "NOSCRIPT";
+}
+
+std::string ReplyString(const redisReply* reply) {
+  if (reply == nullptr || (reply->type != REDIS_REPLY_STRING &&
+                           reply->type != REDIS_REPLY_STATUS)) {
+    return std::string();
+  }
+  return std::string(reply->str, reply->len);
+}
+
+int64_t ReplyInteger(const redisReply* reply) {
+  if (reply == nullptr) return 0;
+  if (reply->type == REDIS_REPLY_INTEGER) return reply->integer;
+  if (reply->type == REDIS_REPLY_STRING) {
+    return std::strtoll(std::string(reply->str, reply->len).c_str(), nullptr,
+                        10);
+  }
+  return 0;
+}
+
+std::string Seconds(int64_t value) { return std::to_string(value); }
+
+// hiredis writes with write(2): a write to a connection the server closed
+// raises SIGPIPE, whose default action ends the process. Ignore it (only if
+// nobody chose another disposition), so the write fails with EPIPE instead.
+void IgnoreSigpipeOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction current;
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 &&
+        current.sa_handler == SIG_DFL) {
+      signal(SIGPIPE, SIG_IGN);
+    }
+  });
+}
+
+class RedisStoreImpl : public RedisStore {
+ public:
+  RedisStoreImpl(const RedisStoreOptions& options, const Clock& clock)
+      : options_(options),
+        clock_(clock),
+        pool_(RedisPoolOptions{options.locator, options.timeout_ms,
+                               options.pool_size}),
+        create_(kCreateScript),
+        find_(kFindScript),
+        touch_(kTouchScript),
+        revoke_(kRevokeScript),
+        revoke_user_(kRevokeUserScript),
+        revoke_all_(kRevokeAllScript),
+        lock_(kLockScript),
+        unlock_(kUnlockScript),
+        import_token_(kImportTokenScript) {}
+
+  Status CreateSession(const NewSession& session) override {
+    const int64_t now = clock_.Now();
+    std::vector<RedisArgs> commands = {CreateCommand(
+        session.id_hash, session.appid, session.openid, session.unionid,
+        session.session_key, session.created_at, session.created_at,
+        session.created_at, session.expires_at, now, /*import=*/false)};
+    Result<std::vector<RedisReplyPtr>> replies =
+        RunAcknowledged(std::move(commands), "save session");
+    return replies.ok() ? Status::Ok() : replies.status();
+  }
+
+  Result<LiveSession> FindLive(const std::string& id_hash,
+                               int64_t now) override {
+    auto replies = Run({Eval(find_, {SessionKey(id_hash)}, {options_.prefix})},
+                       "find session");
+    if (!replies.ok()) return replies.status();
+    const redisReply* reply = replies.value()[0].get();
+    if (reply->type == REDIS_REPLY_NIL) return InvalidSession();
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 7) {
+      return Status(ErrorCode::kInternal,
+                    "session store: redis: unexpected reply to find session");
+    }
+    redisReply** field = reply->element;
+    LiveSession live;
+    live.appid = ReplyString(field[0]);
+    live.openid = ReplyString(field[1]);
+    live.created_at = ReplyInteger(field[2]);
+    live.last_seen_at = ReplyInteger(field[3]);
+    live.expires_at = ReplyInteger(field[4]);
+    // A session without its user (evicted by a maxmemory policy) cannot
+    // decrypt anything: treat it as gone.
+    if (field[5]->type != REDIS_REPLY_STRING) return InvalidSession();
+    live.session_key = ReplyString(field[5]);
+    if (field[6]->type == REDIS_REPLY_STRING) {
+      live.unionid = ReplyString(field[6]);
+    }
+    if (live.expires_at <= now) return InvalidSession();
+    return live;
+  }
+
+  Status Touch(const std::string& id_hash, int64_t last_seen_at,
+               int64_t expires_at) override {
+    const std::string hex = crypto::HexEncode(id_hash);
+    auto replies = Run(
+        {Eval(touch_, {SessionKey(id_hash), SessionsIndex(), UsersIndex()},
+              {Seconds(last_seen_at), Seconds(expires_at),
+               TtlMs(expires_at), options_.prefix, hex})},
+        "touch session");
+    return replies.ok() ? Status::Ok() : replies.status();
+  }
+
+  Result<int64_t> Revoke(const std::string& id_hash) override {
+    auto replies = RunAcknowledged(
+        {Eval(revoke_, {SessionKey(id_hash), SessionsIndex()},
+              {crypto::HexEncode(id_hash), options_.prefix})},
+        "revoke session");
+    if (!replies.ok()) return replies.status();
+    return ReplyInteger(replies.value()[0].get());
+  }
+
+  Result<int64_t> RevokeUser(const std::string& appid,
+                             const std::string& openid) override {
+    auto replies = RunAcknowledged(
+        {Eval(revoke_user_, {OpenidKey(openid), SessionsIndex()},
+              {appid, options_.prefix})},
+        "revoke user");
+    if (!replies.ok()) return replies.status();
+    return ReplyInteger(replies.value()[0].get());
+  }
+
+  Result<int64_t> RevokeAll() override {
+    int64_t ended = 0;
+    while (true) {
+      auto replies = RunAcknowledged(
+          {Eval(revoke_all_, {SessionsIndex()},
+                {options_.prefix, std::to_string(kRevokeAllBatch)})},
+          "revoke all");
+      if (!replies.ok()) return replies.status();
+      const redisReply* reply = replies.value()[0].get();
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        return Status(ErrorCode::kInternal,
+                      "session store: redis: unexpected reply to revoke all");
+      }
+      ended += ReplyInteger(reply->element[0]);
+      if (ReplyInteger(reply->element[1]) < kRevokeAllBatch) return ended;
+    }
+  }
+
+  // Redis deletes expired sessions by itself.
+  Result<int64_t> SweepExpired(int64_t, int64_t) override { return 0; }
+
+  Result<StoreStats> Stats(int64_t now) override {
+    const std::string after_now = "(" + Seconds(now);
+    auto replies = Run({{"ZCARD", SessionsIndex()},
+                        {"ZCOUNT", SessionsIndex(), after_now, "+inf"},
+                        {"ZCOUNT", UsersIndex(), after_now, "+inf"}},
+                       "stats");
+    if (!replies.ok()) return replies.status();
+    StoreStats stats;
+    stats.sessions = ReplyInteger(replies.value()[0].get());
+    stats.live_sessions = ReplyInteger(replies.value()[1].get());
+    stats.users = ReplyInteger(replies.value()[2].get());
+    stats.database_bytes = 0;  // the Redis may hold other data too
+    return stats;
+  }
+
+  Result<AccessToken> GetAccessToken(const std::string& appid) override {
+    auto replies = Run({{"HMGET", TokenKey(appid), "v", "e"}}, "get token");
+    if (!replies.ok()) return replies.status();
+    const redisReply* reply = replies.value()[0].get();
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) {
+      return Status(ErrorCode::kNotFound,
+                    "no access token cached for " + appid);
+    }
+    AccessToken token;
+    token.appid = appid;
+    token.token = ReplyString(reply->element[0]);
+    token.expires_at = ReplyInteger(reply->element[1]);
+    return token;
+  }
+
+  Status PutAccessToken(const AccessToken& token) override {
+    auto replies = Run({{"HSET", TokenKey(token.appid), "v", token.token, "e",
+                         Seconds(token.expires_at)}},
+                       "put token");
+    return replies.ok() ? Status::Ok() : replies.status();
+  }
+
+  Result<bool> TryLockTokenRefresh(const std::string& appid,
+                                   const std::string& owner, int64_t now_ms,
+                                   int64_t lease_ms) override {
+    // PX needs a positive time; a zero lease is over at once anyway.
+    const int64_t px = std::max<int64_t>(1, lease_ms);
+    auto replies = Run({Eval(lock_, {LeaseKey(appid)},
+                             {owner, std::to_string(now_ms),
+                              std::to_string(px),
+                              std::to_string(now_ms + lease_ms)})},
+                       "token lease");
+    if (!replies.ok()) return replies.status();
+    return ReplyInteger(replies.value()[0].get()) == 1;
+  }
+
+  Status UnlockTokenRefresh(const std::string& appid,
+                            const std::string& owner) override {
+    auto replies =
+        Run({Eval(unlock_, {LeaseKey(appid)}, {owner})}, "release token lease");
+    return replies.ok() ? Status::Ok() : replies.status();
+  }
+
+  Status Ping() override {
+    auto replies = Run({{"PING"}}, "ping");
+    return replies.ok() ? Status::Ok() : replies.status();
+  }
+
+  Result<int64_t> ImportSessions(
+      const std::vector<ExportedSession>& sessions) override {
+    if (sessions.empty()) return int64_t{0};
+    const int64_t now = clock_.Now();
+    std::vector<RedisArgs> commands;
+    commands.reserve(sessions.size() + 1);
+    for (const ExportedSession& s : sessions) {
+      commands.push_back(CreateCommand(s.id_hash, s.appid, s.openid, s.unionid,
+                                       s.session_key, s.key_updated_at,
+                                       s.created_at, s.last_seen_at,
+                                       s.expires_at, now, /*import=*/true));
+    }
+    auto replies = RunAcknowledged(std::move(commands), "import sessions");
+    if (!replies.ok()) return replies.status();
+    int64_t written = 0;
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      written += ReplyInteger(replies.value()[i].get());
+    }
+    return written;
+  }
+
+  Status ImportAccessTokens(const std::vector<AccessToken>& tokens) override {
+    std::vector<RedisArgs> commands;
+    for (const AccessToken& token : tokens) {
+      commands.push_back(Eval(import_token_, {TokenKey(token.appid)},
+                              {token.token, Seconds(token.expires_at)}));
+    }
+    if (commands.empty()) return Status::Ok();
+    auto replies = Run(std::move(commands), "import tokens");
+    return replies.ok() ? Status::Ok() : replies.status();
+  }
+
+  int OpenConnections() const override { return pool_.OpenConnections(); }
+
+ private:
+  static Status InvalidSession() {
+    return Status(ErrorCode::kInvalidSession,
+                  "the session is unknown, expired or revoked; log in again");
+  }
+
+  std::string SessionKey(const std::string& id_hash) const {
+    return options_.prefix + "s:" + crypto::HexEncode(id_hash);
+  }
+  std::string UserKey(const std::string& appid,
+                      const std::string& openid) const {
+    return options_.prefix + "u:" + appid + ":" + openid;
+  }
+  std::string OpenidKey(const std::string& openid) const {
+    return options_.prefix + "o:" + openid;
+  }
+  std::string SessionsIndex() const { return options_.prefix + "sessions"; }
+  std::string UsersIndex() const { return options_.prefix + "users"; }
+  std::string TokenKey(const std::string& appid) const {
+    return options_.prefix + "t:" + appid;
+  }
+  std::string LeaseKey(const std::string& appid) const {
+    return options_.prefix + "tl:" + appid;
+  }
+
+  // Milliseconds from now (on the injected clock) until `expires_at`.
+  std::string TtlMs(int64_t expires_at) const {
+    constexpr int64_t kMsPerSecond = 1000;
+    return std::to_string((expires_at - clock_.Now()) * kMsPerSecond);
+  }
+
+  RedisArgs Eval(const Script& script, const std::vector<std::string>& keys,
+                 const std::vector<std::string>& args) const {
+    RedisArgs command = {"EVALSHA", script.sha, std::to_string(keys.size())};
+    command.insert(command.end(), keys.begin(), keys.end());
+    command.insert(command.end(), args.begin(), args.end());
+    return command;
+  }
+
+  RedisArgs CreateCommand(const std::string& id_hash, const std::string& appid,
+                          const std::string& openid,
+                          const std::optional<std::string>& unionid,
+                          const std::string& session_key,
+                          int64_t key_updated_at, int64_t created_at,
+                          int64_t last_seen_at, int64_t expires_at,
+                          int64_t now, bool import) const {
+    return Eval(create_,
+                {SessionKey(id_hash), UserKey(appid, openid),
+                 OpenidKey(openid), SessionsIndex(), UsersIndex()},
+                {crypto::HexEncode(id_hash), appid, openid,
+                 unionid ? "1" : "0", unionid.value_or(""), session_key,
+                 Seconds(key_updated_at), Seconds(created_at),
+                 Seconds(last_seen_at), Seconds(expires_at),
+                 TtlMs(expires_at), import ? "1" : "0",
+                 Seconds(now - kIndexGraceSeconds), options_.prefix,
+                 appid + ":" + openid});
+  }
+
+  // Runs `commands` as one pipeline. When Redis has not seen a script (a
+  // restart or a failover empties its script cache), loads every script and
+  // runs the pipeline again. Maps error replies onto the closed set.
+  Result<std::vector<RedisReplyPtr>> Run(std::vector<RedisArgs> commands,
+                                         const char* what) {
+    Result<std::vector<RedisReplyPtr>> replies = pool_.Pipeline(commands);
+    if (!replies.ok()) return replies.status();
+    bool missing_script = false;
+    for (const RedisReplyPtr& reply : replies.value()) {
+      missing_script = missing_script || IsNoScript(reply.get());
+    }
+    if (missing_script) {
+      std::vector<RedisArgs> loads;
+      for (const Script* script : AllScripts()) {
+        loads.push_back({"SCRIPT", "LOAD", script->source});
+      }
+      auto loaded = pool_.Pipeline(loads);
+      if (!loaded.ok()) return loaded.status();
+      for (const RedisReplyPtr& reply : loaded.value()) {
+        if (reply->type == REDIS_REPLY_ERROR) return ReplyError(*reply, what);
+      }
+      replies = pool_.Pipeline(commands);
+      if (!replies.ok()) return replies.status();
+    }
+    for (const RedisReplyPtr& reply : replies.value()) {
+      if (reply->type == REDIS_REPLY_ERROR) return ReplyError(*reply, what);
+    }
+    return replies;
+  }
+
+  // Like Run, then, with min_replicas_ack > 0, WAITs on the same connection
+  // (WAIT covers the writes of its own connection) until that many replicas
+  // hold the writes. Not acknowledged in time -> kStoreUnavailable: the
+  // caller must not acknowledge the write either.
+  Result<std::vector<RedisReplyPtr>> RunAcknowledged(
+      std::vector<RedisArgs> commands, const char* what) {
+    if (options_.min_replicas_ack <= 0) return Run(std::move(commands), what);
+    // Half the reply timeout, so WAIT answers before the socket gives up.
+    const int64_t wait_ms = std::max<int64_t>(1, options_.timeout_ms / 2);
+    commands.push_back({"WAIT", std::to_string(options_.min_replicas_ack),
+                        std::to_string(wait_ms)});
+    Result<std::vector<RedisReplyPtr>> replies = Run(std::move(commands), what);
+    if (!replies.ok()) return replies;
+    int64_t acknowledged = ReplyInteger(replies.value().back().get());
+    if (acknowledged < options_.min_replicas_ack) {
+      return Status(ErrorCode::kStoreUnavailable,
+                    std::string("session store: ") + pool_.Describe() + ": " +
+                        what + " reached " + std::to_string(acknowledged) +
+                        " of the " +
+                        std::to_string(options_.min_replicas_ack) +
+                        " replica(s) required within " +
+                        std::to_string(wait_ms) + " ms; not acknowledged");
+    }
+    return replies;
+  }
+
+  Status ReplyError(const redisReply& reply, const char* what) const {
+    ErrorCode code = IsUnavailableErrorReply(reply) ? ErrorCode::kStoreUnavailable
+                                                    : ErrorCode::kInternal;
+    return Status(code, std::string("session store: ") + pool_.Describe() +
+                            ": " + what + ": " + ErrorReplyText(reply));
+  }
+
+  std::vector<const Script*> AllScripts() const {
+    return {&create_, &find_,   &touch_,  &revoke_,      &revoke_user_,
+            &revoke_all_, &lock_, &unlock_, &import_token_};
+  }
+
+  const RedisStoreOptions options_;  // constant after construction
+  const Clock& clock_;
+  RedisConnectionPool pool_;  // thread-safe
+  // Constant after construction.
+  const Script create_, find_, touch_, revoke_, revoke_user_, revoke_all_,
+      lock_, unlock_, import_token_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RedisStore>> OpenRedisStore(
+    const RedisStoreOptions& options, const Clock& clock) {
+  if (!options.locator.is_redis()) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "redis store: the locator does not name Redis");
+  }
+  if (options.prefix.empty() || options.timeout_ms <= 0 ||
+      options.pool_size <= 0 || options.min_replicas_ack < 0) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "redis store: prefix, timeout and pool size must be set");
+  }
+  IgnoreSigpipeOnce();
+  return std::unique_ptr<RedisStore>(
+      std::make_unique<RedisStoreImpl>(options, clock));
+}
+
+}  // namespace wxsession

@@ -1,0 +1,417 @@
+// AccessTokenCentre with a fake WeChat, a manual clock and real SQLite
+// stores. Two centres on one database file play two processes.
+#include "wxsession/access_token.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "sqlite/sqlite_store.h"
+#include "test_support.h"
+
+namespace wxsession {
+namespace {
+
+using testing_support::FakeWeChat;
+using testing_support::TempDir;
+
+constexpr int64_t kStart = 1'700'000'000;  // unix seconds
+constexpr char kApp[] = "wxapp1";
+
+// A SessionStore that passes everything to a real one, except that
+// PutAccessToken can be made to fail like a full disk.
+class FlakyStore : public SessionStore {
+ public:
+  explicit FlakyStore(SessionStore& inner) : inner_(inner) {}
+  Status CreateSession(const NewSession& s) override {
+    return inner_.CreateSession(s);
+  }
+  Result<LiveSession> FindLive(const std::string& h, int64_t now) override {
+    return inner_.FindLive(h, now);
+  }
+  Status Touch(const std::string& h, int64_t seen, int64_t exp) override {
+    return inner_.Touch(h, seen, exp);
+  }
+  Result<int64_t> Revoke(const std::string& h) override {
+    return inner_.Revoke(h);
+  }
+  Result<int64_t> RevokeUser(const std::string& a,
+                             const std::string& o) override {
+    return inner_.RevokeUser(a, o);
+  }
+  Result<int64_t> RevokeAll() override { return inner_.RevokeAll(); }
+  Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) override {
+    return inner_.SweepExpired(now, max_rows);
+  }
+  Result<StoreStats> Stats(int64_t now) override { return inner_.Stats(now); }
+  Result<AccessToken> GetAccessToken(const std::string& appid) override {
+    return inner_.GetAccessToken(appid);
+  }
+  Status PutAccessToken(const AccessToken& token) override {
+    if (fail_put) {
+      return Status(ErrorCode::kStoreUnavailable, "database or disk is full");
+    }
+    return inner_.PutAccessToken(token);
+  }
+  Result<bool> TryLockTokenRefresh(const std::string& appid,
+                                   const std::string& owner, int64_t now_ms,
+                                   int64_t lease_ms) override {
+    return inner_.TryLockTokenRefresh(appid, owner, now_ms, lease_ms);
+  }
+  Status UnlockTokenRefresh(const std::string& appid,
+                            const std::string& owner) override {
+    return inner_.UnlockTokenRefresh(appid, owner);
+  }
+  Status Ping() override { return inner_.Ping(); }
+
+  std::atomic<bool> fail_put{false};
+
+ private:
+  SessionStore& inner_;
+};
+
+class AccessTokenTest : public ::testing::Test {
+ protected:
+  AccessTokenTest() : clock_(kStart) {
+    config_.apps.push_back({kApp, "secret-1"});
+  }
+
+  std::unique_ptr<SessionStore> OpenStore() {
+    SqliteOptions options;
+    options.path = dir_.File("s.db");
+    auto store = OpenSqliteStore(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  void SetUp() override {
+    store_ = OpenStore();
+    ASSERT_NE(store_, nullptr);
+    centre_ = NewCentre(*store_, wechat_);
+  }
+
+  // Options whose waiting never really sleeps: each poll runs `on_sleep`.
+  AccessTokenCentre::Options TestOptions() {
+    AccessTokenCentre::Options options;
+    options.sleep = [this](int64_t) {
+      ++sleeps_;
+      if (on_sleep) on_sleep();
+    };
+    return options;
+  }
+
+  std::unique_ptr<AccessTokenCentre> NewCentre(SessionStore& store,
+                                               FakeWeChat& wechat) {
+    return std::make_unique<AccessTokenCentre>(config_, store, wechat, clock_,
+                                               TestOptions());
+  }
+
+  TempDir dir_;
+  Config config_;
+  ManualClock clock_;
+  FakeWeChat wechat_;
+  std::unique_ptr<SessionStore> store_;
+  std::unique_ptr<AccessTokenCentre> centre_;
+  std::atomic<int> sleeps_{0};
+  std::function<void()> on_sleep;
+};
+
+TEST_F(AccessTokenTest, FirstGetFetchesAndCachesInTheStore) {
+  Result<AccessToken> token = centre_->Get(kApp);
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(token->appid, kApp);
+  EXPECT_EQ(token->token, "token-1");
+  EXPECT_EQ(token->expires_at, kStart + 7200);
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  EXPECT_EQ(wechat_.forced_token_calls(), 0);
+
+  Result<AccessToken> stored = store_->GetAccessToken(kApp);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->token, "token-1");
+  EXPECT_EQ(stored->expires_at, kStart + 7200);
+
+  clock_.Advance(3600);
+  EXPECT_EQ(centre_->Get(kApp)->token, "token-1");
+  EXPECT_EQ(centre_->AccessTokenFor(kApp).value(), "token-1");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+}
+
+TEST_F(AccessTokenTest, AppIdMayBeOmittedOnlyWithOneApp) {
+  EXPECT_EQ(centre_->Get("")->token, "token-1");
+  EXPECT_EQ(centre_->Get("wxnope").status().code(), ErrorCode::kUnknownApp);
+  config_.apps.push_back({"wxapp2", "secret-2"});
+  EXPECT_EQ(centre_->Get("").status().code(), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(centre_->Get("wxapp2")->token, "token-2");
+  EXPECT_EQ(centre_->Get(kApp)->token, "token-1");
+  EXPECT_EQ(wechat_.token_calls(), 2);
+}
+
+TEST_F(AccessTokenTest, RefreshesAheadOfExpiryNotBefore) {
+  ASSERT_TRUE(centre_->Get(kApp).ok());
+  const int64_t margin = AccessTokenCentre::kRefreshMarginSeconds;
+  clock_.Set(kStart + 7200 - margin - 1);
+  EXPECT_EQ(centre_->Get(kApp)->token, "token-1");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  clock_.Advance(1);
+  Result<AccessToken> refreshed = centre_->Get(kApp);
+  ASSERT_TRUE(refreshed.ok());
+  EXPECT_EQ(refreshed->token, "token-2");
+  EXPECT_EQ(refreshed->expires_at, kStart + 7200 - margin + 7200);
+  EXPECT_EQ(wechat_.token_calls(), 2);
+  EXPECT_EQ(wechat_.forced_token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest, ARestartKeepsTheToken) {
+  ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
+  centre_.reset();
+  store_.reset();
+
+  std::unique_ptr<SessionStore> reopened = OpenStore();
+  ASSERT_NE(reopened, nullptr);
+  FakeWeChat fresh_wechat;
+  auto centre = NewCentre(*reopened, fresh_wechat);
+  EXPECT_EQ(centre->Get(kApp)->token, "token-1");
+  EXPECT_EQ(fresh_wechat.token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest, HundredConcurrentCallersMakeOneUpstreamCall) {
+  constexpr int kCallers = 100;
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  // The one fetch waits until every caller has been started, so the others
+  // arrive while it is in flight.
+  wechat_.on_token_call = [opened] { opened.wait(); };
+  std::atomic<int> started{0};
+  std::vector<std::future<Result<AccessToken>>> results;
+  for (int i = 0; i < kCallers; ++i) {
+    results.push_back(std::async(std::launch::async, [&] {
+      ++started;
+      return centre_->Get(kApp);
+    }));
+  }
+  while (started.load() < kCallers) std::this_thread::yield();
+  gate.set_value();
+  std::set<std::string> tokens;
+  for (auto& result : results) {
+    Result<AccessToken> token = result.get();
+    ASSERT_TRUE(token.ok()) << token.status().ToString();
+    tokens.insert(token->token);
+  }
+  EXPECT_EQ(tokens, std::set<std::string>{"token-1"});
+  EXPECT_EQ(wechat_.token_calls(), 1);
+}
+
+TEST_F(AccessTokenTest, TwoProcessesShareOneToken) {
+  std::unique_ptr<SessionStore> other_store = OpenStore();
+  FakeWeChat other_wechat;
+  auto other = NewCentre(*other_store, other_wechat);
+  ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
+  EXPECT_EQ(other->Get(kApp)->token, "token-1");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  EXPECT_EQ(other_wechat.token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest, AProcessWaitsForAnotherProcesssRefresh) {
+  std::unique_ptr<SessionStore> other_store = OpenStore();
+  FakeWeChat other_wechat;
+  auto other = NewCentre(*other_store, other_wechat);
+
+  // This process fetches and stalls inside WeChat, holding the lease.
+  std::promise<void> in_fetch;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  wechat_.on_token_call = [&in_fetch, released] {
+    in_fetch.set_value();
+    released.wait();
+  };
+  auto first =
+      std::async(std::launch::async, [&] { return centre_->Get(kApp); });
+  in_fetch.get_future().wait();
+
+  // The other process finds the lease taken and polls; on its first poll
+  // the stalled fetch is let go and allowed to finish.
+  bool let_go = false;
+  on_sleep = [&] {
+    if (!let_go) {
+      let_go = true;
+      release.set_value();
+      first.wait();
+    }
+  };
+  Result<AccessToken> waited = other->Get(kApp);
+  if (!let_go)
+    release.set_value();  // a broken centre did not wait: fail, not hang
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_EQ(waited->token, "token-1");
+  EXPECT_EQ(first.get()->token, "token-1");
+  EXPECT_GE(sleeps_.load(), 1);
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  EXPECT_EQ(other_wechat.token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest, ACrashedHoldersLeaseRunsOutAndIsTakenOver) {
+  const AccessTokenCentre::Options defaults;
+  ASSERT_TRUE(store_
+                  ->TryLockTokenRefresh(kApp, "crashed", kStart * 1000,
+                                        defaults.lease_ms)
+                  .value());
+  // Each poll lets a second pass.
+  on_sleep = [this] { clock_.Advance(1); };
+  Result<AccessToken> token = centre_->Get(kApp);
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
+  EXPECT_EQ(token->token, "token-1");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  EXPECT_EQ(sleeps_.load(), defaults.lease_ms / 1000);
+}
+
+TEST_F(AccessTokenTest, WaitingIsBoundedAndEndsInUpstreamUnavailable) {
+  ASSERT_TRUE(
+      store_->TryLockTokenRefresh(kApp, "slow", kStart * 1000, 60'000).value());
+  Result<AccessToken> token = centre_->Get(kApp);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.status().code(), ErrorCode::kUpstreamUnavailable);
+  EXPECT_TRUE(token.status().retry_after().has_value());
+  const AccessTokenCentre::Options defaults;
+  EXPECT_EQ(sleeps_.load(), defaults.wait_ms / defaults.poll_interval_ms - 1);
+  EXPECT_EQ(wechat_.token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest,
+       InsideTheMarginTheOldTokenIsServedWhileAnotherRefreshes) {
+  ASSERT_TRUE(store_->PutAccessToken({kApp, "old", kStart + 100}).ok());
+  ASSERT_TRUE(store_->TryLockTokenRefresh(kApp, "other", kStart * 1000, 30'000)
+                  .value());
+  EXPECT_EQ(centre_->Get(kApp)->token, "old");
+  EXPECT_EQ(sleeps_.load(), 0);
+  EXPECT_EQ(wechat_.token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest,
+       AFailedRefreshInsideTheMarginServesTheOldTokenAndRetriesLater) {
+  ASSERT_TRUE(store_->PutAccessToken({kApp, "old", kStart + 100}).ok());
+  wechat_.PushToken(Status(ErrorCode::kUpstreamUnavailable, "WeChat down"));
+  EXPECT_EQ(centre_->Get(kApp)->token, "old");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  // Not on every call while WeChat is down.
+  EXPECT_EQ(centre_->Get(kApp)->token, "old");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  clock_.Advance(AccessTokenCentre::kRetryIntervalSeconds);
+  EXPECT_EQ(centre_->Get(kApp)->token, "token-2");
+  EXPECT_EQ(wechat_.token_calls(), 2);
+}
+
+TEST_F(AccessTokenTest, AnExpiredTokenIsNeverServed) {
+  ASSERT_TRUE(store_->PutAccessToken({kApp, "old", kStart}).ok());
+  wechat_.PushToken(Status(ErrorCode::kUpstreamUnavailable, "WeChat down"));
+  Result<AccessToken> token = centre_->Get(kApp);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.status().code(), ErrorCode::kUpstreamUnavailable);
+  // WeChat's own errors reach the caller as they are.
+  wechat_.PushToken(Status(ErrorCode::kUpstreamError, "errcode 40013"));
+  EXPECT_EQ(centre_->Get(kApp).status().code(), ErrorCode::kUpstreamError);
+  EXPECT_EQ(centre_->Get(kApp)->token, "token-3");
+}
+
+TEST_F(AccessTokenTest, ATokenThatCannotBeStoredIsAStoreError) {
+  FlakyStore flaky(*store_);
+  auto centre = NewCentre(flaky, wechat_);
+  flaky.fail_put = true;
+  Result<AccessToken> token = centre->Get(kApp);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.status().code(), ErrorCode::kStoreUnavailable);
+  // The lease was given back: the next try goes ahead at once.
+  flaky.fail_put = false;
+  clock_.Advance(AccessTokenCentre::kRetryIntervalSeconds);
+  EXPECT_EQ(centre->Get(kApp)->token, "token-2");
+  EXPECT_EQ(sleeps_.load(), 0);
+}
+
+TEST_F(AccessTokenTest, ARejectedTokenIsForceRefreshedOnce) {
+  ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
+  Result<std::string> replaced =
+      centre_->ReplaceRejectedAccessToken(kApp, "token-1");
+  ASSERT_TRUE(replaced.ok()) << replaced.status().ToString();
+  EXPECT_EQ(replaced.value(), "token-2");
+  EXPECT_EQ(wechat_.forced_token_calls(), 1);
+  EXPECT_EQ(store_->GetAccessToken(kApp)->token, "token-2");
+
+  // Someone reporting the same old token gets the new one, no new call.
+  EXPECT_EQ(centre_->ReplaceRejectedAccessToken(kApp, "token-1").value(),
+            "token-2");
+  EXPECT_EQ(wechat_.token_calls(), 2);
+
+  // The fresh token rejected at once: no second force within 30 s.
+  Result<std::string> again =
+      centre_->ReplaceRejectedAccessToken(kApp, "token-2");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), ErrorCode::kUpstreamError);
+  EXPECT_EQ(wechat_.token_calls(), 2);
+
+  clock_.Advance(AccessTokenCentre::kMinForceIntervalSeconds);
+  EXPECT_EQ(centre_->ReplaceRejectedAccessToken(kApp, "token-2").value(),
+            "token-3");
+  EXPECT_EQ(wechat_.forced_token_calls(), 2);
+}
+
+TEST_F(AccessTokenTest, ConcurrentRejectionsShareOneForcedRefresh) {
+  ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
+  constexpr int kCallers = 20;
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  wechat_.on_token_call = [opened] { opened.wait(); };
+  std::atomic<int> started{0};
+  std::vector<std::future<Result<std::string>>> results;
+  for (int i = 0; i < kCallers; ++i) {
+    results.push_back(std::async(std::launch::async, [&] {
+      ++started;
+      return centre_->ReplaceRejectedAccessToken(kApp, "token-1");
+    }));
+  }
+  while (started.load() < kCallers) std::this_thread::yield();
+  gate.set_value();
+  for (auto& result : results) {
+    Result<std::string> token = result.get();
+    ASSERT_TRUE(token.ok()) << token.status().ToString();
+    EXPECT_EQ(token.value(), "token-2");
+  }
+  EXPECT_EQ(wechat_.token_calls(), 2);
+  EXPECT_EQ(wechat_.forced_token_calls(), 1);
+}
+
+TEST_F(AccessTokenTest, AnotherProcesssReplacementIsUsedWithoutForcing) {
+  ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
+  std::unique_ptr<SessionStore> other_store = OpenStore();
+  FakeWeChat other_wechat;
+  other_wechat.PushToken(StableAccessToken{"from-other-process", 7200});
+  auto other = NewCentre(*other_store, other_wechat);
+  ASSERT_EQ(other->ReplaceRejectedAccessToken(kApp, "token-1").value(),
+            "from-other-process");
+  EXPECT_EQ(other_wechat.forced_token_calls(), 1);
+  // This process's callers then report the same rejected token.
+  EXPECT_EQ(centre_->ReplaceRejectedAccessToken(kApp, "token-1").value(),
+            "from-other-process");
+  EXPECT_EQ(wechat_.token_calls(), 1);
+  EXPECT_EQ(wechat_.forced_token_calls(), 0);
+}
+
+TEST_F(AccessTokenTest, ReplaceRejectedNeedsAToken) {
+  EXPECT_EQ(centre_->ReplaceRejectedAccessToken(kApp, "").status().code(),
+            ErrorCode::kInternal);
+  EXPECT_EQ(wechat_.token_calls(), 0);
+}
+
+TEST(AccessTokenOptionsTest, LeaseOutlastsTwoTriesOfTheConfiguredTimeout) {
+  EXPECT_EQ(AccessTokenCentre::OptionsFor(5000).lease_ms,
+            AccessTokenCentre::kMinLeaseMs);
+  const AccessTokenCentre::Options slow = AccessTokenCentre::OptionsFor(20'000);
+  EXPECT_EQ(slow.lease_ms, 60'000);
+  EXPECT_GT(slow.wait_ms, slow.lease_ms);
+}
+
+}  // namespace
+}  // namespace wxsession

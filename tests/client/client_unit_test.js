@@ -1,0 +1,407 @@
+// The client SDK (client/wxsession.js) against a scripted `wx`: the rules
+// that need exact control over replies and their timing. The end-to-end
+// tests against the real server are in client_e2e_test.js.
+'use strict'
+
+const { describe, it } = require('node:test')
+const assert = require('node:assert')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const { WxSession } = require('../../client/wxsession')
+const { createScriptedWx, authorizationOf } = require('./fake_wx')
+
+const BASE = 'https://api.example.com'
+
+// A stand-in for wxsessiond: POST /v1/login mints ids, other routes need a
+// live one. `live` and `route` (path -> handler) can be changed by a test.
+function fakeServer () {
+  const server = { issued: 0, live: new Set(), route: {} }
+  server.respond = (req) => {
+    const pathname = req.url.slice(BASE.length).split('?')[0]
+    if (server.route[pathname]) return server.route[pathname](req)
+    if (pathname === '/v1/login') {
+      server.issued += 1
+      const id = 'id-' + server.issued
+      server.live.add(id)
+      return { statusCode: 200, data: { session_id: id, expires_in: 60, expires_at: 1 } }
+    }
+    const auth = authorizationOf(req) || ''
+    if (!server.live.has(auth.replace(/^Bearer /, ''))) {
+      return {
+        statusCode: 401,
+        data: { error: 'invalid_session', message: 'the session is unknown' },
+        header: { 'WWW-Authenticate': 'Bearer realm="wxsessiond", error="invalid_token"' }
+      }
+    }
+    if (pathname === '/v1/logout') {
+      server.live.delete(auth.replace(/^Bearer /, ''))
+      return { statusCode: 204, data: '' }
+    }
+    return { statusCode: 200, data: { path: pathname, auth } }
+  }
+  return server
+}
+
+function setup (extra) {
+  const server = fakeServer()
+  const wx = createScriptedWx(server.respond)
+  const session = new WxSession(Object.assign({ baseURL: BASE, wx }, extra))
+  return { server, wx, session }
+}
+
+const calls = (wx, pathname) => wx.requests.filter((r) => r.url.split('?')[0] === BASE + pathname)
+
+describe('options', () => {
+  it('needs an http(s) baseURL and a wx', () => {
+    const wx = createScriptedWx(() => ({ statusCode: 200 }))
+    assert.throws(() => new WxSession({ wx }), TypeError)
+    assert.throws(() => new WxSession({ baseURL: 'api.example.com', wx }), TypeError)
+    assert.throws(() => new WxSession({ baseURL: BASE }), /no wx API/)
+    assert.throws(() => new WxSession({ baseURL: BASE, wx, appid: 5 }), TypeError)
+  })
+
+  it('uses the global wx when none is passed', async () => {
+    const server = fakeServer()
+    global.wx = createScriptedWx(server.respond)
+    try {
+      const session = new WxSession({ baseURL: BASE })
+      assert.strictEqual(await session.login(), 'id-1')
+      assert.strictEqual(global.wx.loginCalls, 1)
+    } finally {
+      delete global.wx
+    }
+  })
+
+  it('sends appid with the code only when given, and passes timeout on', async () => {
+    const { wx, session } = setup({ appid: 'wxabc', timeout: 1234 })
+    await session.login()
+    const login = calls(wx, '/v1/login')[0]
+    assert.strictEqual(login.method, 'POST')
+    assert.strictEqual(login.data.appid, 'wxabc')
+    assert.match(login.data.code, /^alice\./)
+    assert.strictEqual(login.timeout, 1234)
+    const plain = setup()
+    await plain.session.login()
+    assert.deepStrictEqual(Object.keys(calls(plain.wx, '/v1/login')[0].data), ['code'])
+  })
+})
+
+describe('request', () => {
+  it('resolves paths against baseURL and keeps the caller\'s method, data and headers', async () => {
+    const { wx, session } = setup({ baseURL: BASE + '/' })
+    await session.request({ url: 'api/a', method: 'PUT', data: { x: 1 }, header: { 'X-Trace': 't' } })
+    await session.request({ url: '/api/b' })
+    await session.request({ url: BASE + '/api/c' })
+    const [a, b, c] = wx.requests.slice(1)
+    assert.strictEqual(a.url, BASE + '/api/a')
+    assert.strictEqual(a.method, 'PUT')
+    assert.deepStrictEqual(a.data, { x: 1 })
+    assert.strictEqual(a.header['X-Trace'], 't')
+    assert.strictEqual(b.url, BASE + '/api/b')
+    assert.strictEqual(b.method, 'GET')
+    assert.strictEqual(c.url, BASE + '/api/c')
+  })
+
+  it('replaces a caller\'s Authorization header with the session', async () => {
+    const { wx, session } = setup()
+    await session.request({ url: '/api/a', header: { authorization: 'Bearer stale', AUTHORIZATION: 'x' } })
+    const sent = wx.requests[1].header
+    assert.deepStrictEqual(Object.keys(sent), ['Authorization'])
+    assert.strictEqual(sent.Authorization, 'Bearer id-1')
+  })
+
+  it('never sends the session to another origin unless trusted', async () => {
+    const { wx, session } = setup({ trustedOrigins: ['https://files.example.com'] })
+    await assert.rejects(session.request({ url: 'https://evil.example.net/steal' }),
+      { code: 'invalid_argument' })
+    await assert.rejects(session.request({ url: 'https://api.example.com.evil.net/x' }),
+      { code: 'invalid_argument' })
+    await assert.rejects(session.request({}), { code: 'invalid_argument' })
+    assert.strictEqual(wx.requests.length, 0)
+    assert.strictEqual(wx.loginCalls, 0)
+    const res = await session.request({ url: 'https://FILES.example.com/f' })
+    assert.strictEqual(res.statusCode, 200)
+  })
+
+  it('logs in once and retries once on 401 invalid_session, then returns the 401', async () => {
+    const { server, wx, session } = setup()
+    server.route['/api/always401'] = () => ({
+      statusCode: 401, data: { error: 'invalid_session', message: 'gone' }
+    })
+    const res = await session.request({ url: '/api/always401' })
+    assert.strictEqual(res.statusCode, 401)
+    assert.strictEqual(res.data.error, 'invalid_session')
+    assert.strictEqual(wx.loginCalls, 2)
+    assert.strictEqual(calls(wx, '/api/always401').length, 2)
+  })
+
+  it('recognises nginx auth_request\'s 401 by its Bearer challenge', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    let first = true
+    server.route['/api/profile'] = (req) => {
+      if (first) {
+        first = false
+        return {
+          statusCode: 401,
+          data: '<html><head><title>401 Authorization Required</title></head></html>',
+          header: { 'Www-Authenticate': 'Bearer realm="wxsessiond", error="invalid_token"' }
+        }
+      }
+      return { statusCode: 200, data: { auth: authorizationOf(req) } }
+    }
+    const res = await session.request({ url: '/api/profile' })
+    assert.strictEqual(res.statusCode, 200)
+    assert.strictEqual(res.data.auth, 'Bearer id-2')
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('returns the API\'s own 401s, 403s and 5xx without logging in again', async () => {
+    const { server, wx, session } = setup()
+    server.route['/api/admin'] = () => ({ statusCode: 401, data: { error: 'not_admin' } })
+    server.route['/api/basic'] = () => ({
+      statusCode: 401, data: 'no', header: { 'WWW-Authenticate': 'Basic realm="x"' }
+    })
+    server.route['/api/forbidden'] = () => ({ statusCode: 403, data: { error: 'invalid_session' } })
+    server.route['/api/down'] = () => ({ statusCode: 503, data: { error: 'store_unavailable' } })
+    for (const url of ['/api/admin', '/api/basic', '/api/forbidden', '/api/down']) {
+      const res = await session.request({ url })
+      assert.notStrictEqual(res.statusCode, 200)
+      assert.strictEqual(calls(wx, url).length, 1, url)
+    }
+    assert.strictEqual(wx.loginCalls, 1)
+    assert.strictEqual(session.sessionId(), 'id-1')
+  })
+
+  it('shares one wx.login even when a 401 arrives after the new login finished', async () => {
+    const { server, wx, session } = setup()
+    const oldId = await session.login()
+    server.live.clear() // revoked
+    let release
+    const held = new Promise((resolve) => { release = resolve })
+    let seen = 0
+    server.route['/api/x'] = (req) => {
+      const auth = authorizationOf(req)
+      if (auth === 'Bearer ' + oldId) {
+        seen += 1
+        const answer = { statusCode: 401, data: { error: 'invalid_session' } }
+        // The third reply with the old id comes back only after the other
+        // two requests have logged in again and retried.
+        return seen === 3 ? held.then(() => answer) : answer
+      }
+      return { statusCode: 200, data: { auth } }
+    }
+    const first = [session.request({ url: '/api/x' }), session.request({ url: '/api/x' })]
+    const late = session.request({ url: '/api/x' })
+    const done = await Promise.all(first)
+    assert.deepStrictEqual(done.map((r) => r.statusCode), [200, 200])
+    assert.strictEqual(session.sessionId(), 'id-2')
+    release()
+    const res = await late
+    assert.strictEqual(res.statusCode, 200)
+    assert.strictEqual(res.data.auth, 'Bearer id-2')
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('rejects with the wx errMsg on a network failure and keeps the id', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.route['/api/x'] = () => ({ fail: 'request:fail timeout' })
+    await assert.rejects(session.request({ url: '/api/x' }), (err) => {
+      assert.ok(err instanceof Error)
+      assert.strictEqual(err.code, 'network_error')
+      assert.strictEqual(err.errMsg, 'request:fail timeout')
+      assert.match(err.message, /request:fail timeout/)
+      return true
+    })
+    assert.strictEqual(session.sessionId(), 'id-1')
+    assert.strictEqual(wx.loginCalls, 1)
+  })
+
+  it('rejects when the login it needs fails, and a later call tries again', async () => {
+    const { wx, session } = setup()
+    wx.loginFailure = 'login:fail network unavailable'
+    await assert.rejects(session.request({ url: '/api/x' }), (err) => {
+      assert.strictEqual(err.code, 'wx_login_failed')
+      assert.strictEqual(err.errMsg, 'login:fail network unavailable')
+      return true
+    })
+    wx.loginFailure = null
+    const res = await session.request({ url: '/api/x' })
+    assert.strictEqual(res.statusCode, 200)
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+})
+
+describe('login errors', () => {
+  const loginAnswer = (answer) => {
+    const { server, wx, session } = setup()
+    server.route['/v1/login'] = () => answer
+    return { wx, session }
+  }
+
+  it('carries the server\'s error, status, Retry-After and request id', async () => {
+    const { session } = loginAnswer({
+      statusCode: 429,
+      data: { error: 'rate_limited', message: 'WeChat quota reached' },
+      header: { 'retry-after': '7', 'X-Request-Id': 'req-1' }
+    })
+    await assert.rejects(session.login(), (err) => {
+      assert.strictEqual(err.name, 'WxSessionError')
+      assert.strictEqual(err.code, 'rate_limited')
+      assert.strictEqual(err.statusCode, 429)
+      assert.strictEqual(err.retryAfter, 7)
+      assert.strictEqual(err.requestId, 'req-1')
+      assert.strictEqual(err.message, 'login: WeChat quota reached')
+      return true
+    })
+    assert.strictEqual(session.sessionId(), null)
+  })
+
+  it('names a reply that is not wxsessiond\'s JSON', async () => {
+    await assert.rejects(loginAnswer({ statusCode: 502, data: '<html>bad gateway</html>' }).session.login(),
+      { code: 'http_error', statusCode: 502, message: 'login: HTTP 502' })
+    await assert.rejects(loginAnswer({ statusCode: 200, data: { hello: 1 } }).session.login(),
+      { code: 'bad_response', statusCode: 200 })
+    // An id that could not be sent in a header is refused, not stored.
+    const bad = loginAnswer({ statusCode: 200, data: { session_id: 'two words' } })
+    await assert.rejects(bad.session.login(), { code: 'bad_response' })
+    assert.strictEqual(bad.wx.storage.size, 0)
+  })
+
+  it('parses a JSON error that arrived as text', async () => {
+    const { session } = loginAnswer({ statusCode: 400, data: '{"error":"invalid_code","message":"used"}' })
+    await assert.rejects(session.login(), { code: 'invalid_code', statusCode: 400, message: 'login: used' })
+  })
+
+  it('reports wx.login giving no code', async () => {
+    const { wx, session } = setup()
+    wx.login = (call) => setImmediate(() => call.success({ errMsg: 'login:ok' }))
+    await assert.rejects(session.login(), { code: 'wx_login_failed' })
+  })
+})
+
+describe('storage', () => {
+  it('stores a versioned object and reads it back', async () => {
+    const { wx, session } = setup({ storageKey: 'k' })
+    await session.login()
+    assert.deepStrictEqual(wx.storage.get('k'), { v: 1, sessionId: 'id-1' })
+    const again = new WxSession({ baseURL: BASE, storageKey: 'k', wx })
+    assert.strictEqual(again.sessionId(), 'id-1')
+    // The same object stored as a JSON string is read too.
+    wx.storage.set('k', JSON.stringify({ v: 1, sessionId: 'id-9' }))
+    assert.strictEqual(new WxSession({ baseURL: BASE, storageKey: 'k', wx }).sessionId(), 'id-9')
+  })
+
+  it('discards corrupt values', () => {
+    const values = ['{', 'plain-id', '{"v":1}', { v: 1, sessionId: '' }, { v: 1, sessionId: 'a b' },
+      { v: 1, sessionId: 'x'.repeat(1025) }, { v: 2, sessionId: 'abc' }, null, true, 0]
+    for (const value of values) {
+      const wx = createScriptedWx(() => ({ statusCode: 500 }))
+      wx.storage.set('wxsession', value)
+      assert.strictEqual(new WxSession({ baseURL: BASE, wx }).sessionId(), null, JSON.stringify(value))
+      assert.strictEqual(wx.storage.has('wxsession'), false, JSON.stringify(value))
+    }
+  })
+
+  it('works on when storage throws', async () => {
+    const { wx, session } = setup()
+    wx.setStorageSync = () => { throw new Error('exceed storage max size') }
+    assert.strictEqual(await session.login(), 'id-1')
+    const res = await session.request({ url: '/api/x' })
+    assert.strictEqual(res.statusCode, 200)
+    wx.getStorageSync = () => { throw new Error('storage unavailable') }
+    assert.strictEqual(new WxSession({ baseURL: BASE, wx }).sessionId(), null)
+  })
+})
+
+describe('logout', () => {
+  it('does nothing without a session', async () => {
+    const { wx, session } = setup()
+    await session.logout()
+    assert.strictEqual(wx.requests.length, 0)
+  })
+
+  it('waits for a login in flight, then ends that session', async () => {
+    const { server, wx, session } = setup()
+    const login = session.login()
+    const logout = session.logout()
+    assert.strictEqual(await login, 'id-1')
+    await logout
+    assert.strictEqual(session.sessionId(), null)
+    assert.strictEqual(server.live.size, 0)
+    assert.strictEqual(authorizationOf(calls(wx, '/v1/logout')[0]), 'Bearer id-1')
+  })
+
+  it('forgets the id even when the server cannot confirm', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.route['/v1/logout'] = () => ({ statusCode: 503, data: { error: 'store_unavailable', message: 'disk' } })
+    await assert.rejects(session.logout(), { code: 'store_unavailable', statusCode: 503 })
+    assert.strictEqual(session.sessionId(), null)
+    assert.strictEqual(wx.storage.has('wxsession'), false)
+    await session.login()
+    server.route['/v1/logout'] = () => ({ fail: 'request:fail' })
+    await assert.rejects(session.logout(), { code: 'network_error' })
+    assert.strictEqual(session.sessionId(), null)
+  })
+
+  it('treats an already-ended session as logged out', async () => {
+    const { server, session } = setup()
+    await session.login()
+    server.live.clear()
+    await session.logout()
+    assert.strictEqual(session.sessionId(), null)
+  })
+})
+
+describe('decrypt and phoneNumber', () => {
+  it('refuse missing input without a request', async () => {
+    const { wx, session } = setup()
+    await assert.rejects(session.decrypt({ iv: 'x' }), { code: 'invalid_argument' })
+    await assert.rejects(session.decrypt(), { code: 'invalid_argument' })
+    await assert.rejects(session.phoneNumber(undefined), { code: 'invalid_argument' })
+    await assert.rejects(session.phoneNumber(''), { code: 'invalid_argument' })
+    assert.strictEqual(wx.requests.length, 0)
+  })
+
+  it('post with the session and unwrap the answer', async () => {
+    const { server, wx, session } = setup()
+    server.route['/v1/decrypt'] = (req) => ({ statusCode: 200, data: { data: { got: req.data, auth: authorizationOf(req) } } })
+    server.route['/v1/phone'] = (req) => ({
+      statusCode: 200,
+      data: { phoneNumber: '+86 138', purePhoneNumber: '138', countryCode: '86', extra: req.data.code }
+    })
+    const plain = await session.decrypt({ encryptedData: 'ZW5j', iv: 'aXY=' })
+    assert.deepStrictEqual(plain, { got: { encryptedData: 'ZW5j', iv: 'aXY=' }, auth: 'Bearer id-1' })
+    const phone = await session.phoneNumber('phone-code')
+    assert.deepStrictEqual(phone, { phoneNumber: '+86 138', purePhoneNumber: '138', countryCode: '86' })
+    assert.strictEqual(calls(wx, '/v1/phone')[0].method, 'POST')
+  })
+
+  it('turn error replies into Errors', async () => {
+    const { server, session } = setup()
+    server.route['/v1/decrypt'] = () => ({ statusCode: 422, data: { error: 'decrypt_failed', message: 'stale key' } })
+    server.route['/v1/phone'] = () => ({ statusCode: 400, data: { error: 'invalid_code', message: 'used' } })
+    await assert.rejects(session.decrypt({ encryptedData: 'a', iv: 'b' }),
+      { code: 'decrypt_failed', statusCode: 422, message: 'decrypt: stale key' })
+    await assert.rejects(session.phoneNumber('c'), { code: 'invalid_code', statusCode: 400 })
+    server.route['/v1/decrypt'] = () => ({ statusCode: 200, data: { nodata: 1 } })
+    await assert.rejects(session.decrypt({ encryptedData: 'a', iv: 'b' }), { code: 'bad_response' })
+  })
+})
+
+describe('package', () => {
+  it('is packable as wxsessiond-client with no dependencies', () => {
+    const dir = path.resolve(__dirname, '../../client')
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
+    assert.strictEqual(pkg.name, 'wxsessiond-client')
+    assert.match(pkg.version, /^\d+\.\d+\.\d+$/)
+    assert.strictEqual(pkg.license, 'MIT')
+    assert.ok(pkg.files.includes(pkg.main))
+    for (const file of pkg.files) assert.ok(fs.existsSync(path.join(dir, file)), file)
+    assert.strictEqual(pkg.dependencies, undefined)
+    assert.strictEqual(require(dir).WxSession, WxSession)
+  })
+})

@@ -234,7 +234,6 @@ GuardedServer::GuardedServer(Limits limits) : limits_(std::move(limits)) {}
 void GuardedServer::CloseAfterResponse() { close_after_response = true; }
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
-  open_.fetch_add(1);
   close_after_response = false;
   DeadlineSocketStream stream(sock,
                               Milliseconds(read_timeout_sec_, read_timeout_usec_),
@@ -259,7 +258,6 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   close_after_response = false;
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
-  open_.fetch_sub(1);
   return ok;
 }
 

@@ -1,5 +1,5 @@
-// GuardedServer: the cpp-httplib server API v1 runs on, hardened against
-// idle, slow and too many clients (adapter-internal).
+// GuardedServer: the cpp-httplib server API v1 runs on over plain HTTP,
+// hardened against idle and slow clients (adapter-internal).
 //
 // cpp-httplib 0.11 serves each connection on one thread for the connection's
 // whole life, reading a request with a timeout per recv() but none on the
@@ -30,9 +30,6 @@
 #ifndef WXSESSION_HTTP_CONNECTIONS_H_
 #define WXSESSION_HTTP_CONNECTIONS_H_
 
-#include <atomic>
-#include <cstddef>
-
 #include "httplib_server.h"
 
 namespace wxsession {
@@ -49,17 +46,14 @@ class GuardedServer : public DeepBacklogServer {
   explicit GuardedServer(Limits limits);
 
   // The connection serving the calling thread's request closes after this
-  // response (used when part of a request may be left unread).
+  // response (used when part of a request may be left unread). Does nothing
+  // on a thread that is not serving a GuardedServer connection.
   static void CloseAfterResponse();
-
-  // Connections being served right now (for tests and metrics).
-  size_t open_connections() const { return open_.load(); }
 
  private:
   bool process_and_close_socket(socket_t sock) override;
 
   const Limits limits_;  // constant after construction
-  std::atomic<size_t> open_{0};
 };
 
 }  // namespace wxsession

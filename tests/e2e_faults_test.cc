@@ -60,7 +60,8 @@ std::vector<json> Events(ServerFixture& fixture, const std::string& event) {
 
 TEST(E2EStoreFull, LoginsAnswer503LookupsGoOnAndServiceReturnsWithSpace) {
   // 14 pages of 4 KiB: the schema and a few dozen users.
-  ServerFixture fixture(R"("storage": {"max_pages": 14})");
+  ServerFixture fixture(
+      R"("storage": {"max_pages": 14}, "rate_limit": {"login_per_minute": 0})");
   ASSERT_TRUE(fixture.Start());
   std::vector<std::string> ids;
   std::optional<httplib::Response> refused;

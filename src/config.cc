@@ -385,6 +385,7 @@ Status ParseApp(const json& entry, const std::string& prefix,
       ReadSecretFile(file.value(), prefix + ".secret_file");
   if (!read.ok()) return read.status();
   app->secret = std::move(read).value();
+  app->secret_file = file.value();
   return Status::Ok();
 }
 
@@ -515,7 +516,7 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
            "expose_openid", "durability", "http", "store", "redis",
            "open_data", "admin", "log", "rate_limit", "trusted_proxies",
-           "tls"});
+           "tls", "storage"});
       !s.ok()) {
     return s;
   }
@@ -643,6 +644,57 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
                                std::to_string(kMaxHttpThreads));
       }
       config->http_threads = static_cast<int>(threads->get<int64_t>());
+    }
+  }
+
+  // storage: sealing at rest and a size cap. The key files are read by the
+  // caller (sealed_store.h), so a bad key stops start-up there.
+  if (auto it = root.find("storage"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("storage", "expected an object");
+    if (Status s = CheckKnownKeys(
+            *it, "storage.",
+            {"master_key_file", "previous_master_key_files", "max_pages"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto file = it->find("master_key_file"); file != it->end()) {
+      if (!file->is_string() || file->get<std::string>().empty()) {
+        return ConfigError("storage.master_key_file",
+                           "expected a non-empty path");
+      }
+      config->master_key_file = file->get<std::string>();
+    }
+    if (auto files = it->find("previous_master_key_files");
+        files != it->end()) {
+      if (!files->is_array()) {
+        return ConfigError("storage.previous_master_key_files",
+                           "expected an array of paths");
+      }
+      for (size_t i = 0; i < files->size(); ++i) {
+        const json& file = (*files)[i];
+        if (!file.is_string() || file.get<std::string>().empty()) {
+          return ConfigError("storage.previous_master_key_files[" +
+                                 std::to_string(i) + "]",
+                             "expected a non-empty path");
+        }
+        config->previous_master_key_files.push_back(file.get<std::string>());
+      }
+      if (!files->empty() && config->master_key_file.empty()) {
+        return ConfigError("storage.previous_master_key_files",
+                           "needs storage.master_key_file as well");
+      }
+    }
+    if (auto pages = it->find("max_pages"); pages != it->end()) {
+      // 2^31 - 2: SQLite's own ceiling for max_page_count.
+      constexpr int64_t kMaxPages = 2147483646;
+      bool ok = pages->is_number_integer() && pages->get<int64_t>() >= 0 &&
+                pages->get<int64_t>() <= kMaxPages;
+      if (!ok) {
+        return ConfigError("storage.max_pages",
+                           "expected an integer from 0 (no cap) to " +
+                               std::to_string(kMaxPages));
+      }
+      config->storage_max_pages = pages->get<int64_t>();
     }
   }
   if (Status s = ApplyStoreKeys(root, config); !s.ok()) return s;
@@ -876,6 +928,7 @@ Status ApplyEnvironment(const GetEnv& env, bool without_secrets,
                          "well");
     }
     std::string value;
+    const std::string value_file = secret ? std::string() : *secret_file;
     if (secret) {
       value = *secret;
     } else if (!without_secrets) {
@@ -888,10 +941,11 @@ Status ApplyEnvironment(const GetEnv& env, bool without_secrets,
     for (AppConfig& app : config->apps) {
       if (app.appid == *appid) {
         app.secret = value;
+        app.secret_file = value_file;
         replaced = true;
       }
     }
-    if (!replaced) config->apps.push_back(AppConfig{*appid, value});
+    if (!replaced) config->apps.push_back(AppConfig{*appid, value, value_file});
   }
 
   if (std::optional<std::string> password =

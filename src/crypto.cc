@@ -20,6 +20,9 @@ constexpr size_t kSessionIdBytes = 32;  // 256 bits: unguessable, no collisions
 constexpr size_t kSessionIdChars = 43;  // ceil(32 * 8 / 6) base64url chars
 constexpr size_t kAes128KeyBytes = 16;  // AES-128
 constexpr size_t kAesBlockBytes = 16;   // AES block size, also the CBC iv size
+constexpr size_t kAes256KeyBytes = 32;  // AES-256
+constexpr size_t kGcmNonceBytes = 12;   // the GCM nonce size NIST recommends
+constexpr size_t kGcmTagBytes = 16;     // full-length tag: no truncation
 
 constexpr char kBase64Alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -129,6 +132,68 @@ std::optional<std::string> Aes128Cbc(bool encrypt, std::string_view key,
     return std::nullopt;
   }
   out.resize(static_cast<size_t>(len) + static_cast<size_t>(final_len));
+  return out;
+}
+
+// AES-256-GCM in either direction. Lengths are checked by the callers. On
+// decrypt `input` is ciphertext || tag. Leaves OpenSSL's error queue empty,
+// like Aes128Cbc.
+std::optional<std::string> Aes256Gcm(bool encrypt, std::string_view key,
+                                     std::string_view nonce,
+                                     std::string_view input,
+                                     std::string_view associated_data) {
+  std::string_view body = input;
+  std::string_view tag;
+  if (!encrypt) {
+    body = input.substr(0, input.size() - kGcmTagBytes);
+    tag = input.substr(input.size() - kGcmTagBytes);
+  }
+  if (body.size() > static_cast<size_t>(INT_MAX) - kGcmTagBytes ||
+      associated_data.size() > static_cast<size_t>(INT_MAX)) {
+    return std::nullopt;  // EVP lengths are int
+  }
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return std::nullopt;
+  std::string out(body.size() + (encrypt ? kGcmTagBytes : 0), '\0');
+  // A non-null output pointer even for an empty body (see Bytes()).
+  unsigned char scratch = 0;
+  auto* out_bytes =
+      out.empty() ? &scratch : reinterpret_cast<unsigned char*>(&out[0]);
+  int len = 0;
+  int final_len = 0;
+  int aad_len = 0;
+  bool ok =
+      EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr,
+                        nullptr, encrypt ? 1 : 0) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
+                          static_cast<int>(nonce.size()), nullptr) == 1 &&
+      EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, Bytes(key), Bytes(nonce),
+                        encrypt ? 1 : 0) == 1 &&
+      (associated_data.empty() ||
+       EVP_CipherUpdate(ctx.get(), nullptr, &aad_len, Bytes(associated_data),
+                        static_cast<int>(associated_data.size())) == 1) &&
+      (body.empty() ||
+       EVP_CipherUpdate(ctx.get(), out_bytes, &len, Bytes(body),
+                        static_cast<int>(body.size())) == 1);
+  if (ok && !encrypt) {
+    // The expected tag must be set before the final call checks it.
+    std::string expected(tag);
+    ok = EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG,
+                             static_cast<int>(kGcmTagBytes),
+                             &expected[0]) == 1;
+  }
+  ok = ok && EVP_CipherFinal_ex(ctx.get(), out_bytes + len, &final_len) == 1;
+  if (ok && encrypt) {
+    ok = EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG,
+                             static_cast<int>(kGcmTagBytes),
+                             out_bytes + body.size()) == 1;
+  }
+  if (!ok) {
+    ERR_clear_error();
+    // Never hand out plaintext that failed authentication.
+    if (!out.empty()) OPENSSL_cleanse(&out[0], out.size());
+    return std::nullopt;
+  }
   return out;
 }
 
@@ -289,6 +354,27 @@ std::optional<std::string> Aes128CbcEncrypt(std::string_view key,
     return std::nullopt;
   }
   return Aes128Cbc(/*encrypt=*/true, key, iv, plaintext);
+}
+
+std::optional<std::string> Aes256GcmSeal(std::string_view key,
+                                         std::string_view nonce,
+                                         std::string_view plaintext,
+                                         std::string_view associated_data) {
+  if (key.size() != kAes256KeyBytes || nonce.size() != kGcmNonceBytes) {
+    return std::nullopt;
+  }
+  return Aes256Gcm(/*encrypt=*/true, key, nonce, plaintext, associated_data);
+}
+
+std::optional<std::string> Aes256GcmOpen(std::string_view key,
+                                         std::string_view nonce,
+                                         std::string_view sealed,
+                                         std::string_view associated_data) {
+  if (key.size() != kAes256KeyBytes || nonce.size() != kGcmNonceBytes ||
+      sealed.size() < kGcmTagBytes) {
+    return std::nullopt;
+  }
+  return Aes256Gcm(/*encrypt=*/false, key, nonce, sealed, associated_data);
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "http_connections.h"
 #include "httplib_server.h"
+#include "request_parsing.h"
 #include "wxsession/client_ip.h"
 #include "wxsession/crypto.h"
 #include "wxsession/rate_limit.h"
@@ -99,6 +101,49 @@ void RenderError(httplib::Response& res, const Status& status) {
   }
 }
 
+// The connection closes after this response: part of the request may be
+// left unread, and must not be taken for the next request.
+void CloseConnection(httplib::Response& res) {
+  res.set_header("Connection", "close");
+  GuardedServer::CloseAfterResponse();
+}
+
+// Request framing that proxies and this server could read differently
+// (request smuggling) is refused: RFC 9112 section 6.3 says such a request
+// gets a 400 and the connection closes. So are repeated singleton fields.
+Status CheckFraming(const httplib::Request& req) {
+  size_t lengths = req.get_header_value_count("Content-Length");
+  if (lengths > 0 && req.has_header("Transfer-Encoding")) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "send Content-Length or Transfer-Encoding, not both");
+  }
+  for (size_t i = 0; i < lengths; ++i) {
+    const std::string value = req.get_header_value("Content-Length", i);
+    if (value.empty() || value.size() > 19 ||  // 19 digits fit in int64
+        value.find_first_not_of("0123456789") != std::string::npos ||
+        value != req.get_header_value("Content-Length", 0)) {
+      return Status(ErrorCode::kInvalidRequest,
+                    "Content-Length must be one decimal number");
+    }
+  }
+  // Fields that must appear once (RFC 9110): with two, a proxy and this
+  // server could each act on a different one.
+  for (const char* singleton : {"Host", "Authorization", "X-WX-Session",
+                                "Content-Type"}) {
+    if (req.get_header_value_count(singleton) > 1) {
+      return Status(ErrorCode::kInvalidRequest,
+                    std::string("send at most one ") + singleton + " header");
+    }
+  }
+  if (req.get_header_value_count("Transfer-Encoding") > 1 ||
+      (req.has_header("Transfer-Encoding") &&
+       req.get_header_value("Transfer-Encoding") != "chunked")) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "the only Transfer-Encoding accepted is chunked");
+  }
+  return Status::Ok();
+}
+
 bool IsSafeRequestId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](unsigned char c) {
@@ -171,62 +216,22 @@ std::string RenderSessionJson(const SessionInfo& info) {
 namespace {
 
 // The credential from "Authorization: Bearer <credential>", or nullopt.
+// (The parsing lives in request_parsing.cc, where a fuzz target reaches it.)
 std::optional<std::string> BearerFrom(const httplib::Request& req) {
-  const std::string auth = req.get_header_value("Authorization");
-  constexpr size_t kSchemeLength = 7;  // "Bearer "
-  if (auth.size() > kSchemeLength) {
-    std::string scheme = auth.substr(0, kSchemeLength);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(), ::tolower);
-    if (scheme == "bearer ") {
-      std::string id = auth.substr(kSchemeLength);
-      while (!id.empty() && id.front() == ' ') id.erase(id.begin());
-      while (!id.empty() && id.back() == ' ') id.pop_back();
-      return id;
-    }
-  }
-  return std::nullopt;
+  return BearerCredential(req.get_header_value("Authorization"));
 }
 
 // The session id from "Authorization: Bearer <id>" or "X-WX-Session: <id>".
 // Empty when neither is present.
 std::string SessionIdFrom(const httplib::Request& req) {
-  if (std::optional<std::string> id = BearerFrom(req)) return *id;
-  return req.get_header_value("X-WX-Session");
+  return SessionIdFromHeaders(req.get_header_value("Authorization"),
+                              req.get_header_value("X-WX-Session"));
 }
 
 Status MissingSession() {
   return Status(ErrorCode::kInvalidSession,
                 "no session: send Authorization: Bearer <session_id> (or "
                 "X-WX-Session) from POST /v1/login");
-}
-
-// Parses a JSON object body. Errors are kInvalidRequest naming the problem.
-Result<json> ParseObject(const httplib::Request& req) {
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) {
-    return Status(ErrorCode::kInvalidRequest, "the body is not valid JSON");
-  }
-  if (!body.is_object()) {
-    return Status(ErrorCode::kInvalidRequest, "the body must be a JSON object");
-  }
-  return body;
-}
-
-// Reads an optional string field; kInvalidRequest when present but not a
-// string, or when required and absent.
-Result<std::string> StringField(const json& body, const char* name,
-                                bool required) {
-  auto found = body.find(name);
-  if (found == body.end() || found->is_null()) {
-    if (!required) return std::string();
-    return Status(ErrorCode::kInvalidRequest,
-                  std::string("missing field \"") + name + "\"");
-  }
-  if (!found->is_string()) {
-    return Status(ErrorCode::kInvalidRequest,
-                  std::string("field \"") + name + "\" must be a string");
-  }
-  return found->get<std::string>();
 }
 
 // cpp-httplib 0.11 reads a POST without Content-Length or chunked encoding
@@ -248,7 +253,7 @@ httplib::Server::HandlerWithContentReader WithBody(Handler handler) {
       });
       if (!read || with_body.body.size() > HttpServer::kMaxBodyBytes) {
         // Part of the body may still be unread: this connection is done.
-        res.set_header("Connection", "close");
+        CloseConnection(res);
         if (res.status == 413 ||
             with_body.body.size() > HttpServer::kMaxBodyBytes) {
           return RenderError(res, Status(ErrorCode::kPayloadTooLarge,
@@ -272,8 +277,9 @@ struct ListenerControl {
   std::function<void()> close_listener;
 };
 
-// An HTTPS server when tls.cert is set, else plain HTTP; `control` is set
-// up for whichever it is.
+// An HTTPS server when tls.cert is set, else plain HTTP guarded against
+// slow and surplus clients (http_connections.h); `control` is set up for
+// whichever it is.
 std::unique_ptr<httplib::Server> NewServer(const Config& config,
                                            ListenerControl* control) {
   auto wire = [control](auto* raw) {
@@ -286,7 +292,7 @@ std::unique_ptr<httplib::Server> NewServer(const Config& config,
     wire(server.get());
     return server;
   }
-  auto server = std::make_unique<DeepBacklogServer>();
+  auto server = std::make_unique<GuardedServer>();
   wire(server.get());
   return server;
 }
@@ -391,6 +397,11 @@ void HttpServer::Impl::Configure() {
         // Tell clients not to send more on this connection: it closes after
         // this answer.
         if (stopping.load()) res.set_header("Connection", "close");
+        if (Status framing = CheckFraming(req); !framing.ok()) {
+          CloseConnection(res);
+          RenderError(res, framing);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         return httplib::Server::HandlerResponse::Unhandled;
       });
 
@@ -547,7 +558,7 @@ void HttpServer::Impl::RegisterRoutes() {
 void HttpServer::Impl::RegisterFallbacks() {
   server.Post(".*", [](const httplib::Request&, httplib::Response& res,
                        const httplib::ContentReader&) {
-    res.set_header("Connection", "close");  // the body, if any, is unread
+    CloseConnection(res);  // the body, if any, is unread
     RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
   });
 }
@@ -565,14 +576,11 @@ void HttpServer::Impl::Login(const httplib::Request& req,
                    .set_retry_after(decision.retry_after_seconds));
     }
   }
-  Result<json> body = ParseObject(req);
-  if (!body.ok()) return RenderError(res, body.status());
-  Result<std::string> code = StringField(body.value(), "code", true);
-  if (!code.ok()) return RenderError(res, code.status());
-  Result<std::string> appid = StringField(body.value(), "appid", false);
-  if (!appid.ok()) return RenderError(res, appid.status());
+  Result<LoginRequest> request = ParseLoginRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
 
-  Result<LoginResult> login = service.Login(appid.value(), code.value());
+  Result<LoginResult> login =
+      service.Login(request->appid, request->code);
   if (!login.ok()) {
     const Status& status = login.status();
     if (status.code() != ErrorCode::kInvalidRequest) {
@@ -643,16 +651,11 @@ void HttpServer::Impl::Decrypt(const httplib::Request& req,
                                httplib::Response& res) {
   std::string id = SessionIdFrom(req);
   if (id.empty()) return RenderError(res, MissingSession());
-  Result<json> body = ParseObject(req);
-  if (!body.ok()) return RenderError(res, body.status());
-  Result<std::string> encrypted =
-      StringField(body.value(), "encryptedData", true);
-  if (!encrypted.ok()) return RenderError(res, encrypted.status());
-  Result<std::string> iv = StringField(body.value(), "iv", true);
-  if (!iv.ok()) return RenderError(res, iv.status());
+  Result<DecryptRequest> request = ParseDecryptRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
 
   Result<std::string> data =
-      open_data.Decrypt(id, encrypted.value(), iv.value());
+      open_data.Decrypt(id, request->encrypted_data, request->iv);
   if (!data.ok()) {
     LogFailure("decrypt_failed", data.status());
     return RenderError(res, data.status());
@@ -669,15 +672,11 @@ void HttpServer::Impl::Verify(const httplib::Request& req,
                               httplib::Response& res) {
   std::string id = SessionIdFrom(req);
   if (id.empty()) return RenderError(res, MissingSession());
-  Result<json> body = ParseObject(req);
-  if (!body.ok()) return RenderError(res, body.status());
-  Result<std::string> raw_data = StringField(body.value(), "rawData", true);
-  if (!raw_data.ok()) return RenderError(res, raw_data.status());
-  Result<std::string> signature = StringField(body.value(), "signature", true);
-  if (!signature.ok()) return RenderError(res, signature.status());
+  Result<VerifyRequest> request = ParseVerifyRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
 
   Result<bool> valid =
-      open_data.VerifySignature(id, raw_data.value(), signature.value());
+      open_data.VerifySignature(id, request->raw_data, request->signature);
   if (!valid.ok()) {
     LogFailure("verify_failed", valid.status());
     return RenderError(res, valid.status());
@@ -689,12 +688,10 @@ void HttpServer::Impl::Phone(const httplib::Request& req,
                              httplib::Response& res) {
   std::string id = SessionIdFrom(req);
   if (id.empty()) return RenderError(res, MissingSession());
-  Result<json> body = ParseObject(req);
-  if (!body.ok()) return RenderError(res, body.status());
-  Result<std::string> code = StringField(body.value(), "code", true);
-  if (!code.ok()) return RenderError(res, code.status());
+  Result<PhoneRequest> request = ParsePhoneRequest(req.body);
+  if (!request.ok()) return RenderError(res, request.status());
 
-  Result<PhoneNumber> phone = open_data.GetPhoneNumber(id, code.value());
+  Result<PhoneNumber> phone = open_data.GetPhoneNumber(id, request->code);
   if (!phone.ok()) {
     LogFailure("phone_failed", phone.status());
     return RenderError(res, phone.status());

@@ -1,8 +1,9 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
 // Commands: serve, dev, mock-wechat, revoke, stats, backup, migrate-store,
-// version. Exit codes: 0 ok, 1 failure, 2 usage.
+// rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,8 +31,10 @@
 #include "systemd_notify.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
+#include "wxsession/file_check.h"
 #include "wxsession/http_api.h"
 #include "wxsession/log.h"
+#include "wxsession/sealed_store.h"
 #include "wxsession/open_data.h"
 #include "wxsession/metrics.h"
 #include "wxsession/service.h"
@@ -67,6 +70,7 @@ const char* kMainUsage =
     "  backup       copy the database to a file while the server runs\n"
     "  migrate-store\n"
     "               copy live sessions from the SQLite file to Redis\n"
+    "  rekey        re-seal every stored session_key under a new master key\n"
     "  version      print the version\n"
     "\n"
     "Run 'wxsessiond <command> --help' for a command's options.\n";
@@ -169,11 +173,90 @@ constexpr std::chrono::milliseconds kDrainDeadline{4000};
 // serves the client better than a longer wait.
 constexpr int64_t kUpstreamSlotWaitMs = 1000;
 
+// --- Secrets at rest and file checks (docs/SECURITY.md) ---------------------
+
+// The keyring of storage.master_key_file (+ previous_master_key_files), or
+// nullopt when sealing is off. Errors name the config key.
+Result<std::optional<SessionKeyring>> KeyringFromConfig(const Config& config) {
+  if (config.master_key_file.empty()) return std::optional<SessionKeyring>();
+  Result<std::string> primary = ReadMasterKeyFile(config.master_key_file);
+  if (!primary.ok()) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "config: storage.master_key_file: " +
+                      primary.status().message());
+  }
+  std::vector<std::string> previous;
+  for (size_t i = 0; i < config.previous_master_key_files.size(); ++i) {
+    Result<std::string> key =
+        ReadMasterKeyFile(config.previous_master_key_files[i]);
+    if (!key.ok()) {
+      return Status(ErrorCode::kInvalidRequest,
+                    "config: storage.previous_master_key_files[" +
+                        std::to_string(i) + "]: " + key.status().message());
+    }
+    previous.push_back(std::move(key).value());
+  }
+  return std::optional<SessionKeyring>(
+      SessionKeyring(std::move(primary).value(), std::move(previous)));
+}
+
+// Wraps `store` in a SealedStore when storage.master_key_file is set.
+Status SealIfConfigured(const Config& config, Logger& logger,
+                        std::unique_ptr<SessionStore>* store) {
+  Result<std::optional<SessionKeyring>> keyring = KeyringFromConfig(config);
+  if (!keyring.ok()) return keyring.status();
+  if (!keyring.value()) return Status::Ok();
+  logger.Info("sealing", {{"key_id", keyring.value()->PrimaryKeyId()},
+                          {"previous_keys",
+                           static_cast<int>(
+                               config.previous_master_key_files.size())}});
+  *store = std::make_unique<SealedStore>(std::move(*store),
+                                         std::move(*keyring.value()));
+  return Status::Ok();
+}
+
+// Warns about secret-holding files that group or others can read or write.
+void WarnAboutLooseFiles(const Config& config, const std::string& config_path,
+                         Logger& logger) {
+  for (const LooseFile& file :
+       FindLooseFiles(SensitiveFiles(config, config_path))) {
+    logger.Warn("loose_file_permissions",
+                {{"path", file.path},
+                 {"mode", FormatMode(file.mode)},
+                 {"detail", "readable or writable by group or others; it "
+                            "holds secrets or sessions: chmod 600 it"}});
+  }
+}
+
+// Each open connection holds a socket: lift the soft limit on descriptors to
+// the hard limit, as servers commonly do, and say so if even that is short.
+void RaiseOpenFileLimit(const Config& config, Logger& logger) {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  // A socket per connection (one per HTTP thread), and 128 spare for the
+  // listener, the SQLite pool, logs and upstream connections.
+  rlim_t needed = static_cast<rlim_t>(EffectiveHttpThreads(config)) + 128;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    logger.Warn("open_file_limit",
+                {{"limit", static_cast<long long>(limit.rlim_cur)},
+                 {"needed", static_cast<long long>(needed)},
+                 {"detail", "raise LimitNOFILE or lower http.threads"}});
+  }
+}
+
 // Runs the server with `config` until SIGINT/SIGTERM. `on_ready` runs once
-// the port is bound (dev prints its walk-through there).
+// the port is bound (dev prints its walk-through there). `config_path` is
+// only for the file-permission check.
 int RunServer(const Config& config,
-              const std::function<void(int port)>& on_ready = {}) {
+              const std::function<void(int port)>& on_ready = {},
+              const std::string& config_path = "") {
   Logger logger(stderr, config.log_format, config.log_level);
+  RaiseOpenFileLimit(config, logger);
   Metrics metrics(WXSESSIOND_VERSION);
   SystemClock clock;
   Result<OpenedStore> opened = OpenConfiguredStore(config, clock);
@@ -182,6 +265,12 @@ int RunServer(const Config& config,
     return kExitFailure;
   }
   std::unique_ptr<SessionStore> session_store = std::move(opened->store);
+  if (Status sealed = SealIfConfigured(config, logger, &session_store);
+      !sealed.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", sealed.message().c_str());
+    return kExitFailure;
+  }
+  WarnAboutLooseFiles(config, config_path, logger);
   // A Redis that is down at start-up is not fatal: requests answer 503
   // store_unavailable until it is back.
   if (Status ping = session_store->Ping(); !ping.ok()) {
@@ -326,7 +415,7 @@ int CmdServe(int argc, char** argv) {
     std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
     return kExitFailure;
   }
-  return RunServer(config.value());
+  return RunServer(config.value(), {}, args.Get("config"));
 }
 
 int CmdDev(int argc, char** argv) {
@@ -405,9 +494,11 @@ int CmdMockWeChat(int argc, char** argv) {
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   MockWeChatOptions options;
   if (args.Has("delay")) {
+    // A named copy: `end` points into it, so it must outlive the check.
+    const std::string text = args.Get("delay");
     char* end = nullptr;
-    long long delay = std::strtoll(args.Get("delay").c_str(), &end, 10);
-    if (*end != '\0' || delay < 0) {
+    long long delay = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || delay < 0) {
       return Usage(usage, "--delay: expected milliseconds, e.g. 100");
     }
     options.delay_ms = delay;
@@ -616,6 +707,88 @@ int CmdMigrateStore(int argc, char** argv) {
   return kExitOk;
 }
 
+int CmdRekey(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond rekey --config FILE --new-key-file KEYFILE\n"
+      "\n"
+      "Re-seals every user's stored session_key under the master key in\n"
+      "KEYFILE (32 raw bytes, 64 hex digits or base64). Rows are opened with\n"
+      "storage.master_key_file, storage.previous_master_key_files or KEYFILE;\n"
+      "rows stored before sealing was on are sealed. Safe while the server\n"
+      "runs if the server can open both keys (see docs/SECURITY.md,\n"
+      "\"Rotating the master key\"). SQLite only.\n"
+      "Prints {\"users\": N, \"resealed\": M}.\n";
+  Args args = ParseArgs(argc, argv, 2, {"config", "database", "new-key-file"},
+                        {});
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("new-key-file")) return Usage(usage, "--new-key-file is required");
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  if (!config.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
+    return kExitFailure;
+  }
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (locator.ok() && locator->is_redis()) {
+    std::fprintf(stderr,
+                 "wxsessiond: rekey re-seals the SQLite database; it cannot "
+                 "rewrite a Redis store (see docs/SECURITY.md)\n");
+    return kExitFailure;
+  }
+  Result<std::string> new_key = ReadMasterKeyFile(args.Get("new-key-file"));
+  if (!new_key.ok()) {
+    std::fprintf(stderr, "wxsessiond: --new-key-file: %s\n",
+                 new_key.status().message().c_str());
+    return kExitFailure;
+  }
+  Result<std::optional<SessionKeyring>> current = KeyringFromConfig(config.value());
+  if (!current.ok()) {
+    std::fprintf(stderr, "wxsessiond: %s\n", current.status().message().c_str());
+    return kExitFailure;
+  }
+  // Opens whatever the server could open, and rows already under the new key.
+  std::vector<std::string> openers;
+  if (current.value()) {
+    Result<std::string> primary = ReadMasterKeyFile(config->master_key_file);
+    if (primary.ok()) openers.push_back(std::move(primary).value());
+    for (const std::string& file : config->previous_master_key_files) {
+      Result<std::string> key = ReadMasterKeyFile(file);
+      if (key.ok()) openers.push_back(std::move(key).value());
+    }
+  }
+  const SessionKeyring target(new_key.value(), openers);
+
+  SqliteOptions options;
+  options.path = config->database;
+  options.durability = config->durability;
+  Result<RewriteCounts> counts = RewriteUserSessionKeys(
+      options, [&target](const std::string& appid, const std::string& openid,
+                         const std::string& stored) -> Result<std::string> {
+        if (target.SealedWithPrimary(stored)) return stored;
+        Result<std::string> plain = target.Open(appid, openid, stored);
+        if (!plain.ok()) return plain.status();
+        return target.Seal(appid, openid, plain.value());
+      });
+  if (!counts.ok()) {
+    std::fprintf(stderr, "wxsessiond: rekey stopped: %s\n",
+                 counts.status().message().c_str());
+    return kExitFailure;
+  }
+  if (!current.value() ||
+      current.value()->PrimaryKeyId() != target.PrimaryKeyId()) {
+    // A server started with the old configuration cannot open these rows.
+    std::fprintf(stderr,
+                 "wxsessiond: note: storage.master_key_file is not this key; "
+                 "point it at %s before the server next starts\n",
+                 args.Get("new-key-file").c_str());
+  }
+  std::printf("%s\n", nlohmann::json({{"users", counts->users},
+                                      {"resealed", counts->rewritten},
+                                      {"key_id", target.PrimaryKeyId()}})
+                          .dump()
+                          .c_str());
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   // Before any thread starts, so every thread inherits the mask and only
   // the sigwait threads ever see SIGINT/SIGTERM.
@@ -636,6 +809,7 @@ int Main(int argc, char** argv) {
   if (command == "stats") return CmdStats(argc, argv);
   if (command == "backup") return CmdBackup(argc, argv);
   if (command == "migrate-store") return CmdMigrateStore(argc, argv);
+  if (command == "rekey") return CmdRekey(argc, argv);
   return Usage(kMainUsage, "unknown command '" + command + "'");
 }
 

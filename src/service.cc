@@ -91,6 +91,14 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
                   "code must be the non-empty string wx.login returned (at "
                   "most 128 characters)");
   }
+  // wx.login codes are printable ASCII; anything else (NUL, control
+  // characters, UTF-8) is not worth a call to WeChat.
+  if (!std::all_of(code.begin(), code.end(), [](unsigned char c) {
+        return c > 0x20 && c < 0x7f;
+      })) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "code must be printable ASCII, as wx.login returns it");
+  }
   const AppConfig* app = nullptr;
   if (appid.empty()) {
     if (config_.apps.size() != 1) {

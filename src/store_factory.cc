@@ -44,6 +44,7 @@ Result<OpenedStore> OpenConfiguredStore(const Config& config,
   SqliteOptions options;
   options.path = config.database;
   options.durability = config.durability;
+  options.max_pages = config.storage_max_pages;
   Result<std::unique_ptr<SessionStore>> sqlite = OpenSqliteStore(options);
   if (!sqlite.ok()) return sqlite.status();
   opened.store = std::move(sqlite).value();

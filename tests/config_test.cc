@@ -576,6 +576,63 @@ TEST(ParseHostPortTest, Accepts) {
   EXPECT_EQ(ParseHostPort("example.com:00080"), HostPort("example.com", 80));
 }
 
+// --- storage (issue 7) --------------------------------------------------------
+
+TEST_F(ConfigTest, StorageKeysAreReadAndDefaultToOff) {
+  Result<Config> plain = Load(WriteWithApp(""));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_TRUE(plain->master_key_file.empty());
+  EXPECT_TRUE(plain->previous_master_key_files.empty());
+  EXPECT_EQ(plain->storage_max_pages, 0);
+
+  Result<Config> config = Load(WriteWithApp(
+      R"("storage": {"master_key_file": "/k/new", )"
+      R"("previous_master_key_files": ["/k/old"], "max_pages": 100})"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->master_key_file, "/k/new");
+  EXPECT_EQ(config->previous_master_key_files,
+            std::vector<std::string>{"/k/old"});
+  EXPECT_EQ(config->storage_max_pages, 100);
+}
+
+TEST_F(ConfigTest, StorageErrorsNameTheKey) {
+  ExpectConfigError(Load(WriteWithApp(R"("storage": 1)")), "storage");
+  ExpectConfigError(Load(WriteWithApp(R"("storage": {"master_key": "x"})")),
+                    "storage.master_key");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("storage": {"master_key_file": ""})")),
+      "storage.master_key_file");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("storage": {"previous_master_key_files": "x"})")),
+      "storage.previous_master_key_files");
+  ExpectConfigError(
+      Load(WriteWithApp(
+          R"("storage": {"master_key_file": "/k", "previous_master_key_files": [1]})")),
+      "storage.previous_master_key_files[0]");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("storage": {"previous_master_key_files": ["/k"]})")),
+      "storage.previous_master_key_files");
+  ExpectConfigError(Load(WriteWithApp(R"("storage": {"max_pages": -1})")),
+                    "storage.max_pages");
+  ExpectConfigError(Load(WriteWithApp(R"("storage": {"max_pages": "10"})")),
+                    "storage.max_pages");
+}
+
+TEST_F(ConfigTest, SecretFilePathsAreRememberedForThePermissionCheck) {
+  std::string secret = Write("secret", std::string(kSecret) + "\n");
+  Result<Config> config = Load(Write(
+      "c.json", R"({"apps": [{"appid": "wx1", "secret_file": ")" + secret +
+                    R"("}, {"appid": "wx2", "secret": "inline"}]})"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->apps[0].secret_file, secret);
+  EXPECT_EQ(config->apps[1].secret_file, "");
+  Result<Config> from_env =
+      Load("", FakeEnv({{"WXSESSIOND_APPID", "wx9"},
+                        {"WXSESSIOND_SECRET_FILE", secret}}));
+  ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
+  EXPECT_EQ(from_env->apps[0].secret_file, secret);
+}
+
 TEST(ParseHostPortTest, Rejects) {
   for (const char* bad : {"",
                           ":",

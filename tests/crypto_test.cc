@@ -417,5 +417,61 @@ TEST(ConstantTimeEqualsTest, ComparesContentsAndLengths) {
   EXPECT_FALSE(ConstantTimeEquals(id, copy));
 }
 
+// --- AES-256-GCM (sealing at rest) -------------------------------------------
+
+// NIST GCM spec (McGrew & Viega), test cases 13, 14 and 16.
+TEST(Aes256GcmTest, NistVectors) {
+  const std::string zero_key(32, '\0');
+  const std::string zero_nonce(12, '\0');
+  EXPECT_EQ(HexEncode(*Aes256GcmSeal(zero_key, zero_nonce, "", "")),
+            "530f8afbc74536b9a963b4f1c4cb738b");
+  EXPECT_EQ(HexEncode(*Aes256GcmSeal(zero_key, zero_nonce,
+                                     std::string(16, '\0'), "")),
+            "cea7403d4d606b6e074ec5d3baf39d18"
+            "d0d1c8a799996bf0265b98b5d48ab919");
+  const std::string key = Unhex(
+      "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
+  const std::string nonce = Unhex("cafebabefacedbaddecaf888");
+  const std::string plain = Unhex(
+      "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+      "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+  const std::string aad = Unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+  const std::string expected =
+      "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+      "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+      "76fc6ece0f4e1768cddf8853bb2d551b";
+  auto sealed = Aes256GcmSeal(key, nonce, plain, aad);
+  ASSERT_TRUE(sealed.has_value());
+  EXPECT_EQ(HexEncode(*sealed), expected);
+  EXPECT_EQ(Aes256GcmOpen(key, nonce, *sealed, aad),
+            std::optional<std::string>(plain));
+}
+
+TEST(Aes256GcmTest, AnyChangeFailsAuthentication) {
+  const std::string key = RandomBytes(32);
+  const std::string nonce = RandomBytes(12);
+  auto sealed = Aes256GcmSeal(key, nonce, "session-key", "wxapp|openid");
+  ASSERT_TRUE(sealed.has_value());
+  ASSERT_TRUE(Aes256GcmOpen(key, nonce, *sealed, "wxapp|openid").has_value());
+  EXPECT_FALSE(Aes256GcmOpen(key, nonce, *sealed, "wxapp|other").has_value());
+  EXPECT_FALSE(Aes256GcmOpen(RandomBytes(32), nonce, *sealed, "wxapp|openid")
+                   .has_value());
+  EXPECT_FALSE(Aes256GcmOpen(key, RandomBytes(12), *sealed, "wxapp|openid")
+                   .has_value());
+  for (size_t i = 0; i < sealed->size(); ++i) {
+    std::string flipped = *sealed;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x01);
+    EXPECT_FALSE(Aes256GcmOpen(key, nonce, flipped, "wxapp|openid").has_value())
+        << "byte " << i;
+  }
+  // Truncated (no room for the tag) and wrong sizes.
+  EXPECT_FALSE(Aes256GcmOpen(key, nonce, sealed->substr(0, 15), "").has_value());
+  EXPECT_FALSE(Aes256GcmOpen(key.substr(0, 16), nonce, *sealed, "").has_value());
+  EXPECT_FALSE(Aes256GcmSeal(key.substr(0, 31), nonce, "x", "").has_value());
+  EXPECT_FALSE(Aes256GcmSeal(key, nonce.substr(0, 8), "x", "").has_value());
+  // A failed open leaves no OpenSSL error behind for unrelated callers.
+  EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
 }  // namespace
 }  // namespace wxsession::crypto

@@ -263,5 +263,21 @@ TEST_F(ServiceTest, HealthReflectsTheStore) {
   EXPECT_TRUE(service_->Health().ok());
 }
 
+TEST_F(ServiceTest, CodesThatAreNotPrintableAsciiNeverReachWeChat) {
+  for (const std::string& code :
+       {std::string("a\0b", 3), std::string("with space"),
+        std::string("tab\there"), std::string("caf\xc3\xa9"),
+        std::string("\xff\xfe"), std::string("new\nline"),
+        std::string("del\x7f")}) {
+    Result<LoginResult> login = service_->Login("wxapp1", code);
+    ASSERT_FALSE(login.ok());
+    EXPECT_EQ(login.status().code(), ErrorCode::kInvalidRequest);
+    EXPECT_EQ(login.status().message().find(code), std::string::npos);
+  }
+  EXPECT_EQ(wechat_.calls(), 0);
+  // What WeChat codes look like (and the mock's own) still pass.
+  EXPECT_TRUE(service_->Login("wxapp1", "0a3Xyz_-.~!:@").ok());
+}
+
 }  // namespace
 }  // namespace wxsession

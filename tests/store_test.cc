@@ -18,6 +18,7 @@
 #include "sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
+#include "wxsession/sealed_store.h"
 #include "wxsession/store.h"
 
 namespace wxsession {
@@ -447,6 +448,20 @@ TEST(SqliteStore, UnopenablePathIsStoreUnavailableNamingThePath) {
   EXPECT_EQ(store.status().code(), ErrorCode::kStoreUnavailable);
   EXPECT_NE(store.status().message().find(options.path), std::string::npos);
 }
+
+// The whole contract again through the sealing decorator (sealed_store.h):
+// it must be invisible to every caller.
+std::unique_ptr<SessionStore> OpenSealedSqlite(TempDir& dir) {
+  std::unique_ptr<SessionStore> inner = OpenSqlite(dir);
+  if (!inner) return nullptr;
+  return std::make_unique<SealedStore>(std::move(inner),
+                                       SessionKeyring(crypto::RandomBytes(32)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sealed, StoreConformance,
+                         ::testing::Values(Backend{"sqlite",
+                                                   OpenSealedSqlite}),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace wxsession

@@ -23,7 +23,8 @@ namespace wxsession {
 
 struct AppConfig {
   std::string appid;
-  std::string secret;  // never printed
+  std::string secret;       // never printed
+  std::string secret_file = {};  // where the secret was read; "" if inline
 };
 
 enum class Durability { kNormal, kFull };
@@ -60,6 +61,11 @@ struct Config {
   bool expose_openid = false;
   Durability durability = Durability::kNormal;
   int http_threads = 0;  // 0 = choose from the machine
+
+  // storage: secrets at rest and a size cap (docs/SECURITY.md).
+  std::string master_key_file;  // empty: session_keys stored as received
+  std::vector<std::string> previous_master_key_files;  // open only (rotation)
+  int64_t storage_max_pages = 0;  // 0 = no cap; else SQLite max_page_count
 
   // open_data.max_age, seconds: decrypted open data whose
   // watermark.timestamp is older is refused. 0 = no limit.

@@ -55,6 +55,23 @@ std::optional<std::string> Aes128CbcEncrypt(std::string_view key,
                                             std::string_view iv,
                                             std::string_view plaintext);
 
+// AES-256-GCM, for sealing secrets at rest. `key` must be 32 bytes and
+// `nonce` 12 bytes; a nonce must never be used twice with one key (callers
+// draw it from RandomBytes). `associated_data` is authenticated, not
+// encrypted: it binds the ciphertext to where it is stored.
+// Seal returns ciphertext followed by the 16-byte tag, or nullopt for a
+// wrong key or nonce length. Open returns the plaintext, or nullopt for a
+// wrong key or nonce length, input shorter than the tag, or any change to
+// the ciphertext, tag, associated data or key (authentication failure).
+std::optional<std::string> Aes256GcmSeal(std::string_view key,
+                                         std::string_view nonce,
+                                         std::string_view plaintext,
+                                         std::string_view associated_data);
+std::optional<std::string> Aes256GcmOpen(std::string_view key,
+                                         std::string_view nonce,
+                                         std::string_view sealed,
+                                         std::string_view associated_data);
+
 // Compares in time that depends only on the lengths, not on the contents.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

@@ -165,6 +165,13 @@ constexpr const char* kTakeLease =
     "UPDATE access_tokens SET lock_owner = ?2, lock_until_ms = ?3 + ?4 "
     "WHERE appid = ?1 AND (lock_owner IS NULL OR lock_until_ms <= ?3 OR "
     "lock_owner = ?2)";
+// Keyset pagination over the users' primary key: each batch starts after
+// the last row of the previous one.
+constexpr const char* kUsersAfter =
+    "SELECT appid, openid, session_key FROM users WHERE (appid, openid) > "
+    "(?1, ?2) ORDER BY appid, openid LIMIT ?3";
+constexpr const char* kSetSessionKey =
+    "UPDATE users SET session_key = ?3 WHERE appid = ?1 AND openid = ?2";
 constexpr const char* kReleaseLease =
     "UPDATE access_tokens SET lock_owner = NULL, lock_until_ms = 0 "
     "WHERE appid = ?1 AND lock_owner = ?2";
@@ -411,6 +418,62 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return released.ok() ? Status::Ok() : released.status();
   }
 
+  // See RewriteUserSessionKeys in sqlite_store.h.
+  Result<RewriteCounts> RewriteUserSessionKeys(const SessionKeyRewrite& rewrite,
+                                               int64_t batch_rows) {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    RewriteCounts counts;
+    std::string after_appid;
+    std::string after_openid;
+    bool more = true;
+    while (more) {
+      Status status = InTransaction(c, [&]() -> Status {
+        struct Row {
+          std::string appid, openid, stored;
+        };
+        std::vector<Row> rows;
+        {
+          auto stmt = Prepare(c, kUsersAfter);
+          if (!stmt.ok()) return stmt.status();
+          Statement st(stmt.value());
+          st.Bind(1, after_appid);
+          st.Bind(2, after_openid);
+          st.Bind(3, batch_rows);
+          int rc;
+          while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+            rows.push_back({st.Text(0), st.Text(1), st.Text(2)});
+          }
+          if (rc != SQLITE_DONE) return StoreError(rc, "read users", c.db);
+        }
+        more = static_cast<int64_t>(rows.size()) == batch_rows;
+        for (const Row& row : rows) {
+          Result<std::string> value = rewrite(row.appid, row.openid, row.stored);
+          if (!value.ok()) return value.status();
+          ++counts.users;
+          if (value.value() == row.stored) continue;
+          auto stmt = Prepare(c, kSetSessionKey);
+          if (!stmt.ok()) return stmt.status();
+          Statement st(stmt.value());
+          st.Bind(1, row.appid);
+          st.Bind(2, row.openid);
+          st.Bind(3, value.value());
+          int rc = sqlite3_step(st.get());
+          if (rc != SQLITE_DONE) return StoreError(rc, "rewrite user", c.db);
+          ++counts.rewritten;
+        }
+        if (!rows.empty()) {
+          after_appid = rows.back().appid;
+          after_openid = rows.back().openid;
+        }
+        return Status::Ok();
+      });
+      if (!status.ok()) return status;
+    }
+    return counts;
+  }
+
   Status ExportLiveSessions(int64_t now, size_t batch_size,
                             const SessionSink& sink) override {
     auto conn = Acquire();
@@ -568,7 +631,9 @@ class SqliteStore : public SessionStore, public StoreExporter {
     auto conn = std::make_unique<Connection>();
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                 SQLITE_OPEN_NOMUTEX;  // one thread per connection
-    int rc = sqlite3_open_v2(options_.path.c_str(), &conn->db, flags, nullptr);
+    int rc = sqlite3_open_v2(options_.path.c_str(), &conn->db, flags,
+                             options_.vfs.empty() ? nullptr
+                                                  : options_.vfs.c_str());
     if (rc != SQLITE_OK) {
       Status error = StoreError(rc, ("open " + options_.path).c_str(), conn->db);
       return Status(ErrorCode::kStoreUnavailable, error.message());
@@ -744,7 +809,22 @@ std::string SqliteConnectionPragmas(const SqliteOptions& options) {
       // Sessions reference users by value; nothing relies on FK checks.
       "PRAGMA foreign_keys = OFF;"
       // Temporary b-trees (sorting) stay in memory.
-      "PRAGMA temp_store = MEMORY;";
+      "PRAGMA temp_store = MEMORY;" +
+      // A size cap: writes past it fail with SQLITE_FULL, as on a full disk.
+      (options.max_pages > 0
+           ? "PRAGMA max_page_count = " + std::to_string(options.max_pages) +
+                 ";"
+           : std::string());
+}
+
+Result<RewriteCounts> RewriteUserSessionKeys(const SqliteOptions& options,
+                                             const SessionKeyRewrite& rewrite,
+                                             int64_t batch_rows) {
+  if (batch_rows < 1) batch_rows = 1;
+  SqliteStore store(options);
+  Status status = store.Init();
+  if (!status.ok()) return status;
+  return store.RewriteUserSessionKeys(rewrite, batch_rows);
 }
 
 Result<std::unique_ptr<SessionStore>> OpenSqliteStore(

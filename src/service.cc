@@ -14,21 +14,36 @@ namespace wxsession {
 // Remembers, for kCodeMemorySeconds, the login each (appid, code) produced,
 // and lets concurrent posts of one code share a single upstream exchange.
 // Keys are SHA-256(appid '\0' code): the code itself is not kept.
+//
+// The memory is bounded by count as well as age: a login campaign at 2,000
+// logins/s would otherwise keep 600,000 entries (a few hundred MiB) for the
+// five minutes. With the cap a retry is still recognised for
+// kMaxRememberedCodes / (logins per second) seconds: 50 s at 2,000/s, far
+// longer than a client waits before retrying a lost reply.
 struct SessionService::CodeMemory {
   struct Entry {
     std::shared_future<Result<LoginResult>> login;
     int64_t created_at;
   };
 
+  explicit CodeMemory(size_t max) : max_entries(max) {}
+
+  const size_t max_entries;  // constant after construction
   std::mutex mutex;
   std::unordered_map<std::string, Entry> entries;   // guarded by mutex
   std::deque<std::pair<int64_t, std::string>> age;  // guarded by mutex
 
-  // Drops entries older than the code lifetime. Amortised O(1) per login.
+  // Drops entries older than the code lifetime, and the oldest ones beyond
+  // kMaxRememberedCodes. Amortised O(1) per login.
   void ForgetOlderThan(int64_t cutoff) {
-    while (!age.empty() && age.front().first < cutoff) {
+    // `>=`: the caller inserts one entry right after.
+    while (!age.empty() && (age.front().first < cutoff ||
+                            age.size() >= max_entries)) {
       auto found = entries.find(age.front().second);
-      if (found != entries.end() && found->second.created_at < cutoff) {
+      // A later entry under the same key (re-inserted after a failure) has
+      // its own, younger age record: leave it.
+      if (found != entries.end() &&
+          found->second.created_at <= age.front().first) {
         entries.erase(found);
       }
       age.pop_front();
@@ -37,12 +52,13 @@ struct SessionService::CodeMemory {
 };
 
 SessionService::SessionService(const Config& config, SessionStore& store,
-                               WeChatClient& wechat, const Clock& clock)
+                               WeChatClient& wechat, const Clock& clock,
+                               size_t max_remembered_codes)
     : config_(config),
       store_(store),
       wechat_(wechat),
       clock_(clock),
-      codes_(std::make_unique<CodeMemory>()) {}
+      codes_(std::make_unique<CodeMemory>(max_remembered_codes)) {}
 
 SessionService::~SessionService() = default;
 

@@ -15,6 +15,7 @@
 namespace wxsession {
 namespace {
 
+using testing_support::ExpectError;
 using json = nlohmann::json;
 using testing_support::BinaryPath;
 using testing_support::Process;
@@ -55,18 +56,6 @@ class E2E : public ::testing::Test {
 
   ServerFixture fixture_;
 };
-
-// Asserts an error response: status, JSON shape and error code.
-void ExpectError(const httplib::Result& res, int status,
-                 const std::string& error) {
-  ASSERT_TRUE(res) << "no response";
-  EXPECT_EQ(res->status, status) << res->body;
-  json body = json::parse(res->body, nullptr, false);
-  ASSERT_TRUE(body.is_object()) << res->body;
-  EXPECT_EQ(body.value("error", ""), error) << res->body;
-  EXPECT_FALSE(body.value("message", "").empty()) << res->body;
-  EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
-}
 
 TEST_F(E2E, LoginThenSessionThenLogout) {
   auto res = Login("alice.1");

@@ -28,6 +28,7 @@
 namespace wxsession {
 namespace {
 
+using testing_support::ExpectError;
 using json = nlohmann::json;
 using testing_support::BinaryPath;
 using testing_support::PortFromListeningLine;
@@ -51,17 +52,6 @@ std::string AdminConfig(const TempDir& dir, const std::string& extra = "") {
 }
 
 int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
-
-// Asserts an error response: status, JSON shape and error code.
-void ExpectError(const httplib::Result& res, int status,
-                 const std::string& error) {
-  ASSERT_TRUE(res) << "no response";
-  EXPECT_EQ(res->status, status) << res->body;
-  json body = json::parse(res->body, nullptr, false);
-  ASSERT_TRUE(body.is_object()) << res->body;
-  EXPECT_EQ(body.value("error", ""), error) << res->body;
-  EXPECT_FALSE(body.value("message", "").empty()) << res->body;
-}
 
 httplib::Client ClientFor(int port) {
   httplib::Client client("127.0.0.1", port);

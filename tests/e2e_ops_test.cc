@@ -29,6 +29,7 @@
 namespace wxsession {
 namespace {
 
+using testing_support::ExpectError;
 using json = nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -66,15 +67,6 @@ std::string LoginOk(int port, const std::string& code) {
 
 httplib::Result GetSession(int port, const std::string& id) {
   return ClientFor(port).Get("/v1/session", {{"Authorization", "Bearer " + id}});
-}
-
-void ExpectError(const httplib::Result& res, int status,
-                 const std::string& error) {
-  ASSERT_TRUE(res) << "no response";
-  EXPECT_EQ(res->status, status) << res->body;
-  json body = json::parse(res->body, nullptr, false);
-  ASSERT_TRUE(body.is_object()) << res->body;
-  EXPECT_EQ(body.value("error", ""), error) << res->body;
 }
 
 // Fetches /metrics until `ready` holds (up to 5 s) and returns it parsed.

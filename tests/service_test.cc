@@ -131,6 +131,23 @@ TEST_F(ServiceTest, CodeMemoryLastsFiveMinutes) {
   EXPECT_EQ(wechat_.calls(), 2);  // forgotten: WeChat decides now
 }
 
+TEST_F(ServiceTest, CodeMemoryIsBoundedByCountToo) {
+  SessionService small(config_, *store_, wechat_, clock_,
+                       /*max_remembered_codes=*/3);
+  auto first = small.Login("wxapp1", "c0");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(small.Login("wxapp1", "c0")->session_id, first->session_id);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(small.Login("wxapp1", "c" + std::to_string(i)).ok());
+  }
+  EXPECT_EQ(wechat_.calls(), 4);
+  // Four codes since: the first was forgotten, so WeChat decides again.
+  auto again = small.Login("wxapp1", "c0");
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->session_id, first->session_id);
+  EXPECT_EQ(wechat_.calls(), 5);
+}
+
 TEST_F(ServiceTest, ReusingTheCodeOfAnEndedSessionIsInvalidCode) {
   auto first = service_->Login("wxapp1", "alice.1");
   ASSERT_TRUE(first.ok());

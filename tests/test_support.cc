@@ -1,5 +1,8 @@
 #include "test_support.h"
 
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -228,6 +231,17 @@ std::string RawHttp(int port, const std::string& request, int timeout_ms) {
   }
   ::close(fd);
   return response;
+}
+
+void ExpectError(const httplib::Result& res, int status,
+                 const std::string& error) {
+  ASSERT_TRUE(res) << "no response";
+  EXPECT_EQ(res->status, status) << res->body;
+  nlohmann::json body = nlohmann::json::parse(res->body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << res->body;
+  EXPECT_EQ(body.value("error", ""), error) << res->body;
+  EXPECT_FALSE(body.value("message", "").empty()) << res->body;
+  EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
 }
 
 int PortFromListeningLine(const std::string& line) {

@@ -2,6 +2,7 @@
 #ifndef WXSESSION_TESTS_TEST_SUPPORT_H_
 #define WXSESSION_TESTS_TEST_SUPPORT_H_
 
+#include <httplib.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -79,6 +80,11 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
 // Sends `request` bytes as-is to 127.0.0.1:port and returns everything read
 // until the peer closes or `timeout_ms` passes without data.
 std::string RawHttp(int port, const std::string& request, int timeout_ms);
+
+// Asserts an API error answer: `status`, Content-Type application/json, and
+// a {"error": `error`, "message": <non-empty>} body.
+void ExpectError(const httplib::Result& res, int status,
+                 const std::string& error);
 
 // Parses the port from "... listening on http://host:PORT".
 int PortFromListeningLine(const std::string& line);

@@ -49,11 +49,16 @@ struct SessionInfo {
 class SessionService {
  public:
   static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime
+  // Codes remembered at most (about 400 bytes each: ~40 MiB at the cap).
+  static constexpr size_t kMaxRememberedCodes = 100000;
   static constexpr size_t kMaxCodeLength = 128;
 
   // `config`, `store`, `wechat` and `clock` must outlive the service.
+  // `max_remembered_codes` bounds the idempotent-login memory (tests make
+  // it small).
   SessionService(const Config& config, SessionStore& store,
-                 WeChatClient& wechat, const Clock& clock);
+                 WeChatClient& wechat, const Clock& clock,
+                 size_t max_remembered_codes = kMaxRememberedCodes);
   ~SessionService();
 
   // Logs in with a wx.login code. `appid` may be empty when exactly one app

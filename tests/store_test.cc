@@ -449,19 +449,21 @@ TEST(SqliteStore, UnopenablePathIsStoreUnavailableNamingThePath) {
   EXPECT_NE(store.status().message().find(options.path), std::string::npos);
 }
 
-// The whole contract again through the sealing decorator (sealed_store.h):
-// it must be invisible to every caller.
-std::unique_ptr<SessionStore> OpenSealedSqlite(TempDir& dir) {
-  std::unique_ptr<SessionStore> inner = OpenSqlite(dir);
+// The whole contract again through the sealing decorator (sealed_store.h)
+// over each backend: it must be invisible to every caller.
+std::unique_ptr<SessionStore> Sealed(std::unique_ptr<SessionStore> inner) {
   if (!inner) return nullptr;
   return std::make_unique<SealedStore>(std::move(inner),
                                        SessionKeyring(crypto::RandomBytes(32)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Sealed, StoreConformance,
-                         ::testing::Values(Backend{"sqlite",
-                                                   OpenSealedSqlite}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Sealed, StoreConformance,
+    ::testing::Values(
+        Backend{"sqlite", [](TempDir& dir) { return Sealed(OpenSqlite(dir)); }},
+        Backend{"redis", [](TempDir& dir) { return Sealed(OpenRedis(dir)); },
+                true}),
+    [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace wxsession

@@ -136,6 +136,13 @@ Args ParseArgs(int argc, char** argv, int first,
   return args;
 }
 
+// Prints a failure's message (never a secret: Status messages are client-
+// and operator-safe) and gives the failure exit code.
+int Fail(const Status& status) {
+  std::fprintf(stderr, "wxsessiond: %s\n", status.message().c_str());
+  return kExitFailure;
+}
+
 int Usage(const char* usage, const std::string& error) {
   if (!error.empty()) std::fprintf(stderr, "wxsessiond: %s\n\n", error.c_str());
   std::fputs(usage, error.empty() ? stdout : stderr);
@@ -261,14 +268,12 @@ int RunServer(const Config& config,
   SystemClock clock;
   Result<OpenedStore> opened = OpenConfiguredStore(config, clock);
   if (!opened.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", opened.status().message().c_str());
-    return kExitFailure;
+    return Fail(opened.status());
   }
   std::unique_ptr<SessionStore> session_store = std::move(opened->store);
   if (Status sealed = SealIfConfigured(config, logger, &session_store);
       !sealed.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", sealed.message().c_str());
-    return kExitFailure;
+    return Fail(sealed);
   }
   WarnAboutLooseFiles(config, config_path, logger);
   // A Redis that is down at start-up is not fatal: requests answer 503
@@ -314,8 +319,7 @@ int RunServer(const Config& config,
   HttpServer server(config, service, open_data, tokens, logger, &metrics);
   Result<int> port = server.Bind(config.listen_host, config.listen_port);
   if (!port.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", port.status().message().c_str());
-    return kExitFailure;
+    return Fail(port.status());
   }
 
   // The stop sequence: stop accepting and let in-flight requests finish
@@ -412,8 +416,7 @@ int CmdServe(int argc, char** argv) {
   }
   Result<Config> config = LoadFromArgs(args);
   if (!config.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
-    return kExitFailure;
+    return Fail(config.status());
   }
   return RunServer(config.value(), {}, args.Get("config"));
 }
@@ -431,9 +434,7 @@ int CmdDev(int argc, char** argv) {
   MockWeChatServer mock;
   Result<int> mock_port = mock.Bind("127.0.0.1", 0);
   if (!mock_port.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n",
-                 mock_port.status().message().c_str());
-    return kExitFailure;
+    return Fail(mock_port.status());
   }
   std::thread mock_thread([&mock] { mock.Serve(); });
 
@@ -509,8 +510,7 @@ int CmdMockWeChat(int argc, char** argv) {
   MockWeChatServer mock(options);
   Result<int> port = mock.Bind(host_port->first, host_port->second);
   if (!port.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", port.status().message().c_str());
-    return kExitFailure;
+    return Fail(port.status());
   }
   sigset_t signals = BlockStopSignals();
   std::thread signal_thread([&] {
@@ -555,16 +555,13 @@ int CmdRevoke(int argc, char** argv) {
   }
   auto store = OpenStoreForAdmin(args);
   if (!store.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", store.status().message().c_str());
-    return kExitFailure;
+    return Fail(store.status());
   }
   Result<int64_t> revoked =
       all ? store.value()->RevokeAll()
           : store.value()->RevokeUser(args.Get("appid"), args.Get("openid"));
   if (!revoked.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n",
-                 revoked.status().message().c_str());
-    return kExitFailure;
+    return Fail(revoked.status());
   }
   std::printf("%s\n", nlohmann::json({{"revoked", revoked.value()}}).dump().c_str());
   return kExitOk;
@@ -579,14 +576,12 @@ int CmdStats(int argc, char** argv) {
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   auto store = OpenStoreForAdmin(args);
   if (!store.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", store.status().message().c_str());
-    return kExitFailure;
+    return Fail(store.status());
   }
   SystemClock clock;
   Result<StoreStats> stats = store.value()->Stats(clock.Now());
   if (!stats.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", stats.status().message().c_str());
-    return kExitFailure;
+    return Fail(stats.status());
   }
   nlohmann::json out = {{"sessions", stats->sessions},
                         {"live_sessions", stats->live_sessions},
@@ -613,8 +608,7 @@ int CmdBackup(int argc, char** argv) {
   }
   Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
-    return kExitFailure;
+    return Fail(config.status());
   }
   Result<StoreLocator> locator = ParseStoreLocator(config->store);
   if (locator.ok() && locator->is_redis()) {
@@ -626,8 +620,7 @@ int CmdBackup(int argc, char** argv) {
   const std::string& out = args.positional.front();
   Result<BackupReport> report = BackupSqliteDatabase(config->database, out);
   if (!report.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", report.status().message().c_str());
-    return kExitFailure;
+    return Fail(report.status());
   }
   nlohmann::json answer = {{"backup", out},
                            {"bytes", report->bytes},
@@ -658,8 +651,7 @@ int CmdMigrateStore(int argc, char** argv) {
   }
   Result<Config> config = LoadFromArgs(args);
   if (!config.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
-    return kExitFailure;
+    return Fail(config.status());
   }
   std::string target = args.Has("to") ? args.Get("to") : config->store;
   SystemClock clock;
@@ -671,8 +663,7 @@ int CmdMigrateStore(int argc, char** argv) {
     return args.Has("to") ? kExitUsage : kExitFailure;
   }
   if (Status ping = redis.value()->Ping(); !ping.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", ping.message().c_str());
-    return kExitFailure;
+    return Fail(ping);
   }
   SqliteOptions sqlite_options;
   sqlite_options.path = config->database;
@@ -680,8 +671,7 @@ int CmdMigrateStore(int argc, char** argv) {
   Result<std::unique_ptr<StoreExporter>> sqlite =
       OpenSqliteExporter(sqlite_options);
   if (!sqlite.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", sqlite.status().message().c_str());
-    return kExitFailure;
+    return Fail(sqlite.status());
   }
   std::string where = ParseStoreLocator(target)->Redacted();
   std::fprintf(stderr, "migrating live sessions from %s to %s\n",
@@ -724,8 +714,7 @@ int CmdRekey(int argc, char** argv) {
   if (!args.Has("new-key-file")) return Usage(usage, "--new-key-file is required");
   Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", config.status().message().c_str());
-    return kExitFailure;
+    return Fail(config.status());
   }
   Result<StoreLocator> locator = ParseStoreLocator(config->store);
   if (locator.ok() && locator->is_redis()) {
@@ -742,8 +731,7 @@ int CmdRekey(int argc, char** argv) {
   }
   Result<std::optional<SessionKeyring>> current = KeyringFromConfig(config.value());
   if (!current.ok()) {
-    std::fprintf(stderr, "wxsessiond: %s\n", current.status().message().c_str());
-    return kExitFailure;
+    return Fail(current.status());
   }
   // Opens whatever the server could open, and rows already under the new key.
   std::vector<std::string> openers;

@@ -19,26 +19,11 @@ namespace wxsession {
 namespace {
 
 using testing_support::BinaryPath;
+using testing_support::FindProgram;
 using testing_support::ReadFile;
 using testing_support::RunCommand;
 using testing_support::TempDir;
 using testing_support::WriteFile;
-
-std::string FindProgram(const std::string& name) {
-  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-  path += ":/usr/bin:/bin:/usr/sbin:/sbin";
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t colon = path.find(':', start);
-    if (colon == std::string::npos) colon = path.size();
-    std::string candidate = path.substr(start, colon - start) + "/" + name;
-    if (colon > start && ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    start = colon + 1;
-  }
-  return "";
-}
 
 std::string SourceRoot() {
   const char* root = std::getenv("WXSESSIOND_SOURCE_ROOT");

@@ -32,27 +32,11 @@ namespace {
 
 using json = nlohmann::json;
 using testing_support::Process;
+using testing_support::FindProgram;
 using testing_support::ReadFile;
 using testing_support::ServerFixture;
 using testing_support::TempDir;
 using testing_support::WriteFile;
-
-// The first executable `name` in PATH or the sbin directories ("" if none).
-std::string FindProgram(const std::string& name) {
-  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-  path += ":/usr/sbin:/sbin:/usr/local/sbin:/usr/bin";
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t colon = path.find(':', start);
-    if (colon == std::string::npos) colon = path.size();
-    std::string candidate = path.substr(start, colon - start) + "/" + name;
-    if (colon > start && ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    start = colon + 1;
-  }
-  return "";
-}
 
 // A loopback port nobody listens on right now (the proxy binds it next;
 // StartProxy retries if someone else got there first).

@@ -15,9 +15,6 @@
 
 namespace wxsession::testing_support {
 
-// The absolute path of `name` on PATH (or in /usr/bin, /usr/sbin), or "".
-std::string FindProgram(const std::string& name);
-
 // A loopback TCP port that was free a moment ago: bound on 127.0.0.1:0, read
 // back, closed. Callers retry if another process takes it first.
 int PickFreePort();

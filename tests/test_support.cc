@@ -59,6 +59,22 @@ std::string ReadFile(const std::string& path) {
   return buffer.str();
 }
 
+std::string FindProgram(const std::string& name) {
+  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  path += ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t colon = path.find(':', start);
+    if (colon == std::string::npos) colon = path.size();
+    std::string candidate = path.substr(start, colon - start) + "/" + name;
+    if (colon > start && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = colon + 1;
+  }
+  return "";
+}
+
 std::string BinaryPath() {
   const char* bin = std::getenv("WXSESSIOND_BIN");
   return bin ? bin : "./wxsessiond";

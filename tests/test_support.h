@@ -32,6 +32,10 @@ class TempDir {
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
 
+// The first executable `name` on PATH or in the usual bin and sbin
+// directories (root's PATH may lack sbin, where nginx lives), or "".
+std::string FindProgram(const std::string& name);
+
 // The wxsessiond binary under test (WXSESSIOND_BIN, set by meson).
 std::string BinaryPath();
 

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdint>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -364,6 +366,90 @@ TEST(SqliteStore, DatabaseFilesAreReadableByTheOwnerOnly) {
     ASSERT_EQ(::stat((dir.File("store.db") + suffix).c_str(), &info), 0)
         << suffix;
     EXPECT_EQ(info.st_mode & 0777, 0600u) << suffix;
+  }
+}
+
+// Logins share commits (group commit); a row that cannot be saved must fail
+// only its own login, whichever batch it landed in.
+TEST(SqliteStore, ADuplicateIdFailsOnlyItsOwnLoginAmongConcurrentOnes) {
+  TempDir dir;
+  auto store = OpenSqlite(dir);
+  ASSERT_NE(store, nullptr);
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 50;
+  std::atomic<int> saved{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Every thread tries the shared id half way through.
+        std::string id = i == kPerThread / 2
+                             ? std::string("shared")
+                             : "t" + std::to_string(t) + "-" + std::to_string(i);
+        Status status = store->CreateSession(
+            MakeSession(id, "user" + std::to_string(t), "k", kNow, kNow + 99));
+        (status.ok() ? saved : refused)++;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const int unique = kThreads * (kPerThread - 1) + 1;
+  EXPECT_EQ(saved.load(), unique);
+  EXPECT_EQ(refused.load(), kThreads - 1);
+  EXPECT_EQ(store->Stats(kNow)->sessions, unique);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_TRUE(store->FindLive(crypto::Sha256("t" + std::to_string(t) + "-0"),
+                                kNow)
+                    .ok());
+  }
+}
+
+// The WAL header's salt-1 (bytes 16..19, big-endian) goes up by one each
+// time the WAL starts over from its beginning, which SQLite does only after
+// a checkpoint has copied every frame.
+uint32_t WalSalt1(const std::string& wal_path) {
+  std::ifstream in(wal_path, std::ios::binary);
+  unsigned char header[20] = {};
+  in.read(reinterpret_cast<char*>(header), sizeof(header));
+  if (!in) return 0;
+  return (uint32_t{header[16]} << 24) | (uint32_t{header[17]} << 16) |
+         (uint32_t{header[18]} << 8) | uint32_t{header[19]};
+}
+
+// Checkpoints run on a background thread, not inside commits (SQLite's own
+// automatic checkpoint is off); they must still catch up with a writer that
+// never pauses, or the WAL would never start over and grow with every login.
+TEST(SqliteStore, BackgroundCheckpointsLetTheWalStartOver) {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = dir.File("store.db");
+  options.checkpoint_frames = 20;
+  auto opened = OpenSqliteStore(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<SessionStore> store = std::move(opened).value();
+  const std::string wal = dir.File("store.db-wal");
+  ASSERT_TRUE(
+      store->CreateSession(MakeSession("id0", "user0", "k", kNow, kNow + 99))
+          .ok());
+  const uint32_t first_salt = WalSalt1(wal);
+  // Each login adds about five pages; with no checkpoint the WAL would hold
+  // them all and its salt would never change.
+  int written = 1;
+  while (WalSalt1(wal) - first_salt < 3 && written < 20000) {
+    const std::string n = std::to_string(written++);
+    ASSERT_TRUE(store
+                    ->CreateSession(MakeSession("id" + n, "user" + n, "k",
+                                                kNow, kNow + 99))
+                    .ok());
+  }
+  EXPECT_GE(WalSalt1(wal) - first_salt, 3u)
+      << "the WAL never started over in " << written << " logins";
+  EXPECT_EQ(store->Stats(kNow)->sessions, written);
+  for (int i = 0; i < written; i += 97) {
+    EXPECT_TRUE(
+        store->FindLive(crypto::Sha256("id" + std::to_string(i)), kNow).ok())
+        << i;
   }
 }
 

@@ -9,7 +9,9 @@
 //
 // Writes run in BEGIN IMMEDIATE so a writer takes the lock up front instead
 // of failing half way on SQLITE_BUSY; busy_timeout makes concurrent writers
-// queue for up to SqliteOptions::busy_timeout_ms.
+// queue for up to SqliteOptions::busy_timeout_ms. Logins that arrive
+// together share one commit (group_commit.h), and WAL checkpoints run on a
+// background thread instead of inside a login's commit.
 #include "sqlite/sqlite_store.h"
 
 #include <fcntl.h>
@@ -21,9 +23,11 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "sqlite/group_commit.h"
 #include "sqlite/migrations.h"
 
 namespace wxsession {
@@ -194,6 +198,12 @@ class SqliteStore : public SessionStore, public StoreExporter {
       : options_(std::move(options)) {}
 
   ~SqliteStore() override {
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+      checkpoint_stopping_ = true;
+      checkpoint_cv_.notify_one();
+    }
+    if (checkpointer_.joinable()) checkpointer_.join();
     std::lock_guard<std::mutex> lock(pool_mutex_);
     idle_.clear();
   }
@@ -207,40 +217,13 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return Migrate(*conn.value());
   }
 
+  // Logins share commits (see group_commit.h): a login that arrives while
+  // another commits waits for the next commit and goes in with every other
+  // login queued by then.
   Status CreateSession(const NewSession& s) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    return InTransaction(c, [&]() -> Status {
-      {
-        auto stmt = Prepare(c, kUpsertUser);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, s.appid);
-        st.Bind(2, s.openid);
-        if (s.unionid) {
-          st.Bind(3, *s.unionid);
-        } else {
-          st.BindNull(3);
-        }
-        st.Bind(4, s.session_key);
-        st.Bind(5, s.created_at);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "save user", c.db);
-      }
-      auto stmt = Prepare(c, kInsertSession);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.BindBlob(1, s.id_hash);
-      st.Bind(2, s.appid);
-      st.Bind(3, s.openid);
-      st.Bind(4, s.created_at);
-      st.Bind(5, s.expires_at);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, "save session", c.db);
-      return Status::Ok();
-    });
+    PendingSession pending{&s, Status::Ok()};
+    logins_.Submit(pending);
+    return pending.status;
   }
 
   Result<LiveSession> FindLive(const std::string& id_hash,
@@ -566,6 +549,131 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
  private:
+  // Checkpoints: SQLite's automatic checkpoint (every 1000 WAL pages) runs
+  // inside the commit that crossed the mark, in a request thread, holding
+  // the write lock while it copies pages and fsyncs; every login queued
+  // behind it waited. Here a commit that leaves the WAL at or past
+  // checkpoint_frames only wakes a background thread, which checkpoints on
+  // its own connection while logins go on. Called by SQLite after each
+  // commit on a connection of this store.
+  static int OnWalCommit(void* arg, sqlite3*, const char*, int frames) {
+    auto* store = static_cast<SqliteStore*>(arg);
+    if (frames >= store->options_.checkpoint_frames) store->RequestCheckpoint();
+    return SQLITE_OK;
+  }
+
+  void RequestCheckpoint() {
+    std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+    if (checkpoint_stopping_) return;
+    checkpoint_wanted_ = true;
+    if (!checkpointer_.joinable()) {
+      checkpointer_ = std::thread([this] { CheckpointLoop(); });
+    }
+    checkpoint_cv_.notify_one();
+  }
+
+  void CheckpointLoop() {
+    std::unique_ptr<Connection> conn;  // its own: never one lookups need
+    std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+    while (true) {
+      checkpoint_cv_.wait(lock, [this] {
+        return checkpoint_wanted_ || checkpoint_stopping_;
+      });
+      if (checkpoint_stopping_) return;
+      checkpoint_wanted_ = false;
+      lock.unlock();
+      if (!conn) {
+        auto opened = OpenConnection();
+        if (opened.ok()) conn = std::move(opened).value();
+      }
+      // A failure (a full disk) leaves the frames in the WAL, where readers
+      // still find them; the next commit past the mark asks again.
+      if (conn) CheckpointInBackground(*conn);
+      lock.lock();
+      ++checkpoints_;
+      checkpoint_cv_.notify_all();
+    }
+  }
+
+  // PASSIVE copies what it can without blocking anyone. Under steady logins
+  // new frames arrive meanwhile, and a WAL that is never wholly copied is
+  // never restarted from its beginning, so it would only grow. So a second
+  // pass then copies the frames committed during the first with in-process
+  // writers held back; once it has copied everything, the next commit
+  // starts the WAL over.
+  void CheckpointInBackground(Connection& c) {
+    int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       nullptr, nullptr);
+    if (rc != SQLITE_OK) return;
+    std::lock_guard<std::mutex> writer(write_mutex_);
+    sqlite3_wal_checkpoint_v2(c.db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                              nullptr);
+  }
+
+  struct PendingSession {
+    const NewSession* session;
+    Status status;  // set by CommitSessions
+  };
+
+  // One transaction for the whole batch. Should it fail, each session is
+  // retried in its own transaction, so one bad row (a duplicate id) fails
+  // only its own login and a fault reports the same error to each.
+  void CommitSessions(const std::vector<PendingSession*>& batch) {
+    std::lock_guard<std::mutex> writer(write_mutex_);
+    auto conn = Acquire();
+    if (!conn.ok()) {
+      for (PendingSession* p : batch) p->status = conn.status();
+      return;
+    }
+    Connection& c = *conn.value();
+    Status all = InTransaction(c, [&]() -> Status {
+      for (PendingSession* p : batch) {
+        Status one = InsertSession(c, *p->session);
+        if (!one.ok()) return one;
+      }
+      return Status::Ok();
+    });
+    if (all.ok() || batch.size() == 1) {
+      for (PendingSession* p : batch) p->status = all;
+      return;
+    }
+    for (PendingSession* p : batch) {
+      p->status =
+          InTransaction(c, [&] { return InsertSession(c, *p->session); });
+    }
+  }
+
+  // The user's newest session_key, then the session; inside a transaction.
+  Status InsertSession(Connection& c, const NewSession& s) {
+    {
+      auto stmt = Prepare(c, kUpsertUser);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, s.appid);
+      st.Bind(2, s.openid);
+      if (s.unionid) {
+        st.Bind(3, *s.unionid);
+      } else {
+        st.BindNull(3);
+      }
+      st.Bind(4, s.session_key);
+      st.Bind(5, s.created_at);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, "save user", c.db);
+    }
+    auto stmt = Prepare(c, kInsertSession);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.BindBlob(1, s.id_hash);
+    st.Bind(2, s.appid);
+    st.Bind(3, s.openid);
+    st.Bind(4, s.created_at);
+    st.Bind(5, s.expires_at);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return StoreError(rc, "save session", c.db);
+    return Status::Ok();
+  }
+
   // SQLite would create the file with the process umask (often 0644). Create
   // it first with 0600 so sessions and keys are readable by the owner only;
   // SQLite gives the -wal and -shm files the same mode as the database.
@@ -640,6 +748,9 @@ class SqliteStore : public SessionStore, public StoreExporter {
     }
     sqlite3_extended_result_codes(conn->db, 1);
     sqlite3_busy_timeout(conn->db, options_.busy_timeout_ms);
+    // Replaces SQLite's automatic checkpoint, which runs in the committing
+    // thread while it holds the write lock (see CheckpointLoop).
+    sqlite3_wal_hook(conn->db, &SqliteStore::OnWalCommit, this);
     const std::string pragmas = SqliteConnectionPragmas(options_);
     char* error = nullptr;
     rc = sqlite3_exec(conn->db, pragmas.c_str(), nullptr, nullptr, &error);
@@ -775,6 +886,23 @@ class SqliteStore : public SessionStore, public StoreExporter {
   // and writers waiting for the lock held pool connections lookups need.
   // Other processes (the admin CLI) still meet busy_timeout.
   std::mutex write_mutex_;
+  GroupCommit<PendingSession> logins_{
+      [this](const std::vector<PendingSession*>& batch) {
+        try {
+          CommitSessions(batch);
+        } catch (const std::exception& e) {  // bad_alloc: fail, never hang
+          for (PendingSession* p : batch) {
+            p->status = Status(ErrorCode::kInternal,
+                               std::string("session store: ") + e.what());
+          }
+        }
+      }};
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_cv_;  // with checkpoint_mutex_
+  bool checkpoint_wanted_ = false;         // checkpoint_mutex_
+  bool checkpoint_stopping_ = false;       // checkpoint_mutex_
+  int64_t checkpoints_ = 0;                // checkpoint_mutex_: runs done
+  std::thread checkpointer_;               // started on the first request
   std::mutex pool_mutex_;
   std::condition_variable pool_available_;               // with pool_mutex_
   std::vector<std::unique_ptr<Connection>> idle_;        // pool_mutex_
@@ -809,7 +937,10 @@ std::string SqliteConnectionPragmas(const SqliteOptions& options) {
       // Sessions reference users by value; nothing relies on FK checks.
       "PRAGMA foreign_keys = OFF;"
       // Temporary b-trees (sorting) stay in memory.
-      "PRAGMA temp_store = MEMORY;" +
+      "PRAGMA temp_store = MEMORY;"
+      // A WAL that grew past this (a long reader held a checkpoint back) is
+      // cut back to it when the WAL next starts over.
+      "PRAGMA journal_size_limit = 67108864;" +
       // A size cap: writes past it fail with SQLITE_FULL, as on a full disk.
       (options.max_pages > 0
            ? "PRAGMA max_page_count = " + std::to_string(options.max_pages) +

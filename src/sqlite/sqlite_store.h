@@ -1,7 +1,9 @@
 // SqliteStore: the default SessionStore, one SQLite file in WAL mode.
 //
 // A bounded pool of connections, each with cached prepared statements, serves
-// every thread; writes use BEGIN IMMEDIATE and a busy timeout. The file is created readable by its owner only. Migrations
+// every thread; writes use BEGIN IMMEDIATE and a busy timeout, concurrent
+// logins share commits, and a background thread checkpoints the WAL. The
+// file is created readable by its owner only. Migrations
 // (migrations/*.sql, embedded) are applied in order at open, each in a
 // transaction, and recorded in table schema_migrations.
 //
@@ -32,6 +34,10 @@ struct SqliteOptions {
   // Connections open at most. SQLite work is CPU-bound, so a few per core
   // keep every core busy; more only add page caches.
   int max_connections = 8;
+  // WAL pages after which a background thread checkpoints (copies them into
+  // the database file so the WAL can start over). Larger runs fewer, longer
+  // checkpoints and lets a page changed many times be copied once.
+  int checkpoint_frames = 10000;  // about 40 MiB of WAL at 4 KiB pages
 };
 
 // Opens (creating if needed) and migrates the database. Errors:

@@ -158,10 +158,33 @@ bool IsSafeRequestId(const std::string& id) {
 std::string NewRequestId() {
   static const std::string prefix = crypto::HexEncode(crypto::RandomBytes(4));
   static std::atomic<uint64_t> counter{0};
-  char suffix[24];
-  std::snprintf(suffix, sizeof(suffix), "-%llx",
-                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
-  return prefix + suffix;
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t n = counter.fetch_add(1) + 1;
+  char digits[16];
+  int count = 0;
+  do {
+    digits[count++] = kHex[n & 0xF];
+    n >>= 4;
+  } while (n != 0);
+  std::string id = prefix;
+  id += '-';
+  while (count > 0) id += digits[--count];
+  return id;
+}
+
+// The access log's duration_ms, e.g. 1.234, written from whole microseconds
+// with no printf (formatting a double showed in the lookup profile).
+LogField DurationMillis(long long micros) {
+  if (micros < 0) micros = 0;
+  const long long fraction = micros % 1000;
+  std::string text = std::to_string(micros / 1000);
+  text += '.';
+  text += static_cast<char>('0' + fraction / 100);
+  text += static_cast<char>('0' + fraction / 10 % 10);
+  text += static_cast<char>('0' + fraction % 10);
+  LogField field("duration_ms", std::move(text));
+  field.numeric = true;
+  return field;
 }
 
 // Appends `text` as a JSON string literal. Values rendered on the lookup path
@@ -465,6 +488,8 @@ void HttpServer::Impl::LogRequest(const httplib::Request& req,
   }
   auto elapsed = std::chrono::steady_clock::now() - request_started;
   const double seconds = std::chrono::duration<double>(elapsed).count();
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
   // No handler ran: httplib found no route (404), refused the request
   // before routing (unparsable, body too large), or a handler registered
   // without Impl::Get/Post served it.
@@ -476,7 +501,7 @@ void HttpServer::Impl::LogRequest(const httplib::Request& req,
                                   {"method", req.method},
                                   {"route", route},
                                   {"status", res.status},
-                                  {"duration_ms", seconds * 1000.0},
+                                  DurationMillis(micros),
                                   {"client", request_client}};
   if (!request_error.empty()) fields.emplace_back("error", request_error);
   logger.Info("request", fields);

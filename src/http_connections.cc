@@ -173,27 +173,44 @@ class DeadlineSocketStream : public httplib::Stream {
     return n;
   }
 
+  // A connection's addresses never change, so each is looked up once (a
+  // getpeername/getsockname and a conversion to text) rather than for every
+  // request on a kept-alive connection; httplib asks for both each time.
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t length = sizeof(addr);
-    if (::getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &length) ==
-        0) {
-      AddressOf(addr, ip, port);
+    if (!remote_.known) {
+      Lookup(::getpeername, remote_);
     }
+    ip = remote_.ip;
+    port = remote_.port;
   }
 
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t length = sizeof(addr);
-    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &length) ==
-        0) {
-      AddressOf(addr, ip, port);
+    if (!local_.known) {
+      Lookup(::getsockname, local_);
     }
+    ip = local_.ip;
+    port = local_.port;
   }
 
   socket_t socket() const override { return sock_; }
 
  private:
+  struct Endpoint {
+    bool known = false;
+    std::string ip;
+    int port = 0;
+  };
+
+  template <class Query>
+  void Lookup(Query query, Endpoint& endpoint) const {
+    sockaddr_storage addr{};
+    socklen_t length = sizeof(addr);
+    if (query(sock_, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+      AddressOf(addr, endpoint.ip, endpoint.port);
+      endpoint.known = true;
+    }
+  }
+
   // A read waits for the per-read timeout, but never past the deadline.
   int ReadWaitMs() const {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -221,6 +238,8 @@ class DeadlineSocketStream : public httplib::Stream {
   char buffer_[kReadBufferBytes];
   size_t offset_ = 0;
   size_t length_ = 0;
+  mutable Endpoint remote_;  // filled by the first get_remote_ip_and_port
+  mutable Endpoint local_;   // filled by the first get_local_ip_and_port
 };
 
 }  // namespace

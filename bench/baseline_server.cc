@@ -1,7 +1,9 @@
-// The benchmark's ceiling: a trivial cpp-httplib server with wxsessiond's own
-// server settings (ApplyServerSettings), answering a constant session-shaped
+// The benchmark's ceiling: a trivial cpp-httplib server on wxsessiond's own
+// HTTP layer (GuardedServer, the connection handling wxsessiond serves plain
+// HTTP with, and ApplyServerSettings), answering a constant session-shaped
 // JSON on GET /v1/session and 204 on GET /v1/auth. Whatever wxsessiond loses
-// against this is ours; what this cannot do is the HTTP layer's.
+// against this is the handlers' (store, crypto, logging); what this cannot do
+// is the HTTP layer's.
 //
 // usage: bench_baseline [--listen HOST:PORT] [--threads N]
 #include <cstdio>
@@ -9,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "httplib_server.h"
+#include "http_connections.h"
 
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
@@ -25,7 +27,7 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[i + 1]);
     }
   }
-  wxsession::DeepBacklogServer server;
+  wxsession::GuardedServer server;
   wxsession::ApplyServerSettings(server, threads);
   const std::string body =
       R"({"appid":"wxbench00000000000","openid":"o0123456789abcdefghijklmnopq",)"

@@ -23,6 +23,10 @@ constexpr int kStopPollMs = 100;
 // Bytes read from the socket at once; requests are parsed a line at a time,
 // so reads are buffered (as in httplib's own SocketStream).
 constexpr size_t kReadBufferBytes = 4096;
+// Bytes of response gathered before a send (see DeadlineSocketStream::write):
+// a lookup, an error or a metrics page is one send; larger bodies go out in
+// pieces of about this size.
+constexpr size_t kWriteBufferBytes = 16 * 1024;
 // Request line plus headers, in bytes: as nginx's default
 // large_client_header_buffers (4 x 8 KiB). httplib 0.11 limits one line but
 // not how many there are.
@@ -132,6 +136,9 @@ class DeadlineSocketStream : public httplib::Stream {
   }
 
   ssize_t read(char* ptr, size_t size) override {
+    // Whatever was written must reach the peer before we wait on it (an
+    // interim "100 Continue" the client waits for before its body).
+    if (!Flush()) return -1;
     if (in_headers_) {
       if (header_bytes_ >= kMaxHeaderBytes) {
         failed_ = true;
@@ -164,13 +171,26 @@ class DeadlineSocketStream : public httplib::Stream {
     return ReadBuffered(ptr, size);
   }
 
+  // Writes are gathered and sent when the request is done (Flush), before
+  // any read, or once kWriteBufferBytes have gathered. httplib writes the
+  // status line and headers, then the body, as two writes: sent as they
+  // came, that is two TCP segments with TCP_NODELAY and two wakeups of the
+  // client for a small answer (a lookup's JSON); gathered, it is one send.
   ssize_t write(const char* ptr, size_t size) override {
-    if (!is_writable()) return -1;
-    ssize_t n;
-    do {
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
+    if (out_.size() + size > kWriteBufferBytes && !Flush()) return -1;
+    if (size >= kWriteBufferBytes) return SendAll(ptr, size) ? size : -1;
+    out_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+
+  // Sends whatever write() gathered; false when the peer cannot take it
+  // within the write timeout (the connection is then done).
+  bool Flush() {
+    if (out_.empty()) return true;
+    const bool sent = SendAll(out_.data(), out_.size());
+    out_.clear();
+    if (!sent) failed_ = true;
+    return sent;
   }
 
   // A connection's addresses never change, so each is looked up once (a
@@ -195,6 +215,20 @@ class DeadlineSocketStream : public httplib::Stream {
   socket_t socket() const override { return sock_; }
 
  private:
+  bool SendAll(const char* data, size_t size) {
+    while (size > 0) {
+      if (!is_writable()) return false;
+      ssize_t n;
+      do {
+        n = ::send(sock_, data, size, MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return false;
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+    return true;
+  }
+
   struct Endpoint {
     bool known = false;
     std::string ip;
@@ -238,6 +272,7 @@ class DeadlineSocketStream : public httplib::Stream {
   char buffer_[kReadBufferBytes];
   size_t offset_ = 0;
   size_t length_ = 0;
+  std::string out_;  // written, not yet sent (see write)
   mutable Endpoint remote_;  // filled by the first get_remote_ip_and_port
   mutable Endpoint local_;   // filled by the first get_local_ip_and_port
 };
@@ -270,6 +305,7 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     ok = process_request(stream, /*close_connection=*/left == 1,
                          connection_closed,
                          [&stream](httplib::Request&) { stream.EndHeaders(); });
+    if (!stream.Flush()) ok = false;
     if (!ok || connection_closed || close_after_response || stream.failed()) {
       break;
     }

@@ -49,6 +49,25 @@ class Stalled {
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(bytes.size());
   }
+  // Reads until `needle` has arrived; false after `timeout_ms` without it
+  // or when the server closes first. What was read goes to `got`.
+  bool ReadUntil(const std::string& needle, int timeout_ms, std::string* got) {
+    auto until = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (got->find(needle) == std::string::npos) {
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(until -
+                                                                Clock::now())
+              .count());
+      pollfd pfd{fd_, POLLIN, 0};
+      if (left <= 0 || ::poll(&pfd, 1, left) <= 0) return false;
+      char chunk[1024];
+      ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+      if (n <= 0) return false;
+      got->append(chunk, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
   // True once the server has closed (or answered and closed) the
   // connection; waits at most `timeout_ms`.
   bool ClosedByServer(int timeout_ms, std::string* answer = nullptr) {
@@ -124,6 +143,29 @@ TEST(E2ESlowClients, TwoHundredStalledConnectionsDoNotDelayARealClient) {
     ASSERT_TRUE(again) << "client " << i;
     EXPECT_EQ(again->status, 200);
   }
+}
+
+// Responses are gathered and sent in one piece when the request is done;
+// an interim "100 Continue" must still go out at once, because the client
+// waits for it before it sends the body the server is waiting for.
+TEST(E2ESlowClients, AnInterimContinueIsSentBeforeTheBodyIsRead) {
+  ServerFixture fixture;
+  ASSERT_TRUE(fixture.Start());
+  const std::string body = R"({"code":"patient.1"})";
+  Stalled client(fixture.port(),
+                 "POST /v1/login HTTP/1.1\r\nHost: t\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Expect: 100-continue\r\n"
+                 "Content-Length: " + std::to_string(body.size()) +
+                     "\r\n\r\n");
+  ASSERT_TRUE(client.connected());
+  std::string got;
+  // Well inside the 10 s request deadline that would otherwise end it.
+  ASSERT_TRUE(client.ReadUntil("HTTP/1.1 100 Continue\r\n\r\n", 5000, &got))
+      << got;
+  ASSERT_TRUE(client.Send(body));
+  ASSERT_TRUE(client.ReadUntil("session_id", 5000, &got)) << got;
+  EXPECT_NE(got.find("HTTP/1.1 200 OK"), std::string::npos) << got;
 }
 
 TEST(E2ESlowClients, ASlowlorisClientIsCutOffByTheRequestDeadline) {

@@ -6,12 +6,13 @@ namespace wxsession {
 
 Sweeper::Sweeper(SessionStore& store, const Clock& clock,
                  int64_t interval_seconds, int64_t batch_rows,
-                 Observer observer)
+                 Observer observer, Rest rest)
     : store_(store),
       clock_(clock),
       interval_seconds_(interval_seconds),
       batch_rows_(batch_rows),
-      observer_(std::move(observer)) {}
+      observer_(std::move(observer)),
+      rest_(std::move(rest)) {}
 
 Sweeper::~Sweeper() { Stop(); }
 
@@ -21,12 +22,20 @@ Result<int64_t> Sweeper::RunOnce() {
   // Each batch is its own short transaction: a lookup or login waits behind
   // at most one batch, never behind the whole sweep.
   while (!stopping_.load()) {
+    const auto started = std::chrono::steady_clock::now();
     Result<int64_t> deleted = store_.SweepExpired(now, batch_rows_);
     if (!deleted.ok()) return deleted;
     total += deleted.value();
     if (deleted.value() < batch_rows_) break;
+    RestFor((std::chrono::steady_clock::now() - started) * kRestPerBatch);
   }
   return total;
+}
+
+void Sweeper::RestFor(std::chrono::nanoseconds duration) {
+  if (rest_) return rest_(duration);
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait_for(lock, duration, [this] { return stopping_.load(); });
 }
 
 void Sweeper::Start() {

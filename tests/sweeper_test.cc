@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <vector>
 
 #include "sqlite/sqlite_store.h"
 #include "test_support.h"
@@ -53,6 +54,23 @@ TEST_F(SweeperTest, RunOnceDeletesEveryExpiredSessionInBatches) {
   clock.Advance(1);
   EXPECT_EQ(sweeper.RunOnce().value(), 1);
   EXPECT_EQ(sweeper.RunOnce().value(), 0);
+}
+
+// A big backlog is swept gently: after every full batch the sweeper rests
+// kRestPerBatch times as long as the batch took; not after the last.
+TEST_F(SweeperTest, RestsAfterEachFullBatchInProportionToItsDuration) {
+  for (int i = 0; i < 10; ++i) Add("old" + std::to_string(i), kNow - i);
+  ManualClock clock(kNow);
+  std::vector<std::chrono::nanoseconds> rests;
+  Sweeper sweeper(*store_, clock, 60, /*batch_rows=*/3, {},
+                  [&rests](std::chrono::nanoseconds d) { rests.push_back(d); });
+  ASSERT_EQ(sweeper.RunOnce().value(), 10);
+  // Batches of 3, 3, 3 and then 1: a rest after each of the full ones.
+  ASSERT_EQ(rests.size(), 3u);
+  for (auto rest : rests) EXPECT_GT(rest.count(), 0);
+  rests.clear();
+  EXPECT_EQ(sweeper.RunOnce().value(), 0);
+  EXPECT_TRUE(rests.empty());
 }
 
 TEST_F(SweeperTest, StopReturnsPromptlyWithoutWaitingForTheInterval) {

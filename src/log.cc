@@ -203,93 +203,22 @@ void Logger::Log(LogLevel level, const std::string& event,
   try {
     std::string line = Format(level, event, fields);
     line += '\n';
-    {
-      std::lock_guard<std::mutex> lock(queue_mutex_);
-      if (background_) {
-        if (queued_.size() + line.size() > kMaxQueuedBytes) {
-          ++dropped_;
-          return;
-        }
-        const bool was_empty = queued_.empty();
-        queued_ += line;
-        // The writer sleeps only when the queue is empty and no write is
-        // running; otherwise it picks this line up without a wakeup.
-        if (was_empty && !writing_) queue_changed_.notify_all();
-        return;
-      }
+    // One write(2) per line and no lock: the kernel keeps a single write
+    // whole on pipes (up to PIPE_BUF) and regular files, and a process-wide
+    // mutex around a syscall made every request thread queue behind it
+    // (futex waits dominated a lookup profile).
+    const int fd = ::fileno(out_);
+    const char* data = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      ssize_t written = ::write(fd, data, left);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) break;  // a full disk or closed pipe: drop the line
+      data += written;
+      left -= static_cast<size_t>(written);
     }
-    WriteOut(line);
   } catch (...) {
   }
-}
-
-// One write(2) per call, no lock: the kernel keeps a single write whole on
-// pipes (up to PIPE_BUF) and regular files, and a process-wide mutex around a
-// syscall made every request thread queue behind it.
-void Logger::WriteOut(const std::string& bytes) const {
-  const int fd = ::fileno(out_);
-  const char* data = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, data, left);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) break;  // a full disk or closed pipe: drop the rest
-    data += written;
-    left -= static_cast<size_t>(written);
-  }
-}
-
-void Logger::StartBackgroundWriter() {
-  if (out_ == nullptr) return;
-  std::lock_guard<std::mutex> lock(queue_mutex_);
-  if (background_) return;
-  if (writer_.joinable()) writer_.join();  // a stopped writer, already done
-  background_ = true;
-  stopping_ = false;
-  writer_ = std::thread([this] { WriterLoop(); });
-}
-
-void Logger::StopBackgroundWriter() {
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    if (!background_) return;
-    stopping_ = true;
-    queue_changed_.notify_all();
-  }
-  if (writer_.joinable()) writer_.join();
-}
-
-void Logger::Flush() {
-  std::unique_lock<std::mutex> lock(queue_mutex_);
-  queue_changed_.wait(lock, [this] {
-    return !background_ || (queued_.empty() && !writing_);
-  });
-}
-
-uint64_t Logger::dropped() const {
-  std::lock_guard<std::mutex> lock(queue_mutex_);
-  return dropped_;
-}
-
-void Logger::WriterLoop() {
-  std::string batch;
-  std::unique_lock<std::mutex> lock(queue_mutex_);
-  while (true) {
-    queue_changed_.wait(lock, [this] { return !queued_.empty() || stopping_; });
-    if (queued_.empty()) {  // stopping, and everything is written
-      background_ = false;     // from now on Log writes by itself
-      break;
-    }
-    batch.clear();
-    batch.swap(queued_);
-    writing_ = true;
-    lock.unlock();
-    WriteOut(batch);
-    lock.lock();
-    writing_ = false;
-    if (queued_.empty()) queue_changed_.notify_all();  // wakes Flush
-  }
-  queue_changed_.notify_all();
 }
 
 }  // namespace wxsession

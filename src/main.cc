@@ -357,16 +357,11 @@ int RunServer(const Config& config,
                    {{"detail", "requests still running at the stop deadline; "
                                "exiting without them"}});
       checkpoint();
-      logger.Flush();
       std::fflush(nullptr);
       _exit(kExitOk);
     }
   });
 
-  // From here request threads queue their log lines and one thread writes
-  // them (log.h); before this, start-up errors are written at once, in order
-  // with the messages of a failed start.
-  logger.StartBackgroundWriter();
   // Redis deletes expired sessions by itself: no sweeper against it.
   if (!opened->expires_by_itself) sweeper.Start();
   const char* scheme = config.tls_cert.empty() ? "http" : "https";

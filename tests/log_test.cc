@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -310,104 +309,6 @@ TEST(LoggerTest, ConcurrentLinesNeverInterleave) {
     ++per_thread[parsed["thread"].get<int>()];
   }
   for (int count : per_thread) EXPECT_EQ(count, kLinesPerThread);
-}
-
-// Everything written to `file` so far.
-std::string ReadBack(FILE* file) {
-  std::fflush(file);
-  std::string text;
-  std::rewind(file);
-  char chunk[4096];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), file)) > 0) {
-    text.append(chunk, n);
-  }
-  return text;
-}
-
-// With the background writer, lines from many threads all arrive, each
-// whole, and each thread's lines in the order it logged them.
-TEST(LoggerBackgroundWriter, LinesFromManyThreadsArriveWholeAndInOrder) {
-  FILE* file = std::tmpfile();
-  ASSERT_NE(file, nullptr);
-  constexpr int kThreads = 8;
-  constexpr int kPerThread = 500;
-  {
-    Logger logger(file, LogFormat::kJson);
-    logger.StartBackgroundWriter();
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&logger, t] {
-        for (int i = 0; i < kPerThread; ++i) {
-          logger.Info("request", {{"thread", t}, {"seq", i}});
-        }
-      });
-    }
-    for (auto& thread : threads) thread.join();
-    logger.Flush();
-    // Flush returned: every line is in the file already.
-    EXPECT_EQ(SplitLines(ReadBack(file)).size(),
-              static_cast<size_t>(kThreads * kPerThread));
-    EXPECT_EQ(logger.dropped(), 0u);
-  }
-  std::vector<int> next(kThreads, 0);
-  for (const std::string& line : SplitLines(ReadBack(file))) {
-    json parsed = ParseLine(line);
-    const int thread = parsed["thread"].get<int>();
-    ASSERT_EQ(parsed["seq"].get<int>(), next[thread]) << line;
-    ++next[thread];
-  }
-  for (int count : next) EXPECT_EQ(count, kPerThread);
-  std::fclose(file);
-}
-
-// Stopping writes out what was queued; later lines are written at once by
-// the calling thread, as before the writer started.
-TEST(LoggerBackgroundWriter, StopWritesEverythingQueuedAndLaterLinesStillArrive) {
-  FILE* file = std::tmpfile();
-  ASSERT_NE(file, nullptr);
-  Logger logger(file, LogFormat::kText);
-  logger.StartBackgroundWriter();
-  for (int i = 0; i < 100; ++i) logger.Info("queued", {{"n", i}});
-  logger.StopBackgroundWriter();
-  EXPECT_EQ(SplitLines(ReadBack(file)).size(), 100u);
-  logger.Info("after_stop");
-  std::vector<std::string> lines = SplitLines(ReadBack(file));
-  ASSERT_EQ(lines.size(), 101u);
-  EXPECT_NE(lines.back().find("after_stop"), std::string::npos);
-  // And it can start again.
-  logger.StartBackgroundWriter();
-  logger.Info("restarted");
-  logger.Flush();
-  EXPECT_EQ(SplitLines(ReadBack(file)).size(), 102u);
-  std::fclose(file);
-}
-
-// A stalled output (nobody reads the pipe) must not block the threads that
-// log: past kMaxQueuedBytes lines are dropped and counted instead.
-TEST(LoggerBackgroundWriter, AStalledOutputDropsLinesInsteadOfBlocking) {
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  FILE* out = ::fdopen(fds[1], "w");
-  ASSERT_NE(out, nullptr);
-  {
-    Logger logger(out, LogFormat::kJson);
-    logger.StartBackgroundWriter();
-    // A pipe holds 64 KiB; these lines add up to several MiB.
-    const std::string filler(200, 'x');
-    for (int i = 0; i < 30000; ++i) logger.Info("flood", {{"filler", filler}});
-    EXPECT_GT(logger.dropped(), 0u);
-    // Unblock the writer so the logger can stop: drain the pipe.
-    std::thread reader([&] {
-      char chunk[65536];
-      while (::read(fds[0], chunk, sizeof(chunk)) > 0) {
-      }
-    });
-    logger.StopBackgroundWriter();
-    std::fclose(out);  // ends the reader
-    reader.join();
-  }
-  ::close(fds[0]);
 }
 
 }  // namespace

@@ -4,26 +4,13 @@
 // fields...}) or "key=value" text. Callers pass only values that are safe to
 // log: never an app secret, a session id, a session_key or an admin token.
 //
-// Writing: by default each line is written whole with one write(2) by the
-// calling thread. After StartBackgroundWriter() (the server does this) lines
-// are queued in memory and a writer thread writes whatever has queued with
-// one write(2): a request thread then spends no system call on its log line,
-// and under load one write carries many lines. Lines keep their order; a
-// stop (StopBackgroundWriter, the destructor, Flush) writes out every line
-// queued. Should the output stall (a full pipe), at most kMaxQueuedBytes
-// wait and further lines are dropped rather than blocking requests.
-//
-// Thread-safety: Log and Flush may be called from any thread; Start/Stop
-// from the owning thread.
+// Thread-safety: Log may be called from any thread; each line is written
+// whole, with one write(2) and no lock.
 #ifndef WXSESSION_LOG_H_
 #define WXSESSION_LOG_H_
 
-#include <condition_variable>
-#include <cstdint>
 #include <cstdio>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -51,23 +38,9 @@ struct LogField {
 
 class Logger {
  public:
-  // Bytes of lines the background writer may hold (about 5,000 lines).
-  static constexpr size_t kMaxQueuedBytes = 1 << 20;
-
   explicit Logger(FILE* out = stderr, LogFormat format = LogFormat::kJson,
                   LogLevel min_level = LogLevel::kInfo)
       : out_(out), format_(format), min_level_(min_level) {}
-  ~Logger() { StopBackgroundWriter(); }
-  Logger(const Logger&) = delete;
-  Logger& operator=(const Logger&) = delete;
-
-  void StartBackgroundWriter();
-  // Writes out every queued line, then writes synchronously again.
-  void StopBackgroundWriter();
-  // Returns once every line logged before the call has been written.
-  void Flush();
-  // Lines dropped because the output stalled (background writer only).
-  uint64_t dropped() const;
 
   void Log(LogLevel level, const std::string& event,
            const std::vector<LogField>& fields = {});
@@ -87,21 +60,9 @@ class Logger {
                      const std::vector<LogField>& fields) const;
 
  private:
-  void WriteOut(const std::string& bytes) const;
-  void WriterLoop();
-
   FILE* const out_;             // constant after construction
   const LogFormat format_;      // constant after construction
   const LogLevel min_level_;    // constant after construction
-
-  mutable std::mutex queue_mutex_;
-  std::condition_variable queue_changed_;  // with queue_mutex_
-  std::string queued_;                     // queue_mutex_: lines to write
-  bool background_ = false;                // queue_mutex_: writer running
-  bool stopping_ = false;                  // queue_mutex_
-  bool writing_ = false;                   // queue_mutex_: a write is running
-  uint64_t dropped_ = 0;                   // queue_mutex_
-  std::thread writer_;                     // owned by Start/Stop's caller
 };
 
 }  // namespace wxsession

@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "http_connections.h"
 #include "httplib_server.h"
 #include "wxsession/crypto.h"
 #include "wxsession/status.h"
@@ -450,9 +451,12 @@ struct MockWeChatServer::Impl {
   }
 
   const MockWeChatOptions options;  // constant after construction
-  // Deep backlog: a burst of new connections from a filling client pool
-  // would otherwise overflow httplib's 5 and stall for 1 s SYN retries.
-  DeepBacklogServer server;  // thread-safe as httplib documents
+  // wxsessiond's own connection layer (http_connections.h): a deep listen
+  // backlog (a burst of new connections from a filling client pool would
+  // otherwise overflow httplib's 5 and stall for 1 s SYN retries), and each
+  // answer sent whole in one write, as WeChat's front ends do, instead of
+  // httplib's headers-then-body pair of segments.
+  GuardedServer server;  // thread-safe as httplib documents
 
   std::mutex mutex;
   std::condition_variable stop_cv;  // signalled when `stopping` turns true

@@ -46,12 +46,13 @@ class GroupCommit {
   // Returns once `item` has been through a commit (run by this thread or by
   // another); its outcome is whatever the commit function recorded in it.
   void Submit(Item& item) {
-    Slot slot{&item, false};
+    Slot slot;
+    slot.item = &item;
     std::unique_lock<std::mutex> lock(mutex_);
     queue_.push_back(&slot);
     while (!slot.done) {
       if (leading_) {
-        changed_.wait(lock);
+        slot.wake.wait(lock);
         continue;
       }
       Lead(lock);
@@ -71,9 +72,14 @@ class GroupCommit {
   }
 
  private:
+  // One per waiting thread, on its stack. Each has its own condition
+  // variable so that a commit wakes exactly the threads it carried, plus
+  // the next leader; one shared condition variable woke every waiter, and
+  // they all queued again on mutex_ (a tenth of a login profile).
   struct Slot {
-    Item* item;
-    bool done;  // mutex_
+    Item* item = nullptr;
+    bool done = false;               // mutex_
+    std::condition_variable wake;   // with mutex_
   };
 
   // Takes the oldest queued items (always including the caller's when the
@@ -90,17 +96,21 @@ class GroupCommit {
     for (Slot* slot : slots) batch.push_back(slot->item);
     commit_(batch);
     lock.lock();
-    for (Slot* slot : slots) slot->done = true;
+    // Notified with mutex_ held: a slot lives on its thread's stack until
+    // that thread sees `done`, which it cannot before mutex_ is released.
+    for (Slot* slot : slots) {
+      slot->done = true;
+      slot->wake.notify_one();  // the leader's own: nobody waits, a no-op
+    }
     ++commits_;
     leading_ = false;
-    // Wakes the items just committed and, among the rest, the next leader.
-    changed_.notify_all();
+    // The oldest waiter leads the next commit.
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
   }
 
   const CommitFn commit_;   // constant after construction
   const size_t max_batch_;  // constant after construction
   mutable std::mutex mutex_;
-  std::condition_variable changed_;  // with mutex_: a commit ended
   std::vector<Slot*> queue_;         // mutex_
   bool leading_ = false;             // mutex_: a commit is running
   size_t commits_ = 0;               // mutex_

@@ -70,63 +70,67 @@ TEST(GroupCommit, ALoneItemIsCommittedAtOnceByItsOwnThread) {
   EXPECT_EQ(group.commits(), 1u);
 }
 
-TEST(GroupCommit, ItemsQueuedDuringACommitShareTheNextOne) {
-  Recorder recorder;
-  GroupCommit<Item> group(
-      [&](const std::vector<Item*>& batch) { recorder.Commit(batch); });
-  Item first{1};
-  std::thread leader([&] { group.Submit(first); });
-  recorder.WaitForFirstCommit();  // the leader is inside commit 0
-
-  std::vector<Item> later(3);
-  std::vector<std::thread> followers;
-  for (int i = 0; i < 3; ++i) {
-    later[i].value = 10 + i;
-    followers.emplace_back([&, i] { group.Submit(later[i]); });
+// A leader held inside commit 0 (item value 1) with `n` more items (values
+// 10, 11, ...) queued behind it by their own threads; Finish() lets the
+// commits run and joins every thread.
+class QueuedBehindACommit {
+ public:
+  QueuedBehindACommit(size_t n, size_t max_batch)
+      : later(n),
+        group_([this](const std::vector<Item*>& b) { recorder.Commit(b); },
+               max_batch) {
+    leader_ = std::thread([this] { group_.Submit(first); });
+    recorder.WaitForFirstCommit();  // the leader is inside commit 0
+    for (size_t i = 0; i < n; ++i) {
+      later[i].value = 10 + static_cast<int>(i);
+      followers_.emplace_back([this, i] { group_.Submit(later[i]); });
+    }
+    // Condition, not time: all of them are queued behind the running commit.
+    while (group_.queued() < n) std::this_thread::yield();
   }
-  // Condition, not time: all three are queued behind the running commit.
-  while (group.queued() < 3) std::this_thread::yield();
-  EXPECT_EQ(first.committed_in, 0);
-  for (const Item& item : later) EXPECT_EQ(item.committed_in, -1);
 
-  recorder.Release();
-  leader.join();
-  for (auto& thread : followers) thread.join();
+  void Finish() {
+    recorder.Release();
+    leader_.join();
+    for (auto& thread : followers_) thread.join();
+  }
 
-  std::vector<std::vector<int>> batches = recorder.batches();
+  size_t commits() const { return group_.commits(); }
+
+  Recorder recorder;
+  Item first{1};
+  std::vector<Item> later;
+
+ private:
+  GroupCommit<Item> group_;
+  std::thread leader_;
+  std::vector<std::thread> followers_;
+};
+
+TEST(GroupCommit, ItemsQueuedDuringACommitShareTheNextOne) {
+  QueuedBehindACommit run(3, /*max_batch=*/256);
+  EXPECT_EQ(run.first.committed_in, 0);
+  for (const Item& item : run.later) EXPECT_EQ(item.committed_in, -1);
+  run.Finish();
+
+  std::vector<std::vector<int>> batches = run.recorder.batches();
   ASSERT_EQ(batches.size(), 2u);
   EXPECT_EQ(batches[0], std::vector<int>({1}));
   ASSERT_EQ(batches[1].size(), 3u);
-  for (const Item& item : later) EXPECT_EQ(item.committed_in, 1);
-  EXPECT_EQ(group.commits(), 2u);
+  for (const Item& item : run.later) EXPECT_EQ(item.committed_in, 1);
+  EXPECT_EQ(run.commits(), 2u);
 }
 
 TEST(GroupCommit, ABatchNeverExceedsItsBound) {
-  Recorder recorder;
-  GroupCommit<Item> group(
-      [&](const std::vector<Item*>& batch) { recorder.Commit(batch); },
-      /*max_batch=*/2);
-  Item first{1};
-  std::thread leader([&] { group.Submit(first); });
-  recorder.WaitForFirstCommit();
-  std::vector<Item> later(5);
-  std::vector<std::thread> followers;
-  for (int i = 0; i < 5; ++i) {
-    later[i].value = 10 + i;
-    followers.emplace_back([&, i] { group.Submit(later[i]); });
-  }
-  while (group.queued() < 5) std::this_thread::yield();
-  recorder.Release();
-  leader.join();
-  for (auto& thread : followers) thread.join();
-
+  QueuedBehindACommit run(5, /*max_batch=*/2);
+  run.Finish();
   size_t carried = 0;
-  for (const auto& batch : recorder.batches()) {
+  for (const auto& batch : run.recorder.batches()) {
     EXPECT_LE(batch.size(), 2u);
     carried += batch.size();
   }
   EXPECT_EQ(carried, 6u);
-  EXPECT_EQ(recorder.batches().size(), 4u);  // 1, then 2 + 2 + 1
+  EXPECT_EQ(run.recorder.batches().size(), 4u);  // 1, then 2 + 2 + 1
 }
 
 TEST(GroupCommit, EveryItemOfManyThreadsIsCommittedExactlyOnce) {

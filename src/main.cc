@@ -89,10 +89,16 @@ struct Args {
   }
 };
 
+// No limit on arguments that are not options (ParseArgs).
+constexpr size_t kAnyPositional = static_cast<size_t>(-1);
+
 // `with_value` lists options that take a value; `flags` those that do not.
+// More than `max_positional` other arguments is an error naming the first
+// extra one.
 Args ParseArgs(int argc, char** argv, int first,
                const std::vector<std::string>& with_value,
-               const std::vector<std::string>& flags) {
+               const std::vector<std::string>& flags,
+               size_t max_positional = kAnyPositional) {
   Args args;
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
@@ -132,6 +138,10 @@ Args ParseArgs(int argc, char** argv, int first,
       value = argv[++i];
     }
     args.values[name] = value;
+  }
+  // After the loop: --help anywhere still shows the usage, not this error.
+  if (!args.help && args.positional.size() > max_positional) {
+    args.error = "unexpected argument " + args.positional[max_positional];
   }
   return args;
 }
@@ -409,11 +419,9 @@ int CmdServe(int argc, char** argv) {
       "Runs the server. Without --config, WXSESSIOND_APPID and\n"
       "WXSESSIOND_SECRET (or WXSESSIOND_SECRET_FILE) configure one app.\n"
       "Port 0 picks a free port; the bound address is printed on stdout.\n";
-  Args args = ParseArgs(argc, argv, 2, {"config", "listen", "database"}, {});
+  Args args = ParseArgs(argc, argv, 2, {"config", "listen", "database"}, {},
+                        /*max_positional=*/0);
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (!args.positional.empty()) {
-    return Usage(usage, "unexpected argument " + args.positional.front());
-  }
   Result<Config> config = LoadFromArgs(args);
   if (!config.ok()) {
     return Fail(config.status());
@@ -599,12 +607,11 @@ int CmdBackup(int argc, char** argv) {
       "snapshot, checked, in a single file readable by its owner only. OUT.db\n"
       "must not exist. Prints {\"backup\", \"bytes\", \"sessions\"}.\n"
       "Restore: see docs/OPERATIONS.md.\n";
-  Args args = ParseArgs(argc, argv, 2, {"config", "database"}, {});
+  Args args = ParseArgs(argc, argv, 2, {"config", "database"}, {},
+                        /*max_positional=*/1);
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (args.positional.size() != 1) {
-    return Usage(usage, args.positional.empty()
-                            ? "give the file to write, e.g. backup.db"
-                            : "unexpected argument " + args.positional[1]);
+  if (args.positional.empty()) {
+    return Usage(usage, "give the file to write, e.g. backup.db");
   }
   Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) {
@@ -644,11 +651,9 @@ int CmdMigrateStore(int argc, char** argv) {
       "redis.password_file or WXSESSIOND_REDIS_PASSWORD. Safe to run again:\n"
       "copies are idempotent and never replace a newer key. Progress goes\n"
       "to stderr; the counts, as JSON, to stdout.\n";
-  Args args = ParseArgs(argc, argv, 2, {"config", "database", "to"}, {});
+  Args args = ParseArgs(argc, argv, 2, {"config", "database", "to"}, {},
+                        /*max_positional=*/0);
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (!args.positional.empty()) {
-    return Usage(usage, "unexpected argument " + args.positional.front());
-  }
   Result<Config> config = LoadFromArgs(args);
   if (!config.ok()) {
     return Fail(config.status());

@@ -102,20 +102,9 @@ void AccessTokenCentre::Sleep(int64_t milliseconds) const {
 
 Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
                                               const std::string& rejected) {
-  const AppConfig* app = nullptr;
-  if (requested.empty()) {
-    if (config_.apps.size() != 1) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "appid is required: this server serves several apps");
-    }
-    app = &config_.apps.front();
-  } else {
-    app = config_.FindApp(requested);
-    if (app == nullptr) {
-      return Status(ErrorCode::kUnknownApp,
-                    "appid " + requested + " is not configured on this server");
-    }
-  }
+  Result<const AppConfig*> found = config_.AppFor(requested);
+  if (!found.ok()) return found.status();
+  const AppConfig* app = found.value();
   const std::string& appid = app->appid;
   const bool forced = !rejected.empty();
 

@@ -1029,6 +1029,22 @@ const AppConfig* Config::FindApp(const std::string& appid) const {
   return nullptr;
 }
 
+Result<const AppConfig*> Config::AppFor(const std::string& appid) const {
+  if (appid.empty()) {
+    if (apps.size() != 1) {
+      return Status(ErrorCode::kInvalidRequest,
+                    "appid is required: this server serves several apps");
+    }
+    return &apps.front();
+  }
+  const AppConfig* app = FindApp(appid);
+  if (app == nullptr) {
+    return Status(ErrorCode::kUnknownApp,
+                  "appid " + appid + " is not configured on this server");
+  }
+  return app;
+}
+
 GetEnv ProcessEnvironment() {
   return [](const std::string& name) -> std::optional<std::string> {
     const char* value = std::getenv(name.c_str());

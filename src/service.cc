@@ -124,20 +124,9 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
     return Status(ErrorCode::kInvalidRequest,
                   "code must be printable ASCII, as wx.login returns it");
   }
-  const AppConfig* app = nullptr;
-  if (appid.empty()) {
-    if (config_.apps.size() != 1) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "appid is required: this server serves several apps");
-    }
-    app = &config_.apps.front();
-  } else {
-    app = config_.FindApp(appid);
-    if (app == nullptr) {
-      return Status(ErrorCode::kUnknownApp,
-                    "appid " + appid + " is not configured on this server");
-    }
-  }
+  Result<const AppConfig*> found = config_.AppFor(appid);
+  if (!found.ok()) return found.status();
+  const AppConfig* app = found.value();
 
   const int64_t now = clock_.Now();
   const std::string key = crypto::Sha256(app->appid + '\0' + code);

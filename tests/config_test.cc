@@ -198,6 +198,25 @@ TEST_F(ConfigTest, FindApp) {
   EXPECT_EQ(result->FindApp(""), nullptr);
 }
 
+// What login and the token centre resolve a request's appid with.
+TEST_F(ConfigTest, AppForTakesTheOnlyAppWhenNoneIsNamed) {
+  auto two = Load(Write("c.json", R"({"apps": [
+      {"appid": "wx1", "secret": "s1"}, {"appid": "wx2", "secret": "s2"}]})"));
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  ASSERT_TRUE(two->AppFor("wx2").ok());
+  EXPECT_EQ(two->AppFor("wx2").value()->secret, "s2");
+  EXPECT_EQ(two->AppFor("").status().code(), ErrorCode::kInvalidRequest);
+  EXPECT_EQ(two->AppFor("wx3").status().code(), ErrorCode::kUnknownApp);
+  EXPECT_NE(two->AppFor("wx3").status().message().find("wx3"),
+            std::string::npos);
+
+  auto one = Load(Write("d.json", R"({"apps": [
+      {"appid": "wx1", "secret": "s1"}]})"));
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_TRUE(one->AppFor("").ok());
+  EXPECT_EQ(one->AppFor("").value()->appid, "wx1");
+}
+
 // --- File-level failures
 // --------------------------------------------------------
 

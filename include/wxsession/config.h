@@ -96,6 +96,9 @@ struct Config {
 
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;
+  // The app a request names; an empty `appid` means the only app. Errors:
+  // kInvalidRequest (empty, but several apps are served), kUnknownApp.
+  Result<const AppConfig*> AppFor(const std::string& appid) const;
 };
 
 // Reads an environment variable; injectable for tests.

@@ -590,8 +590,6 @@ class SqliteStore : public SessionStore, public StoreExporter {
       // still find them; the next commit past the mark asks again.
       if (conn) CheckpointInBackground(*conn);
       lock.lock();
-      ++checkpoints_;
-      checkpoint_cv_.notify_all();
     }
   }
 
@@ -901,7 +899,6 @@ class SqliteStore : public SessionStore, public StoreExporter {
   std::condition_variable checkpoint_cv_;  // with checkpoint_mutex_
   bool checkpoint_wanted_ = false;         // checkpoint_mutex_
   bool checkpoint_stopping_ = false;       // checkpoint_mutex_
-  int64_t checkpoints_ = 0;                // checkpoint_mutex_: runs done
   std::thread checkpointer_;               // started on the first request
   std::mutex pool_mutex_;
   std::condition_variable pool_available_;               // with pool_mutex_

@@ -11,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "sqlite/sqlite_store.h"
 #include "test_support.h"
 
 namespace wxsession {
@@ -82,11 +81,7 @@ class AccessTokenTest : public ::testing::Test {
   }
 
   std::unique_ptr<SessionStore> OpenStore() {
-    SqliteOptions options;
-    options.path = dir_.File("s.db");
-    auto store = OpenSqliteStore(options);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    return store.ok() ? std::move(store).value() : nullptr;
+    return testing_support::OpenTestSqliteStore(dir_.File("s.db"));
   }
 
   void SetUp() override {

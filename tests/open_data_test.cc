@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/access_token.h"
 #include "wxsession/crypto.h"
@@ -354,11 +353,8 @@ class OpenDataServiceTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    SqliteOptions options;
-    options.path = dir_.File("s.db");
-    auto store = OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store).value();
+    store_ = testing_support::OpenTestSqliteStore(dir_.File("s.db"));
+    ASSERT_NE(store_, nullptr);
     sessions_ =
         std::make_unique<SessionService>(config_, *store_, wechat_, clock_);
     tokens_ =

@@ -7,7 +7,6 @@
 #include <set>
 #include <thread>
 
-#include "sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 
@@ -28,11 +27,8 @@ class ServiceTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    SqliteOptions options;
-    options.path = dir_.File("s.db");
-    auto store = OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store).value();
+    store_ = testing_support::OpenTestSqliteStore(dir_.File("s.db"));
+    ASSERT_NE(store_, nullptr);
     service_ = std::make_unique<SessionService>(config_, *store_, wechat_,
                                                 clock_);
   }

@@ -24,11 +24,7 @@ using testing_support::WriteFile;
 constexpr int64_t kNow = 1'700'000'000;  // a fixed "now", unix seconds
 
 std::unique_ptr<SessionStore> Open(const std::string& path) {
-  SqliteOptions options;
-  options.path = path;
-  auto store = OpenSqliteStore(options);
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  return store.ok() ? std::move(store).value() : nullptr;
+  return testing_support::OpenTestSqliteStore(path);
 }
 
 NewSession Session(const std::string& id) {

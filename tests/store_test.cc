@@ -40,11 +40,7 @@ struct Backend {
 };
 
 std::unique_ptr<SessionStore> OpenSqlite(TempDir& dir) {
-  SqliteOptions options;
-  options.path = dir.File("store.db");
-  auto store = OpenSqliteStore(options);
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  return store.ok() ? std::move(store).value() : nullptr;
+  return testing_support::OpenTestSqliteStore(dir.File("store.db"));
 }
 
 // Test names and failure messages show the backend's name.

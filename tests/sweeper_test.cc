@@ -6,7 +6,6 @@
 #include <chrono>
 #include <vector>
 
-#include "sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 
@@ -20,11 +19,8 @@ constexpr int64_t kNow = 1'700'000'000;  // unix seconds
 class SweeperTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SqliteOptions options;
-    options.path = dir_.File("s.db");
-    auto store = OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(store).value();
+    store_ = testing_support::OpenTestSqliteStore(dir_.File("s.db"));
+    ASSERT_NE(store_, nullptr);
   }
   void Add(const std::string& id, int64_t expires_at) {
     NewSession s;

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sqlite/sqlite_store.h"
 #include "wxsession/crypto.h"
 
 extern char** environ;
@@ -218,6 +219,14 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   result.exit_code = code ? *code : -1;
   result.err = process.Stderr();
   return result;
+}
+
+std::unique_ptr<SessionStore> OpenTestSqliteStore(const std::string& path) {
+  SqliteOptions options;
+  options.path = path;
+  auto store = OpenSqliteStore(options);
+  EXPECT_TRUE(store.ok()) << path << ": " << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
 }
 
 std::string RawHttp(int port, const std::string& request, int timeout_ms) {

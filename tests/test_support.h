@@ -8,11 +8,13 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "wxsession/store.h"
 #include "wxsession/wechat.h"
 
 namespace wxsession::testing_support {
@@ -80,6 +82,11 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env_extra =
                              {});
+
+// Opens (creating) a SQLite session store at `path` with default options.
+// A failure to open is a test failure, reported with its status; the
+// result is then nullptr, so callers ASSERT_NE(store, nullptr).
+std::unique_ptr<SessionStore> OpenTestSqliteStore(const std::string& path);
 
 // Sends `request` bytes as-is to 127.0.0.1:port and returns everything read
 // until the peer closes or `timeout_ms` passes without data.

@@ -38,22 +38,6 @@ using testing_support::ServerFixture;
 using testing_support::TempDir;
 using testing_support::WriteFile;
 
-// A loopback port nobody listens on right now (the proxy binds it next;
-// StartProxy retries if someone else got there first).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  int port = ntohs(address.sin_port);
-  ::close(fd);
-  return port;
-}
-
 // Replaces the one occurrence of `from` (failing the test if there is not
 // exactly `expected` of them: the shipped file changed shape).
 std::string ReplaceExactly(std::string text, const std::string& from,
@@ -242,7 +226,7 @@ TEST(NginxGateway, ShippedConfigPassesSessionsAndStopsForgery) {
   std::unique_ptr<Process> proxy;
   int port = 0;
   for (int attempt = 0; attempt < 3 && !proxy; ++attempt) {
-    port = FreePort();
+    port = testing_support::PickFreePort();
     std::string site = shipped;
     site = ReplaceExactly(site, "server 127.0.0.1:8080;",
                           "server 127.0.0.1:" + std::to_string(fixture.port()) +
@@ -306,7 +290,7 @@ TEST(CaddyGateway, ShippedCaddyfilePassesSessionsAndStopsForgery) {
   std::unique_ptr<Process> proxy;
   int port = 0;
   for (int attempt = 0; attempt < 3 && !proxy; ++attempt) {
-    port = FreePort();
+    port = testing_support::PickFreePort();
     std::string site = shipped;
     site = ReplaceExactly(site, "127.0.0.1:8080",
                           "127.0.0.1:" + std::to_string(fixture.port()), 2);

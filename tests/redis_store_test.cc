@@ -305,17 +305,7 @@ TEST_F(RedisStoreTest, NobodyListeningIsStoreUnavailable) {
 // never answers.
 class SilentServer {
  public:
-  SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-    ::listen(fd_, 64);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-  }
+  SilentServer() { fd_ = testing_support::ListenOnLoopback(64, &port_); }
   ~SilentServer() { ::close(fd_); }
   int port() const { return port_; }
 
@@ -415,15 +405,7 @@ TEST_F(RedisStoreTest, MinReplicasAckWaitsForAReplica) {
 class FakeSentinel {
  public:
   explicit FakeSentinel(std::string reply) : reply_(std::move(reply)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-    ::listen(fd_, 16);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    fd_ = testing_support::ListenOnLoopback(16, &port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~FakeSentinel() {

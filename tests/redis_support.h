@@ -15,10 +15,6 @@
 
 namespace wxsession::testing_support {
 
-// A loopback TCP port that was free a moment ago: bound on 127.0.0.1:0, read
-// back, closed. Callers retry if another process takes it first.
-int PickFreePort();
-
 // One command to a Redis (or Sentinel) on 127.0.0.1:`port` over a fresh
 // connection. The reply as text: strings and statuses as they are,
 // integers in decimal, nil as "(nil)", errors as "(error) <text>", arrays

@@ -221,6 +221,46 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   return result;
 }
 
+namespace {
+
+// A TCP socket bound to 127.0.0.1 at a port the kernel picks, stored in
+// `*port`; -1 on failure.
+int BindLoopback(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(address.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+int PickFreePort() {
+  int port = 0;
+  int fd = BindLoopback(&port);
+  if (fd < 0) return 0;
+  ::close(fd);
+  return port;
+}
+
+int ListenOnLoopback(int backlog, int* port) {
+  int fd = BindLoopback(port);
+  if (fd >= 0 && ::listen(fd, backlog) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 std::unique_ptr<SessionStore> OpenTestSqliteStore(const std::string& path) {
   SqliteOptions options;
   options.path = path;

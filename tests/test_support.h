@@ -83,6 +83,14 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env_extra =
                              {});
 
+// A loopback TCP port that was free a moment ago: bound on 127.0.0.1:0, read
+// back, closed. Callers retry if another process takes it first.
+int PickFreePort();
+
+// A socket listening on 127.0.0.1 at a port the kernel picks, stored in
+// `*port`; -1 on failure. The caller closes it.
+int ListenOnLoopback(int backlog, int* port);
+
 // Opens (creating) a SQLite session store at `path` with default options.
 // A failure to open is a test failure, reported with its status; the
 // result is then nullptr, so callers ASSERT_NE(store, nullptr).

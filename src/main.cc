@@ -536,6 +536,19 @@ int CmdMockWeChat(int argc, char** argv) {
 }
 
 // Opens the store named by --config / --database for an admin command.
+// The config of an admin command that works on the SQLite file itself
+// (backup, rekey). With a Redis `store` the error is `refusal`: what the
+// command cannot do there and what to use instead.
+Result<Config> LoadSqliteAdminConfig(const Args& args, const char* refusal) {
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  if (!config.ok()) return config;
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (locator.ok() && locator->is_redis()) {
+    return Status(ErrorCode::kInvalidRequest, refusal);
+  }
+  return config;
+}
+
 Result<std::unique_ptr<SessionStore>> OpenStoreForAdmin(const Args& args) {
   Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
   if (!config.ok()) return config.status();
@@ -613,16 +626,12 @@ int CmdBackup(int argc, char** argv) {
   if (args.positional.empty()) {
     return Usage(usage, "give the file to write, e.g. backup.db");
   }
-  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  Result<Config> config = LoadSqliteAdminConfig(
+      args,
+      "backup copies the SQLite database; with a Redis store use Redis's own "
+      "persistence (RDB/AOF, BGSAVE)");
   if (!config.ok()) {
     return Fail(config.status());
-  }
-  Result<StoreLocator> locator = ParseStoreLocator(config->store);
-  if (locator.ok() && locator->is_redis()) {
-    std::fprintf(stderr,
-                 "wxsessiond: backup copies the SQLite database; with a Redis "
-                 "store use Redis's own persistence (RDB/AOF, BGSAVE)\n");
-    return kExitFailure;
   }
   const std::string& out = args.positional.front();
   Result<BackupReport> report = BackupSqliteDatabase(config->database, out);
@@ -717,16 +726,12 @@ int CmdRekey(int argc, char** argv) {
                         {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   if (!args.Has("new-key-file")) return Usage(usage, "--new-key-file is required");
-  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  Result<Config> config = LoadSqliteAdminConfig(
+      args,
+      "rekey re-seals the SQLite database; it cannot rewrite a Redis store "
+      "(see docs/SECURITY.md)");
   if (!config.ok()) {
     return Fail(config.status());
-  }
-  Result<StoreLocator> locator = ParseStoreLocator(config->store);
-  if (locator.ok() && locator->is_redis()) {
-    std::fprintf(stderr,
-                 "wxsessiond: rekey re-seals the SQLite database; it cannot "
-                 "rewrite a Redis store (see docs/SECURITY.md)\n");
-    return kExitFailure;
   }
   Result<std::string> new_key = ReadMasterKeyFile(args.Get("new-key-file"));
   if (!new_key.ok()) {

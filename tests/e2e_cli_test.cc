@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 #include "test_support.h"
 
 namespace wxsession {
@@ -114,6 +116,35 @@ TEST(Cli, StatsOnAnEmptyDatabase) {
   EXPECT_EQ(out["sessions"], 0);
   EXPECT_EQ(out["users"], 0);
   EXPECT_GT(out["database_bytes"].get<int64_t>(), 0);
+}
+
+// backup and rekey work on the SQLite file itself: with a Redis store they
+// refuse with what to use instead, before touching anything. A stray
+// argument is a usage error.
+TEST(Cli, SqliteOnlyCommandsRefuseARedisStore) {
+  TempDir dir;
+  WriteFile(dir.File("c.json"),
+            R"({"store": "redis://127.0.0.1:1/0", "database": ")" +
+                dir.File("s.db") +
+                R"(", "apps": [{"appid": "wx1", "secret": "s"}]})");
+  auto backup = RunCommand({BinaryPath(), "backup", "--config",
+                            dir.File("c.json"), dir.File("out.db")});
+  EXPECT_EQ(backup.exit_code, 1);
+  EXPECT_NE(backup.err.find("Redis's own persistence"), std::string::npos)
+      << backup.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.File("out.db")));
+  WriteFile(dir.File("key"), std::string(64, 'a'));
+  auto rekey = RunCommand({BinaryPath(), "rekey", "--config",
+                           dir.File("c.json"), "--new-key-file",
+                           dir.File("key")});
+  EXPECT_EQ(rekey.exit_code, 1);
+  EXPECT_NE(rekey.err.find("cannot rewrite a Redis store"), std::string::npos)
+      << rekey.err;
+  auto extra = RunCommand({BinaryPath(), "backup", "--config",
+                           dir.File("c.json"), "a.db", "b.db"});
+  EXPECT_EQ(extra.exit_code, 2);
+  EXPECT_NE(extra.err.find("unexpected argument b.db"), std::string::npos)
+      << extra.err;
 }
 
 }  // namespace

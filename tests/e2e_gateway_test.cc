@@ -18,9 +18,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -106,6 +109,33 @@ bool WaitForPort(int port, Process& process, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// Starts a proxy on a free loopback port: `launch(port)` writes its config
+// and starts it; `said(process)` is everything it logged. Another process
+// may take the port between PickFreePort and the proxy's bind, so a start
+// that failed with "address already in use" is retried on a new port (three
+// tries). Any other failure fails the test with what the proxy said. On
+// success `*port` is the proxy's port.
+std::unique_ptr<Process> StartOnFreePort(
+    const std::string& name,
+    const std::function<std::unique_ptr<Process>(int port)>& launch,
+    const std::function<std::string(const Process&)>& said, int* port) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    *port = testing_support::PickFreePort();
+    std::unique_ptr<Process> started = launch(*port);
+    if (WaitForPort(*port, *started, 10000)) return started;
+    std::string log = said(*started);
+    std::string lower = log;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (lower.find("address already in use") == std::string::npos) {
+      ADD_FAILURE() << name << " did not start:\n" << log;
+      return nullptr;
+    }
+  }
+  ADD_FAILURE() << name << " could not bind a free port";
+  return nullptr;
 }
 
 httplib::Client ClientFor(int port) {
@@ -223,47 +253,44 @@ TEST(NginxGateway, ShippedConfigPassesSessionsAndStopsForgery) {
   const std::string shipped = ShippedFile("nginx.conf");
   ASSERT_FALSE(shipped.empty());
 
-  std::unique_ptr<Process> proxy;
   int port = 0;
-  for (int attempt = 0; attempt < 3 && !proxy; ++attempt) {
-    port = testing_support::PickFreePort();
-    std::string site = shipped;
-    site = ReplaceExactly(site, "server 127.0.0.1:8080;",
-                          "server 127.0.0.1:" + std::to_string(fixture.port()) +
-                              ";");
-    site = ReplaceExactly(site, "server 127.0.0.1:3000;",
-                          "server 127.0.0.1:" + std::to_string(backend.port()) +
-                              ";");
-    site = ReplaceExactly(site, "listen 80;",
-                          "listen 127.0.0.1:" + std::to_string(port) + ";");
-    // Everything nginx writes stays in the temp dir; one process, so a
-    // test that dies leaves no worker behind.
-    const std::string& d = dir.path();
-    WriteFile(dir.File("nginx.conf"),
-              "master_process off;\n"
-              "pid " + d + "/nginx.pid;\n"
-              "error_log " + d + "/error.log info;\n"
-              "events { worker_connections 64; }\n"
-              "http {\n"
-              "  access_log " + d + "/access.log;\n"
-              "  client_body_temp_path " + d + "/client_body;\n"
-              "  proxy_temp_path " + d + "/proxy;\n"
-              "  fastcgi_temp_path " + d + "/fastcgi;\n"
-              "  uwsgi_temp_path " + d + "/uwsgi;\n"
-              "  scgi_temp_path " + d + "/scgi;\n" +
-              site + "\n}\n");
-    auto started = std::make_unique<Process>(std::vector<std::string>{
-        nginx, "-p", d, "-c", dir.File("nginx.conf"), "-e",
-        dir.File("error.log"), "-g", "daemon off;"});
-    if (WaitForPort(port, *started, 10000)) {
-      proxy = std::move(started);
-    } else if (ReadFile(dir.File("error.log")).find("Address already in use") ==
-               std::string::npos) {
-      FAIL() << "nginx did not start:\n"
-             << started->Stderr() << ReadFile(dir.File("error.log"));
-    }
-  }
-  ASSERT_TRUE(proxy) << "nginx could not bind a free port";
+  std::unique_ptr<Process> proxy = StartOnFreePort(
+      "nginx",
+      [&](int port) {
+        std::string site = shipped;
+        site = ReplaceExactly(site, "server 127.0.0.1:8080;",
+                              "server 127.0.0.1:" +
+                                  std::to_string(fixture.port()) + ";");
+        site = ReplaceExactly(site, "server 127.0.0.1:3000;",
+                              "server 127.0.0.1:" +
+                                  std::to_string(backend.port()) + ";");
+        site = ReplaceExactly(site, "listen 80;",
+                              "listen 127.0.0.1:" + std::to_string(port) + ";");
+        // Everything nginx writes stays in the temp dir; one process, so a
+        // test that dies leaves no worker behind.
+        const std::string& d = dir.path();
+        WriteFile(dir.File("nginx.conf"),
+                  "master_process off;\n"
+                  "pid " + d + "/nginx.pid;\n"
+                  "error_log " + d + "/error.log info;\n"
+                  "events { worker_connections 64; }\n"
+                  "http {\n"
+                  "  access_log " + d + "/access.log;\n"
+                  "  client_body_temp_path " + d + "/client_body;\n"
+                  "  proxy_temp_path " + d + "/proxy;\n"
+                  "  fastcgi_temp_path " + d + "/fastcgi;\n"
+                  "  uwsgi_temp_path " + d + "/uwsgi;\n"
+                  "  scgi_temp_path " + d + "/scgi;\n" +
+                  site + "\n}\n");
+        return std::make_unique<Process>(std::vector<std::string>{
+            nginx, "-p", d, "-c", dir.File("nginx.conf"), "-e",
+            dir.File("error.log"), "-g", "daemon off;"});
+      },
+      [&](const Process& started) {
+        return started.Stderr() + ReadFile(dir.File("error.log"));
+      },
+      &port);
+  ASSERT_TRUE(proxy);
 
   CheckGateway(port, backend);
   // The internal subrequest location is not reachable from outside.
@@ -287,35 +314,30 @@ TEST(CaddyGateway, ShippedCaddyfilePassesSessionsAndStopsForgery) {
   TempDir dir;
   const std::string shipped = ShippedFile("Caddyfile");
   ASSERT_FALSE(shipped.empty());
-  std::unique_ptr<Process> proxy;
   int port = 0;
-  for (int attempt = 0; attempt < 3 && !proxy; ++attempt) {
-    port = testing_support::PickFreePort();
-    std::string site = shipped;
-    site = ReplaceExactly(site, "127.0.0.1:8080",
-                          "127.0.0.1:" + std::to_string(fixture.port()), 2);
-    site = ReplaceExactly(site, "127.0.0.1:3000",
-                          "127.0.0.1:" + std::to_string(backend.port()));
-    site = ReplaceExactly(site, "example.com {",
-                          "http://127.0.0.1:" + std::to_string(port) + " {");
-    WriteFile(dir.File("Caddyfile"),
-              "{\n\tadmin off\n\tauto_https off\n}\n" +
-                  site);
-    auto started = std::make_unique<Process>(
-        std::vector<std::string>{caddy, "run", "--config",
-                                 dir.File("Caddyfile"), "--adapter",
-                                 "caddyfile"},
-        std::map<std::string, std::string>{{"HOME", dir.path()},
-                                           {"XDG_DATA_HOME", dir.path()},
-                                           {"XDG_CONFIG_HOME", dir.path()}});
-    if (WaitForPort(port, *started, 10000)) {
-      proxy = std::move(started);
-    } else if (started->Stderr().find("address already in use") ==
-               std::string::npos) {
-      FAIL() << "caddy did not start:\n" << started->Stderr();
-    }
-  }
-  ASSERT_TRUE(proxy) << "caddy could not bind a free port";
+  std::unique_ptr<Process> proxy = StartOnFreePort(
+      "caddy",
+      [&](int port) {
+        std::string site = shipped;
+        site = ReplaceExactly(site, "127.0.0.1:8080",
+                              "127.0.0.1:" + std::to_string(fixture.port()), 2);
+        site = ReplaceExactly(site, "127.0.0.1:3000",
+                              "127.0.0.1:" + std::to_string(backend.port()));
+        site = ReplaceExactly(site, "example.com {",
+                              "http://127.0.0.1:" + std::to_string(port) + " {");
+        WriteFile(dir.File("Caddyfile"),
+                  "{\n\tadmin off\n\tauto_https off\n}\n" + site);
+        return std::make_unique<Process>(
+            std::vector<std::string>{caddy, "run", "--config",
+                                     dir.File("Caddyfile"), "--adapter",
+                                     "caddyfile"},
+            std::map<std::string, std::string>{
+                {"HOME", dir.path()},
+                {"XDG_DATA_HOME", dir.path()},
+                {"XDG_CONFIG_HOME", dir.path()}});
+      },
+      [](const Process& started) { return started.Stderr(); }, &port);
+  ASSERT_TRUE(proxy);
   CheckGateway(port, backend);
   proxy->Signal(SIGTERM);
   proxy->Wait(5000);

@@ -2,13 +2,9 @@
 // access-token centre, on the real wxsessiond binary against
 // `wxsessiond mock-wechat`. Keys come from the mock's GET /mock/session_key;
 // test data is encrypted here with crypto::Aes128CbcEncrypt.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -453,50 +449,19 @@ TEST_F(OpenDataE2E, SessionCheckFollowsTheNewestKey) {
   EXPECT_EQ(MockStats()["stable_token"], 1);
 }
 
-// Sends `request` on a fresh loopback connection and returns what comes
-// back within `timeout_ms` (until the server closes or the time is up).
-std::string RawExchange(int port, const std::string& request, int timeout_ms) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string reply;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
-          0 &&
-      ::send(fd, request.data(), request.size(), 0) ==
-          static_cast<ssize_t>(request.size())) {
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(timeout_ms);
-    while (true) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            deadline - std::chrono::steady_clock::now())
-                            .count();
-      pollfd pfd{fd, POLLIN, 0};
-      if (left <= 0 || ::poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
-      char chunk[4096];
-      const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-      if (n <= 0) break;
-      reply.append(chunk, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return reply;
-}
-
 TEST_F(OpenDataE2E, ABodilessPostWithoutContentLengthIsAnsweredAtOnce) {
   // What `curl -X POST` sends: no Content-Length, no body. HTTP/1.1 says
   // the body is empty; the server must not wait for one.
   const std::string id = LoginOk("kim.1");
   const std::string reply =
-      RawExchange(fixture_.port(),
-                  "POST /v1/session/check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  "Authorization: Bearer " +
-                      id + "\r\nConnection: close\r\n\r\n",
-                  // Milliseconds: under the server's 5 s read timeout, which a
-                  // server waiting for a body would run into.
-                  3000);
+      testing_support::RawHttp(
+          fixture_.port(),
+          "POST /v1/session/check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Authorization: Bearer " +
+              id + "\r\nConnection: close\r\n\r\n",
+          // Milliseconds without an answer: under the server's 5 s read
+          // timeout, which a server waiting for a body would run into.
+          3000);
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
   EXPECT_NE(reply.find(R"({"session_key_valid":true})"), std::string::npos)
       << reply;

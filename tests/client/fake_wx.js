@@ -123,23 +123,129 @@ function createHttpWx (options = {}) {
   return wx
 }
 
-// A wx whose request answers from `respond(request)`, a function returning
-// (or promising, so a test can hold a reply back) { statusCode, data,
-// header } or { fail: errMsg }. No network.
+// A scripted wx task: the listener pairs of wx's RequestTask, UploadTask
+// and DownloadTask, and abort.
+function scriptedTask () {
+  const listeners = { ProgressUpdate: [], HeadersReceived: [], ChunkReceived: [] }
+  const task = { aborted: false, listeners, emit (name, event) { listeners[name].slice().forEach((l) => l(event)) } }
+  for (const name of Object.keys(listeners)) {
+    task['on' + name] = (listener) => { listeners[name].push(listener) }
+    task['off' + name] = (listener) => {
+      const at = listeners[name].indexOf(listener)
+      if (at >= 0) listeners[name].splice(at, 1)
+    }
+  }
+  return task
+}
+
+// One scripted call of wx[api](call): logs it in wx.requests (the options
+// as wx got them, less the callbacks, plus `api`), asks `respond` and
+// answers through the callbacks, as wx does: success or fail, then
+// complete. An answer may hold `progress` (events for onProgressUpdate)
+// and `headers` (for onHeadersReceived), sent before it. abort() before
+// the answer fails the call with "<api>:fail abort" and drops the answer.
+// Returns the task.
+function scriptedCall (wx, respond, api, call) {
+  const logged = { api }
+  for (const key of Object.keys(call)) {
+    if (!['success', 'fail', 'complete'].includes(key)) logged[key] = call[key]
+  }
+  if (api === 'request') logged.method = call.method || 'GET'
+  logged.header = call.header || {}
+  wx.requests.push(logged)
+  const task = scriptedTask()
+  let done = false
+  const finish = (ok, res) => {
+    if (done) return
+    done = true
+    if (ok && call.success) call.success(res)
+    if (!ok && call.fail) call.fail(res)
+    if (call.complete) call.complete(res)
+  }
+  task.abort = () => {
+    task.aborted = true
+    wx.aborts += 1
+    finish(false, { errMsg: api + ':fail abort' })
+  }
+  setImmediate(() => {
+    Promise.resolve(respond(logged)).then((answer) => {
+      if (done) return
+      if (answer.headers) task.emit('HeadersReceived', { header: answer.headers })
+      for (const event of answer.progress || []) task.emit('ProgressUpdate', event)
+      if (answer.fail) {
+        finish(false, { errMsg: answer.fail })
+        return
+      }
+      const res = Object.assign({ errMsg: api + ':ok' }, answer)
+      delete res.progress
+      delete res.headers
+      if (api === 'request' && !res.header) res.header = {}
+      finish(true, res)
+    })
+  })
+  return task
+}
+
+const TASK_APIS = ['request', 'uploadFile', 'downloadFile']
+
+// A wx whose request, uploadFile and downloadFile answer from
+// `respond(call)`, a function returning (or promising, so a test can hold
+// a reply back) { statusCode, data, header } or { fail: errMsg }. No
+// network. Each returns its task, as wx does.
 function createScriptedWx (respond, options = {}) {
   const wx = baseWx(options)
-  wx.request = (call) => {
-    const logged = { method: call.method || 'GET', url: call.url, header: call.header || {}, data: call.data }
-    if (call.timeout !== undefined) logged.timeout = call.timeout
-    wx.requests.push(logged)
-    setImmediate(() => {
-      Promise.resolve(respond(logged)).then((answer) => {
-        if (answer.fail) call.fail({ errMsg: answer.fail })
-        else call.success(Object.assign({ header: {}, errMsg: 'request:ok' }, answer))
-      })
-    })
-  }
+  wx.aborts = 0
+  for (const api of TASK_APIS) wx[api] = (call) => scriptedCall(wx, respond, api, call)
   return wx
 }
 
-module.exports = { createHttpWx, createScriptedWx, authorizationOf }
+const hasCallback = (call) => ['success', 'fail', 'complete'].some((k) => typeof call[k] === 'function')
+
+// uni-app's `uni` (Vue 3): the same API as wx, but a call given none of
+// success/fail/complete returns a promise of the result (rejecting with
+// the fail result) instead of a task. `promiseCalls` counts those.
+function createScriptedUni (respond, options = {}) {
+  const uni = createScriptedWx(respond, options)
+  uni.promiseCalls = 0
+  for (const api of ['login'].concat(TASK_APIS)) {
+    const withCallbacks = uni[api]
+    uni[api] = (call = {}) => {
+      if (hasCallback(call)) return withCallbacks(call)
+      uni.promiseCalls += 1
+      return new Promise((resolve, reject) => {
+        withCallbacks(Object.assign({}, call, { success: resolve, fail: reject }))
+      })
+    }
+  }
+  return uni
+}
+
+// Taro's `Taro`: every call returns a promise, whether given callbacks or
+// not, and it rejects on failure (also when a fail callback got it). For
+// request, uploadFile and downloadFile the promise also carries the task's
+// methods (abort, onProgressUpdate, ...).
+function createScriptedTaro (respond, options = {}) {
+  const taro = createScriptedWx(respond, options)
+  for (const api of ['login'].concat(TASK_APIS)) {
+    const withCallbacks = taro[api]
+    taro[api] = (call = {}) => {
+      let task
+      const promise = new Promise((resolve, reject) => {
+        task = withCallbacks(Object.assign({}, call, {
+          success (res) { if (call.success) call.success(res); resolve(res) },
+          fail (res) { if (call.fail) call.fail(res); reject(res) },
+          complete (res) { if (call.complete) call.complete(res) }
+        }))
+      })
+      if (task) {
+        for (const key of Object.keys(task)) {
+          if (typeof task[key] === 'function') promise[key] = task[key]
+        }
+      }
+      return promise
+    }
+  }
+  return taro
+}
+
+module.exports = { createHttpWx, createScriptedWx, createScriptedUni, createScriptedTaro, authorizationOf }

@@ -469,6 +469,30 @@ describe('request options, task and callbacks', () => {
     assert.strictEqual(wx.aborts, 1)
   })
 
+  it('an abort wx honours too late: the 401 that still arrives does not log in', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.live.clear()
+    const request = wx.request
+    let answered
+    wx.request = (call) => {
+      // The reply is already on its way: abort() has no effect on wx's side.
+      const task = request(Object.assign({}, call, {
+        success: (res) => { answered = () => call.success(res) }
+      }))
+      task.abort = () => {}
+      return task
+    }
+    const p = session.request({ url: '/api/x' })
+    await until(() => answered !== undefined)
+    p.task.abort()
+    answered()
+    await assert.rejects(p, { code: 'aborted' })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.strictEqual(wx.loginCalls, 1)
+    assert.strictEqual(calls(wx, '/api/x').length, 1)
+  })
+
   it('aborts while the login it waits for is in flight: sends nothing', async () => {
     const { wx, session } = setup()
     const p = session.request({ url: '/api/x' })

@@ -53,6 +53,8 @@ export type WxSessionErrorCode =
 /**
  * What the client's promises reject with (an `Error`; there is no class to
  * test with `instanceof`: check `name === 'WxSessionError'` or `code`).
+ * The one exception: an error your own interceptor throws reaches you as
+ * it was thrown.
  */
 export interface WxSessionError extends Error {
   name: 'WxSessionError'

@@ -138,6 +138,8 @@ function forwardable (options) {
       out[key] = options[key]
     }
   })
+  // A copy, so an interceptor that adds a header leaves the caller's alone.
+  if (out.header && typeof out.header === 'object') out.header = Object.assign({}, out.header)
   return out
 }
 

@@ -738,12 +738,16 @@ describe('interceptors', () => {
         request (options, info) {
           seen.push([info.api, options.url])
           assert.strictEqual(authorizationOf(options), undefined) // never sees the session
-          options.header = Object.assign({}, options.header, { 'X-App-Version': '1.2.3' })
+          // In place: the caller's own header object must not change.
+          options.header = options.header || {}
+          options.header['X-App-Version'] = '1.2.3'
           return options
         }
       }
     })
-    await session.request({ url: '/api/a' })
+    const mine = { 'X-Mine': '1' }
+    await session.request({ url: '/api/a', header: mine })
+    assert.deepStrictEqual(mine, { 'X-Mine': '1' })
     await session.uploadFile({ url: '/api/b', filePath: 'f', name: 'n' })
     await session.downloadFile({ url: '/api/c' })
     await session.logout()

@@ -208,8 +208,13 @@ class SessionTask {
     if (!wxTask) return
     const self = this
     Object.keys(this._listeners).forEach(function (name) {
-      if (typeof wxTask['on' + name] !== 'function') return
-      wxTask['on' + name](function (event) {
+      let subscribe = wxTask['on' + name]
+      // Taro before 3.x puts only progress(cb) and abort() on its promise.
+      if (typeof subscribe !== 'function' && name === 'ProgressUpdate') {
+        subscribe = wxTask.progress
+      }
+      if (typeof subscribe !== 'function') return
+      subscribe.call(wxTask, function (event) {
         if (self._current !== wxTask || self._aborted) return
         self._listeners[name].slice().forEach(function (listener) {
           listener(event)

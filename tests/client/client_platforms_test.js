@@ -53,7 +53,8 @@ function host () {
 
 const flavours = {
   uni: createScriptedUni,
-  Taro: createScriptedTaro
+  Taro: createScriptedTaro,
+  'Taro 2 (progress() and abort() only)': (respond) => createScriptedTaro(respond, { legacy: true })
 }
 
 describe('the fakes behave like the real objects', () => {

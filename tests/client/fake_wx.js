@@ -390,7 +390,8 @@ function createScriptedUni (respond, options = {}) {
 // Taro's `Taro`: every call returns a promise, whether given callbacks or
 // not, and it rejects on failure (also when a fail callback got it). For
 // request, uploadFile and downloadFile the promise also carries the task's
-// methods (abort, onProgressUpdate, ...).
+// methods (abort, onProgressUpdate, ...); with options.legacy (Taro before
+// 3.x) an upload's or download's promise has only progress(cb) and abort().
 function createScriptedTaro (respond, options = {}) {
   const taro = createScriptedWx(respond, options)
   for (const api of ['login'].concat(TASK_APIS)) {
@@ -404,7 +405,12 @@ function createScriptedTaro (respond, options = {}) {
           complete (res) { if (call.complete) call.complete(res) }
         }))
       })
-      if (task) {
+      if (task && options.legacy) {
+        if (api === 'uploadFile' || api === 'downloadFile') {
+          promise.progress = (cb) => { task.onProgressUpdate(cb); return promise }
+          promise.abort = () => { task.abort(); return promise }
+        }
+      } else if (task) {
         for (const key of Object.keys(task)) {
           if (typeof task[key] === 'function') promise[key] = task[key]
         }

@@ -7,13 +7,18 @@
  *
  * The mini program holds one opaque session id (never openid or
  * session_key), kept in wx storage so it survives restarts, and sends it as
- * "Authorization: Bearer <id>". When the server says the session has ended
- * (401 invalid_session), the client runs wx.login again and retries the
- * request once; requests that hit that 401 together share one wx.login.
+ * "Authorization: Bearer <id>" on request(), uploadFile() and downloadFile().
+ * When the server says the session has ended (401 invalid_session), the
+ * client runs wx.login again and retries the call once; calls that hit that
+ * 401 together share one wx.login. Each call returns a promise carrying
+ * `.task` (abort, progress and header events), which follows the retry.
+ * `uni` (uni-app) and `Taro` work as `wx`: only callback-style calls are
+ * made, which both support.
  *
  * Written in ES2015 with Promises and callbacks-style wx calls (no
- * async/await, no newer syntax), so it runs on every base library without
- * the "enhanced compile" option, and in Node for its tests. No dependencies.
+ * async/await, no newer syntax; tests/client/client_syntax_test.js checks),
+ * so it runs on every base library without the "enhanced compile" option,
+ * and in Node for its tests. No dependencies. Types: wxsession.d.ts.
  *
  * Thread-safety: JavaScript is single-threaded; the shared state below is
  * touched only between awaits, and every login goes through one in-flight

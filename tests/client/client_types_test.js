@@ -7,6 +7,7 @@
 
 const { describe, it } = require('node:test')
 const assert = require('node:assert')
+const fs = require('node:fs')
 const path = require('node:path')
 
 const { CLIENT, MODULES, devTool, typeCheck } = require('./dev_tools')
@@ -35,6 +36,23 @@ describe('wxsession.d.ts', () => {
       const errors = typeCheck([path.join(TYPES, 'consumer.ts')], Object.assign({}, inRepo, extra))
       assert.deepStrictEqual(errors, [], JSON.stringify(extra))
     }
+  })
+
+  it('the consumer names every export and every WxSession method', () => {
+    const ts = devTool('typescript')
+    const declarations = path.join(CLIENT, 'wxsession.d.ts')
+    const program = ts.createProgram([declarations], { noEmit: true, types: [] })
+    const checker = program.getTypeChecker()
+    const exports = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(declarations)))
+    const names = exports.map((s) => s.name)
+    assert.ok(names.length > 30, names.join(' '))
+    const consumer = fs.readFileSync(path.join(TYPES, 'consumer.ts'), 'utf8')
+    const missing = names.filter((name) => !new RegExp('\\b' + name + '\\b').test(consumer))
+    assert.deepStrictEqual(missing, [])
+    const session = exports.find((s) => s.name === 'WxSession')
+    const methods = checker.getPropertiesOfType(checker.getDeclaredTypeOfSymbol(session)).map((s) => s.name)
+    assert.deepStrictEqual(methods.filter((m) => !consumer.includes('session.' + m + '(') &&
+      !consumer.includes('session.' + m + '<')), [])
   })
 
   it('accepts the real wx of miniprogram-api-typings', () => {

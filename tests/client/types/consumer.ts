@@ -3,6 +3,21 @@
 // against the npm-packed package installed into a fresh directory). Each
 // `@ts-expect-error` line must be refused, or the check fails.
 import {
+  AnyResult as AnyResultAlias,
+  Callbacks,
+  ChunkReceivedEvent,
+  EncryptedPayload,
+  Header,
+  HeadersReceivedEvent,
+  InterceptedApi,
+  RequestData,
+  RequestMethod,
+  SessionTask,
+  WxSessionClientErrorCode,
+  WxSessionInterceptors,
+  WxSessionServerErrorCode,
+  UploadFileOptions,
+  DownloadFileOptions,
   WxSession,
   WxApi,
   WxSessionError,
@@ -170,5 +185,35 @@ async function main (): Promise<void> {
   const obj: { a: number } = uploaded.data
   void obj
 }
+
+// The smaller types, each used once as an app would.
+const method: RequestMethod = 'PUT'
+const body: RequestData = new ArrayBuffer(8)
+const header: Header = { 'X-A': '1' }
+const mine: WxSessionClientErrorCode = 'aborted'
+const theirs: WxSessionServerErrorCode = 'invalid_session'
+const api: InterceptedApi = 'logout'
+const payload: EncryptedPayload = { encryptedData: 'a', iv: 'b' }
+const callbacks: Callbacks<AnyResultAlias> = { complete: (outcome) => { void outcome } }
+const interceptors: WxSessionInterceptors = { response: (result) => result }
+function follow (task: SessionTask): void {
+  const onHeaders = (e: HeadersReceivedEvent): void => { void e.header }
+  task.onHeadersReceived(onHeaders)
+  task.offHeadersReceived(onHeaders)
+  task.abort()
+}
+function chunks (task: SessionRequestTask): void {
+  task.onChunkReceived((e: ChunkReceivedEvent) => { void e.data.byteLength })
+}
+function downloads (task: SessionDownloadTask): void {
+  const listener = (e: DownloadProgress): void => { void e.progress }
+  task.onProgressUpdate(listener)
+  task.offProgressUpdate(listener)
+  task.offProgressUpdate()
+}
+const avatar: UploadFileOptions = { url: '/api/avatar', filePath: 'f', name: 'file' }
+const saved: DownloadFileOptions = { url: '/api/file', filePath: 'wxfile://usr/x' }
+void [method, body, header, mine, theirs, api, payload, callbacks, interceptors, follow, chunks, downloads,
+  avatar, saved]
 
 void main

@@ -516,7 +516,9 @@ class WxSession {
     const self = this
     if (this._timeout !== undefined) call.timeout = this._timeout
     return this._intercept(api, call).then(function (intercepted) {
-      return self._wxCall('request', withSession(intercepted, intercepted.url, id))
+      // An interceptor may change the URL, but not send the id elsewhere.
+      const url = self._resolve(intercepted.url, api)
+      return self._wxCall('request', withSession(intercepted, url, id))
     })
   }
 

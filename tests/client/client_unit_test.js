@@ -802,6 +802,17 @@ describe('interceptors', () => {
     assert.strictEqual(wx.loginCalls, 2)
   })
 
+  it('request: cannot send the session to a foreign origin, logout included', async () => {
+    const foreign = (options) => Object.assign({}, options, { url: 'https://evil.example.net/x' })
+    const { wx, session } = setup()
+    await session.login()
+    const hijacked = new WxSession({ baseURL: BASE, wx, interceptors: { request: foreign } })
+    assert.strictEqual(hijacked.sessionId(), 'id-1')
+    await assert.rejects(hijacked.request({ url: '/api/x' }), { code: 'invalid_argument' })
+    await assert.rejects(hijacked.logout(), { code: 'invalid_argument' })
+    assert.ok(wx.requests.every((r) => r.url.startsWith(BASE)), JSON.stringify(wx.requests))
+  })
+
   it('must be functions', () => {
     const wx = createScriptedWx(() => ({ statusCode: 200 }))
     assert.throws(() => new WxSession({ baseURL: BASE, wx, interceptors: { request: 1 } }), TypeError)

@@ -433,7 +433,8 @@ describe('WxSession against wxsessiond', () => {
       const before = backend.files.size
       try {
         const p = session.uploadFile({ url: backend.url + '/api/upload', filePath: file.filePath, name: 'f' })
-        await bodyArrived
+        // (If the upload ends first, without reaching the backend, fail now.)
+        await Promise.race([bodyArrived, p.then(() => { throw new Error('upload ended before its body arrived') })])
         p.task.abort()
         await assert.rejects(p, { code: 'aborted', errMsg: 'uploadFile:fail abort' })
       } finally {

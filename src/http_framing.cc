@@ -165,6 +165,8 @@ Result<RequestHead> ParseRequestHead(std::string_view head) {
   if (Status s = ParseRequestLine(lines[at], &out); !s.ok()) return s;
 
   size_t hosts = 0;
+  size_t lengths = 0;  // Content-Length fields, not counted as fields:
+                       // CanonicalRequest replaces them with its own
   bool length_seen = false;
   size_t transfer_encodings = 0;
   bool chunked = false;
@@ -188,7 +190,9 @@ Result<RequestHead> ParseRequestHead(std::string_view head) {
       return Invalid("header values may not hold control characters");
     }
     value = TrimWhitespace(value);
-    if (out.fields.size() >= kMaxHeaderFields) {
+    if (EqualsIgnoreCase(name, "Content-Length")) {
+      ++lengths;
+    } else if (out.fields.size() - lengths >= kMaxHeaderFields) {
       return Invalid("too many header fields");
     }
     if (EqualsIgnoreCase(name, "Host")) {

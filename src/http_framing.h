@@ -73,7 +73,8 @@ struct RequestHead {
 //    request line, a field name or a field value; a bare CR or LF; a field
 //    name with white space or characters outside RFC 9110's token; a field
 //    line folded onto the next (obs-fold);
-//  - more than kMaxHeaderFields fields;
+//  - more than kMaxHeaderFields fields besides Content-Length (whose
+//    fields CanonicalRequest replaces with one of its own);
 //  - HTTP/1.1 without exactly one Host; more than one Host in HTTP/1.0;
 //  - Content-Length and Transfer-Encoding together; a Content-Length that
 //    is not one decimal number (repeats must agree); a Transfer-Encoding

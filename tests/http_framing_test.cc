@@ -163,6 +163,20 @@ TEST(CanonicalRequest, DropsFramingAndRangeAndStatesTheLength) {
             "POST /v1/login HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
 }
 
+// Found by the http_framing fuzz target: a head at the field limit gained a
+// field (the canonical Content-Length) and no longer parsed.
+TEST(CanonicalRequest, AHeadAtTheFieldLimitStaysParsable) {
+  std::string text = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (size_t i = 1; i < kMaxHeaderFields; ++i) text += "X-A: b\r\n";
+  Result<RequestHead> head = Parse(text + "Content-Length: 0\r\n\r\n");
+  ASSERT_TRUE(head.ok()) << head.status().message();
+  const std::string canonical = CanonicalRequest(head.value(), "");
+  Result<RequestHead> again =
+      ParseRequestHead(canonical.substr(0, canonical.find("\r\n\r\n") + 4));
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(CanonicalRequest(again.value(), ""), canonical);
+}
+
 // Feeds `wire` in pieces of `step` bytes; returns the final state and the
 // bytes consumed.
 ChunkedBodyDecoder::State FeedInSteps(ChunkedBodyDecoder& decoder,

@@ -4,8 +4,14 @@
 // control characters and a missing Host are refused; a port in use is not
 // shared; hostile bodies on every POST route get 400. Each case names the
 // report it answers (docs/SECURITY.md lists them).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -399,6 +405,77 @@ TEST_F(E2EFraming, ASecondServerOnAnAddressInUseExits1) {
   // The first server still answers everything.
   const std::string id = Login("shared.1");
   for (int i = 0; i < 20; ++i) ASSERT_EQ(LookupStatus(id), 200);
+}
+
+// Sends `request` over TLS (no certificate check: the test made it) and
+// reads until the server closes or 5 s pass without data.
+std::string TlsExchange(int port, const std::string& request) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1 &&
+        SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
+      while (true) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (SSL_pending(ssl) == 0 && ::poll(&pfd, 1, 5000) <= 0) break;
+        char chunk[4096];
+        int n = SSL_read(ssl, chunk, sizeof(chunk));
+        if (n <= 0) break;
+        response.append(chunk, static_cast<size_t>(n));
+      }
+    }
+    SSL_free(ssl);
+  }
+  ::close(fd);
+  SSL_CTX_free(ctx);
+  return response;
+}
+
+// The same connection layer serves TLS: what holds over plain HTTP above
+// holds over HTTPS.
+TEST(E2EFramingTls, TheSameFramingRulesHoldOverTls) {
+  TempDir dir;
+  auto made = testing_support::RunCommand(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", dir.File("key.pem"),
+       "-out", dir.File("cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1"});
+  ASSERT_EQ(made.exit_code, 0)
+      << "the openssl CLI (Debian package openssl) is needed: " << made.err;
+  ServerFixture fixture(R"("tls": {"cert": ")" + dir.File("cert.pem") +
+                        R"(", "key": ")" + dir.File("key.pem") + "\"}");
+  ASSERT_TRUE(fixture.Start());
+
+  const std::string smuggling =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+      std::to_string(kSmuggled.size()) + "\r\n\r\n" + kSmuggled + kPipelined;
+  std::string got = TlsExchange(fixture.port(), smuggling);
+  EXPECT_EQ(got.find("X-Request-Id: smuggled"), std::string::npos) << got;
+  EXPECT_NE(got.find("X-Request-Id: pipelined"), std::string::npos) << got;
+
+  std::string ranges = "bytes=0-";
+  for (int i = 0; i < 2600; ++i) ranges += ",0-";
+  got = TlsExchange(fixture.port(),
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\nRange: " + ranges +
+                        "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got.substr(0, 300);
+  EXPECT_LT(got.size(), 1024u);
+
+  got = TlsExchange(fixture.port(), std::string("GET /healthz HTTP/1.1\r\n"
+                                                "Host: x\r\nX-A: a\0b\r\n\r\n",
+                                                44) +
+                                        kPipelined);
+  EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
+  EXPECT_EQ(Count(got, "HTTP/1.1 "), 1u) << got;
+
+  got = TlsExchange(fixture.port(), "GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
 }
 
 }  // namespace

@@ -112,6 +112,18 @@ TEST_F(ConfigOpsTest, BurstDefaultsToTenSecondsOfTheRate) {
   EXPECT_TRUE(result->trusted_proxies.empty());
 }
 
+TEST_F(ConfigOpsTest, WeChatCallsPerSessionDefaultToTenAMinute) {
+  auto result = Load("");
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->wechat_per_session_per_minute, 10);
+  result = Load(R"("rate_limit": {"wechat_per_session_per_minute": 0})");
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->wechat_per_session_per_minute, 0);  // no limit
+  result = Load(R"("rate_limit": {"wechat_per_session_per_minute": 3})");
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->wechat_per_session_per_minute, 3);
+}
+
 TEST_F(ConfigOpsTest, BadValuesNameTheirKey) {
   ExpectError(Load(R"("log": {"format": "xml"})"), "log.format");
   ExpectError(Load(R"("log": {"level": "verbose"})"), "log.level");
@@ -124,6 +136,10 @@ TEST_F(ConfigOpsTest, BadValuesNameTheirKey) {
   ExpectError(Load(R"("rate_limit": {"login_burst": 0})"),
               "rate_limit.login_burst");
   ExpectError(Load(R"("rate_limit": {"logins": 5})"), "rate_limit.logins");
+  ExpectError(Load(R"("rate_limit": {"wechat_per_session_per_minute": -1})"),
+              "rate_limit.wechat_per_session_per_minute");
+  ExpectError(Load(R"("rate_limit": {"wechat_per_session_per_minute": 1.5})"),
+              "rate_limit.wechat_per_session_per_minute");
   ExpectError(Load(R"("trusted_proxies": "10.0.0.0/8")"), "trusted_proxies");
   ExpectError(Load(R"("trusted_proxies": ["10.0.0.0/8", "10.0.0.0/99"])"),
               "trusted_proxies[1]");

@@ -543,5 +543,36 @@ TEST_F(OpenDataServiceTest, CheckSessionKeyAsksAboutTheNewestKey) {
   EXPECT_EQ(seen_key, crypto::Base64Encode(std::string(16, 'b')));
 }
 
+// Calls to WeChat for one session are limited per minute, across the
+// phone number and the key check; the bucket refills with the clock.
+TEST_F(OpenDataServiceTest, WeChatCallsPerSessionRefillWithTheClock) {
+  config_.wechat_per_session_per_minute = 2;
+  open_data_ = std::make_unique<OpenDataService>(config_, *sessions_, wechat_,
+                                                 *tokens_, clock_);
+  const std::string id = LoginWithKey("quota.1", std::string(16, 'q'));
+  const std::string other = LoginWithKey("other.1", std::string(16, 'o'));
+  EXPECT_TRUE(open_data_->GetPhoneNumber(id, "code-1").ok());
+  EXPECT_TRUE(open_data_->CheckSessionKey(id).ok());
+  Result<bool> refused = open_data_->CheckSessionKey(id);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), ErrorCode::kRateLimited);
+  ASSERT_TRUE(refused.status().retry_after().has_value());
+  EXPECT_GE(*refused.status().retry_after(), 1);
+  EXPECT_EQ(open_data_->GetPhoneNumber(id, "code-2").status().code(),
+            ErrorCode::kRateLimited);
+  // Another session has its own calls.
+  EXPECT_TRUE(open_data_->CheckSessionKey(other).ok());
+  // Half a minute later one call is back (2 a minute), not two.
+  clock_.Advance(30);
+  EXPECT_TRUE(open_data_->CheckSessionKey(id).ok());
+  EXPECT_EQ(open_data_->CheckSessionKey(id).status().code(),
+            ErrorCode::kRateLimited);
+  // 0 turns the limit off.
+  config_.wechat_per_session_per_minute = 0;
+  open_data_ = std::make_unique<OpenDataService>(config_, *sessions_, wechat_,
+                                                 *tokens_, clock_);
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(open_data_->CheckSessionKey(id).ok());
+}
+
 }  // namespace
 }  // namespace wxsession

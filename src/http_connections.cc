@@ -7,6 +7,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,7 +16,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "http_framing.h"
 #include "wxsession/status.h"
@@ -24,9 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How often a connection waiting for its next request checks whether the
-// server is stopping: stop() then waits at most this long for idle ones.
-constexpr int kStopPollMs = 100;
 // Bytes read from the socket (or TLS) at once.
 constexpr size_t kReadBufferBytes = 16 * 1024;
 // Bytes of response gathered before a send (see Connection::Write): a
@@ -239,19 +242,15 @@ class Connection {
         read_timeout_ms_(read_timeout_ms),
         write_timeout_ms_(write_timeout_ms) {}
 
-  // Waits up to `idle_ms` for the next request to start; false when none
-  // comes, the peer closed, or `server_socket` shows the server stopping.
-  bool WaitForRequest(int idle_ms, const std::atomic<socket_t>& server_socket) {
-    if (offset_ < length_) return true;  // a pipelined request is buffered
-    const auto until = Clock::now() + std::chrono::milliseconds(idle_ms);
-    while (server_socket != INVALID_SOCKET) {
-      const int left = MillisecondsUntil(until);
-      if (left <= 0) return false;
-      const int rc = transport_.WaitReadable(std::min(left, kStopPollMs));
-      if (rc < 0) return false;
-      if (rc > 0) return true;
-    }
-    return false;
+  // Bytes already read (or decrypted) and not yet used: a pipelined
+  // request, or the start of one.
+  bool HasBuffered() const { return offset_ < length_; }
+
+  // Gives back the read buffer and the write buffer's memory while the
+  // connection is idle (a parked connection keeps neither).
+  void ReleaseIdleMemory() {
+    if (offset_ == length_) buffer_.reset();
+    std::string().swap(out_);
   }
 
   // The request's first byte is here: the rest must follow within
@@ -272,7 +271,7 @@ class Connection {
     while (true) {
       if (offset_ == length_ && !Fill()) return Read::kFailed;
       const size_t before = head->size();
-      head->append(buffer_ + offset_, length_ - offset_);
+      head->append(buffer_.get() + offset_, length_ - offset_);
       size_t drop = 0;  // leading empty lines
       while (head->size() - drop >= 2 && head->compare(drop, 2, "\r\n") == 0) {
         drop += 2;
@@ -312,7 +311,7 @@ class Connection {
     while (body->size() < size) {
       if (offset_ == length_ && !Fill()) return false;
       const size_t n = std::min(size - body->size(), length_ - offset_);
-      body->append(buffer_ + offset_, n);
+      body->append(buffer_.get() + offset_, n);
       offset_ += n;
     }
     return true;
@@ -327,7 +326,8 @@ class Connection {
       }
       size_t consumed = 0;
       const ChunkedBodyDecoder::State state = decoder.Feed(
-          std::string_view(buffer_ + offset_, length_ - offset_), &consumed);
+          std::string_view(buffer_.get() + offset_, length_ - offset_),
+          &consumed);
       offset_ += consumed;
       if (state != ChunkedBodyDecoder::State::kNeedMore) return state;
     }
@@ -391,7 +391,8 @@ class Connection {
   bool Fill() {
     if (!Flush()) return false;
     const int wait = std::min(read_timeout_ms_, MillisecondsUntil(deadline_));
-    const ssize_t n = transport_.Read(buffer_, kReadBufferBytes, wait);
+    if (!buffer_) buffer_ = std::make_unique<char[]>(kReadBufferBytes);
+    const ssize_t n = transport_.Read(buffer_.get(), kReadBufferBytes, wait);
     if (n <= 0) {
       failed_ = true;
       return false;
@@ -423,7 +424,8 @@ class Connection {
   const int write_timeout_ms_;
   Clock::time_point deadline_ = Clock::now();
   bool failed_ = false;
-  char buffer_[kReadBufferBytes];
+  // kReadBufferBytes, made by the first read after the connection was idle.
+  std::unique_ptr<char[]> buffer_;
   size_t offset_ = 0;  // buffer_[offset_, length_) is read, not yet used
   size_t length_ = 0;
   std::string out_;  // written, not yet sent (see Write)
@@ -529,10 +531,13 @@ Result<int> GuardedServer::BindListener(const std::string& host, int port) {
                                   : "not an address of this machine"));
   }
   DeepenBacklog();
+  StartParking();
   return bound;
 }
 
-GuardedServer::~GuardedServer() = default;
+GuardedServer::~GuardedServer() {
+  parker_.reset();  // before the members its callback uses
+}
 
 void GuardedServer::CloseAfterResponse() { close_after_response = true; }
 
@@ -550,6 +555,9 @@ bool GuardedServer::EnableTls(const std::string& cert_file,
   // No renegotiation and no session tickets to rotate: each connection
   // does one full handshake, which is what the deadline bounds.
   SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  // An idle TLS connection gives back OpenSSL's read and write buffers
+  // (about 34 KiB): thousands of them may be parked.
+  SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_use_certificate_chain_file(tls->ctx, cert_file.c_str()) != 1 ||
       SSL_CTX_use_PrivateKey_file(tls->ctx, key_file.c_str(),
                                   SSL_FILETYPE_PEM) != 1 ||
@@ -563,38 +571,293 @@ bool GuardedServer::EnableTls(const std::string& cert_file,
   return true;
 }
 
+// --- Parking idle connections -------------------------------------------
+
+// One connection, with everything that must outlive the thread serving it
+// while it is parked.
+struct GuardedServer::LiveConnection {
+  LiveConnection(int socket, std::unique_ptr<Transport> transport_in,
+                 int read_timeout_ms, int write_timeout_ms,
+                 size_t max_requests)
+      : sock(socket),
+        transport(std::move(transport_in)),
+        connection(*transport, socket, read_timeout_ms, write_timeout_ms),
+        requests_left(max_requests) {}
+  ~LiveConnection() {
+    transport.reset();  // TLS: close_notify before the socket goes
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+
+  const int sock;
+  std::unique_ptr<Transport> transport;
+  Connection connection;  // reads and writes through *transport
+  size_t requests_left;
+  bool tls_handshaken = false;
+  bool first_request = true;
+  uint64_t park_id = 0;  // which parking this is (see IdleParker)
+};
+
+// Waits, on one thread, for any parked connection to become readable, and
+// hands it back through `resume`; closes those idle longer than `idle_ms`,
+// and the longest-idle one when `max_parked` are parked.
+//
+// Thread-safety: Park and CloseAll may be called from any thread.
+class GuardedServer::IdleParker {
+ public:
+  using Resume = std::function<void(std::unique_ptr<LiveConnection>)>;
+
+  IdleParker(int idle_ms, size_t max_parked, Resume resume)
+      : idle_ms_(idle_ms),
+        max_parked_(std::max<size_t>(1, max_parked)),
+        resume_(std::move(resume)),
+        epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
+        wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.ptr = nullptr;  // the wake-up eventfd
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event);
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~IdleParker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      exiting_ = true;
+    }
+    Wake();
+    thread_.join();
+    parked_.clear();  // closes whatever is left
+    ::close(epoll_fd_);
+    ::close(wake_fd_);
+  }
+
+  // Takes `live` until its next request starts. After CloseAll, or when
+  // epoll refuses it, the connection closes instead.
+  void Park(std::unique_ptr<LiveConnection> live) {
+    live->connection.ReleaseIdleMemory();
+    std::unique_ptr<LiveConnection> evicted;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;  // `live` closes on return
+    LiveConnection* raw = live.get();
+    raw->park_id = ++next_park_id_;
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    event.data.ptr = raw;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, raw->sock, &event) != 0) return;
+    parked_.emplace(raw, std::move(live));
+    expiries_.push_back({Clock::now() + std::chrono::milliseconds(idle_ms_),
+                         raw, raw->park_id});
+    // Past the cap the longest-idle connection makes room: it has sent
+    // nothing for the longest time, and a new one may be a real client.
+    while (parked_.size() > max_parked_ && !expiries_.empty()) {
+      Expiry oldest = expiries_.front();
+      expiries_.pop_front();
+      TakeLocked(oldest.connection, oldest.park_id);  // closes on return
+    }
+  }
+
+  // Closes every parked connection, and every one parked from now on.
+  void CloseAll() {
+    std::unordered_map<LiveConnection*, std::unique_ptr<LiveConnection>> all;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closed_ = true;
+      all.swap(parked_);
+      expiries_.clear();
+    }
+    for (auto& [raw, live] : all) {
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, raw->sock, nullptr);
+    }
+  }
+
+  size_t Parked() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return parked_.size();
+  }
+
+ private:
+  struct Expiry {
+    Clock::time_point at;
+    LiveConnection* connection;
+    uint64_t park_id;  // the parking this expiry belongs to
+  };
+
+  void Wake() {
+    const uint64_t one = 1;
+    ssize_t ignored = ::write(wake_fd_, &one, sizeof(one));
+    (void)ignored;
+  }
+
+  // Removes `raw` from the parked set if it is still in the parking
+  // `park_id`, and returns it (nullptr otherwise).
+  std::unique_ptr<LiveConnection> TakeLocked(LiveConnection* raw,
+                                             uint64_t park_id) {
+    auto found = parked_.find(raw);
+    if (found == parked_.end() || found->second->park_id != park_id) {
+      return nullptr;
+    }
+    std::unique_ptr<LiveConnection> live = std::move(found->second);
+    parked_.erase(found);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, live->sock, nullptr);
+    return live;
+  }
+
+  void Run() {
+    constexpr int kMaxEvents = 256;
+    epoll_event events[kMaxEvents];
+    while (true) {
+      int wait_ms = -1;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (exiting_) return;
+        if (!expiries_.empty()) wait_ms = MillisecondsUntil(expiries_.front().at);
+      }
+      const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
+      std::vector<std::unique_ptr<LiveConnection>> ready;
+      std::vector<std::unique_ptr<LiveConnection>> expired;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (int i = 0; i < n; ++i) {
+          auto* raw = static_cast<LiveConnection*>(events[i].data.ptr);
+          if (raw == nullptr) {  // the wake-up: drain it
+            uint64_t count = 0;
+            ssize_t ignored = ::read(wake_fd_, &count, sizeof(count));
+            (void)ignored;
+            continue;
+          }
+          auto found = parked_.find(raw);
+          if (found == parked_.end()) continue;
+          if (auto live = TakeLocked(raw, found->second->park_id)) {
+            ready.push_back(std::move(live));
+          }
+        }
+        const auto now = Clock::now();
+        while (!expiries_.empty() && expiries_.front().at <= now) {
+          Expiry due = expiries_.front();
+          expiries_.pop_front();
+          if (auto live = TakeLocked(due.connection, due.park_id)) {
+            expired.push_back(std::move(live));
+          }
+        }
+      }
+      expired.clear();  // idle past the keep-alive timeout: closed
+      for (auto& live : ready) resume_(std::move(live));
+    }
+  }
+
+  const int idle_ms_;         // constant after construction
+  const size_t max_parked_;   // constant after construction
+  const Resume resume_;       // constant after construction
+  const int epoll_fd_;        // constant after construction
+  const int wake_fd_;         // constant after construction
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  // Parked connections, owned here until resumed or closed.
+  std::unordered_map<LiveConnection*, std::unique_ptr<LiveConnection>>
+      parked_;  // guarded by mutex_
+  // One entry per parking, oldest first (every parking lasts idle_ms_, so
+  // parking order is expiry order); stale entries are skipped by park_id.
+  std::deque<Expiry> expiries_;  // guarded by mutex_
+  uint64_t next_park_id_ = 0;    // guarded by mutex_
+  bool closed_ = false;          // guarded by mutex_
+  bool exiting_ = false;         // guarded by mutex_
+};
+
+// The task queue httplib's accept loop runs connections on, wrapped so that
+// the parker can hand connections back to it while it runs, and so that
+// its shutdown (the end of the accept loop) closes every parked
+// connection first.
+class GuardedServer::ParkingQueue : public httplib::TaskQueue {
+ public:
+  ParkingQueue(httplib::TaskQueue* inner, GuardedServer* server)
+      : inner_(inner), server_(server) {
+    std::lock_guard<std::mutex> lock(server_->queue_mutex_);
+    server_->queue_ = this;
+  }
+  ~ParkingQueue() override = default;
+
+  void enqueue(std::function<void()> job) override {
+    inner_->enqueue(std::move(job));
+  }
+
+  void shutdown() override {
+    server_->StopParking();
+    inner_->shutdown();
+  }
+
+  void on_idle() override { inner_->on_idle(); }
+
+ private:
+  std::unique_ptr<httplib::TaskQueue> inner_;
+  GuardedServer* const server_;
+};
+
+void GuardedServer::StartParking() {
+  if (parker_) return;
+  parker_ = std::make_unique<IdleParker>(
+      Milliseconds(keep_alive_timeout_sec_, 0), limits_.max_parked,
+      [this](std::unique_ptr<LiveConnection> live) {
+        Resume(std::move(live));
+      });
+  // httplib makes the accept loop's task queue when it starts serving;
+  // wrapped, the parker can hand connections back to it.
+  auto make_inner = new_task_queue;
+  new_task_queue = [this, make_inner]() -> httplib::TaskQueue* {
+    httplib::TaskQueue* inner =
+        make_inner ? make_inner()
+                   : new httplib::ThreadPool(CPPHTTPLIB_THREAD_POOL_COUNT);
+    return new ParkingQueue(inner, this);
+  };
+}
+
+size_t GuardedServer::ParkedConnections() const {
+  return parker_ ? parker_->Parked() : 0;
+}
+
+void GuardedServer::StopParking() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    queue_ = nullptr;
+  }
+  if (parker_) parker_->CloseAll();
+}
+
+void GuardedServer::Resume(std::unique_ptr<LiveConnection> live) {
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  if (queue_ == nullptr) return;  // stopping: `live` closes on return
+  // std::function must be copyable: the connection rides in a shared_ptr.
+  auto shared = std::make_shared<std::unique_ptr<LiveConnection>>(
+      std::move(live));
+  queue_->enqueue([this, shared] { Serve(std::move(*shared)); });
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
-  close_after_response = false;
-  const int read_timeout_ms = Milliseconds(read_timeout_sec_, read_timeout_usec_);
+  const int read_timeout_ms =
+      Milliseconds(read_timeout_sec_, read_timeout_usec_);
   const int write_timeout_ms =
       Milliseconds(write_timeout_sec_, write_timeout_usec_);
+  std::unique_ptr<Transport> transport;
+  if (tls_) {
+    // OpenSSL's waits are polls; the socket itself must never block.
+    ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) | O_NONBLOCK);
+    transport = std::make_unique<TlsTransport>(tls_->ctx, sock);
+  } else {
+    transport = std::make_unique<PlainTransport>(sock);
+  }
+  Serve(std::make_unique<LiveConnection>(sock, std::move(transport),
+                                         read_timeout_ms, write_timeout_ms,
+                                         keep_alive_max_count_));
+  return true;
+}
+
+void GuardedServer::Serve(std::unique_ptr<LiveConnection> live) {
+  close_after_response = false;
+  Connection& connection = live->connection;
   const size_t max_body = payload_max_length_ ==
                                   std::numeric_limits<size_t>::max()
                               ? kDefaultMaxBodyBytes
                               : payload_max_length_;
-
-  std::unique_ptr<Transport> transport;
-  PlainTransport* plain_transport = nullptr;  // set without TLS
-  if (tls_) {
-    // OpenSSL's waits are polls; the socket itself must never block.
-    ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) | O_NONBLOCK);
-    auto tls = std::make_unique<TlsTransport>(tls_->ctx, sock);
-    const bool ok = tls->Handshake(
-        Clock::now() + std::chrono::seconds(limits_.request_read_seconds));
-    transport = std::move(tls);
-    if (!ok) {
-      transport.reset();
-      ::shutdown(sock, SHUT_RDWR);
-      ::close(sock);
-      return false;
-    }
-  } else {
-    auto plain = std::make_unique<PlainTransport>(sock);
-    plain_transport = plain.get();
-    transport = std::move(plain);
-  }
-
-  Connection connection(*transport, sock, read_timeout_ms, write_timeout_ms);
   // Answers a request the connection layer refuses, then the connection
   // closes: after a malformed head nothing that follows can be framed.
   auto refuse = [&](int status, const Status& why) {
@@ -618,17 +881,35 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     }
   };
 
-  const int idle_ms = Milliseconds(keep_alive_timeout_sec_, 0);
-  bool ok = false;
   std::string head_text;
   std::string body;
-  for (size_t left = keep_alive_max_count_; left > 0; --left) {
-    if (!connection.WaitForRequest(idle_ms, svr_sock_)) break;
+  while (live->requests_left > 0) {
+    // Nothing to read now: park rather than hold this thread (a stopping
+    // server closes instead). A pipelined request already read is served
+    // at once.
+    if (!connection.HasBuffered() &&
+        live->transport->WaitReadable(0) == 0) {
+      if (svr_sock_ == INVALID_SOCKET || !parker_) break;
+      parker_->Park(std::move(live));
+      return;
+    }
+    if (tls_ && !live->tls_handshaken) {
+      auto* tls = static_cast<TlsTransport*>(live->transport.get());
+      if (!tls->Handshake(Clock::now() + std::chrono::seconds(
+                                             limits_.request_read_seconds))) {
+        break;
+      }
+      live->tls_handshaken = true;
+      continue;  // the first request may not have started yet
+    }
     // A client speaking HTTPS to the plain port: no HTTP answer can help.
-    if (plain_transport != nullptr && left == keep_alive_max_count_ &&
-        plain_transport->Peek(0) == kTlsHandshakeRecord) {
+    if (!tls_ && live->first_request &&
+        static_cast<PlainTransport*>(live->transport.get())->Peek(0) ==
+            kTlsHandshakeRecord) {
       break;
     }
+    live->first_request = false;
+    const size_t left = live->requests_left--;
     connection.BeginRequest(limits_.request_read_seconds);
 
     const Connection::Read read = connection.ReadHead(&head_text);
@@ -675,21 +956,19 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
       body.clear();
     }
 
-    CanonicalRequestStream stream(connection, CanonicalRequest(head.value(), body));
+    CanonicalRequestStream stream(connection,
+                                  CanonicalRequest(head.value(), body));
     bool connection_closed = false;
-    ok = process_request(stream, /*close_connection=*/left == 1,
-                         connection_closed, [](httplib::Request&) {});
-    if (!connection.Flush()) ok = false;
-    if (!ok || connection_closed || close_after_response ||
-        connection.failed()) {
+    const bool ok = process_request(stream, /*close_connection=*/left == 1,
+                                    connection_closed,
+                                    [](httplib::Request&) {});
+    if (!connection.Flush() || !ok || connection_closed ||
+        close_after_response || connection.failed()) {
       break;
     }
   }
   close_after_response = false;
-  transport.reset();  // TLS: close_notify before the socket goes
-  ::shutdown(sock, SHUT_RDWR);
-  ::close(sock);
-  return ok;
+  // `live` closes here.
 }
 
 }  // namespace wxsession

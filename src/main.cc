@@ -446,20 +446,31 @@ int CmdDev(int argc, char** argv) {
   }
   std::thread mock_thread([&mock] { mock.Serve(); });
 
-  Config config;
-  config.apps.push_back({"wxdev000000000000", "dev-secret"});
-  config.wechat_api_base =
+  // The same loading and default resolution as `serve` (bulkhead sizes,
+  // rate-limit burst...), fed by an environment naming one app and the
+  // mock: a Config built by hand here once left the WeChat bulkhead at 0.
+  const std::string mock_base =
       "http://127.0.0.1:" + std::to_string(mock_port.value());
-  config.expose_openid = true;
-  config.database = "./dev/wxsessiond.db";
-  ::mkdir("./dev", 0700);
-  if (args.Has("database")) config.database = args.Get("database");
-  if (args.Has("listen")) {
-    auto host_port = ParseHostPort(args.Get("listen"));
-    if (!host_port) return Usage(usage, "--listen: expected HOST:PORT");
-    config.listen_host = host_port->first;
-    config.listen_port = host_port->second;
+  const GetEnv dev_env =
+      [&mock_base](const std::string& name) -> std::optional<std::string> {
+    if (name == "WXSESSIOND_APPID") return std::string("wxdev000000000000");
+    if (name == "WXSESSIOND_SECRET") return std::string("dev-secret");
+    if (name == "WXSESSIOND_API_BASE") return mock_base;
+    return std::nullopt;
+  };
+  ConfigOverrides overrides;
+  overrides.database = args.Has("database") ? args.Get("database")
+                                            : std::string("./dev/wxsessiond.db");
+  if (args.Has("listen")) overrides.listen = args.Get("listen");
+  Result<Config> loaded = LoadConfig("", dev_env, overrides);
+  if (!loaded.ok()) {
+    mock.Stop();
+    mock_thread.join();
+    return Usage(usage, loaded.status().message());
   }
+  Config config = std::move(loaded).value();
+  config.expose_openid = true;
+  if (!args.Has("database")) ::mkdir("./dev", 0700);
 
   int code = RunServer(config, [&config](int port) {
     std::string base =

@@ -6,7 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "test_support.h"
 
@@ -104,6 +108,49 @@ TEST(Cli, EnvironmentAloneConfiguresOneAppAndListenOverrides) {
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 0);
   EXPECT_EQ(server.Stderr().find("env-secret"), std::string::npos);
+}
+
+// `dev` resolves its defaults as `serve` does. It once built its Config by
+// hand and got a WeChat bulkhead of 0: of 20 logins sent at once, some got
+// 503 upstream_unavailable.
+TEST(Cli, DevAnswersTwentyParallelLoginsWith200) {
+  TempDir dir;
+  Process dev({BinaryPath(), "dev", "--listen", "127.0.0.1:0", "--database",
+               dir.File("dev.db")});
+  auto line = dev.WaitForLine("listening on", 10000);
+  ASSERT_TRUE(line) << dev.Stderr();
+  const int port = PortFromListeningLine(*line);
+  constexpr int kLogins = 20;
+  std::vector<int> statuses(kLogins, 0);
+  std::vector<std::thread> threads;
+  std::mutex mutex;
+  std::condition_variable go_cv;
+  bool go = false;  // guarded by mutex: every thread sends at once
+  for (int i = 0; i < kLogins; ++i) {
+    threads.emplace_back([&, i] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_read_timeout(10, 0);
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        go_cv.wait(lock, [&] { return go; });
+      }
+      auto res = client.Post(
+          "/v1/login", R"({"code":"parallel)" + std::to_string(i) + R"(.1"})",
+          "application/json");
+      statuses[i] = res ? res->status : -1;
+    });
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    go = true;
+  }
+  go_cv.notify_all();
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kLogins; ++i) {
+    EXPECT_EQ(statuses[i], 200) << "login " << i;
+  }
+  dev.Signal(SIGTERM);
+  EXPECT_EQ(dev.Wait(5000), 0);
 }
 
 TEST(Cli, StatsOnAnEmptyDatabase) {

@@ -272,7 +272,7 @@ void RaiseOpenFileLimit(const Config& config, Logger& logger) {
 int RunServer(const Config& config,
               const std::function<void(int port)>& on_ready = {},
               const std::string& config_path = "") {
-  Logger logger(stderr, config.log_format, config.log_level);
+  Logger logger(stderr, config.log_format, config.log_level, StderrSink());
   RaiseOpenFileLimit(config, logger);
   Metrics metrics(WXSESSIOND_VERSION);
   SystemClock clock;
@@ -392,10 +392,33 @@ int RunServer(const Config& config,
   const std::string ready = "READY=1\nSTATUS=listening on " +
                             config.listen_host + ":" +
                             std::to_string(port.value());
-  NotifyServiceManager(ready.c_str());
+  NotifyServiceManager(ready);
   if (on_ready) on_ready(port.value());
 
+  // WatchdogSec= in the unit: WATCHDOG=1 every half interval while serving,
+  // so systemd restarts a process that stopped running at all.
+  std::mutex watchdog_mutex;
+  std::condition_variable watchdog_cv;  // with watchdog_mutex
+  bool watchdog_done = false;           // guarded by watchdog_mutex
+  std::thread watchdog;
+  if (std::optional<std::chrono::microseconds> every = WatchdogPingInterval()) {
+    watchdog = std::thread([&, every = *every] {
+      std::unique_lock<std::mutex> lock(watchdog_mutex);
+      while (!watchdog_cv.wait_for(lock, every, [&] { return watchdog_done; })) {
+        NotifyServiceManager("WATCHDOG=1");
+      }
+    });
+  }
+
   bool served = server.Serve();
+  if (watchdog.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(watchdog_mutex);
+      watchdog_done = true;
+    }
+    watchdog_cv.notify_all();
+    watchdog.join();
+  }
   sweeper.Stop();
   checkpoint();
   {

@@ -1,7 +1,7 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
-// Commands: serve, dev, mock-wechat, revoke, stats, backup, migrate-store,
-// rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
+// Commands: serve, check-config, dev, mock-wechat, revoke, stats, backup,
+// migrate-store, rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -29,6 +29,7 @@
 #include "store_factory.h"
 #include "wxsession/access_token.h"
 #include "systemd_notify.h"
+#include "tls_check.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/file_check.h"
@@ -62,6 +63,7 @@ const char* kMainUsage =
     "\n"
     "commands:\n"
     "  serve        run the server (--config FILE)\n"
+    "  check-config validate a config file without starting the server\n"
     "  dev          run the server on 127.0.0.1:8080 against a built-in mock\n"
     "               WeChat, data in ./dev; prints a curl walk-through\n"
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
@@ -452,6 +454,52 @@ int CmdServe(int argc, char** argv) {
   return RunServer(config.value(), {}, args.Get("config"));
 }
 
+int CmdCheckConfig(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond check-config --config FILE\n"
+      "\n"
+      "Validates FILE as `serve` would (every key, the secret, admin token,\n"
+      "master key and TLS files readable and well-formed, the store URL),\n"
+      "without opening the database or any socket. Prints \"ok\" and a\n"
+      "summary line and exits 0, or prints the first error, naming its key,\n"
+      "and exits 1. The environment counts as for `serve`\n"
+      "(WXSESSIOND_APPID..., CREDENTIALS_DIRECTORY).\n";
+  Args args = ParseArgs(argc, argv, 2, {"config"}, {}, /*max_positional=*/0);
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("config")) return Usage(usage, "--config is required");
+  Result<Config> config = LoadFromArgs(args);
+  if (!config.ok()) return Fail(config.status());
+  // What serve checks after loading, short of opening anything.
+  Result<std::optional<SessionKeyring>> keyring =
+      KeyringFromConfig(config.value());
+  if (!keyring.ok()) return Fail(keyring.status());
+  if (!config->tls_cert.empty()) {
+    if (Status tls = CheckTlsFiles(config->tls_cert, config->tls_key);
+        !tls.ok()) {
+      return Fail(tls);
+    }
+  }
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (!locator.ok()) {
+    return Fail(Status(ErrorCode::kInvalidRequest,
+                       "config: " + locator.status().message()));
+  }
+  std::string apps;
+  for (const AppConfig& app : config->apps) {
+    apps += (apps.empty() ? "" : ",") + app.appid;
+  }
+  const std::string store =
+      locator->is_redis() ? locator->Redacted()
+                          : "sqlite " + config->database;
+  const std::string host = config->listen_host.find(':') == std::string::npos
+                               ? config->listen_host
+                               : "[" + config->listen_host + "]";
+  std::printf("ok\napps=%s store=%s listen=%s:%d%s\n", apps.c_str(),
+              store.c_str(), host.c_str(), config->listen_port,
+              config->tls_cert.empty() ? "" : " tls=on");
+  return kExitOk;
+}
+
 int CmdDev(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond dev [--listen HOST:PORT] [--database PATH]\n"
@@ -836,6 +884,7 @@ int Main(int argc, char** argv) {
   }
   if (command == "serve") return CmdServe(argc, argv);
   if (command == "dev") return CmdDev(argc, argv);
+  if (command == "check-config") return CmdCheckConfig(argc, argv);
   if (command == "mock-wechat") return CmdMockWeChat(argc, argv);
   if (command == "revoke") return CmdRevoke(argc, argv);
   if (command == "stats") return CmdStats(argc, argv);

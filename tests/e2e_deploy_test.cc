@@ -43,8 +43,11 @@ TEST(SystemdUnit, CarriesTheRequiredHardening) {
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
         "SystemCallFilter=@system-service\n",
         "LoadCredential=appsecret:/etc/wxsessiond/appsecret\n",
+        "LoadCredential=config.json:/etc/wxsessiond/config.json\n",
+        "ExecStartPre=/usr/local/bin/wxsessiond check-config --config "
+        "%d/config.json\n",
         "ExecStart=/usr/local/bin/wxsessiond serve --config "
-        "/etc/wxsessiond/config.json\n"}) {
+        "%d/config.json\n"}) {
     EXPECT_NE(unit.find(std::string("\n") + line), std::string::npos)
         << "missing: " << line;
   }
@@ -58,11 +61,16 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
   }
   TempDir dir;
   std::string unit = ShippedUnit();
-  // verify checks that ExecStart exists: point it at the binary under test.
+  // verify checks that ExecStartPre and ExecStart exist: point them at the
+  // binary under test.
   const std::string shipped_binary = "/usr/local/bin/wxsessiond";
-  size_t at = unit.find(shipped_binary);
-  ASSERT_NE(at, std::string::npos);
-  unit.replace(at, shipped_binary.size(), BinaryPath());
+  int replaced = 0;
+  for (size_t at = unit.find(shipped_binary); at != std::string::npos;
+       at = unit.find(shipped_binary, at)) {
+    unit.replace(at, shipped_binary.size(), BinaryPath());
+    ++replaced;
+  }
+  EXPECT_EQ(replaced, 2);
   WriteFile(dir.File("wxsessiond.service"), unit);
   auto verified = RunCommand({analyze, "verify", dir.File("wxsessiond.service")},
                              {{"SYSTEMD_LOG_COLOR", "0"}});
@@ -122,6 +130,10 @@ TEST(MesonInstall, InstallsBinaryUnitAndExampleConfig) {
   const std::string installed_path = binary.substr(dest.path().size());
   std::string unit_text = ReadFile(unit);
   EXPECT_NE(unit_text.find("\nExecStart=" + installed_path + " serve "),
+            std::string::npos)
+      << unit_text;
+  EXPECT_NE(unit_text.find("\nExecStartPre=" + installed_path +
+                           " check-config "),
             std::string::npos)
       << unit_text;
 

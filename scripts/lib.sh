@@ -8,9 +8,10 @@ WXS_PACKAGES=(
   libcpp-httplib-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
   libgtest-dev googletest
   sqlite3 ca-certificates
-  # Running in production: the real nginx the gateway test runs, and the
-  # openssl CLI that makes the TLS test's certificate.
-  nginx-light openssl
+  # Running in production: the real nginx and Caddy the gateway tests run
+  # the shipped configs in, and the openssl CLI that makes the TLS test's
+  # certificate.
+  nginx-light caddy openssl
   # Redis backend (issue 6): the client library, and the servers the tests run.
   libhiredis-dev redis-server redis-sentinel
   nodejs  # the client SDK's tests (node --test; Debian 12 ships Node 18)

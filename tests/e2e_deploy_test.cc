@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -92,6 +94,116 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
   double score = std::atof(score_line.c_str() + colon + 2);
   // 0 = fully locked down, 10 = unprotected; below 2 systemd calls "OK".
   EXPECT_LT(score, 2.0) << score_line;
+}
+
+// --- The proxy configurations: the same routes everywhere -------------------
+
+std::string ShippedDeployFile(const std::string& name) {
+  return ReadFile(SourceRoot() + "/scripts/deploy/" + name);
+}
+
+// The paths the mini-program SDK (client/wxsession.js) calls on wxsessiond,
+// directly or through WxSession.request.
+const std::set<std::string> kSdkPaths = {
+    "/v1/login",  "/v1/logout",  "/v1/session", "/v1/session/check",
+    "/v1/phone",  "/v1/decrypt", "/v1/verify"};
+
+// nginx.conf: the alternatives of the one regex location that proxies to
+// wxsessiond, "location ~ ^/v1/(a|b|...)$".
+std::set<std::string> NginxPaths(const std::string& conf) {
+  std::set<std::string> paths;
+  const std::string open = "location ~ ^/v1/(";
+  size_t at = conf.find(open);
+  EXPECT_NE(at, std::string::npos) << "nginx.conf changed shape";
+  if (at == std::string::npos) return paths;
+  EXPECT_EQ(conf.find(open, at + 1), std::string::npos);
+  at += open.size();
+  size_t close = conf.find(")$", at);
+  std::string alternatives = conf.substr(at, close - at);
+  size_t start = 0;
+  while (start <= alternatives.size()) {
+    size_t bar = alternatives.find('|', start);
+    if (bar == std::string::npos) bar = alternatives.size();
+    paths.insert("/v1/" + alternatives.substr(start, bar - start));
+    start = bar + 1;
+  }
+  return paths;
+}
+
+// Caddyfile: the "@wxsessiond path ..." matcher.
+std::set<std::string> CaddyPaths(const std::string& conf) {
+  std::set<std::string> paths;
+  const std::string open = "@wxsessiond path ";
+  size_t at = conf.find(open);
+  EXPECT_NE(at, std::string::npos) << "Caddyfile changed shape";
+  if (at == std::string::npos) return paths;
+  at += open.size();
+  std::istringstream words(conf.substr(at, conf.find('\n', at) - at));
+  for (std::string word; words >> word;) paths.insert(word);
+  return paths;
+}
+
+// traefik.yml: every Path(`...`) in the wxsessiond router's rule, which runs
+// from "rule:" to the router's "service:" line.
+std::set<std::string> TraefikPaths(const std::string& conf) {
+  std::set<std::string> paths;
+  size_t router = conf.find("\n    wxsessiond:\n");
+  EXPECT_NE(router, std::string::npos) << "traefik.yml changed shape";
+  if (router == std::string::npos) return paths;
+  size_t end = conf.find("service:", router);
+  const std::string rule = conf.substr(router, end - router);
+  EXPECT_EQ(rule.find("PathPrefix"), std::string::npos) << rule;
+  const std::string open = "Path(`";
+  for (size_t at = rule.find(open); at != std::string::npos;
+       at = rule.find(open, at)) {
+    at += open.size();
+    size_t close = rule.find("`)", at);
+    paths.insert(rule.substr(at, close - at));
+  }
+  return paths;
+}
+
+TEST(ProxyConfigs, EveryShippedProxyRoutesTheSdkPathsToWxsessiond) {
+  const std::string nginx = ShippedDeployFile("nginx.conf");
+  const std::string caddy = ShippedDeployFile("Caddyfile");
+  const std::string traefik = ShippedDeployFile("traefik.yml");
+  ASSERT_FALSE(nginx.empty());
+  ASSERT_FALSE(caddy.empty());
+  ASSERT_FALSE(traefik.empty());
+  // nginx.conf is run with the SDK in e2e_gateway; the others must route
+  // exactly what it routes.
+  EXPECT_EQ(NginxPaths(nginx), kSdkPaths);
+  EXPECT_EQ(TraefikPaths(traefik), NginxPaths(nginx));
+  EXPECT_EQ(CaddyPaths(caddy), NginxPaths(nginx));
+  // And every one asks GET /v1/auth about everything else.
+  EXPECT_NE(nginx.find("proxy_pass http://wxsessiond/v1/auth;"),
+            std::string::npos);
+  EXPECT_NE(caddy.find("uri /v1/auth"), std::string::npos);
+  EXPECT_NE(traefik.find("address: \"http://127.0.0.1:8080/v1/auth\""),
+            std::string::npos);
+}
+
+TEST(ProxyConfigs, NginxSendsTheClientAddressEverywhereItProxies) {
+  const std::string nginx = ShippedDeployFile("nginx.conf");
+  // Every proxy_pass's location sets X-Real-IP and appends to
+  // X-Forwarded-For (wxsessiond counts under the right-most untrusted
+  // address of it).
+  int locations = 0;
+  for (size_t at = nginx.find("proxy_pass "); at != std::string::npos;
+       at = nginx.find("proxy_pass ", at + 1)) {
+    size_t begin = nginx.rfind("location ", at);
+    size_t end = nginx.find("\n    }", at);
+    const std::string block = nginx.substr(begin, end - begin);
+    EXPECT_NE(block.find("proxy_set_header X-Real-IP $remote_addr;"),
+              std::string::npos)
+        << block;
+    EXPECT_NE(block.find("proxy_set_header X-Forwarded-For "
+                         "$proxy_add_x_forwarded_for;"),
+              std::string::npos)
+        << block;
+    ++locations;
+  }
+  EXPECT_EQ(locations, 3);  // wxsessiond's routes, the auth check, the API
 }
 
 TEST(MesonInstall, InstallsBinaryUnitAndExampleConfig) {

@@ -14,12 +14,15 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "test_support.h"
 #include "wxsession/config.h"
 
 namespace wxsession {
 namespace {
 
+using json = nlohmann::json;
 using testing_support::BinaryPath;
 using testing_support::FindProgram;
 using testing_support::ReadFile;
@@ -94,6 +97,37 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
   double score = std::atof(score_line.c_str() + colon + 2);
   // 0 = fully locked down, 10 = unprotected; below 2 systemd calls "OK".
   EXPECT_LT(score, 2.0) << score_line;
+}
+
+// --- One version ------------------------------------------------------------
+
+// The project version in meson.build: "version : 'X.Y.Z'".
+std::string MesonVersion() {
+  const std::string meson = ReadFile(SourceRoot() + "/meson.build");
+  const std::string open = "version : '";
+  size_t at = meson.find(open);
+  EXPECT_NE(at, std::string::npos) << "meson.build changed shape";
+  if (at == std::string::npos) return "";
+  at += open.size();
+  return meson.substr(at, meson.find('\'', at) - at);
+}
+
+TEST(Version, MesonBuildBinaryClientAndChangelogAgree) {
+  const std::string version = MesonVersion();
+  ASSERT_FALSE(version.empty());
+  auto reported = RunCommand({BinaryPath(), "--version"});
+  EXPECT_EQ(reported.exit_code, 0);
+  EXPECT_EQ(reported.out, "wxsessiond " + version + "\n");
+  json package = json::parse(ReadFile(SourceRoot() + "/client/package.json"),
+                             nullptr, false);
+  ASSERT_TRUE(package.is_object());
+  EXPECT_EQ(package.value("version", ""), version);
+  EXPECT_EQ(package.value("license", ""), "MIT");
+  const std::string changelog = ReadFile(SourceRoot() + "/CHANGELOG.md");
+  EXPECT_NE(changelog.find("\n## [" + version + "] - "), std::string::npos)
+      << "CHANGELOG.md has no section for " << version;
+  const std::string license = ReadFile(SourceRoot() + "/LICENSE");
+  EXPECT_EQ(license.rfind("MIT License\n", 0), 0u);
 }
 
 // --- The proxy configurations: the same routes everywhere -------------------

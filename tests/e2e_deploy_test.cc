@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -297,6 +298,157 @@ TEST(MesonInstall, InstallsBinaryUnitAndExampleConfig) {
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->apps.at(0).secret, "example-secret");
   EXPECT_EQ(config->database, "/var/lib/wxsessiond/sessions.db");
+}
+
+// --- The Debian package (scripts/package) -----------------------------------
+// Built here from this build's binary (--build-dir), so the suite needs no
+// second compile; installing it needs a second root and is checked by hand
+// (docs/DEPLOY.md, "Checking a package").
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(DebianPackage, HoldsTheFilesWithRuntimeDependsOnlyAndStartsNothing) {
+  const char* build = std::getenv("WXSESSIOND_BUILD_ROOT");
+  ASSERT_NE(build, nullptr) << "WXSESSIOND_BUILD_ROOT is set by meson";
+  const std::string dpkg_deb = FindProgram("dpkg-deb");
+  ASSERT_FALSE(dpkg_deb.empty()) << "dpkg-deb not found";
+  TempDir out;
+  auto built = RunCommand({SourceRoot() + "/scripts/package", "--build-dir",
+                           build, "--out", out.path()});
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  const std::string version = MesonVersion();
+  const std::string arch =
+      RunCommand({FindProgram("dpkg"), "--print-architecture"}).out;
+  const std::string deb = out.File("wxsessiond_" + version + "_" +
+                                   arch.substr(0, arch.find('\n')) + ".deb");
+  ASSERT_EQ(built.out, deb + "\n");
+
+  // The control fields: meson.build's version, Depends on libraries only.
+  auto field = [&](const std::string& name) {
+    std::string value = RunCommand({dpkg_deb, "-f", deb, name}).out;
+    return value.substr(0, value.find('\n'));
+  };
+  EXPECT_EQ(field("Package"), "wxsessiond");
+  EXPECT_EQ(field("Version"), version);
+  const std::string depends = field("Depends");
+  for (const char* library :
+       {"libc6", "libstdc++6", "libssl3", "libsqlite3-0", "libhiredis0.14",
+        "libcpp-httplib0.11"}) {
+    EXPECT_TRUE(Contains(depends, std::string(library) + " ")) << depends;
+  }
+  // Each dependency's package name: no compiler, no -dev package, no
+  // server the tests use.
+  std::istringstream alternatives(depends);
+  for (std::string item; std::getline(alternatives, item, ',');) {
+    std::istringstream words(item);
+    std::string name;
+    words >> name;
+    EXPECT_FALSE(name.size() > 4 && name.substr(name.size() - 4) == "-dev")
+        << depends;
+    for (const char* build_or_test :
+         {"g++", "gcc", "g++-12", "gcc-12", "meson", "ninja-build",
+          "redis-server", "nginx-light", "nginx", "caddy", "nodejs",
+          "googletest", "systemd"}) {
+      EXPECT_NE(name, build_or_test) << depends;
+    }
+  }
+
+  // The files, owned by root, the config root-only.
+  const std::string listing = RunCommand({dpkg_deb, "-c", deb}).out;
+  for (const char* entry :
+       {"-rwxr-xr-x root/root", "./usr/bin/wxsessiond\n",
+        "./lib/systemd/system/wxsessiond.service\n",
+        "./usr/share/wxsessiond/nginx.conf\n",
+        "./usr/share/wxsessiond/Caddyfile\n",
+        "./usr/share/wxsessiond/traefik.yml\n",
+        "./usr/share/wxsessiond/config.example.json\n",
+        "./usr/share/doc/wxsessiond/copyright\n",
+        "./usr/share/doc/wxsessiond/README.md\n",
+        "./usr/share/doc/wxsessiond/CHANGELOG.md\n",
+        "./usr/share/doc/wxsessiond/docs/DEPLOY.md\n"}) {
+    EXPECT_TRUE(Contains(listing, entry)) << entry << "\n" << listing;
+  }
+  size_t config_line = listing.find("./etc/wxsessiond/config.json\n");
+  ASSERT_NE(config_line, std::string::npos) << listing;
+  const std::string config_entry =
+      listing.substr(listing.rfind('\n', config_line) + 1,
+                     config_line - listing.rfind('\n', config_line) - 1);
+  EXPECT_EQ(config_entry.rfind("-rw-r----- root/root", 0), 0u) << config_entry;
+  EXPECT_FALSE(Contains(listing, "/usr/local/")) << listing;
+
+  TempDir tree;
+  ASSERT_EQ(RunCommand({dpkg_deb, "-x", deb, tree.path()}).exit_code, 0);
+  ASSERT_EQ(RunCommand({dpkg_deb, "-e", deb, tree.File("DEBIAN")}).exit_code,
+            0);
+  EXPECT_EQ(ReadFile(tree.File("DEBIAN/conffiles")),
+            "/etc/wxsessiond/config.json\n");
+  auto version_of_packaged =
+      RunCommand({tree.File("usr/bin/wxsessiond"), "--version"});
+  EXPECT_EQ(version_of_packaged.out, "wxsessiond " + version + "\n");
+  const std::string unit =
+      ReadFile(tree.File("lib/systemd/system/wxsessiond.service"));
+  EXPECT_TRUE(Contains(unit, "\nExecStartPre=/usr/bin/wxsessiond check-config "
+                             "--config %d/config.json\n"))
+      << unit;
+  EXPECT_TRUE(Contains(unit, "\nExecStart=/usr/bin/wxsessiond serve --config "
+                             "%d/config.json\n"))
+      << unit;
+  EXPECT_TRUE(
+      Contains(unit, "\nLoadCredential=config.json:/etc/wxsessiond/config.json\n"));
+  const std::string copyright =
+      ReadFile(tree.File("usr/share/doc/wxsessiond/copyright"));
+  EXPECT_TRUE(Contains(copyright, "License: Expat\n")) << copyright;
+  EXPECT_TRUE(Contains(copyright, " Permission is hereby granted")) << copyright;
+  // The shipped config as the unit runs it (credentials directory).
+  TempDir credentials;
+  WriteFile(credentials.File("appsecret"), "packaged-secret\n");
+  auto loaded = LoadConfig(
+      tree.File("etc/wxsessiond/config.json"),
+      [&](const std::string& name) -> std::optional<std::string> {
+        if (name == "CREDENTIALS_DIRECTORY") return credentials.path();
+        return std::nullopt;
+      },
+      {});
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+
+  // Installing starts and enables nothing: the app is not configured yet.
+  // (The note it prints names `systemctl enable --now`; the commands it
+  // runs are the lines starting with systemctl.)
+  std::istringstream postinst(ReadFile(tree.File("DEBIAN/postinst")));
+  for (std::string line; std::getline(postinst, line);) {
+    line.erase(0, line.find_first_not_of(" \t"));
+    EXPECT_FALSE(Contains(line, "deb-systemd-")) << line;
+    if (line.rfind("systemctl ", 0) != 0) continue;
+    EXPECT_FALSE(Contains(line, " start ") || Contains(line, " enable "))
+        << line;
+  }
+  // Removing keeps the sessions; purging deletes them. The maintainer
+  // scripts run against a scratch root through DPKG_ROOT.
+  TempDir system_root;
+  const std::string state = system_root.File("var/lib/wxsessiond");
+  std::filesystem::create_directories(state);
+  std::filesystem::create_directories(
+      system_root.File("var/lib/private/wxsessiond"));
+  WriteFile(state + "/sessions.db", "sessions");
+  const std::map<std::string, std::string> env = {
+      {"DPKG_ROOT", system_root.path()}};
+  auto postrm = [&](const char* action) {
+    return RunCommand({"/bin/sh", tree.File("DEBIAN/postrm"), action}, env)
+        .exit_code;
+  };
+  EXPECT_EQ(RunCommand({"/bin/sh", tree.File("DEBIAN/postinst"), "configure",
+                        ""},
+                       env)
+                .exit_code,
+            0);
+  EXPECT_EQ(postrm("remove"), 0);
+  EXPECT_EQ(ReadFile(state + "/sessions.db"), "sessions");
+  EXPECT_EQ(postrm("purge"), 0);
+  EXPECT_FALSE(std::filesystem::exists(state));
+  EXPECT_FALSE(
+      std::filesystem::exists(system_root.File("var/lib/private/wxsessiond")));
 }
 
 }  // namespace

@@ -42,15 +42,14 @@ int main(int argc, char** argv) {
     res.set_header("X-WX-AppID", "wxbench00000000000");
     res.set_header("X-WX-OpenID", "o0123456789abcdefghijklmnopq");
   });
-  int bound = port == 0 ? server.bind_to_any_port(host)
-                        : (server.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    std::fprintf(stderr, "bench_baseline: cannot listen on %s:%d\n",
-                 host.c_str(), port);
+  wxsession::Result<int> bound = server.BindListener(host, port);
+  if (!bound.ok()) {
+    std::fprintf(stderr, "bench_baseline: %s\n",
+                 bound.status().message().c_str());
     return 1;
   }
-  server.DeepenBacklog();
-  std::printf("baseline listening on http://%s:%d\n", host.c_str(), bound);
+  std::printf("baseline listening on http://%s:%d\n", host.c_str(),
+              bound.value());
   std::fflush(stdout);
   return server.listen_after_bind() ? 0 : 1;
 }

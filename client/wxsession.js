@@ -7,13 +7,18 @@
  *
  * The mini program holds one opaque session id (never openid or
  * session_key), kept in wx storage so it survives restarts, and sends it as
- * "Authorization: Bearer <id>". When the server says the session has ended
- * (401 invalid_session), the client runs wx.login again and retries the
- * request once; requests that hit that 401 together share one wx.login.
+ * "Authorization: Bearer <id>" on request(), uploadFile() and downloadFile().
+ * When the server says the session has ended (401 invalid_session), the
+ * client runs wx.login again and retries the call once; calls that hit that
+ * 401 together share one wx.login. Each call returns a promise carrying
+ * `.task` (abort, progress and header events), which follows the retry.
+ * `uni` (uni-app) and `Taro` work as `wx`: only callback-style calls are
+ * made, which both support.
  *
  * Written in ES2015 with Promises and callbacks-style wx calls (no
- * async/await, no newer syntax), so it runs on every base library without
- * the "enhanced compile" option, and in Node for its tests. No dependencies.
+ * async/await, no newer syntax; tests/client/client_syntax_test.js checks),
+ * so it runs on every base library without the "enhanced compile" option,
+ * and in Node for its tests. No dependencies. Types: wxsession.d.ts.
  *
  * Thread-safety: JavaScript is single-threaded; the shared state below is
  * touched only between awaits, and every login goes through one in-flight
@@ -119,6 +124,111 @@ function originOf (url) {
   return match ? match[1].toLowerCase() : null
 }
 
+// The events each kind of wx task emits, as on<Event>/off<Event> pairs.
+const TASK_EVENTS = {
+  request: ['HeadersReceived', 'ChunkReceived'],
+  uploadFile: ['ProgressUpdate', 'HeadersReceived'],
+  downloadFile: ['ProgressUpdate', 'HeadersReceived']
+}
+
+// Options the SDK owns; every other option goes to wx as given.
+const OWN_OPTIONS = ['success', 'fail', 'complete', 'onProgressUpdate']
+
+// `options` without the SDK's own keys and undefined values: what an
+// interceptor sees and what is forwarded to wx.
+function forwardable (options) {
+  const out = {}
+  Object.keys(options).forEach(function (key) {
+    if (OWN_OPTIONS.indexOf(key) < 0 && options[key] !== undefined) {
+      out[key] = options[key]
+    }
+  })
+  // A copy, so an interceptor that adds a header leaves the caller's alone.
+  if (out.header && typeof out.header === 'object') out.header = Object.assign({}, out.header)
+  return out
+}
+
+// `call` for wx with the session as its only Authorization header.
+function withSession (call, url, id) {
+  const out = Object.assign({}, call)
+  const header = {}
+  Object.keys(call.header || {}).forEach(function (key) {
+    // The session decides Authorization; a caller's copy would be stale.
+    if (key.toLowerCase() !== 'authorization') header[key] = call.header[key]
+  })
+  if (id) header.Authorization = 'Bearer ' + id
+  out.header = header
+  out.url = url
+  return out
+}
+
+// The task that request(), uploadFile() and downloadFile() promises carry
+// as `.task`. The wx task behind it changes when a 401 makes the call log in
+// and retry, so this one keeps the listeners and hands each current wx
+// task's events to them; events from a replaced transfer are dropped.
+class SessionTask {
+  constructor (events) {
+    this._aborted = false
+    this._settled = false
+    this._current = null
+    this._onAbort = null
+    this._listeners = {}
+    const self = this
+    events.forEach(function (name) {
+      self._listeners[name] = []
+      self['on' + name] = function (listener) {
+        if (typeof listener === 'function') self._listeners[name].push(listener)
+      }
+      self['off' + name] = function (listener) {
+        if (listener === undefined) {
+          self._listeners[name] = []
+          return
+        }
+        const at = self._listeners[name].indexOf(listener)
+        if (at >= 0) self._listeners[name].splice(at, 1)
+      }
+    })
+  }
+
+  /**
+   * Stops the call: the wx task in flight is aborted, no login or retry
+   * follows, and the promise rejects with code 'aborted'. Does nothing once
+   * the call has settled.
+   */
+  abort () {
+    if (this._aborted || this._settled) return
+    this._aborted = true
+    const current = this._current
+    if (current && typeof current.abort === 'function') {
+      try {
+        current.abort()
+      } catch (ignored) {}
+    }
+    if (this._onAbort) this._onAbort()
+  }
+
+  // Makes `wxTask` (what wx returned, maybe nothing) the current transfer.
+  _attach (wxTask) {
+    this._current = wxTask || null
+    if (!wxTask) return
+    const self = this
+    Object.keys(this._listeners).forEach(function (name) {
+      let subscribe = wxTask['on' + name]
+      // Taro before 3.x puts only progress(cb) and abort() on its promise.
+      if (typeof subscribe !== 'function' && name === 'ProgressUpdate') {
+        subscribe = wxTask.progress
+      }
+      if (typeof subscribe !== 'function') return
+      subscribe.call(wxTask, function (event) {
+        if (self._current !== wxTask || self._aborted) return
+        self._listeners[name].slice().forEach(function (listener) {
+          listener(event)
+        })
+      })
+    })
+  }
+}
+
 class WxSession {
   /**
    * @param {object} options
@@ -131,7 +241,18 @@ class WxSession {
    * @param {string[]} [options.trustedOrigins] other origins (e.g.
    *   "https://api2.example.com") that may receive the session id in
    *   request(); an absolute URL elsewhere is refused.
-   * @param {number} [options.timeout] ms passed to each wx.request.
+   * @param {number} [options.timeout] ms passed to each wx.request,
+   *   uploadFile and downloadFile that does not set its own.
+   * @param {object} [options.interceptors]
+   * @param {function} [options.interceptors.request] (options, info) →
+   *   options (or a promise of them): sees and may change the options of
+   *   every call before the session is attached, once per call (a retry
+   *   reuses them); info.api is request, uploadFile, downloadFile, login or
+   *   logout.
+   * @param {function} [options.interceptors.response] (result, info) →
+   *   result (or a promise of it): sees the final result of request,
+   *   uploadFile and downloadFile (after any re-login), and may replace it
+   *   or throw to reject the call.
    */
   constructor (options) {
     const opts = options || {}
@@ -146,6 +267,13 @@ class WxSession {
     if (opts.appid !== undefined && typeof opts.appid !== 'string') {
       throw new TypeError('WxSession: appid must be a string')
     }
+    const interceptors = opts.interceptors || {}
+    if (typeof interceptors !== 'object' ||
+        (interceptors.request !== undefined && typeof interceptors.request !== 'function') ||
+        (interceptors.response !== undefined && typeof interceptors.response !== 'function')) {
+      throw new TypeError('WxSession: interceptors.request and .response must be functions')
+    }
+    this._interceptors = interceptors
     this._baseURL = opts.baseURL.replace(/\/+$/, '')
     this._appid = opts.appid || undefined
     this._storageKey = opts.storageKey || 'wxsession'
@@ -176,7 +304,7 @@ class WxSession {
       .then(function (code) {
         const data = { code: code }
         if (self._appid) data.appid = self._appid
-        return self._send({
+        return self._send('login', {
           url: self._baseURL + '/v1/login',
           method: 'POST',
           data: data,
@@ -198,42 +326,43 @@ class WxSession {
 
   /**
    * An authenticated wx.request. `url` is a path under baseURL, or an
-   * absolute URL on baseURL's origin (or a trusted one). Logs in first when
-   * there is no id. Resolves to { statusCode, data, header } for any HTTP
-   * reply: after a 401 invalid_session it logs in once and retries once, and
-   * every other status is returned as it is. Rejects when the network fails
-   * (code network_error, errMsg from wx) or a needed login fails.
+   * absolute URL on baseURL's origin (or a trusted one). Every other
+   * wx.request option (method, data, timeout, dataType, responseType,
+   * enableHttp2, enableCache, ...) goes to wx.request as given; the session
+   * replaces any Authorization header. Logs in first when there is no id.
+   *
+   * Returns a Promise of wx's result ({ statusCode, data, header, ... }) for
+   * any HTTP reply: after a 401 invalid_session it logs in once and retries
+   * once, and every other status is returned as it is. The promise rejects
+   * when the network fails (code network_error, errMsg from wx), when a
+   * needed login fails, or when `promise.task.abort()` is called (code
+   * aborted; an aborted call never logs in again). success/fail/complete in
+   * `options` are called once, with that final outcome.
    */
   request (options) {
-    const opts = options || {}
-    const self = this
-    let url
-    try {
-      url = this._resolve(opts.url)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const send = function (id) {
-      const header = {}
-      Object.keys(opts.header || {}).forEach(function (key) {
-        // The session decides Authorization; a caller's copy would be stale.
-        if (key.toLowerCase() !== 'authorization') header[key] = opts.header[key]
-      })
-      header.Authorization = 'Bearer ' + id
-      return self._send({
-        url: url, method: opts.method || 'GET', data: opts.data, header: header
-      })
-    }
-    let sentWith
-    return this._currentOrLogin()
-      .then(function (id) {
-        sentWith = id
-        return send(id)
-      })
-      .then(function (res) {
-        if (!isInvalidSession(res)) return res
-        return self._renew(sentWith).then(send)
-      })
+    return this._transfer('request', options)
+  }
+
+  /**
+   * wx.uploadFile with the session attached, under the same rules as
+   * request(): the 401 → one login → one retry rule, `.task` (abort,
+   * onProgressUpdate, onHeadersReceived) that follows the retried
+   * transfer, callbacks called once. `filePath` and `name` are required; an
+   * `onProgressUpdate` option is the same as `task.onProgressUpdate`.
+   * Resolves to wx's result ({ statusCode, data (a string), ... }).
+   */
+  uploadFile (options) {
+    return this._transfer('uploadFile', options)
+  }
+
+  /**
+   * wx.downloadFile with the session attached, under the same rules as
+   * uploadFile(); the body is a file, so any statusCode 401 counts as an
+   * ended session. Resolves to wx's result ({ statusCode, tempFilePath,
+   * ... }).
+   */
+  downloadFile (options) {
+    return this._transfer('downloadFile', options)
   }
 
   /**
@@ -297,11 +426,10 @@ class WxSession {
       const id = self._id
       if (!id) return undefined
       self._forget(id)
-      return self._send({
+      return self._send('logout', {
         url: self._baseURL + '/v1/logout',
-        method: 'POST',
-        header: { Authorization: 'Bearer ' + id }
-      }).then(function (res) {
+        method: 'POST'
+      }, id).then(function (res) {
         if (res.statusCode === 204 || res.statusCode === 200 ||
             isInvalidSession(res)) {
           return undefined
@@ -342,9 +470,9 @@ class WxSession {
     return this.login()
   }
 
-  _resolve (url) {
+  _resolve (url, api) {
     if (typeof url !== 'string' || url.length === 0) {
-      throw makeError('request: url is required', { code: 'invalid_argument' })
+      throw makeError(api + ': url is required', { code: 'invalid_argument' })
     }
     const origin = originOf(url)
     if (origin === null) {
@@ -352,7 +480,7 @@ class WxSession {
     }
     if (this._origins.indexOf(origin) < 0) {
       // The session id is a bearer credential: never hand it to a stranger.
-      throw makeError('request: ' + origin + ' is not baseURL\'s origin ' +
+      throw makeError(api + ': ' + origin + ' is not baseURL\'s origin ' +
         'nor in trustedOrigins', { code: 'invalid_argument' })
     }
     return url
@@ -381,27 +509,140 @@ class WxSession {
     })
   }
 
-  // wx.request as a promise of { statusCode, data, header }; rejects only
-  // when no HTTP reply arrived.
-  _send (req) {
-    const api = this._wx
-    const timeout = this._timeout
+  // The SDK's own wx.request (login, logout) after the request interceptor,
+  // with `id` as the session when given: a promise of { statusCode, data,
+  // header, ... }; rejects only when no HTTP reply arrived.
+  _send (api, call, id) {
+    const self = this
+    if (this._timeout !== undefined) call.timeout = this._timeout
+    return this._intercept(api, call).then(function (intercepted) {
+      // An interceptor may change the URL, but not send the id elsewhere.
+      const url = self._resolve(intercepted.url, api)
+      return self._wxCall('request', withSession(intercepted, url, id))
+    })
+  }
+
+  // interceptors.request over `call` (a fresh object the interceptor may
+  // change); the call's options unchanged when there is none.
+  _intercept (api, call) {
+    const interceptor = this._interceptors.request
+    if (!interceptor) return Promise.resolve(call)
+    return Promise.resolve(interceptor(call, { api: api })).then(function (out) {
+      if (!out || typeof out !== 'object') {
+        throw makeError(api + ': interceptors.request must return the options',
+          { code: 'invalid_argument' })
+      }
+      return out
+    })
+  }
+
+  // The body of request(), uploadFile() and downloadFile(): a promise of the
+  // final result, carrying `.task`, with the callbacks in `options` called
+  // once with the outcome.
+  _transfer (api, options) {
+    const opts = options || {}
+    const self = this
+    const task = new SessionTask(TASK_EVENTS[api])
+    if (typeof opts.onProgressUpdate === 'function' && task.onProgressUpdate) {
+      task.onProgressUpdate(opts.onProgressUpdate)
+    }
+    const aborted = makeError(api + ': aborted',
+      { code: 'aborted', errMsg: api + ':fail abort' })
+    // Each step checks this, so an aborted call sends nothing more and
+    // never logs in again.
+    const check = function (value) {
+      if (task._aborted) throw aborted
+      return value
+    }
+    const promise = new Promise(function (resolve, reject) {
+      task._onAbort = function () { reject(aborted) }
+      let call
+      let url
+      let sentWith
+      const send = function (id) {
+        check()
+        sentWith = id
+        return self._wxCall(api, withSession(call, url, id), task)
+      }
+      self._intercept(api, forwardable(opts))
+        .then(function (intercepted) {
+          check()
+          call = intercepted
+          url = self._resolve(call.url, api)
+          if (api === 'uploadFile' &&
+              (typeof call.filePath !== 'string' || call.filePath.length === 0 ||
+               typeof call.name !== 'string' || call.name.length === 0)) {
+            throw makeError('uploadFile: filePath and name are required',
+              { code: 'invalid_argument' })
+          }
+          if (typeof self._wx[api] !== 'function') {
+            throw makeError(api + ': the wx object has no ' + api,
+              { code: 'invalid_argument' })
+          }
+          if (api === 'request' && !call.method) call.method = 'GET'
+          if (call.timeout === undefined && self._timeout !== undefined) {
+            call.timeout = self._timeout
+          }
+          return self._currentOrLogin()
+        })
+        .then(send)
+        .then(function (res) {
+          check()
+          const ended = api === 'downloadFile'
+            ? res.statusCode === 401 : isInvalidSession(res)
+          if (!ended) return res
+          return self._renew(sentWith).then(send)
+        })
+        .then(function (res) {
+          check()
+          const interceptor = self._interceptors.response
+          return interceptor ? interceptor(res, { api: api, options: call }) : res
+        })
+        .then(resolve, reject)
+    })
+    const settled = function () { task._settled = true }
+    promise.then(settled, settled)
+    promise.task = task
+    const success = opts.success
+    const fail = opts.fail
+    const complete = opts.complete
+    if (typeof success === 'function' || typeof fail === 'function' ||
+        typeof complete === 'function') {
+      promise.then(function (res) {
+        if (typeof success === 'function') success(res)
+        if (typeof complete === 'function') complete(res)
+      }, function (err) {
+        if (typeof fail === 'function') fail(err)
+        if (typeof complete === 'function') complete(err)
+      })
+    }
+    return promise
+  }
+
+  // wx[api](call) as a promise of wx's result (a request's with header
+  // always an object); rejects with network_error only when no HTTP reply
+  // arrived. What wx returns becomes `task`'s current transfer.
+  _wxCall (api, call, task) {
+    const wxApi = this._wx
     return new Promise(function (resolve, reject) {
-      const call = {
-        url: req.url,
-        method: req.method,
-        header: req.header,
+      const full = Object.assign({}, call, {
         success: function (res) {
-          resolve({ statusCode: res.statusCode, data: res.data, header: res.header || {} })
+          const result = Object.assign({}, res)
+          if (api === 'request') result.header = result.header || {}
+          resolve(result)
         },
         fail: function (res) {
-          const errMsg = (res && res.errMsg) || 'request:fail'
+          const errMsg = (res && res.errMsg) || api + ':fail'
           reject(makeError(errMsg, { code: 'network_error', errMsg: errMsg }))
         }
+      })
+      const returned = wxApi[api](full)
+      // Taro (and uni-app without callbacks) return a promise that also
+      // rejects on failure; the fail callback above already has it.
+      if (returned && typeof returned.then === 'function') {
+        returned.then(null, function () {})
       }
-      if (req.data !== undefined) call.data = req.data
-      if (timeout !== undefined) call.timeout = timeout
-      api.request(call)
+      if (task) task._attach(returned)
     })
   }
 

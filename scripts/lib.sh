@@ -50,6 +50,24 @@ wxs_install() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The client SDK's pinned development tools (TypeScript, acorn, the
+# mini-program typings: client/package-lock.json) into client/node_modules,
+# which the client_types, client_syntax and client_pack tests load. npm
+# comes with NodeSource's nodejs; Debian's nodejs needs Debian's npm (the two
+# conflict, so it is installed only when there is no npm at all). Skipped
+# when node_modules is newer than the lockfile.
+wxs_client_dev_deps() {
+  if ! command -v npm >/dev/null 2>&1; then
+    wxs_install npm || return 1
+  fi
+  if [ -f client/node_modules/.package-lock.json ] &&
+     [ client/node_modules/.package-lock.json -nt client/package-lock.json ]; then
+    return 0
+  fi
+  wxs_log "installing the client's development tools (npm ci in client/)"
+  (cd client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 # Configures (once) and builds the build directory $1 with meson options $2...
 wxs_build() {
   local dir=$1

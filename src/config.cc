@@ -787,7 +787,8 @@ Status ApplyOperationsKeys(const json& root, const SecretSource& secrets,
   if (auto it = root.find("rate_limit"); it != root.end()) {
     if (!it->is_object()) return ConfigError("rate_limit", "expected an object");
     if (Status s = CheckKnownKeys(*it, "rate_limit.",
-                                  {"login_per_minute", "login_burst"});
+                                  {"login_per_minute", "login_burst",
+                                   "wechat_per_session_per_minute"});
         !s.ok()) {
       return s;
     }
@@ -809,6 +810,17 @@ Status ApplyOperationsKeys(const json& root, const SecretSource& secrets,
       }
       config->login_rate_burst = burst->get<int64_t>();
       burst_set = true;
+    }
+    if (auto per_session = it->find("wechat_per_session_per_minute");
+        per_session != it->end()) {
+      if (!per_session->is_number_integer() ||
+          per_session->get<int64_t>() < 0 ||
+          per_session->get<int64_t>() > kMaxLoginRatePerMinute) {
+        return ConfigError("rate_limit.wechat_per_session_per_minute",
+                           "expected an integer from 0 (no limit) to " +
+                               std::to_string(kMaxLoginRatePerMinute));
+      }
+      config->wechat_per_session_per_minute = per_session->get<int64_t>();
     }
   }
   if (!burst_set) {

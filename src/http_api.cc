@@ -108,38 +108,16 @@ void CloseConnection(httplib::Response& res) {
   GuardedServer::CloseAfterResponse();
 }
 
-// Request framing that proxies and this server could read differently
-// (request smuggling) is refused: RFC 9112 section 6.3 says such a request
-// gets a 400 and the connection closes. So are repeated singleton fields.
-Status CheckFraming(const httplib::Request& req) {
-  size_t lengths = req.get_header_value_count("Content-Length");
-  if (lengths > 0 && req.has_header("Transfer-Encoding")) {
-    return Status(ErrorCode::kInvalidRequest,
-                  "send Content-Length or Transfer-Encoding, not both");
-  }
-  for (size_t i = 0; i < lengths; ++i) {
-    const std::string value = req.get_header_value("Content-Length", i);
-    if (value.empty() || value.size() > 19 ||  // 19 digits fit in int64
-        value.find_first_not_of("0123456789") != std::string::npos ||
-        value != req.get_header_value("Content-Length", 0)) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "Content-Length must be one decimal number");
-    }
-  }
-  // Fields that must appear once (RFC 9110): with two, a proxy and this
-  // server could each act on a different one.
-  for (const char* singleton : {"Host", "Authorization", "X-WX-Session",
-                                "Content-Type"}) {
+// Fields that must appear once (RFC 9110): with two, a proxy and this
+// server could each act on a different one. (How a request is framed, and
+// Host, is checked by the connection layer: http_framing.h.)
+Status CheckSingletonFields(const httplib::Request& req) {
+  for (const char* singleton : {"Authorization", "X-WX-Session",
+                                "Content-Type", "X-Request-Id"}) {
     if (req.get_header_value_count(singleton) > 1) {
       return Status(ErrorCode::kInvalidRequest,
                     std::string("send at most one ") + singleton + " header");
     }
-  }
-  if (req.get_header_value_count("Transfer-Encoding") > 1 ||
-      (req.has_header("Transfer-Encoding") &&
-       req.get_header_value("Transfer-Encoding") != "chunked")) {
-    return Status(ErrorCode::kInvalidRequest,
-                  "the only Transfer-Encoding accepted is chunked");
   }
   return Status::Ok();
 }
@@ -257,66 +235,22 @@ Status MissingSession() {
                 "X-WX-Session) from POST /v1/login");
 }
 
-// cpp-httplib 0.11 reads a POST without Content-Length or chunked encoding
-// until the peer closes the connection, so `curl -X POST` with no body would
-// hold a thread for the whole read timeout and then get a 400. RFC 9112 says
-// such a request has no body. POST routes therefore take the body through a
-// content reader, and read it only when the request announces one.
 using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
-
-httplib::Server::HandlerWithContentReader WithBody(Handler handler) {
-  return [handler](const httplib::Request& req, httplib::Response& res,
-                   const httplib::ContentReader& reader) {
-    httplib::Request with_body = req;
-    if (req.has_header("Content-Length") ||
-        req.has_header("Transfer-Encoding")) {
-      bool read = reader([&with_body](const char* data, size_t length) {
-        with_body.body.append(data, length);
-        return with_body.body.size() <= HttpServer::kMaxBodyBytes;
-      });
-      if (!read || with_body.body.size() > HttpServer::kMaxBodyBytes) {
-        // Part of the body may still be unread: this connection is done.
-        CloseConnection(res);
-        if (res.status == 413 ||
-            with_body.body.size() > HttpServer::kMaxBodyBytes) {
-          return RenderError(res, Status(ErrorCode::kPayloadTooLarge,
-                                         "the body is larger than 64 KiB"));
-        }
-        return RenderError(res, Status(ErrorCode::kInvalidRequest,
-                                       "the body could not be read"));
-      }
-    }
-    handler(with_body, res);
-  };
-}
 
 json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
-// What HttpServer needs from the httplib subclass beyond httplib::Server.
-struct ListenerControl {
-  std::function<void()> deepen_backlog;
-  std::function<void()> close_listener;
-};
-
-// An HTTPS server when tls.cert is set, else plain HTTP guarded against
-// slow and surplus clients (http_connections.h); `control` is set up for
-// whichever it is.
-std::unique_ptr<httplib::Server> NewServer(const Config& config,
-                                           ListenerControl* control) {
-  auto wire = [control](auto* raw) {
-    control->deepen_backlog = [raw] { raw->DeepenBacklog(); };
-    control->close_listener = [raw] { raw->CloseListener(); };
-  };
-  if (!config.tls_cert.empty()) {
-    auto server = std::make_unique<DeepBacklog<httplib::SSLServer>>(
-        config.tls_cert.c_str(), config.tls_key.c_str());
-    wire(server.get());
-    return server;
-  }
+// The one connection layer (http_connections.h), over TLS when tls.cert is
+// set. A TLS setup OpenSSL refuses leaves `*tls_error` set; Bind reports it.
+std::unique_ptr<GuardedServer> NewServer(const Config& config,
+                                         std::string* tls_error) {
   auto server = std::make_unique<GuardedServer>();
-  wire(server.get());
+  if (!config.tls_cert.empty() &&
+      !server->EnableTls(config.tls_cert, config.tls_key, tls_error) &&
+      tls_error->empty()) {
+    *tls_error = "cannot set up TLS";
+  }
   return server;
 }
 
@@ -343,7 +277,7 @@ struct HttpServer::Impl {
         logger(l),
         admin_token_digest(crypto::Sha256(c.admin_token)),
         metrics(m),
-        owned_server(NewServer(c, &listener)),
+        owned_server(NewServer(c, &tls_error)),
         server(*owned_server) {
     auto proxies = TrustedProxies::Parse(c.trusted_proxies);
     // LoadConfig has checked every entry; a Config built in code is trusted
@@ -365,9 +299,9 @@ struct HttpServer::Impl {
   // whatever the presented token's length. Constant after construction.
   const std::string admin_token_digest;
   Metrics* const metrics;  // thread-safe; may be null
-  ListenerControl listener;                       // set by NewServer
-  std::unique_ptr<httplib::Server> owned_server;  // HTTP or HTTPS
-  httplib::Server& server;                        // *owned_server
+  std::string tls_error;  // set by NewServer when TLS cannot be set up
+  std::unique_ptr<GuardedServer> owned_server;  // HTTP or HTTPS
+  GuardedServer& server;                        // *owned_server
   TrustedProxies trusted_proxies;                 // constant after construction
   std::unique_ptr<RateLimiter> login_limiter;     // null: no limit; thread-safe
   std::atomic<bool> stopping{false};
@@ -375,13 +309,14 @@ struct HttpServer::Impl {
   void Configure();
   void RegisterRoutes();
   void RegisterOperationsRoutes();
-  void RegisterFallbacks();
   // Register a route; its pattern labels the request's log line and
   // metrics. Routes registered on `server` directly are labelled "other".
-  // Post reads the body only when one is announced (WithBody).
   void Get(const std::string& pattern, Handler handler);
   void Post(const std::string& pattern, Handler handler);
   void LogRequest(const httplib::Request& req, const httplib::Response& res);
+  // The log line and metrics of a request the connection layer refused.
+  void LogRefusal(int status, const std::string& error,
+                  const std::string& remote_ip);
 
   void Login(const httplib::Request& req, httplib::Response& res);
   void GetSession(const httplib::Request& req, httplib::Response& res);
@@ -404,6 +339,10 @@ struct HttpServer::Impl {
 void HttpServer::Impl::Configure() {
   ApplyServerSettings(server, config.http_threads);
   server.set_payload_max_length(kMaxBodyBytes);
+  server.set_refusal_observer([this](int status, const std::string& error,
+                                     const std::string& remote_ip) {
+    LogRefusal(status, error, remote_ip);
+  });
 
   server.set_pre_routing_handler(
       [this](const httplib::Request& req, httplib::Response& res) {
@@ -420,7 +359,7 @@ void HttpServer::Impl::Configure() {
         // Tell clients not to send more on this connection: it closes after
         // this answer.
         if (stopping.load()) res.set_header("Connection", "close");
-        if (Status framing = CheckFraming(req); !framing.ok()) {
+        if (Status framing = CheckSingletonFields(req); !framing.ok()) {
           CloseConnection(res);
           RenderError(res, framing);
           return httplib::Server::HandlerResponse::Handled;
@@ -528,13 +467,22 @@ void HttpServer::Impl::Get(const std::string& pattern, Handler handler) {
 }
 
 void HttpServer::Impl::Post(const std::string& pattern, Handler handler) {
-  auto with_body = WithBody(std::move(handler));
-  server.Post(pattern, [pattern, with_body](
-                           const httplib::Request& req, httplib::Response& res,
-                           const httplib::ContentReader& reader) {
-    request_route = pattern;  // also for a body refused as too large
-    with_body(req, res, reader);
+  server.Post(pattern, [pattern, handler](const httplib::Request& req,
+                                          httplib::Response& res) {
+    request_route = pattern;
+    handler(req, res);
   });
+}
+
+void HttpServer::Impl::LogRefusal(int status, const std::string& error,
+                                  const std::string& remote_ip) {
+  logger.Info("request", {{"request_id", "-"},
+                          {"method", "-"},
+                          {"route", "unrouted"},
+                          {"status", status},
+                          {"client", remote_ip},
+                          {"error", error}});
+  if (metrics) metrics->ObserveHttpRequest("unrouted", status, 0.0);
 }
 
 void HttpServer::Impl::RegisterRoutes() {
@@ -576,16 +524,6 @@ void HttpServer::Impl::RegisterRoutes() {
           AdminAccessToken(req, res);
         });
   }
-}
-
-// Registered after every route: a POST to an unknown path is answered 404
-// without waiting for a body it may not announce (see WithBody).
-void HttpServer::Impl::RegisterFallbacks() {
-  server.Post(".*", [](const httplib::Request&, httplib::Response& res,
-                       const httplib::ContentReader&) {
-    CloseConnection(res);  // the body, if any, is unread
-    RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
-  });
 }
 
 void HttpServer::Impl::Login(const httplib::Request& req,
@@ -815,42 +753,23 @@ HttpServer::HttpServer(const Config& config, SessionService& service,
   impl_->Configure();
   impl_->RegisterRoutes();
   impl_->RegisterOperationsRoutes();
-  impl_->RegisterFallbacks();  // last: they match any path
 }
 
 HttpServer::~HttpServer() = default;
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {
-  if (!impl_->server.is_valid()) {
-    // Only an SSLServer can be invalid: OpenSSL refused the files.
+  if (!impl_->tls_error.empty()) {
     return Status(ErrorCode::kInternal,
-                  "tls.cert / tls.key: cannot load a certificate and its "
-                  "private key from " + impl_->config.tls_cert + " and " +
-                      impl_->config.tls_key +
-                      " (PEM files, the key matching the certificate)");
+                  "tls.cert / tls.key: " + impl_->tls_error);
   }
-  if (port == 0) {
-    int bound = impl_->server.bind_to_any_port(host);
-    if (bound <= 0) {
-      return Status(ErrorCode::kInternal, "cannot listen on " + host + ":0");
-    }
-    impl_->listener.deepen_backlog();
-    return bound;
-  }
-  if (!impl_->server.bind_to_port(host, port)) {
-    return Status(ErrorCode::kInternal,
-                  "cannot listen on " + host + ":" + std::to_string(port) +
-                      " (in use, or not an address of this machine)");
-  }
-  impl_->listener.deepen_backlog();
-  return port;
+  return impl_->server.BindListener(host, port);
 }
 
 bool HttpServer::Serve() { return impl_->server.listen_after_bind(); }
 
 void HttpServer::Stop() {
   impl_->stopping.store(true);
-  impl_->listener.close_listener();
+  impl_->server.CloseListener();
 }
 
 }  // namespace wxsession

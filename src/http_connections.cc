@@ -2,7 +2,10 @@
 #include "http_connections.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +14,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <limits>
+
+#include "http_framing.h"
+#include "wxsession/status.h"
 
 namespace wxsession {
 namespace {
@@ -20,17 +27,16 @@ using Clock = std::chrono::steady_clock;
 // How often a connection waiting for its next request checks whether the
 // server is stopping: stop() then waits at most this long for idle ones.
 constexpr int kStopPollMs = 100;
-// Bytes read from the socket at once; requests are parsed a line at a time,
-// so reads are buffered (as in httplib's own SocketStream).
-constexpr size_t kReadBufferBytes = 4096;
-// Bytes of response gathered before a send (see DeadlineSocketStream::write):
-// a lookup, an error or a metrics page is one send; larger bodies go out in
+// Bytes read from the socket (or TLS) at once.
+constexpr size_t kReadBufferBytes = 16 * 1024;
+// Bytes of response gathered before a send (see Connection::Write): a
+// lookup, an error or a metrics page is one send; larger bodies go out in
 // pieces of about this size.
 constexpr size_t kWriteBufferBytes = 16 * 1024;
-// Request line plus headers, in bytes: as nginx's default
-// large_client_header_buffers (4 x 8 KiB). httplib 0.11 limits one line but
-// not how many there are.
-constexpr size_t kMaxHeaderBytes = 32 * 1024;
+// The body a connection buffers when the server sets no payload limit of
+// its own (httplib's default is unlimited): every server here takes small
+// JSON bodies.
+constexpr size_t kDefaultMaxBodyBytes = 1024 * 1024;
 // The first byte of a TLS record carrying a handshake (ClientHello).
 constexpr unsigned char kTlsHandshakeRecord = 0x16;
 
@@ -55,6 +61,14 @@ int Milliseconds(time_t sec, time_t usec) {
   return static_cast<int>(sec * 1000 + usec / 1000);
 }
 
+int MillisecondsUntil(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  deadline - Clock::now())
+                  .count();
+  return static_cast<int>(std::max<int64_t>(
+      0, std::min<int64_t>(left, std::numeric_limits<int>::max())));
+}
+
 void AddressOf(const sockaddr_storage& addr, std::string& ip, int& port) {
   char text[INET6_ADDRSTRLEN] = {0};
   if (addr.ss_family == AF_INET) {
@@ -69,155 +83,52 @@ void AddressOf(const sockaddr_storage& addr, std::string& ip, int& port) {
   ip = text;
 }
 
-// A connection's socket as httplib reads and writes it, with a deadline on
-// the whole of each request's arrival.
-class DeadlineSocketStream : public httplib::Stream {
+// --- Transports: the bytes of one connection, plain or TLS ---------------
+
+class Transport {
  public:
-  DeadlineSocketStream(int sock, int read_timeout_ms, int write_timeout_ms)
-      : sock_(sock),
-        read_timeout_ms_(read_timeout_ms),
-        write_timeout_ms_(write_timeout_ms) {}
+  virtual ~Transport() = default;
+  // Waits up to `timeout_ms` for something to read (bytes TLS has already
+  // decrypted count). >0 ready, 0 timeout, <0 error.
+  virtual int WaitReadable(int timeout_ms) = 0;
+  // Reads what is there, waiting up to `timeout_ms` for it: >0 bytes, 0
+  // when the peer closed, <0 on timeout or error.
+  virtual ssize_t Read(char* into, size_t size, int timeout_ms) = 0;
+  // Sends all of `data`, each wait for the peer at most `timeout_ms`.
+  virtual bool WriteAll(const char* data, size_t size, int timeout_ms) = 0;
+};
 
-  // Waits up to `idle_ms` for the next request to start; false when none
-  // comes, the peer closed, or `server_socket` shows the server stopping.
-  bool WaitForRequest(int idle_ms, const std::atomic<socket_t>& server_socket) {
-    if (offset_ < length_) return true;  // a pipelined request is buffered
-    auto until = Clock::now() + std::chrono::milliseconds(idle_ms);
-    while (server_socket != INVALID_SOCKET) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      until - Clock::now())
-                      .count();
-      if (left <= 0) return false;
-      int rc = WaitFor(sock_, POLLIN,
-                       static_cast<int>(std::min<int64_t>(left, kStopPollMs)));
-      if (rc < 0) return false;
-      if (rc > 0) return true;
-    }
-    return false;
+class PlainTransport : public Transport {
+ public:
+  explicit PlainTransport(int sock) : sock_(sock) {}
+
+  int WaitReadable(int timeout_ms) override {
+    return WaitFor(sock_, POLLIN, timeout_ms);
   }
 
-  // The request's first byte is here: the rest must follow within
-  // `seconds`, and its headers may take at most kMaxHeaderBytes.
-  void BeginRequest(int seconds) {
-    deadline_ = Clock::now() + std::chrono::seconds(seconds);
-    in_headers_ = true;
-    header_bytes_ = 0;
+  ssize_t Read(char* into, size_t size, int timeout_ms) override {
+    if (WaitFor(sock_, POLLIN, timeout_ms) <= 0) return -1;
+    ssize_t n;
+    do {
+      n = ::recv(sock_, into, size, 0);
+    } while (n < 0 && errno == EINTR);
+    return n;
   }
 
-  // The headers are parsed; what is read from here on is the body.
-  void EndHeaders() { in_headers_ = false; }
-
-  // True after a read failed (timeout, deadline, header cap): whatever
-  // httplib answered, the rest of the connection cannot be trusted.
-  bool failed() const { return failed_; }
-
-  // True when the next byte starts a TLS handshake: a client speaking
-  // HTTPS to the plain port, which no HTTP parse can help.
-  bool StartsWithTls() {
-    if (offset_ >= length_) {
-      ssize_t n = Receive(buffer_, kReadBufferBytes);
-      if (n <= 0) return false;
-      offset_ = 0;
-      length_ = static_cast<size_t>(n);
-    }
-    return static_cast<unsigned char>(buffer_[offset_]) == kTlsHandshakeRecord;
+  // Looks at the next byte without taking it; -1 when none comes in time.
+  int Peek(int timeout_ms) {
+    if (WaitFor(sock_, POLLIN, timeout_ms) <= 0) return -1;
+    unsigned char byte = 0;
+    ssize_t n;
+    do {
+      n = ::recv(sock_, &byte, 1, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 ? byte : -1;
   }
 
-  bool is_readable() const override {
-    if (offset_ < length_ || WaitFor(sock_, POLLIN, ReadWaitMs()) > 0) {
-      return true;
-    }
-    failed_ = true;
-    return false;
-  }
-
-  bool is_writable() const override {
-    return WaitFor(sock_, POLLOUT, write_timeout_ms_) > 0;
-  }
-
-  ssize_t read(char* ptr, size_t size) override {
-    // Whatever was written must reach the peer before we wait on it (an
-    // interim "100 Continue" the client waits for before its body).
-    if (!Flush()) return -1;
-    if (in_headers_) {
-      if (header_bytes_ >= kMaxHeaderBytes) {
-        failed_ = true;
-        return -1;
-      }
-      size = std::min(size, kMaxHeaderBytes - header_bytes_);
-      ssize_t n = ReadBuffered(ptr, size);
-      if (n > 0) header_bytes_ += static_cast<size_t>(n);
-      return n;
-    }
-    return ReadBuffered(ptr, size);
-  }
-
-  ssize_t ReadBuffered(char* ptr, size_t size) {
-    if (offset_ < length_) {
-      size_t n = std::min(size, length_ - offset_);
-      std::memcpy(ptr, buffer_ + offset_, n);
-      offset_ += n;
-      return static_cast<ssize_t>(n);
-    }
-    if (WaitFor(sock_, POLLIN, ReadWaitMs()) <= 0) {
-      failed_ = true;
-      return -1;
-    }
-    if (size >= kReadBufferBytes) return Receive(ptr, size);
-    ssize_t n = Receive(buffer_, kReadBufferBytes);
-    if (n <= 0) return n;
-    offset_ = 0;
-    length_ = static_cast<size_t>(n);
-    return ReadBuffered(ptr, size);
-  }
-
-  // Writes are gathered and sent when the request is done (Flush), before
-  // any read, or once kWriteBufferBytes have gathered. httplib writes the
-  // status line and headers, then the body, as two writes: sent as they
-  // came, that is two TCP segments with TCP_NODELAY and two wakeups of the
-  // client for a small answer (a lookup's JSON); gathered, it is one send.
-  ssize_t write(const char* ptr, size_t size) override {
-    if (out_.size() + size > kWriteBufferBytes && !Flush()) return -1;
-    if (size >= kWriteBufferBytes) return SendAll(ptr, size) ? size : -1;
-    out_.append(ptr, size);
-    return static_cast<ssize_t>(size);
-  }
-
-  // Sends whatever write() gathered; false when the peer cannot take it
-  // within the write timeout (the connection is then done).
-  bool Flush() {
-    if (out_.empty()) return true;
-    const bool sent = SendAll(out_.data(), out_.size());
-    out_.clear();
-    if (!sent) failed_ = true;
-    return sent;
-  }
-
-  // A connection's addresses never change, so each is looked up once (a
-  // getpeername/getsockname and a conversion to text) rather than for every
-  // request on a kept-alive connection; httplib asks for both each time.
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    if (!remote_.known) {
-      Lookup(::getpeername, remote_);
-    }
-    ip = remote_.ip;
-    port = remote_.port;
-  }
-
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    if (!local_.known) {
-      Lookup(::getsockname, local_);
-    }
-    ip = local_.ip;
-    port = local_.port;
-  }
-
-  socket_t socket() const override { return sock_; }
-
- private:
-  bool SendAll(const char* data, size_t size) {
+  bool WriteAll(const char* data, size_t size, int timeout_ms) override {
     while (size > 0) {
-      if (!is_writable()) return false;
+      if (WaitFor(sock_, POLLOUT, timeout_ms) <= 0) return false;
       ssize_t n;
       do {
         n = ::send(sock_, data, size, MSG_NOSIGNAL);
@@ -226,6 +137,267 @@ class DeadlineSocketStream : public httplib::Stream {
       data += n;
       size -= static_cast<size_t>(n);
     }
+    return true;
+  }
+
+ private:
+  const int sock_;
+};
+
+// TLS over a non-blocking socket: OpenSSL asks to be called again when it
+// wants to read or write, and each such wait is a poll with a timeout.
+class TlsTransport : public Transport {
+ public:
+  TlsTransport(SSL_CTX* ctx, int sock) : sock_(sock), ssl_(SSL_new(ctx)) {
+    if (ssl_ != nullptr) {
+      SSL_set_fd(ssl_, sock);
+      SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+  }
+  ~TlsTransport() override {
+    if (ssl_ == nullptr) return;
+    if (handshaken_) SSL_shutdown(ssl_);  // one close_notify; no wait
+    SSL_free(ssl_);
+  }
+
+  // The server's side of the handshake, finished by `deadline` or failed.
+  bool Handshake(Clock::time_point deadline) {
+    if (ssl_ == nullptr) return false;
+    while (true) {
+      ERR_clear_error();
+      const int rc = SSL_accept(ssl_);
+      if (rc == 1) {
+        handshaken_ = true;
+        return true;
+      }
+      if (!WaitForRetry(SSL_get_error(ssl_, rc), MillisecondsUntil(deadline))) {
+        return false;
+      }
+    }
+  }
+
+  int WaitReadable(int timeout_ms) override {
+    if (SSL_pending(ssl_) > 0) return 1;
+    return WaitFor(sock_, POLLIN, timeout_ms);
+  }
+
+  ssize_t Read(char* into, size_t size, int timeout_ms) override {
+    const int chunk = static_cast<int>(
+        std::min<size_t>(size, std::numeric_limits<int>::max()));
+    while (true) {
+      ERR_clear_error();
+      const int n = SSL_read(ssl_, into, chunk);
+      if (n > 0) return n;
+      const int error = SSL_get_error(ssl_, n);
+      if (error == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify
+      if (!WaitForRetry(error, timeout_ms)) return -1;
+    }
+  }
+
+  bool WriteAll(const char* data, size_t size, int timeout_ms) override {
+    while (size > 0) {
+      const int chunk = static_cast<int>(
+          std::min<size_t>(size, std::numeric_limits<int>::max()));
+      ERR_clear_error();
+      const int n = SSL_write(ssl_, data, chunk);
+      if (n > 0) {
+        data += n;
+        size -= static_cast<size_t>(n);
+        continue;
+      }
+      if (!WaitForRetry(SSL_get_error(ssl_, n), timeout_ms)) return false;
+    }
+    return true;
+  }
+
+ private:
+  // After a call that could not finish: waits for what OpenSSL wants.
+  // False for any other error, or when the wait times out.
+  bool WaitForRetry(int error, int timeout_ms) {
+    if (error == SSL_ERROR_WANT_READ) {
+      return WaitFor(sock_, POLLIN, timeout_ms) > 0;
+    }
+    if (error == SSL_ERROR_WANT_WRITE) {
+      return WaitFor(sock_, POLLOUT, timeout_ms) > 0;
+    }
+    return false;
+  }
+
+  const int sock_;
+  SSL* const ssl_;
+  bool handshaken_ = false;
+};
+
+// --- Connection: buffered reads with a deadline, gathered writes ---------
+
+class Connection {
+ public:
+  Connection(Transport& transport, int sock, int read_timeout_ms,
+             int write_timeout_ms)
+      : transport_(transport),
+        sock_(sock),
+        read_timeout_ms_(read_timeout_ms),
+        write_timeout_ms_(write_timeout_ms) {}
+
+  // Waits up to `idle_ms` for the next request to start; false when none
+  // comes, the peer closed, or `server_socket` shows the server stopping.
+  bool WaitForRequest(int idle_ms, const std::atomic<socket_t>& server_socket) {
+    if (offset_ < length_) return true;  // a pipelined request is buffered
+    const auto until = Clock::now() + std::chrono::milliseconds(idle_ms);
+    while (server_socket != INVALID_SOCKET) {
+      const int left = MillisecondsUntil(until);
+      if (left <= 0) return false;
+      const int rc = transport_.WaitReadable(std::min(left, kStopPollMs));
+      if (rc < 0) return false;
+      if (rc > 0) return true;
+    }
+    return false;
+  }
+
+  // The request's first byte is here: the rest must follow within
+  // `seconds`.
+  void BeginRequest(int seconds) {
+    deadline_ = Clock::now() + std::chrono::seconds(seconds);
+  }
+
+  enum class Read { kOk, kTooLarge, kFailed };
+
+  // Reads one request head, through the empty line that ends it, into
+  // `*head`. Empty lines before it are skipped (RFC 9112 section 2.2).
+  // kTooLarge past kMaxRequestHeadBytes; kFailed when the peer closes or the
+  // deadline passes first.
+  Read ReadHead(std::string* head) {
+    head->clear();
+    size_t skipped = 0;
+    while (true) {
+      if (offset_ == length_ && !Fill()) return Read::kFailed;
+      const size_t before = head->size();
+      head->append(buffer_ + offset_, length_ - offset_);
+      size_t drop = 0;  // leading empty lines
+      while (head->size() - drop >= 2 && head->compare(drop, 2, "\r\n") == 0) {
+        drop += 2;
+      }
+      if (drop > 0) {
+        head->erase(0, drop);
+        skipped += drop;
+        if (skipped > kMaxRequestHeadBytes) return Read::kTooLarge;
+      }
+      const size_t search_from = before > drop + 3 ? before - drop - 3 : 0;
+      const size_t end = head->find("\r\n\r\n", search_from);
+      if (end != std::string::npos) {
+        // Give back what follows the head: the body, or the next request.
+        const size_t kept = end + 4;
+        const size_t taken_here = kept + drop - before;
+        offset_ += taken_here;
+        head->resize(kept);
+        return kept > kMaxRequestHeadBytes ? Read::kTooLarge : Read::kOk;
+      }
+      offset_ = length_;
+      if (head->size() > kMaxRequestHeadBytes) return Read::kTooLarge;
+      // A bare LF can never be part of a head that parses: stop waiting for
+      // an end that may never come, and let the parser refuse it.
+      for (size_t i = search_from; i < head->size(); ++i) {
+        if ((*head)[i] == '\n' && (i == 0 || (*head)[i - 1] != '\r')) {
+          return Read::kOk;
+        }
+      }
+    }
+  }
+
+  // Reads exactly `size` body bytes into `*body`; false when the peer
+  // closes or the deadline passes first.
+  bool ReadBody(size_t size, std::string* body) {
+    body->clear();
+    body->reserve(size);
+    while (body->size() < size) {
+      if (offset_ == length_ && !Fill()) return false;
+      const size_t n = std::min(size - body->size(), length_ - offset_);
+      body->append(buffer_ + offset_, n);
+      offset_ += n;
+    }
+    return true;
+  }
+
+  // Feeds `decoder` until the chunked body ends (kDone), is refused
+  // (kError), or the peer closes or the deadline passes (kNeedMore).
+  ChunkedBodyDecoder::State ReadChunked(ChunkedBodyDecoder& decoder) {
+    while (true) {
+      if (offset_ == length_ && !Fill()) {
+        return ChunkedBodyDecoder::State::kNeedMore;
+      }
+      size_t consumed = 0;
+      const ChunkedBodyDecoder::State state = decoder.Feed(
+          std::string_view(buffer_ + offset_, length_ - offset_), &consumed);
+      offset_ += consumed;
+      if (state != ChunkedBodyDecoder::State::kNeedMore) return state;
+    }
+  }
+
+  // Writes are gathered and sent when the response is done (Flush), before
+  // any read, or once kWriteBufferBytes have gathered. httplib writes the
+  // status line and headers, then the body: sent as they came, that is two
+  // TCP segments with TCP_NODELAY and two wakeups of the client for a small
+  // answer (a lookup's JSON); gathered, it is one send.
+  ssize_t Write(const char* data, size_t size) {
+    if (out_.size() + size > kWriteBufferBytes && !Flush()) return -1;
+    if (size >= kWriteBufferBytes) {
+      if (!transport_.WriteAll(data, size, write_timeout_ms_)) {
+        failed_ = true;
+        return -1;
+      }
+      return static_cast<ssize_t>(size);
+    }
+    out_.append(data, size);
+    return static_cast<ssize_t>(size);
+  }
+
+  // Sends whatever Write gathered; false when the peer cannot take it in
+  // time (the connection is then done).
+  bool Flush() {
+    if (out_.empty()) return !failed_;
+    const bool sent = transport_.WriteAll(out_.data(), out_.size(),
+                                          write_timeout_ms_);
+    out_.clear();
+    if (!sent) failed_ = true;
+    return sent;
+  }
+
+  bool Writable() const {
+    return !failed_ && WaitFor(sock_, POLLOUT, write_timeout_ms_) > 0;
+  }
+
+  bool failed() const { return failed_; }
+
+  // A connection's addresses never change, so each is looked up once (a
+  // getpeername/getsockname and a conversion to text) rather than for every
+  // request on a kept-alive connection; httplib asks for both each time.
+  void RemoteAddress(std::string& ip, int& port) const {
+    if (!remote_.known) Lookup(::getpeername, remote_);
+    ip = remote_.ip;
+    port = remote_.port;
+  }
+  void LocalAddress(std::string& ip, int& port) const {
+    if (!local_.known) Lookup(::getsockname, local_);
+    ip = local_.ip;
+    port = local_.port;
+  }
+
+  int socket() const { return sock_; }
+
+ private:
+  // Reads more into the (empty) buffer, waiting no longer than the read
+  // timeout and never past the deadline. Whatever was written is sent
+  // first: the peer may be waiting for it (an interim 100 Continue).
+  bool Fill() {
+    if (!Flush()) return false;
+    const int wait = std::min(read_timeout_ms_, MillisecondsUntil(deadline_));
+    const ssize_t n = transport_.Read(buffer_, kReadBufferBytes, wait);
+    if (n <= 0) {
+      failed_ = true;
+      return false;
+    }
+    offset_ = 0;
+    length_ = static_cast<size_t>(n);
     return true;
   }
 
@@ -245,72 +417,276 @@ class DeadlineSocketStream : public httplib::Stream {
     }
   }
 
-  // A read waits for the per-read timeout, but never past the deadline.
-  int ReadWaitMs() const {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline_ - Clock::now())
-                    .count();
-    return static_cast<int>(
-        std::max<int64_t>(0, std::min<int64_t>(left, read_timeout_ms_)));
-  }
-
-  ssize_t Receive(char* into, size_t size) {
-    ssize_t n;
-    do {
-      n = ::recv(sock_, into, size, 0);
-    } while (n < 0 && errno == EINTR);
-    return n;
-  }
-
+  Transport& transport_;
   const int sock_;
   const int read_timeout_ms_;
   const int write_timeout_ms_;
   Clock::time_point deadline_ = Clock::now();
-  bool in_headers_ = false;
-  mutable bool failed_ = false;  // set by const is_readable() too
-  size_t header_bytes_ = 0;
+  bool failed_ = false;
   char buffer_[kReadBufferBytes];
-  size_t offset_ = 0;
+  size_t offset_ = 0;  // buffer_[offset_, length_) is read, not yet used
   size_t length_ = 0;
-  std::string out_;  // written, not yet sent (see write)
-  mutable Endpoint remote_;  // filled by the first get_remote_ip_and_port
-  mutable Endpoint local_;   // filled by the first get_local_ip_and_port
+  std::string out_;  // written, not yet sent (see Write)
+  mutable Endpoint remote_;  // filled by the first RemoteAddress
+  mutable Endpoint local_;   // filled by the first LocalAddress
 };
+
+// What httplib reads and writes for one request: the canonical request
+// from memory (http_framing.h), and writes gathered on the connection.
+// What httplib leaves unread of the request goes away with this object.
+class CanonicalRequestStream : public httplib::Stream {
+ public:
+  CanonicalRequestStream(Connection& connection, std::string request)
+      : connection_(connection), request_(std::move(request)) {}
+
+  bool is_readable() const override { return offset_ < request_.size(); }
+  bool is_writable() const override { return connection_.Writable(); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, request_.size() - offset_);
+    std::memcpy(ptr, request_.data() + offset_, n);
+    offset_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    return connection_.Write(ptr, size);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    connection_.RemoteAddress(ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    connection_.LocalAddress(ip, port);
+  }
+  socket_t socket() const override { return connection_.socket(); }
+
+ private:
+  Connection& connection_;
+  const std::string request_;
+  size_t offset_ = 0;
+};
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 413: return "Payload Too Large";
+    case 431: return "Request Header Fields Too Large";
+    default: return "Error";
+  }
+}
+
+// Appends `text` as a JSON string (the messages here are ASCII sentences of
+// our own, but escape anyway).
+void AppendJsonString(std::string& out, const std::string& text) {
+  out += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  out += '"';
+}
 
 }  // namespace
 
 // --- GuardedServer -------------------------------------------------------
 
-GuardedServer::GuardedServer() : limits_() {}
+struct GuardedServer::TlsContext {
+  SSL_CTX* ctx = nullptr;
+  ~TlsContext() { SSL_CTX_free(ctx); }
+};
 
-GuardedServer::GuardedServer(Limits limits) : limits_(std::move(limits)) {}
+// SO_REUSEADDR only (a restart may bind over TIME_WAIT connections), never
+// httplib's default SO_REUSEPORT: with it a second server on the same port
+// started without error, and the kernel split connections between the two.
+void ExclusiveSocketOptions(socket_t sock) {
+  int yes = 1;
+  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+}
+
+GuardedServer::GuardedServer() : GuardedServer(Limits()) {}
+
+GuardedServer::GuardedServer(Limits limits) : limits_(std::move(limits)) {
+  set_socket_options(ExclusiveSocketOptions);
+}
+
+Result<int> GuardedServer::BindListener(const std::string& host, int port) {
+  errno = 0;
+  const int bound = port == 0 ? bind_to_any_port(host)
+                              : (bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    const int error = errno;
+    const std::string where = host + ":" + std::to_string(port);
+    if (error == EADDRINUSE) {
+      return Status(ErrorCode::kInternal,
+                    "cannot listen on " + where +
+                        ": address already in use (is another wxsessiond "
+                        "running there?)");
+    }
+    return Status(ErrorCode::kInternal,
+                  "cannot listen on " + where + ": " +
+                      (error != 0 ? std::strerror(error)
+                                  : "not an address of this machine"));
+  }
+  DeepenBacklog();
+  return bound;
+}
+
+GuardedServer::~GuardedServer() = default;
 
 void GuardedServer::CloseAfterResponse() { close_after_response = true; }
 
+bool GuardedServer::EnableTls(const std::string& cert_file,
+                              const std::string& key_file,
+                              std::string* error) {
+  auto tls = std::make_unique<TlsContext>();
+  tls->ctx = SSL_CTX_new(TLS_server_method());
+  const std::string files = cert_file + " and " + key_file;
+  if (tls->ctx == nullptr) {
+    *error = "OpenSSL cannot make a TLS context";
+    return false;
+  }
+  SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
+  // No renegotiation and no session tickets to rotate: each connection
+  // does one full handshake, which is what the deadline bounds.
+  SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  if (SSL_CTX_use_certificate_chain_file(tls->ctx, cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(tls->ctx, key_file.c_str(),
+                                  SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(tls->ctx) != 1) {
+    ERR_clear_error();
+    *error = "cannot load a certificate and its private key from " + files +
+             " (PEM files, the key matching the certificate)";
+    return false;
+  }
+  tls_ = std::move(tls);
+  return true;
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
   close_after_response = false;
-  DeadlineSocketStream stream(sock,
-                              Milliseconds(read_timeout_sec_, read_timeout_usec_),
-                              Milliseconds(write_timeout_sec_,
-                                           write_timeout_usec_));
+  const int read_timeout_ms = Milliseconds(read_timeout_sec_, read_timeout_usec_);
+  const int write_timeout_ms =
+      Milliseconds(write_timeout_sec_, write_timeout_usec_);
+  const size_t max_body = payload_max_length_ ==
+                                  std::numeric_limits<size_t>::max()
+                              ? kDefaultMaxBodyBytes
+                              : payload_max_length_;
+
+  std::unique_ptr<Transport> transport;
+  PlainTransport* plain_transport = nullptr;  // set without TLS
+  if (tls_) {
+    // OpenSSL's waits are polls; the socket itself must never block.
+    ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) | O_NONBLOCK);
+    auto tls = std::make_unique<TlsTransport>(tls_->ctx, sock);
+    const bool ok = tls->Handshake(
+        Clock::now() + std::chrono::seconds(limits_.request_read_seconds));
+    transport = std::move(tls);
+    if (!ok) {
+      transport.reset();
+      ::shutdown(sock, SHUT_RDWR);
+      ::close(sock);
+      return false;
+    }
+  } else {
+    auto plain = std::make_unique<PlainTransport>(sock);
+    plain_transport = plain.get();
+    transport = std::move(plain);
+  }
+
+  Connection connection(*transport, sock, read_timeout_ms, write_timeout_ms);
+  // Answers a request the connection layer refuses, then the connection
+  // closes: after a malformed head nothing that follows can be framed.
+  auto refuse = [&](int status, const Status& why) {
+    std::string body = "{\"error\":";
+    AppendJsonString(body, ErrorCodeName(why.code()));
+    body += ",\"message\":";
+    AppendJsonString(body, why.message());
+    body += '}';
+    std::string response = "HTTP/1.1 " + std::to_string(status) + " " +
+                           ReasonPhrase(status) +
+                           "\r\nContent-Type: application/json"
+                           "\r\nConnection: close\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" + body;
+    connection.Write(response.data(), response.size());
+    connection.Flush();
+    if (refusal_observer_) {
+      std::string ip;
+      int port = 0;
+      connection.RemoteAddress(ip, port);
+      refusal_observer_(status, ErrorCodeName(why.code()), ip);
+    }
+  };
+
   const int idle_ms = Milliseconds(keep_alive_timeout_sec_, 0);
   bool ok = false;
-  bool first = true;
+  std::string head_text;
+  std::string body;
   for (size_t left = keep_alive_max_count_; left > 0; --left) {
-    if (!stream.WaitForRequest(idle_ms, svr_sock_)) break;
-    if (first && stream.StartsWithTls()) break;  // nothing to answer in HTTP
-    first = false;
-    stream.BeginRequest(limits_.request_read_seconds);
+    if (!connection.WaitForRequest(idle_ms, svr_sock_)) break;
+    // A client speaking HTTPS to the plain port: no HTTP answer can help.
+    if (plain_transport != nullptr && left == keep_alive_max_count_ &&
+        plain_transport->Peek(0) == kTlsHandshakeRecord) {
+      break;
+    }
+    connection.BeginRequest(limits_.request_read_seconds);
+
+    const Connection::Read read = connection.ReadHead(&head_text);
+    if (read == Connection::Read::kTooLarge) {
+      refuse(431, Status(ErrorCode::kInvalidRequest,
+                         "the request line and headers exceed 32 KiB"));
+      break;
+    }
+    if (read != Connection::Read::kOk) break;  // closed or too slow
+    Result<RequestHead> head = ParseRequestHead(head_text);
+    if (!head.ok()) {
+      refuse(400, head.status());
+      break;
+    }
+
+    if (head->framing == BodyFraming::kContentLength &&
+        head->content_length > max_body) {
+      refuse(413, Status(ErrorCode::kPayloadTooLarge,
+                         "the body is larger than " +
+                             std::to_string(max_body / 1024) + " KiB"));
+      break;
+    }
+    if (head->expects_continue) {
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      connection.Write(kContinue, sizeof(kContinue) - 1);
+    }
+    if (head->framing == BodyFraming::kContentLength) {
+      if (!connection.ReadBody(static_cast<size_t>(head->content_length),
+                               &body)) {
+        break;
+      }
+    } else if (head->framing == BodyFraming::kChunked) {
+      ChunkedBodyDecoder decoder(max_body);
+      const ChunkedBodyDecoder::State state = connection.ReadChunked(decoder);
+      if (state == ChunkedBodyDecoder::State::kError) {
+        refuse(decoder.error().code() == ErrorCode::kPayloadTooLarge ? 413
+                                                                      : 400,
+               decoder.error());
+        break;
+      }
+      if (state != ChunkedBodyDecoder::State::kDone) break;
+      body = decoder.TakeBody();
+    } else {
+      body.clear();
+    }
+
+    CanonicalRequestStream stream(connection, CanonicalRequest(head.value(), body));
     bool connection_closed = false;
     ok = process_request(stream, /*close_connection=*/left == 1,
-                         connection_closed,
-                         [&stream](httplib::Request&) { stream.EndHeaders(); });
-    if (!stream.Flush()) ok = false;
-    if (!ok || connection_closed || close_after_response || stream.failed()) {
+                         connection_closed, [](httplib::Request&) {});
+    if (!connection.Flush()) ok = false;
+    if (!ok || connection_closed || close_after_response ||
+        connection.failed()) {
       break;
     }
   }
   close_after_response = false;
+  transport.reset();  // TLS: close_notify before the socket goes
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
   return ok;

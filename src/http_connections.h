@@ -1,59 +1,92 @@
-// GuardedServer: the cpp-httplib server API v1 runs on over plain HTTP,
-// hardened against idle and slow clients (adapter-internal).
+// GuardedServer: the connection layer every wxsessiond server runs on
+// (the API, mock-wechat, the benchmark baseline), over plain HTTP or TLS
+// (adapter-internal).
 //
-// cpp-httplib 0.11 serves each connection on one thread for the connection's
-// whole life, reading a request with a timeout per recv() but none on the
-// whole: a client that sends half a header and then a byte every few seconds
-// (slowloris) holds its thread for as long as it likes, and stop() waits for
-// every idle kept-alive connection to time out. Threads are made on demand
-// (GrowingThreadPool, thread_pool.h), so stalled clients do not queue real
-// ones until the thread cap; GuardedServer bounds how long each can hold its
-// thread:
+// cpp-httplib 0.11 serves each connection on one thread for the
+// connection's whole life and parses requests straight off the socket.
+// GuardedServer keeps httplib's routing and handlers but owns the
+// connection itself (the extension point cpp-httplib's own SSLServer uses:
+// a Stream handed to the protected process_request):
 //
-//  - Once the first byte of a request arrives, its line, headers and body
-//    must arrive within `request_read_seconds`, and the line and headers may
-//    take 32 KiB at most; otherwise the connection closes (after httplib's
-//    400, when it gets that far).
-//  - A connection that sends nothing closes after the keep-alive timeout, as
-//    before, but the wait polls for the server stopping every 100 ms, so
-//    stop() no longer waits for idle connections.
-//  - A connection that opens with a TLS handshake is hung up on at once: no
-//    HTTP answer can help a client speaking HTTPS to the plain port.
-//
-// It does so by serving each accepted socket itself (a Stream over the
-// socket handed to httplib's protected process_request), the extension
-// point cpp-httplib's own SSLServer uses. It applies to plain HTTP only;
-// with tls.cert the SSLServer serves connections itself.
+//  - Framing (http_framing.h). Each request's head and whole body are read
+//    here, checked, and handed to httplib as one canonical request from
+//    memory, so a body no route reads (a GET's, a 404's) can never be
+//    parsed as the next request, whatever the method or the answer. Heads
+//    with control characters, ambiguous lengths or no Host are answered
+//    400 and the connection closes; Range is dropped.
+//  - Deadlines. Once the first byte of a request arrives, its head and body
+//    must arrive within `request_read_seconds`; the head may take
+//    kMaxRequestHeadBytes (else 431) and the body the server's payload
+//    limit (else 413). A connection that sends nothing closes after the
+//    keep-alive timeout; the wait polls for the server stopping every
+//    100 ms, so stop() does not wait for idle connections.
+//  - TLS. With EnableTls the same layer speaks TLS (OpenSSL): the handshake
+//    must finish within `request_read_seconds`. Without it, a connection
+//    that opens with a TLS handshake is hung up on at once.
+//  - Writes are gathered and sent once per response.
 //
 // Thread-safety: like httplib::Server. CloseAfterResponse may be called from
 // any handler; it affects the connection of the calling thread.
 #ifndef WXSESSION_HTTP_CONNECTIONS_H_
 #define WXSESSION_HTTP_CONNECTIONS_H_
 
+#include <functional>
+#include <memory>
+#include <string>
+
 #include "httplib_server.h"
+#include "wxsession/status.h"
 
 namespace wxsession {
 
 class GuardedServer : public DeepBacklogServer {
  public:
   struct Limits {
-    // Seconds from a request's first byte until its line, headers and body
-    // must have arrived.
+    // Seconds from a request's first byte (or a TLS connection's start)
+    // until its head and body, or the handshake, must have arrived.
     int request_read_seconds = 10;
   };
 
+  // Told of every request the connection layer answers itself (a head or
+  // body refused before httplib saw it): the status sent, the error code's
+  // name, and the peer's address. Called on the connection's thread.
+  using RefusalObserver = std::function<void(
+      int status, const std::string& error, const std::string& remote_ip)>;
+
   GuardedServer();
   explicit GuardedServer(Limits limits);
+  ~GuardedServer() override;
+
+  // Serves TLS with the PEM certificate (chain) and private key in these
+  // files. False, with a reason in `*error` naming the files but nothing
+  // of their content, when OpenSSL cannot load them or they do not match.
+  // Call before serving.
+  bool EnableTls(const std::string& cert_file, const std::string& key_file,
+                 std::string* error);
+
+  // Binds and listens on host:port (port 0: one the kernel picks), with a
+  // deep backlog; the port bound. Never shares a port: without
+  // SO_REUSEPORT a second server on an address in use fails here, rather
+  // than the kernel splitting connections between two servers. Errors
+  // (kInternal): "<host>:<port>: address already in use", or cannot listen.
+  Result<int> BindListener(const std::string& host, int port);
+
+  void set_refusal_observer(RefusalObserver observer) {
+    refusal_observer_ = std::move(observer);
+  }
 
   // The connection serving the calling thread's request closes after this
-  // response (used when part of a request may be left unread). Does nothing
-  // on a thread that is not serving a GuardedServer connection.
+  // response. Does nothing on a thread that is not serving a GuardedServer
+  // connection.
   static void CloseAfterResponse();
 
  private:
+  struct TlsContext;
   bool process_and_close_socket(socket_t sock) override;
 
   const Limits limits_;  // constant after construction
+  std::unique_ptr<TlsContext> tls_;  // set by EnableTls before serving
+  RefusalObserver refusal_observer_;  // set before serving
 };
 
 }  // namespace wxsession

@@ -538,17 +538,11 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
 MockWeChatServer::~MockWeChatServer() { Stop(); }
 
 Result<int> MockWeChatServer::Bind(const std::string& host, int port) {
-  int bound = -1;
-  if (port == 0) {
-    bound = impl_->server.bind_to_any_port(host);
-  } else if (impl_->server.bind_to_port(host, port)) {
-    bound = port;
+  Result<int> bound = impl_->server.BindListener(host, port);
+  if (!bound.ok()) {
+    return Status(ErrorCode::kInternal,
+                  "mock-wechat: " + bound.status().message());
   }
-  if (bound <= 0) {
-    return Status(ErrorCode::kInternal, "mock-wechat: cannot bind " + host +
-                                            ":" + std::to_string(port));
-  }
-  impl_->server.DeepenBacklog();
   return bound;
 }
 

@@ -120,7 +120,29 @@ OpenDataService::OpenDataService(const Config& config, SessionService& sessions,
       sessions_(sessions),
       wechat_(wechat),
       tokens_(tokens),
-      clock_(clock) {}
+      clock_(clock) {
+  if (config.wechat_per_session_per_minute > 0) {
+    const double rate =
+        static_cast<double>(config.wechat_per_session_per_minute);
+    // A whole minute's worth at once: a page that asks for the phone number
+    // and checks the key on load needs a few at a time, not a trickle.
+    wechat_limiter_ = std::make_unique<RateLimiter>(
+        rate, rate, [&clock] { return clock.Now() * 1000; });
+  }
+}
+
+OpenDataService::~OpenDataService() = default;
+
+Status OpenDataService::TakeWeChatCall(const std::string& session_id) {
+  if (!wechat_limiter_) return Status::Ok();
+  RateLimiter::Decision decision =
+      wechat_limiter_->Take(crypto::Sha256(session_id));
+  if (decision.allowed) return Status::Ok();
+  return Status(ErrorCode::kRateLimited,
+                "too many calls to WeChat for this session; retry in " +
+                    std::to_string(decision.retry_after_seconds) + " s")
+      .set_retry_after(decision.retry_after_seconds);
+}
 
 Result<std::string> OpenDataService::Decrypt(const std::string& session_id,
                                              const std::string& encrypted_data,
@@ -144,10 +166,12 @@ Result<PhoneNumber> OpenDataService::GetPhoneNumber(
     const std::string& session_id, const std::string& code) {
   Result<LiveSession> session = sessions_.LookupWithKey(session_id);
   if (!session.ok()) return session.status();
-  if (code.empty() || code.size() > kMaxPhoneCodeLength) {
-    return Status(ErrorCode::kInvalidRequest,
-                  "code must be the non-empty string the getPhoneNumber "
-                  "button returned (at most 128 characters)");
+  if (Status valid = CheckClientCode(code, "the getPhoneNumber button");
+      !valid.ok()) {
+    return valid;
+  }
+  if (Status allowed = TakeWeChatCall(session_id); !allowed.ok()) {
+    return allowed;
   }
   Result<PhoneNumber> phone =
       wechat_.GetPhoneNumber(tokens_, session->appid, code, session->openid);
@@ -166,6 +190,9 @@ Result<PhoneNumber> OpenDataService::GetPhoneNumber(
 Result<bool> OpenDataService::CheckSessionKey(const std::string& session_id) {
   Result<LiveSession> session = sessions_.LookupWithKey(session_id);
   if (!session.ok()) return session.status();
+  if (Status allowed = TakeWeChatCall(session_id); !allowed.ok()) {
+    return allowed;
+  }
   return wechat_.CheckSessionKey(tokens_, session->appid, session->openid,
                                  session->session_key);
 }

@@ -2,15 +2,49 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
+#include <vector>
 
 namespace wxsession {
 
 using json = nlohmann::json;
 
 Result<json> ParseJsonObject(std::string_view body) {
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // A key twice in one object is refused, at any depth: parsers disagree on
+  // which one wins (nlohmann keeps the last, others the first), so a proxy
+  // or WAF that looked at one would let through a request we read as
+  // another. The stack holds the keys seen in each open object.
+  std::vector<std::set<std::string>> open_objects;
+  bool duplicate = false;
+  json parsed = json::parse(
+      body,
+      [&open_objects, &duplicate](int, json::parse_event_t event,
+                                  json& value) {
+        switch (event) {
+          case json::parse_event_t::object_start:
+            open_objects.emplace_back();
+            break;
+          case json::parse_event_t::object_end:
+            if (!open_objects.empty()) open_objects.pop_back();
+            break;
+          case json::parse_event_t::key:
+            if (!open_objects.empty() &&
+                !open_objects.back().insert(value.get<std::string>()).second) {
+              duplicate = true;
+            }
+            break;
+          default:
+            break;
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return Status(ErrorCode::kInvalidRequest, "the body is not valid JSON");
+  }
+  if (duplicate) {
+    return Status(ErrorCode::kInvalidRequest,
+                  "the body names a JSON key twice in one object");
   }
   if (!parsed.is_object()) {
     return Status(ErrorCode::kInvalidRequest, "the body must be a JSON object");

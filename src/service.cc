@@ -109,20 +109,26 @@ Status InvalidSession() {
 
 }  // namespace
 
-Result<LoginResult> SessionService::Login(const std::string& appid,
-                                          const std::string& code) {
-  if (code.empty() || code.size() > kMaxCodeLength) {
+Status CheckClientCode(const std::string& code, const char* source) {
+  if (code.empty() || code.size() > SessionService::kMaxCodeLength) {
     return Status(ErrorCode::kInvalidRequest,
-                  "code must be the non-empty string wx.login returned (at "
-                  "most 128 characters)");
+                  std::string("code must be the non-empty string ") + source +
+                      " returned (at most 128 characters)");
   }
-  // wx.login codes are printable ASCII; anything else (NUL, control
-  // characters, UTF-8) is not worth a call to WeChat.
   if (!std::all_of(code.begin(), code.end(), [](unsigned char c) {
         return c > 0x20 && c < 0x7f;
       })) {
     return Status(ErrorCode::kInvalidRequest,
-                  "code must be printable ASCII, as wx.login returns it");
+                  std::string("code must be printable ASCII, as ") + source +
+                      " returns it");
+  }
+  return Status::Ok();
+}
+
+Result<LoginResult> SessionService::Login(const std::string& appid,
+                                          const std::string& code) {
+  if (Status valid = CheckClientCode(code, "wx.login"); !valid.ok()) {
+    return valid;
   }
   Result<const AppConfig*> found = config_.AppFor(appid);
   if (!found.ok()) return found.status();

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -65,6 +66,9 @@ class EchoBackend {
   EchoBackend() {
     auto echo = [this](const httplib::Request& req, httplib::Response& res) {
       hits_.fetch_add(1);
+      if (req.get_header_value("X-WX-OpenID").empty()) {
+        anonymous_hits_.fetch_add(1);
+      }
       json body = {{"path", req.path}};
       for (const char* name :
            {"X-WX-AppID", "X-WX-OpenID", "X-WX-UnionID", "Authorization",
@@ -86,11 +90,15 @@ class EchoBackend {
   }
   int port() const { return port_; }
   int hits() const { return hits_.load(); }
+  // Requests that reached the backend without an X-WX-OpenID: through the
+  // gateway, there must never be one.
+  int anonymous_hits() const { return anonymous_hits_.load(); }
 
  private:
   httplib::Server server_;
   int port_ = 0;
   std::atomic<int> hits_{0};
+  std::atomic<int> anonymous_hits_{0};
   std::thread thread_;
 };
 
@@ -431,6 +439,90 @@ TEST(NginxGateway, TheSdkReachesEveryRouteItCalls) {
 
 TEST(NginxGateway, EachClientAddressHasItsOwnLoginBucket) {
   CheckLoginBucketsThroughProxy(&StartShippedNginx);
+}
+
+std::string Chunked(const std::string& body) {
+  char size[16];
+  std::snprintf(size, sizeof(size), "%zx", body.size());
+  return std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n";
+}
+
+// Issue 12, report 1: through nginx's kept-alive upstream connections, a
+// request hidden in the body of a GET (HEAD, OPTIONS) to one of
+// wxsessiond's routes desynchronised the connection: the next auth_request
+// read the smuggled answer and let a client without a session through to
+// the backend, and a smuggled POST /v1/logout ended the next user's
+// session. wxsessiond now consumes every body, so neither can happen.
+TEST(NginxGateway, BodiesCannotSmuggleRequestsPastAuthRequest) {
+  ServerFixture fixture;
+  ASSERT_TRUE(fixture.Start());
+  EchoBackend backend;
+  ASSERT_GT(backend.port(), 0);
+  std::unique_ptr<RunningProxy> proxy =
+      StartShippedNginx(fixture.port(), backend.port());
+  ASSERT_TRUE(proxy->process);
+  const int port = proxy->port;
+
+  // Requests that take the head of whatever the upstream connection
+  // carries next: its request line becomes their X-Ignore value, and its
+  // headers (Host, the victim's Authorization) become theirs.
+  const std::string smuggled_get = "GET /healthz HTTP/1.1\r\nX-Ignore: ";
+  const std::string smuggled_logout =
+      "POST /v1/logout HTTP/1.1\r\nContent-Length: 0\r\nX-Ignore: ";
+  // Sends `method` to a wxsessiond route with `body` in the given framing,
+  // as `curl -X GET --data-binary ...` does, and reads the answer.
+  auto attack = [&](const std::string& method, const std::string& route,
+                    const std::string& body, bool chunked) {
+    const std::string head = method + " " + route +
+                             " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    return testing_support::RawHttp(
+        port,
+        chunked ? head + "Transfer-Encoding: chunked\r\n\r\n" + Chunked(body)
+                : head + "Content-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body,
+        5000);
+  };
+
+  // A client without a session, then a plain request to the backend.
+  for (int round = 0; round < 10; ++round) {
+    for (const std::string& method : {"GET", "HEAD", "OPTIONS"}) {
+      for (bool chunked : {false, true}) {
+        for (const std::string& route : {"/v1/session", "/v1/login"}) {
+          const std::string what = method + " " + route +
+                                   (chunked ? " chunked" : " Content-Length");
+          attack(method, route, smuggled_get, chunked);
+          auto after = ClientFor(port).Get("/api/private");
+          ASSERT_TRUE(after) << what;
+          EXPECT_EQ(after->status, 401) << what << ": " << after->body;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(backend.anonymous_hits(), 0)
+      << "the backend saw requests without an X-WX-OpenID";
+
+  // A smuggled logout, followed by another user's requests: the user keeps
+  // the session.
+  auto login = ClientFor(port).Post("/v1/login", R"({"code":"victim.1"})",
+                                    "application/json");
+  ASSERT_TRUE(login);
+  ASSERT_EQ(login->status, 200) << login->body;
+  const std::string victim = json::parse(login->body)["session_id"];
+  for (int round = 0; round < 10; ++round) {
+    for (bool chunked : {false, true}) {
+      attack("GET", "/v1/session", smuggled_logout, chunked);
+      auto theirs = ClientFor(port).Get(
+          "/api/profile", {{"Authorization", "Bearer " + victim}});
+      ASSERT_TRUE(theirs);
+      EXPECT_EQ(theirs->status, 200) << theirs->body;
+      auto session = ClientFor(port).Get(
+          "/v1/session", {{"Authorization", "Bearer " + victim}});
+      ASSERT_TRUE(session);
+      ASSERT_EQ(session->status, 200)
+          << "round " << round << ": the victim was logged out";
+    }
+  }
+  EXPECT_EQ(backend.anonymous_hits(), 0);
 }
 
 TEST(CaddyGateway, ShippedCaddyfilePassesSessionsAndStopsForgery) {

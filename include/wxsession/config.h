@@ -82,6 +82,10 @@ struct Config {
   // LoadConfig makes it a sixth of the rate: ten seconds' worth).
   int64_t login_rate_per_minute = 600;
   int64_t login_rate_burst = 100;
+  // Calls to WeChat made for one session (/v1/phone, /v1/session/check) per
+  // minute (rate_limit.wechat_per_session_per_minute; 0 = no limit): each
+  // spends the app's daily WeChat quota.
+  int64_t wechat_per_session_per_minute = 10;
   // Peers whose X-Forwarded-For / X-Real-IP are believed, as CIDR texts.
   // Loopback by default: a proxy on the same machine is the usual setup.
   std::vector<std::string> trusted_proxies = {"127.0.0.0/8", "::1/128"};

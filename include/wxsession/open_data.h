@@ -21,11 +21,13 @@
 #define WXSESSION_OPEN_DATA_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
+#include "wxsession/rate_limit.h"
 #include "wxsession/service.h"
 #include "wxsession/status.h"
 #include "wxsession/wechat.h"
@@ -53,10 +55,9 @@ bool OpenDataSignatureMatches(std::string_view raw_data,
 
 class OpenDataService {
  public:
-  // A button code is a few dozen characters; anything longer is not one.
-  static constexpr size_t kMaxPhoneCodeLength = 128;
-
-  // Everything passed in must outlive the service.
+  // Everything passed in must outlive the service. Calls to WeChat made for
+  // a session (GetPhoneNumber, CheckSessionKey) are limited per session to
+  // config.wechat_per_session_per_minute, timed by `clock`.
   OpenDataService(const Config& config, SessionService& sessions,
                   WeChatClient& wechat, AccessTokenSource& tokens,
                   const Clock& clock);
@@ -73,23 +74,33 @@ class OpenDataService {
                                const std::string& raw_data,
                                const std::string& signature);
 
-  // Errors: those of LookupWithKey; kInvalidRequest (empty or overlong
-  // code); those of WeChatClient::GetPhoneNumber and the token source;
-  // kWatermarkMismatch when WeChat's watermark names another app.
+  // Errors: those of LookupWithKey; kInvalidRequest (a code that breaks
+  // CheckClientCode's rule); kRateLimited (with retry_after) past the
+  // session's WeChat calls per minute; those of WeChatClient::GetPhoneNumber
+  // and the token source; kWatermarkMismatch when WeChat's watermark names
+  // another app.
   Result<PhoneNumber> GetPhoneNumber(const std::string& session_id,
                                      const std::string& code);
 
   // Whether WeChat still accepts the user's newest session_key. Errors:
-  // those of LookupWithKey, WeChatClient::CheckSessionKey and the token
-  // source.
+  // those of LookupWithKey; kRateLimited as GetPhoneNumber; those of
+  // WeChatClient::CheckSessionKey and the token source.
   Result<bool> CheckSessionKey(const std::string& session_id);
 
+  ~OpenDataService();
+
  private:
+  // Takes one of the session's WeChat calls; kRateLimited when none is left.
+  Status TakeWeChatCall(const std::string& session_id);
+
   const Config& config_;       // constant after construction
   SessionService& sessions_;   // thread-safe by contract
   WeChatClient& wechat_;       // thread-safe by contract
   AccessTokenSource& tokens_;  // thread-safe by contract
   const Clock& clock_;
+  // One bucket per session (keyed by the SHA-256 of its id); null when
+  // rate_limit.wechat_per_session_per_minute is 0. Thread-safe.
+  std::unique_ptr<RateLimiter> wechat_limiter_;
 };
 
 }  // namespace wxsession

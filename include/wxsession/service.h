@@ -46,6 +46,13 @@ struct SessionInfo {
   int64_t expires_at = 0;
 };
 
+// The rule every code a client hands us for WeChat obeys (wx.login's code,
+// the getPhoneNumber button's code): 1 to 128 printable ASCII characters,
+// no space. Anything else (NUL, control characters, UTF-8) is not worth a
+// call to WeChat: kInvalidRequest, the message naming `source` (e.g.
+// "wx.login").
+Status CheckClientCode(const std::string& code, const char* source);
+
 class SessionService {
  public:
   static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime

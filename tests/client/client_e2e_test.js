@@ -1,19 +1,25 @@
 // The client SDK (client/wxsession.js) against the real wxsessiond binary and
 // mock-wechat on loopback, through a fake `wx` doing real HTTP: login,
 // restarts, revocation, concurrency, logout, corrupt storage, network
-// failures, open data and phone numbers.
+// failures, open data and phone numbers; and uploads and downloads to a
+// small app backend (backend.js) that checks the session with wxsessiond,
+// with the session revoked in the middle.
 // Run: WXSESSIOND_BIN=build/wxsessiond node --test tests/client/client_e2e_test.js
 'use strict'
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert')
 const crypto = require('node:crypto')
+const fs = require('node:fs')
 const http = require('node:http')
 const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
 
 const { WxSession } = require('../../client/wxsession')
 const { createHttpWx, authorizationOf } = require('./fake_wx')
 const { startServers, APPID } = require('./servers')
+const { startBackend } = require('./backend')
 
 // GET /v1/session with `id`, straight over HTTP (not through the SDK).
 function lookup (baseURL, id) {
@@ -312,5 +318,132 @@ describe('WxSession against wxsessiond', () => {
     // A phone code is single-use, as at WeChat.
     await assert.rejects(session.phoneNumber('us.' + process.pid), { code: 'invalid_code' })
     assert.strictEqual(wx.loginCalls, 1)
+  })
+
+  describe('files, through an app backend', () => {
+    let backend
+    let dir
+    before(async () => {
+      backend = await startBackend(env.baseURL)
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxs-files-'))
+    })
+    after(async () => {
+      if (backend) await backend.stop()
+      if (dir) fs.rmSync(dir, { recursive: true, force: true })
+    })
+
+    // A file of `size` random bytes; resolves to { filePath, data }.
+    const makeFile = (name, size) => {
+      const data = crypto.randomBytes(size)
+      const filePath = path.join(dir, name)
+      fs.writeFileSync(filePath, data)
+      return { filePath, data }
+    }
+    const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex')
+
+    it('uploads with a 401 in the middle: one re-login, one retry, progress follows the retry', async () => {
+      const wx = createHttpWx({ user: 'uploader' })
+      const session = open(wx, { trustedOrigins: [backend.url] })
+      const me = await session.request({ url: '/v1/session' })
+      const oldId = session.sessionId()
+      const file = makeFile('avatar.png', 200 * 1024)
+      // The session ends while the first upload's body is arriving.
+      let revokedDuring = 0
+      backend.onUploadBody = async () => {
+        if (revokedDuring > 0) return
+        revokedDuring = wx.uploads.length
+        assert.ok(await env.revokeAll() >= 1)
+      }
+      const events = []
+      const p = session.uploadFile({
+        url: backend.url + '/api/upload',
+        filePath: file.filePath,
+        name: 'avatar',
+        formData: { kind: 'profile' }
+      })
+      // Registered before the retry; it must see the retried transfer.
+      p.task.onProgressUpdate((e) => events.push(Object.assign({ attempt: wx.uploads.length }, e)))
+      let res
+      try {
+        res = await p
+      } finally {
+        backend.onUploadBody = null
+      }
+      assert.strictEqual(revokedDuring, 1)
+      assert.strictEqual(res.statusCode, 200)
+      const body = JSON.parse(res.data)
+      assert.strictEqual(body.openid, me.data.openid)
+      assert.strictEqual(body.field, 'avatar')
+      assert.strictEqual(body.filename, 'avatar.png')
+      assert.strictEqual(body.size, file.data.length)
+      assert.strictEqual(body.sha256, sha256(file.data))
+      assert.deepStrictEqual(body.fields, { kind: 'profile' })
+
+      // One wx.login more, and exactly two uploads: the old id, then the new.
+      assert.strictEqual(wx.loginCalls, 2)
+      const newId = session.sessionId()
+      assert.notStrictEqual(newId, oldId)
+      assert.deepStrictEqual(wx.uploads.map((u) => authorizationOf(u)), ['Bearer ' + oldId, 'Bearer ' + newId])
+      const mine = backend.uploads.slice(-2)
+      assert.deepStrictEqual(mine.map((u) => u.status), [401, 200])
+      const retried = events.filter((e) => e.attempt === 2)
+      assert.ok(retried.length >= 2, JSON.stringify(events))
+      const last = retried[retried.length - 1]
+      assert.strictEqual(last.progress, 100)
+      assert.strictEqual(last.totalBytesSent, last.totalBytesExpectedToSend)
+      assert.ok(last.totalBytesSent > file.data.length)
+    })
+
+    it('downloads after the session was revoked: re-login, retry, the same bytes', async () => {
+      const wx = createHttpWx({ user: 'downloader' })
+      const session = open(wx, { trustedOrigins: [backend.url] })
+      try {
+        const file = makeFile('photo.jpg', 96 * 1024)
+        const up = await session.uploadFile({ url: backend.url + '/api/upload', filePath: file.filePath, name: 'photo' })
+        assert.strictEqual(up.statusCode, 200)
+        const stored = JSON.parse(up.data).stored
+        await env.revokeAll()
+        const progress = []
+        const res = await session.downloadFile({
+          url: backend.url + '/api/files/' + stored,
+          onProgressUpdate: (e) => progress.push(e.totalBytesWritten)
+        })
+        assert.strictEqual(res.statusCode, 200)
+        assert.strictEqual(sha256(fs.readFileSync(res.tempFilePath)), sha256(file.data))
+        assert.strictEqual(progress[progress.length - 1], file.data.length)
+        assert.strictEqual(wx.loginCalls, 2)
+        assert.strictEqual(wx.downloads.length, 2)
+      } finally {
+        wx.cleanup()
+      }
+    })
+
+    it('aborts an upload in flight: rejects aborted, no login, nothing stored', async () => {
+      const wx = createHttpWx({ user: 'aborter' })
+      const session = open(wx, { trustedOrigins: [backend.url] })
+      await session.login()
+      const file = makeFile('big.bin', 512 * 1024)
+      let arrived
+      const bodyArrived = new Promise((resolve) => { arrived = resolve })
+      let release
+      backend.onUploadBody = () => {
+        arrived()
+        return new Promise((resolve) => { release = resolve })
+      }
+      const before = backend.files.size
+      try {
+        const p = session.uploadFile({ url: backend.url + '/api/upload', filePath: file.filePath, name: 'f' })
+        // (If the upload ends first, without reaching the backend, fail now.)
+        await Promise.race([bodyArrived, p.then(() => { throw new Error('upload ended before its body arrived') })])
+        p.task.abort()
+        await assert.rejects(p, { code: 'aborted', errMsg: 'uploadFile:fail abort' })
+      } finally {
+        backend.onUploadBody = null
+        if (release) release()
+      }
+      assert.strictEqual(wx.loginCalls, 1)
+      assert.strictEqual(wx.uploads.length, 1)
+      assert.strictEqual(backend.files.size, before)
+    })
   })
 })

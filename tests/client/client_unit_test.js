@@ -392,6 +392,435 @@ describe('decrypt and phoneNumber', () => {
   })
 })
 
+// Resolves once `predicate()` holds, polling each turn of the event loop;
+// fails after `ms`.
+async function until (predicate, ms = 2000) {
+  const deadline = Date.now() + ms
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+describe('request options, task and callbacks', () => {
+  it('forwards every wx.request option it does not own', async () => {
+    const { wx, session } = setup({ timeout: 1000 })
+    const options = {
+      url: '/api/x',
+      method: 'POST',
+      data: 'raw',
+      header: { 'X-A': '1' },
+      timeout: 2500,
+      dataType: 'other',
+      responseType: 'arraybuffer',
+      enableHttp2: true,
+      enableCache: true,
+      enableQuic: true,
+      enableHttpDNS: true,
+      httpDNSServiceId: 'svc',
+      enableChunked: true,
+      forceCellularNetwork: true,
+      useHighPerformanceMode: true,
+      redirect: 'manual'
+    }
+    await session.request(options)
+    const sent = calls(wx, '/api/x')[0]
+    for (const key of Object.keys(options)) {
+      if (key === 'url' || key === 'header') continue
+      assert.deepStrictEqual(sent[key], options[key], key)
+    }
+    assert.strictEqual(sent.header['X-A'], '1')
+    // The constructor's timeout applies only where the call sets none.
+    await session.request({ url: '/api/y' })
+    assert.strictEqual(calls(wx, '/api/y')[0].timeout, 1000)
+    // The caller's object is left as it was.
+    assert.deepStrictEqual(options.header, { 'X-A': '1' })
+  })
+
+  it('resolves to wx\'s whole result', async () => {
+    const { server, session } = setup()
+    server.route['/api/c'] = () => ({ statusCode: 200, data: 'x', header: { A: 'b' }, cookies: ['k=v'] })
+    const res = await session.request({ url: '/api/c' })
+    assert.deepStrictEqual(res, { statusCode: 200, data: 'x', header: { A: 'b' }, cookies: ['k=v'], errMsg: 'request:ok' })
+  })
+
+  it('aborts a request in flight: rejects with aborted, no re-login', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.live.clear() // the reply would be a 401 that asks for a login
+    let release
+    server.route['/api/slow'] = () => new Promise((resolve) => { release = resolve })
+    const p = session.request({ url: '/api/slow' })
+    await until(() => release !== undefined)
+    p.task.abort()
+    await assert.rejects(p, (err) => {
+      assert.strictEqual(err.code, 'aborted')
+      assert.strictEqual(err.name, 'WxSessionError')
+      assert.strictEqual(err.errMsg, 'request:fail abort')
+      return true
+    })
+    assert.strictEqual(wx.aborts, 1)
+    release({ statusCode: 401, data: { error: 'invalid_session' } })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.strictEqual(wx.loginCalls, 1)
+    assert.strictEqual(calls(wx, '/api/slow').length, 1)
+    assert.strictEqual(session.sessionId(), 'id-1')
+    p.task.abort() // a second abort does nothing
+    assert.strictEqual(wx.aborts, 1)
+  })
+
+  it('an abort wx honours too late: the 401 that still arrives does not log in', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.live.clear()
+    const request = wx.request
+    let answered
+    wx.request = (call) => {
+      // The reply is already on its way: abort() has no effect on wx's side.
+      const task = request(Object.assign({}, call, {
+        success: (res) => { answered = () => call.success(res) }
+      }))
+      task.abort = () => {}
+      return task
+    }
+    const p = session.request({ url: '/api/x' })
+    await until(() => answered !== undefined)
+    p.task.abort()
+    answered()
+    await assert.rejects(p, { code: 'aborted' })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.strictEqual(wx.loginCalls, 1)
+    assert.strictEqual(calls(wx, '/api/x').length, 1)
+  })
+
+  it('aborts while the login it waits for is in flight: sends nothing', async () => {
+    const { wx, session } = setup()
+    const p = session.request({ url: '/api/x' })
+    p.task.abort()
+    await assert.rejects(p, { code: 'aborted' })
+    assert.strictEqual(await session.login(), 'id-1') // the shared login went on
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.strictEqual(calls(wx, '/api/x').length, 0)
+    assert.strictEqual(wx.loginCalls, 1)
+  })
+
+  it('aborts during the re-login after a 401: no retry is sent', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.live.clear()
+    let releaseLogin
+    const realLogin = wx.login
+    wx.login = (call) => { releaseLogin = () => realLogin(call) }
+    const p = session.request({ url: '/api/x' })
+    await until(() => releaseLogin !== undefined)
+    p.task.abort()
+    await assert.rejects(p, { code: 'aborted' })
+    releaseLogin()
+    await until(() => session.sessionId() === 'id-2')
+    assert.strictEqual(calls(wx, '/api/x').length, 1)
+  })
+
+  it('an abort after the result does nothing', async () => {
+    const { wx, session } = setup()
+    const p = session.request({ url: '/api/x' })
+    assert.strictEqual((await p).statusCode, 200)
+    p.task.abort()
+    assert.strictEqual(wx.aborts, 0)
+  })
+
+  it('calls success and complete once, with the result after a re-login', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.live.clear()
+    const seen = []
+    const res = await session.request({
+      url: '/api/x',
+      success: (r) => seen.push(['success', r]),
+      fail: (e) => seen.push(['fail', e]),
+      complete: (r) => seen.push(['complete', r])
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepStrictEqual(seen.map((e) => e[0]), ['success', 'complete'])
+    assert.strictEqual(seen[0][1], res)
+    assert.strictEqual(seen[1][1], res)
+    assert.strictEqual(res.data.auth, 'Bearer id-2')
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('calls fail and complete once with the error, and the promise needs no catch', async () => {
+    const { server, session } = setup()
+    server.route['/api/x'] = () => ({ fail: 'request:fail timeout' })
+    const seen = []
+    await new Promise((resolve) => {
+      session.request({
+        url: '/api/x',
+        success: () => seen.push('success'),
+        fail: (err) => seen.push('fail:' + err.code + ':' + err.errMsg),
+        complete: (err) => { seen.push('complete:' + err.code); resolve() }
+      })
+    })
+    assert.deepStrictEqual(seen, ['fail:network_error:request:fail timeout', 'complete:network_error'])
+    // An aborted call reports through fail too.
+    let aborted
+    const p = session.request({ url: '/api/x', fail: (err) => { aborted = err } })
+    p.task.abort()
+    await assert.rejects(p, { code: 'aborted' })
+    await until(() => aborted !== undefined)
+    assert.strictEqual(aborted.code, 'aborted')
+  })
+
+  it('forwards the task\'s header and chunk events of the current transfer', async () => {
+    const { server, session } = setup()
+    await session.login()
+    server.route['/api/x'] = () => ({ statusCode: 200, data: {}, headers: { 'X-H': '1' } })
+    const headers = []
+    const p = session.request({ url: '/api/x', enableChunked: true })
+    p.task.onHeadersReceived((e) => headers.push(e.header))
+    const removed = () => assert.fail('removed listener called')
+    p.task.onHeadersReceived(removed)
+    p.task.offHeadersReceived(removed)
+    assert.strictEqual(typeof p.task.onChunkReceived, 'function')
+    await p
+    assert.deepStrictEqual(headers, [{ 'X-H': '1' }])
+  })
+})
+
+describe('uploadFile and downloadFile', () => {
+  it('upload with the session and the options given', async () => {
+    const { server, wx, session } = setup()
+    server.route['/api/avatar'] = (req) => ({ statusCode: 200, data: JSON.stringify({ auth: authorizationOf(req) }) })
+    const res = await session.uploadFile({
+      url: '/api/avatar', filePath: 'wxfile://tmp/a.png', name: 'file', formData: { kind: 'avatar' },
+      header: { 'X-A': '1', Authorization: 'stale' }, timeout: 9000
+    })
+    assert.strictEqual(res.statusCode, 200)
+    assert.strictEqual(JSON.parse(res.data).auth, 'Bearer id-1')
+    const sent = calls(wx, '/api/avatar')[0]
+    assert.strictEqual(sent.api, 'uploadFile')
+    assert.strictEqual(sent.filePath, 'wxfile://tmp/a.png')
+    assert.strictEqual(sent.name, 'file')
+    assert.deepStrictEqual(sent.formData, { kind: 'avatar' })
+    assert.deepStrictEqual(sent.header, { 'X-A': '1', Authorization: 'Bearer id-1' })
+    assert.strictEqual(sent.timeout, 9000)
+    assert.strictEqual(sent.method, undefined)
+  })
+
+  it('upload refuses missing filePath or name, and foreign origins, without a call', async () => {
+    const { wx, session } = setup()
+    await assert.rejects(session.uploadFile({ url: '/api/a', name: 'file' }), { code: 'invalid_argument' })
+    await assert.rejects(session.uploadFile({ url: '/api/a', filePath: 'x' }), { code: 'invalid_argument' })
+    await assert.rejects(session.uploadFile({ url: 'https://evil.example.net/u', filePath: 'x', name: 'f' }),
+      { code: 'invalid_argument' })
+    await assert.rejects(session.downloadFile({}), { code: 'invalid_argument' })
+    assert.strictEqual(wx.requests.length, 0)
+    assert.strictEqual(wx.loginCalls, 0)
+  })
+
+  it('upload: 401 invalid_session → one login → one retry; progress follows the retry', async () => {
+    const { server, wx, session } = setup()
+    const oldId = await session.login()
+    server.live.clear()
+    let attempt = 0
+    server.route['/api/up'] = (req) => {
+      attempt += 1
+      if (authorizationOf(req) === 'Bearer ' + oldId) {
+        return {
+          statusCode: 401,
+          // wx.uploadFile hands the body over as text.
+          data: '{"error":"invalid_session","message":"revoked"}',
+          progress: [{ progress: 50, totalBytesSent: 5, totalBytesExpectedToSend: 10 }]
+        }
+      }
+      return {
+        statusCode: 201,
+        data: 'ok',
+        progress: [{ progress: 40, totalBytesSent: 4, totalBytesExpectedToSend: 10 },
+          { progress: 100, totalBytesSent: 10, totalBytesExpectedToSend: 10 }]
+      }
+    }
+    const fromOption = []
+    const fromTask = []
+    const p = session.uploadFile({
+      url: '/api/up', filePath: 'f', name: 'file', onProgressUpdate: (e) => fromOption.push([attempt, e.progress])
+    })
+    p.task.onProgressUpdate((e) => fromTask.push([attempt, e.progress]))
+    const res = await p
+    assert.strictEqual(res.statusCode, 201)
+    assert.strictEqual(res.data, 'ok')
+    assert.strictEqual(wx.loginCalls, 2)
+    assert.strictEqual(calls(wx, '/api/up').length, 2)
+    assert.strictEqual(authorizationOf(calls(wx, '/api/up')[1]), 'Bearer id-2')
+    const expected = [[1, 50], [2, 40], [2, 100]]
+    assert.deepStrictEqual(fromOption, expected)
+    assert.deepStrictEqual(fromTask, expected)
+  })
+
+  it('upload: an API\'s own 401 is returned, not retried; a second 401 is returned', async () => {
+    const { server, wx, session } = setup()
+    server.route['/api/own'] = () => ({ statusCode: 401, data: '{"error":"not_allowed"}' })
+    server.route['/api/gone'] = () => ({ statusCode: 401, data: '{"error":"invalid_session"}' })
+    assert.strictEqual((await session.uploadFile({ url: '/api/own', filePath: 'f', name: 'n' })).statusCode, 401)
+    assert.strictEqual(calls(wx, '/api/own').length, 1)
+    assert.strictEqual(wx.loginCalls, 1)
+    assert.strictEqual((await session.uploadFile({ url: '/api/gone', filePath: 'f', name: 'n' })).statusCode, 401)
+    assert.strictEqual(calls(wx, '/api/gone').length, 2)
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('uploads that meet the same revoked session share one login', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    server.live.clear()
+    server.route['/api/up'] = (req) => server.live.has((authorizationOf(req) || '').slice(7))
+      ? { statusCode: 200, data: 'ok' }
+      : { statusCode: 401, data: '{"error":"invalid_session"}' }
+    const results = await Promise.all([1, 2, 3].map(() =>
+      session.uploadFile({ url: '/api/up', filePath: 'f', name: 'n' })))
+    assert.deepStrictEqual(results.map((r) => r.statusCode), [200, 200, 200])
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('download: any 401 → one login → one retry, with the session and options', async () => {
+    const { server, wx, session } = setup()
+    const oldId = await session.login()
+    server.live.clear()
+    server.route['/api/file'] = (req) => authorizationOf(req) === 'Bearer ' + oldId
+      ? { statusCode: 401, tempFilePath: 'wxfile://tmp/401' }
+      : { statusCode: 200, tempFilePath: 'wxfile://tmp/ok', progress: [{ progress: 100, totalBytesWritten: 3, totalBytesExpectedToWrite: 3 }] }
+    const progress = []
+    const seen = []
+    const res = await session.downloadFile({
+      url: '/api/file', filePath: 'wxfile://usr/saved', timeout: 5, onProgressUpdate: (e) => progress.push(e.progress),
+      success: (r) => seen.push(r.tempFilePath)
+    })
+    assert.strictEqual(res.statusCode, 200)
+    assert.strictEqual(res.tempFilePath, 'wxfile://tmp/ok')
+    assert.deepStrictEqual(progress, [100])
+    await until(() => seen.length === 1)
+    assert.deepStrictEqual(seen, ['wxfile://tmp/ok'])
+    assert.strictEqual(wx.loginCalls, 2)
+    const sent = calls(wx, '/api/file')
+    assert.strictEqual(sent.length, 2)
+    assert.strictEqual(sent[1].api, 'downloadFile')
+    assert.strictEqual(sent[1].filePath, 'wxfile://usr/saved')
+    assert.strictEqual(authorizationOf(sent[1]), 'Bearer id-2')
+  })
+
+  it('abort an upload: rejects aborted, aborts the wx task, no progress after', async () => {
+    const { server, wx, session } = setup()
+    await session.login()
+    let release
+    server.route['/api/up'] = () => new Promise((resolve) => { release = resolve })
+    const progress = []
+    const p = session.uploadFile({ url: '/api/up', filePath: 'f', name: 'n', onProgressUpdate: (e) => progress.push(e) })
+    await until(() => release !== undefined)
+    p.task.abort()
+    await assert.rejects(p, { code: 'aborted', errMsg: 'uploadFile:fail abort' })
+    assert.strictEqual(wx.aborts, 1)
+    release({ statusCode: 200, data: '', progress: [{ progress: 100 }] })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepStrictEqual(progress, [])
+  })
+
+  it('network failures reject with wx\'s errMsg', async () => {
+    const { server, session } = setup()
+    server.route['/api/up'] = () => ({ fail: 'uploadFile:fail file not found' })
+    await assert.rejects(session.uploadFile({ url: '/api/up', filePath: 'f', name: 'n' }),
+      { code: 'network_error', errMsg: 'uploadFile:fail file not found' })
+  })
+})
+
+describe('interceptors', () => {
+  it('request: adds a header to every call, login and logout included', async () => {
+    const seen = []
+    const { wx, session } = setup({
+      interceptors: {
+        request (options, info) {
+          seen.push([info.api, options.url])
+          assert.strictEqual(authorizationOf(options), undefined) // never sees the session
+          // In place: the caller's own header object must not change.
+          options.header = options.header || {}
+          options.header['X-App-Version'] = '1.2.3'
+          return options
+        }
+      }
+    })
+    const mine = { 'X-Mine': '1' }
+    await session.request({ url: '/api/a', header: mine })
+    assert.deepStrictEqual(mine, { 'X-Mine': '1' })
+    await session.uploadFile({ url: '/api/b', filePath: 'f', name: 'n' })
+    await session.downloadFile({ url: '/api/c' })
+    await session.logout()
+    for (const r of wx.requests) assert.strictEqual(r.header['X-App-Version'], '1.2.3', r.url)
+    assert.deepStrictEqual(seen, [['request', '/api/a'], ['login', BASE + '/v1/login'],
+      ['uploadFile', '/api/b'], ['downloadFile', '/api/c'], ['logout', BASE + '/v1/logout']])
+    // The session still decides Authorization.
+    assert.strictEqual(authorizationOf(calls(wx, '/api/a')[0]), 'Bearer id-1')
+  })
+
+  it('request: runs once per call, a retry reuses its options; may be async', async () => {
+    const { server, wx, session } = setup({
+      interceptors: {
+        request: (options, info) => Promise.resolve(Object.assign({}, options, { header: { 'X-N': String(++n) } }))
+      }
+    })
+    let n = 0
+    await session.login()
+    server.live.clear()
+    const res = await session.request({ url: '/api/x' })
+    assert.strictEqual(res.statusCode, 200)
+    const sent = calls(wx, '/api/x')
+    assert.deepStrictEqual(sent.map((r) => r.header['X-N']), ['2', '2'])
+  })
+
+  it('request: a throw or a missing return rejects the call without sending', async () => {
+    const thrown = setup({ interceptors: { request: () => { throw new Error('no network allowed') } } })
+    await assert.rejects(thrown.session.request({ url: '/api/x' }), /no network allowed/)
+    const empty = setup({ interceptors: { request: () => undefined } })
+    await assert.rejects(empty.session.request({ url: '/api/x' }), { code: 'invalid_argument' })
+    assert.strictEqual(thrown.wx.requests.length + empty.wx.requests.length, 0)
+  })
+
+  it('response: sees only the final result, may replace it or reject', async () => {
+    const seen = []
+    const { server, wx, session } = setup({
+      interceptors: {
+        response (result, info) {
+          seen.push([info.api, info.options.url, result.statusCode])
+          if (result.statusCode >= 500) throw new Error('toast: server busy')
+          return Object.assign({}, result, { seen: true })
+        }
+      }
+    })
+    await session.login()
+    server.live.clear()
+    const res = await session.request({ url: '/api/x' })
+    assert.strictEqual(res.seen, true)
+    server.route['/api/down'] = () => ({ statusCode: 503, data: {} })
+    await assert.rejects(session.request({ url: '/api/down' }), /toast: server busy/)
+    assert.deepStrictEqual(seen, [['request', '/api/x', 200], ['request', '/api/down', 503]])
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('request: cannot send the session to a foreign origin, logout included', async () => {
+    const foreign = (options) => Object.assign({}, options, { url: 'https://evil.example.net/x' })
+    const { wx, session } = setup()
+    await session.login()
+    const hijacked = new WxSession({ baseURL: BASE, wx, interceptors: { request: foreign } })
+    assert.strictEqual(hijacked.sessionId(), 'id-1')
+    await assert.rejects(hijacked.request({ url: '/api/x' }), { code: 'invalid_argument' })
+    await assert.rejects(hijacked.logout(), { code: 'invalid_argument' })
+    assert.ok(wx.requests.every((r) => r.url.startsWith(BASE)), JSON.stringify(wx.requests))
+  })
+
+  it('must be functions', () => {
+    const wx = createScriptedWx(() => ({ statusCode: 200 }))
+    assert.throws(() => new WxSession({ baseURL: BASE, wx, interceptors: { request: 1 } }), TypeError)
+    assert.throws(() => new WxSession({ baseURL: BASE, wx, interceptors: { response: 'x' } }), TypeError)
+    assert.throws(() => new WxSession({ baseURL: BASE, wx, interceptors: 5 }), TypeError)
+  })
+})
+
 describe('package', () => {
   it('is packable as wxsessiond-client with no dependencies', () => {
     const dir = path.resolve(__dirname, '../../client')

@@ -2,18 +2,28 @@
 # packages the project needs (only what is missing) and builds with meson.
 # Sourced, not run.
 
-# Everything a fresh Debian 12 machine needs to build and test wxsessiond.
-WXS_PACKAGES=(
+# What building wxsessiond needs (scripts/run, scripts/package).
+WXS_BUILD_PACKAGES=(
   g++ meson ninja-build pkg-config python3
   libcpp-httplib-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
+  libhiredis-dev
+)
+
+# Everything a fresh Debian 12 machine needs to build and test wxsessiond.
+WXS_PACKAGES=(
+  "${WXS_BUILD_PACKAGES[@]}"
   libgtest-dev googletest
   sqlite3 ca-certificates
-  # Running in production: sd_notify, the real nginx the gateway test runs,
-  # and the openssl CLI that makes the TLS test's certificate.
-  libsystemd-dev nginx-light openssl
-  # Redis backend (issue 6): the client library, and the servers the tests run.
-  libhiredis-dev redis-server redis-sentinel
+  # Running in production: the real nginx and Caddy the gateway tests run
+  # the shipped configs in, and the openssl CLI that makes the TLS test's
+  # certificate.
+  nginx-light caddy openssl
+  # Redis backend (issue 6): the servers the tests run.
+  redis-server redis-sentinel
   nodejs  # the client SDK's tests (node --test; Debian 12 ships Node 18)
+  # The package test runs scripts/package, which computes Depends with
+  # dpkg-shlibdeps.
+  dpkg-dev
 )
 
 wxs_log() { printf '==> %s\n' "$*" >&2; }

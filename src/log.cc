@@ -1,5 +1,6 @@
 #include "wxsession/log.h"
 
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 #include <cerrno>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -165,13 +167,66 @@ std::string TextKey(const std::string& key) {
   return out;
 }
 
+// syslog(3) priorities, the numbers journald reads from a "<N>" prefix.
+const char* JournalPrefix(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "<7>";  // LOG_DEBUG
+    case LogLevel::kInfo:
+      return "<6>";  // LOG_INFO
+    case LogLevel::kWarn:
+      return "<4>";  // LOG_WARNING
+    case LogLevel::kError:
+      return "<3>";  // LOG_ERR
+  }
+  return "<6>";
+}
+
+// A decimal unsigned number that is all of `text`, or false.
+bool ParseDecimal(const std::string& text, unsigned long long* out) {
+  if (text.empty() || text.size() > 20) return false;  // 2^64 has 20 digits
+  unsigned long long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    unsigned long long next = value * 10 + static_cast<unsigned>(c - '0');
+    if (next / 10 != value) return false;  // overflow
+    value = next;
+  }
+  *out = value;
+  return true;
+}
+
 }  // namespace
+
+bool IsJournalStream(int fd, const char* journal_stream) {
+  if (journal_stream == nullptr) return false;
+  const std::string text(journal_stream);
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) return false;
+  unsigned long long device = 0;
+  unsigned long long inode = 0;
+  if (!ParseDecimal(text.substr(0, colon), &device) ||
+      !ParseDecimal(text.substr(colon + 1), &inode)) {
+    return false;
+  }
+  struct stat info;
+  if (::fstat(fd, &info) != 0) return false;
+  return static_cast<unsigned long long>(info.st_dev) == device &&
+         static_cast<unsigned long long>(info.st_ino) == inode;
+}
+
+LogSink StderrSink() {
+  return IsJournalStream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"))
+             ? LogSink::kJournal
+             : LogSink::kPlain;
+}
 
 std::string Logger::Format(LogLevel level, const std::string& event,
                            const std::vector<LogField>& fields) const {
   std::string line;
+  if (sink_ == LogSink::kJournal) line = JournalPrefix(level);
   if (format_ == LogFormat::kJson) {
-    line = "{\"time\":\"" + NowRfc3339() + "\",\"level\":\"" +
+    line += "{\"time\":\"" + NowRfc3339() + "\",\"level\":\"" +
            LevelName(level) + "\",\"event\":" + JsonString(event);
     for (const LogField& field : fields) {
       line += ',';
@@ -185,7 +240,7 @@ std::string Logger::Format(LogLevel level, const std::string& event,
     }
     line += '}';
   } else {
-    line = NowRfc3339() + ' ' + LevelName(level) + ' ' + TextValue(event);
+    line += NowRfc3339() + ' ' + LevelName(level) + ' ' + TextValue(event);
     for (const LogField& field : fields) {
       line += ' ';
       line += TextKey(field.key);

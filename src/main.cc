@@ -1,7 +1,7 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
-// Commands: serve, dev, mock-wechat, revoke, stats, backup, migrate-store,
-// rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
+// Commands: serve, check-config, dev, mock-wechat, revoke, stats, backup,
+// migrate-store, rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -29,6 +29,7 @@
 #include "store_factory.h"
 #include "wxsession/access_token.h"
 #include "systemd_notify.h"
+#include "tls_check.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/file_check.h"
@@ -62,6 +63,7 @@ const char* kMainUsage =
     "\n"
     "commands:\n"
     "  serve        run the server (--config FILE)\n"
+    "  check-config validate a config file without starting the server\n"
     "  dev          run the server on 127.0.0.1:8080 against a built-in mock\n"
     "               WeChat, data in ./dev; prints a curl walk-through\n"
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
@@ -272,7 +274,7 @@ void RaiseOpenFileLimit(const Config& config, Logger& logger) {
 int RunServer(const Config& config,
               const std::function<void(int port)>& on_ready = {},
               const std::string& config_path = "") {
-  Logger logger(stderr, config.log_format, config.log_level);
+  Logger logger(stderr, config.log_format, config.log_level, StderrSink());
   RaiseOpenFileLimit(config, logger);
   Metrics metrics(WXSESSIOND_VERSION);
   SystemClock clock;
@@ -392,10 +394,33 @@ int RunServer(const Config& config,
   const std::string ready = "READY=1\nSTATUS=listening on " +
                             config.listen_host + ":" +
                             std::to_string(port.value());
-  NotifyServiceManager(ready.c_str());
+  NotifyServiceManager(ready);
   if (on_ready) on_ready(port.value());
 
+  // WatchdogSec= in the unit: WATCHDOG=1 every half interval while serving,
+  // so systemd restarts a process that stopped running at all.
+  std::mutex watchdog_mutex;
+  std::condition_variable watchdog_cv;  // with watchdog_mutex
+  bool watchdog_done = false;           // guarded by watchdog_mutex
+  std::thread watchdog;
+  if (std::optional<std::chrono::microseconds> every = WatchdogPingInterval()) {
+    watchdog = std::thread([&, every = *every] {
+      std::unique_lock<std::mutex> lock(watchdog_mutex);
+      while (!watchdog_cv.wait_for(lock, every, [&] { return watchdog_done; })) {
+        NotifyServiceManager("WATCHDOG=1");
+      }
+    });
+  }
+
   bool served = server.Serve();
+  if (watchdog.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(watchdog_mutex);
+      watchdog_done = true;
+    }
+    watchdog_cv.notify_all();
+    watchdog.join();
+  }
   sweeper.Stop();
   checkpoint();
   {
@@ -429,6 +454,52 @@ int CmdServe(int argc, char** argv) {
   return RunServer(config.value(), {}, args.Get("config"));
 }
 
+int CmdCheckConfig(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond check-config --config FILE\n"
+      "\n"
+      "Validates FILE as `serve` would (every key, the secret, admin token,\n"
+      "master key and TLS files readable and well-formed, the store URL),\n"
+      "without opening the database or any socket. Prints \"ok\" and a\n"
+      "summary line and exits 0, or prints the first error, naming its key,\n"
+      "and exits 1. The environment counts as for `serve`\n"
+      "(WXSESSIOND_APPID..., CREDENTIALS_DIRECTORY).\n";
+  Args args = ParseArgs(argc, argv, 2, {"config"}, {}, /*max_positional=*/0);
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("config")) return Usage(usage, "--config is required");
+  Result<Config> config = LoadFromArgs(args);
+  if (!config.ok()) return Fail(config.status());
+  // What serve checks after loading, short of opening anything.
+  Result<std::optional<SessionKeyring>> keyring =
+      KeyringFromConfig(config.value());
+  if (!keyring.ok()) return Fail(keyring.status());
+  if (!config->tls_cert.empty()) {
+    if (Status tls = CheckTlsFiles(config->tls_cert, config->tls_key);
+        !tls.ok()) {
+      return Fail(tls);
+    }
+  }
+  Result<StoreLocator> locator = ParseStoreLocator(config->store);
+  if (!locator.ok()) {
+    return Fail(Status(ErrorCode::kInvalidRequest,
+                       "config: " + locator.status().message()));
+  }
+  std::string apps;
+  for (const AppConfig& app : config->apps) {
+    apps += (apps.empty() ? "" : ",") + app.appid;
+  }
+  const std::string store =
+      locator->is_redis() ? locator->Redacted()
+                          : "sqlite " + config->database;
+  const std::string host = config->listen_host.find(':') == std::string::npos
+                               ? config->listen_host
+                               : "[" + config->listen_host + "]";
+  std::printf("ok\napps=%s store=%s listen=%s:%d%s\n", apps.c_str(),
+              store.c_str(), host.c_str(), config->listen_port,
+              config->tls_cert.empty() ? "" : " tls=on");
+  return kExitOk;
+}
+
 int CmdDev(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond dev [--listen HOST:PORT] [--database PATH]\n"
@@ -446,20 +517,31 @@ int CmdDev(int argc, char** argv) {
   }
   std::thread mock_thread([&mock] { mock.Serve(); });
 
-  Config config;
-  config.apps.push_back({"wxdev000000000000", "dev-secret"});
-  config.wechat_api_base =
+  // The same loading and default resolution as `serve` (bulkhead sizes,
+  // rate-limit burst...), fed by an environment naming one app and the
+  // mock: a Config built by hand here once left the WeChat bulkhead at 0.
+  const std::string mock_base =
       "http://127.0.0.1:" + std::to_string(mock_port.value());
-  config.expose_openid = true;
-  config.database = "./dev/wxsessiond.db";
-  ::mkdir("./dev", 0700);
-  if (args.Has("database")) config.database = args.Get("database");
-  if (args.Has("listen")) {
-    auto host_port = ParseHostPort(args.Get("listen"));
-    if (!host_port) return Usage(usage, "--listen: expected HOST:PORT");
-    config.listen_host = host_port->first;
-    config.listen_port = host_port->second;
+  const GetEnv dev_env =
+      [&mock_base](const std::string& name) -> std::optional<std::string> {
+    if (name == "WXSESSIOND_APPID") return std::string("wxdev000000000000");
+    if (name == "WXSESSIOND_SECRET") return std::string("dev-secret");
+    if (name == "WXSESSIOND_API_BASE") return mock_base;
+    return std::nullopt;
+  };
+  ConfigOverrides overrides;
+  overrides.database = args.Has("database") ? args.Get("database")
+                                            : std::string("./dev/wxsessiond.db");
+  if (args.Has("listen")) overrides.listen = args.Get("listen");
+  Result<Config> loaded = LoadConfig("", dev_env, overrides);
+  if (!loaded.ok()) {
+    mock.Stop();
+    mock_thread.join();
+    return Usage(usage, loaded.status().message());
   }
+  Config config = std::move(loaded).value();
+  config.expose_openid = true;
+  if (!args.Has("database")) ::mkdir("./dev", 0700);
 
   int code = RunServer(config, [&config](int port) {
     std::string base =
@@ -802,6 +884,7 @@ int Main(int argc, char** argv) {
   }
   if (command == "serve") return CmdServe(argc, argv);
   if (command == "dev") return CmdDev(argc, argv);
+  if (command == "check-config") return CmdCheckConfig(argc, argv);
   if (command == "mock-wechat") return CmdMockWeChat(argc, argv);
   if (command == "revoke") return CmdRevoke(argc, argv);
   if (command == "stats") return CmdStats(argc, argv);

@@ -6,10 +6,13 @@
 // X-WX-OpenID / X-WX-UnionID never reaches the backend; the session id
 // never reaches the backend.
 //
-// nginx (Debian's nginx-light, installed by scripts/test) is required: the
-// test fails, loudly, without it. Caddy is optional (not in the package
-// list: installing it on a systemd machine starts a web server on :80), so
-// its test skips, saying so, where caddy is not installed.
+// And the mini-program SDK itself (client/wxsession.js in Node, through
+// tests/client/through_proxy.js) reaches every route it calls through each
+// proxy, and behind each proxy every client address has its own login
+// bucket, whatever X-Forwarded-For it sends.
+//
+// nginx (Debian's nginx-light) and Caddy (Debian's caddy), both installed
+// by scripts/test, are required: the tests fail, loudly, without them.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -22,6 +25,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -247,30 +251,48 @@ std::string ShippedFile(const std::string& name) {
   return ReadFile(std::string(root ? root : ".") + "/scripts/deploy/" + name);
 }
 
-// Starts a real nginx with the shipped scripts/deploy/nginx.conf, only its
-// addresses substituted, in front of `fixture` and `backend`; `*port` is
-// nginx's. nginx (Debian's nginx-light, installed by scripts/test) is
-// required: the test fails, loudly, without it.
-std::unique_ptr<Process> StartShippedNginx(const ServerFixture& fixture,
-                                           const EchoBackend& backend,
-                                           const TempDir& dir, int* port) {
+// A proxy started with a shipped config, only its addresses and ports
+// substituted.
+struct RunningProxy {
+  std::unique_ptr<TempDir> dir;  // the config and everything it writes
+  std::unique_ptr<Process> process;
+  int port = 0;
+
+  ~RunningProxy() {
+    if (process) {
+      process->Signal(SIGTERM);
+      process->Wait(5000);
+    }
+  }
+};
+
+// nginx (Debian's nginx-light) with the shipped nginx.conf in front of
+// wxsessiond on `wxsessiond_port` and the backend on `backend_port`.
+// Fails the test (process null) when nginx is missing or does not start.
+std::unique_ptr<RunningProxy> StartShippedNginx(int wxsessiond_port,
+                                                int backend_port) {
+  auto proxy = std::make_unique<RunningProxy>();
   const std::string nginx = FindProgram("nginx");
-  EXPECT_FALSE(nginx.empty())
-      << "nginx not found: the gateway test needs a real nginx. Install "
-         "Debian's nginx-light (./scripts/test installs it).";
+  if (nginx.empty()) {
+    ADD_FAILURE() << "nginx not found: the gateway tests need a real nginx. "
+                     "Install Debian's nginx-light (./scripts/test installs "
+                     "it).";
+    return proxy;
+  }
   const std::string shipped = ShippedFile("nginx.conf");
-  EXPECT_FALSE(shipped.empty());
-  if (nginx.empty() || shipped.empty()) return nullptr;
-  return StartOnFreePort(
+  if (shipped.empty()) return proxy;
+  proxy->dir = std::make_unique<TempDir>();
+  const TempDir& dir = *proxy->dir;
+  proxy->process = StartOnFreePort(
       "nginx",
       [&](int port) {
         std::string site = shipped;
         site = ReplaceExactly(site, "server 127.0.0.1:8080;",
                               "server 127.0.0.1:" +
-                                  std::to_string(fixture.port()) + ";");
+                                  std::to_string(wxsessiond_port) + ";");
         site = ReplaceExactly(site, "server 127.0.0.1:3000;",
                               "server 127.0.0.1:" +
-                                  std::to_string(backend.port()) + ";");
+                                  std::to_string(backend_port) + ";");
         site = ReplaceExactly(site, "listen 80;",
                               "listen 127.0.0.1:" + std::to_string(port) + ";");
         // Everything nginx writes stays in the temp dir; one process, so a
@@ -296,28 +318,127 @@ std::unique_ptr<Process> StartShippedNginx(const ServerFixture& fixture,
       [&](const Process& started) {
         return started.Stderr() + ReadFile(dir.File("error.log"));
       },
-      port);
+      &proxy->port);
+  return proxy;
 }
 
-TEST(NginxGateway, ShippedConfigPassesSessionsAndStopsForgery) {
+// Caddy (Debian's caddy) with the shipped Caddyfile, as StartShippedNginx.
+// TLS off and the site address made http://127.0.0.1:PORT: the only change
+// besides the upstream ports.
+std::unique_ptr<RunningProxy> StartShippedCaddy(int wxsessiond_port,
+                                                int backend_port) {
+  auto proxy = std::make_unique<RunningProxy>();
+  const std::string caddy = FindProgram("caddy");
+  if (caddy.empty()) {
+    ADD_FAILURE() << "caddy not found: the gateway tests need a real Caddy. "
+                     "Install Debian's caddy (./scripts/test installs it).";
+    return proxy;
+  }
+  const std::string shipped = ShippedFile("Caddyfile");
+  if (shipped.empty()) return proxy;
+  proxy->dir = std::make_unique<TempDir>();
+  const TempDir& dir = *proxy->dir;
+  proxy->process = StartOnFreePort(
+      "caddy",
+      [&](int port) {
+        std::string site = shipped;
+        site = ReplaceExactly(site, "127.0.0.1:8080",
+                              "127.0.0.1:" + std::to_string(wxsessiond_port),
+                              2);
+        site = ReplaceExactly(site, "127.0.0.1:3000",
+                              "127.0.0.1:" + std::to_string(backend_port));
+        site = ReplaceExactly(site, "example.com {",
+                              "http://127.0.0.1:" + std::to_string(port) + " {");
+        WriteFile(dir.File("Caddyfile"),
+                  "{\n\tadmin off\n\tauto_https off\n}\n" + site);
+        return std::make_unique<Process>(
+            std::vector<std::string>{caddy, "run", "--config",
+                                     dir.File("Caddyfile"), "--adapter",
+                                     "caddyfile"},
+            std::map<std::string, std::string>{
+                {"HOME", dir.path()},
+                {"XDG_DATA_HOME", dir.path()},
+                {"XDG_CONFIG_HOME", dir.path()}});
+      },
+      [](const Process& started) { return started.Stderr(); }, &proxy->port);
+  return proxy;
+}
+
+using StartProxy = std::unique_ptr<RunningProxy> (*)(int, int);
+
+// Runs tests/client/through_proxy.js `mode` (see there) against the proxy
+// on `proxy_port`; the test fails with its output unless it exits 0.
+void RunSdkThroughProxy(const std::string& mode, int proxy_port,
+                        const ServerFixture& fixture) {
+  std::string node = FindProgram("node");
+  if (node.empty()) node = FindProgram("nodejs");
+  ASSERT_FALSE(node.empty()) << "node not found (Debian's nodejs)";
+  const char* root = std::getenv("WXSESSIOND_SOURCE_ROOT");
+  ASSERT_NE(root, nullptr) << "WXSESSIOND_SOURCE_ROOT is set by meson";
+  auto ran = testing_support::RunCommand(
+      {node, std::string(root) + "/tests/client/through_proxy.js", mode},
+      {{"PROXY_URL", "http://127.0.0.1:" + std::to_string(proxy_port)},
+       {"MOCK_URL", "http://127.0.0.1:" + std::to_string(fixture.mock_port())},
+       {"APPID", ServerFixture::kAppId}});
+  EXPECT_EQ(ran.exit_code, 0) << ran.out << ran.err;
+}
+
+// The proxy's address is its only trusted one, as config.example.json has
+// it: with all of 127.0.0.0/8 trusted, the test clients on 127.0.0.2 and
+// 127.0.0.3 would be proxies too.
+constexpr const char* kTrustOnlyTheProxy =
+    R"("trusted_proxies": ["127.0.0.1/32"])";
+
+void CheckSdkThroughProxy(StartProxy start) {
+  ServerFixture fixture(kTrustOnlyTheProxy);
+  ASSERT_TRUE(fixture.Start());
+  EchoBackend backend;
+  ASSERT_GT(backend.port(), 0);
+  std::unique_ptr<RunningProxy> proxy = start(fixture.port(), backend.port());
+  ASSERT_TRUE(proxy->process);
+  RunSdkThroughProxy("sdk", proxy->port, fixture);
+}
+
+void CheckLoginBucketsThroughProxy(StartProxy start) {
+  ServerFixture fixture(std::string(kTrustOnlyTheProxy) +
+                        R"(, "rate_limit": {"login_per_minute": 6})");
+  ASSERT_TRUE(fixture.Start());
+  EchoBackend backend;
+  std::unique_ptr<RunningProxy> proxy = start(fixture.port(), backend.port());
+  ASSERT_TRUE(proxy->process);
+  RunSdkThroughProxy("buckets", proxy->port, fixture);
+}
+
+void CheckGatewayThroughProxy(StartProxy start) {
   ServerFixture fixture;
   ASSERT_TRUE(fixture.Start());
   EchoBackend backend;
   ASSERT_GT(backend.port(), 0);
-  TempDir dir;
-  int port = 0;
-  std::unique_ptr<Process> proxy =
-      StartShippedNginx(fixture, backend, dir, &port);
-  ASSERT_TRUE(proxy);
+  std::unique_ptr<RunningProxy> proxy = start(fixture.port(), backend.port());
+  ASSERT_TRUE(proxy->process);
+  CheckGateway(proxy->port, backend);
+}
 
-  CheckGateway(port, backend);
+TEST(NginxGateway, ShippedConfigPassesSessionsAndStopsForgery) {
+  CheckGatewayThroughProxy(&StartShippedNginx);
   // The internal subrequest location is not reachable from outside.
-  auto internal = ClientFor(port).Get("/_wxsessiond_auth");
+  ServerFixture fixture;
+  ASSERT_TRUE(fixture.Start());
+  EchoBackend backend;
+  std::unique_ptr<RunningProxy> proxy =
+      StartShippedNginx(fixture.port(), backend.port());
+  ASSERT_TRUE(proxy->process);
+  auto internal = ClientFor(proxy->port).Get("/_wxsessiond_auth");
   ASSERT_TRUE(internal);
   EXPECT_EQ(internal->status, 404);
+}
 
-  proxy->Signal(SIGTERM);
-  proxy->Wait(5000);
+TEST(NginxGateway, TheSdkReachesEveryRouteItCalls) {
+  CheckSdkThroughProxy(&StartShippedNginx);
+}
+
+TEST(NginxGateway, EachClientAddressHasItsOwnLoginBucket) {
+  CheckLoginBucketsThroughProxy(&StartShippedNginx);
 }
 
 std::string Chunked(const std::string& body) {
@@ -337,11 +458,10 @@ TEST(NginxGateway, BodiesCannotSmuggleRequestsPastAuthRequest) {
   ASSERT_TRUE(fixture.Start());
   EchoBackend backend;
   ASSERT_GT(backend.port(), 0);
-  TempDir dir;
-  int port = 0;
-  std::unique_ptr<Process> proxy =
-      StartShippedNginx(fixture, backend, dir, &port);
-  ASSERT_TRUE(proxy);
+  std::unique_ptr<RunningProxy> proxy =
+      StartShippedNginx(fixture.port(), backend.port());
+  ASSERT_TRUE(proxy->process);
+  const int port = proxy->port;
 
   // Requests that take the head of whatever the upstream connection
   // carries next: its request line becomes their X-Ignore value, and its
@@ -403,50 +523,18 @@ TEST(NginxGateway, BodiesCannotSmuggleRequestsPastAuthRequest) {
     }
   }
   EXPECT_EQ(backend.anonymous_hits(), 0);
-
-  proxy->Signal(SIGTERM);
-  proxy->Wait(5000);
 }
 
 TEST(CaddyGateway, ShippedCaddyfilePassesSessionsAndStopsForgery) {
-  const std::string caddy = FindProgram("caddy");
-  if (caddy.empty()) {
-    GTEST_SKIP() << "caddy not installed: scripts/deploy/Caddyfile was NOT "
-                    "tested (apt-get install caddy to test it)";
-  }
-  ServerFixture fixture;
-  ASSERT_TRUE(fixture.Start());
-  EchoBackend backend;
-  TempDir dir;
-  const std::string shipped = ShippedFile("Caddyfile");
-  ASSERT_FALSE(shipped.empty());
-  int port = 0;
-  std::unique_ptr<Process> proxy = StartOnFreePort(
-      "caddy",
-      [&](int port) {
-        std::string site = shipped;
-        site = ReplaceExactly(site, "127.0.0.1:8080",
-                              "127.0.0.1:" + std::to_string(fixture.port()), 2);
-        site = ReplaceExactly(site, "127.0.0.1:3000",
-                              "127.0.0.1:" + std::to_string(backend.port()));
-        site = ReplaceExactly(site, "example.com {",
-                              "http://127.0.0.1:" + std::to_string(port) + " {");
-        WriteFile(dir.File("Caddyfile"),
-                  "{\n\tadmin off\n\tauto_https off\n}\n" + site);
-        return std::make_unique<Process>(
-            std::vector<std::string>{caddy, "run", "--config",
-                                     dir.File("Caddyfile"), "--adapter",
-                                     "caddyfile"},
-            std::map<std::string, std::string>{
-                {"HOME", dir.path()},
-                {"XDG_DATA_HOME", dir.path()},
-                {"XDG_CONFIG_HOME", dir.path()}});
-      },
-      [](const Process& started) { return started.Stderr(); }, &port);
-  ASSERT_TRUE(proxy);
-  CheckGateway(port, backend);
-  proxy->Signal(SIGTERM);
-  proxy->Wait(5000);
+  CheckGatewayThroughProxy(&StartShippedCaddy);
+}
+
+TEST(CaddyGateway, TheSdkReachesEveryRouteItCalls) {
+  CheckSdkThroughProxy(&StartShippedCaddy);
+}
+
+TEST(CaddyGateway, EachClientAddressHasItsOwnLoginBucket) {
+  CheckLoginBucketsThroughProxy(&StartShippedCaddy);
 }
 
 }  // namespace

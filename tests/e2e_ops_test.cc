@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -758,45 +759,176 @@ TEST(E2EShutdown, AnIdleKeptAliveConnectionDelaysTheStopByTheIdleTimeoutOnly) {
             std::string::npos);
 }
 
+// --- systemd's journal -------------------------------------------------------
+
+// Every stderr line of `stderr_text` that holds `event`.
+std::vector<std::string> LinesWith(const std::string& stderr_text,
+                                   const std::string& event) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < stderr_text.size()) {
+    size_t end = stderr_text.find('\n', start);
+    if (end == std::string::npos) end = stderr_text.size();
+    std::string line = stderr_text.substr(start, end - start);
+    if (line.find(event) != std::string::npos) lines.push_back(line);
+    start = end + 1;
+  }
+  return lines;
+}
+
+// Starts the server with stderr on a file, JOURNAL_STREAM set by `export`
+// (shell text), fails one login, and returns the server's stderr.
+std::string StderrOfAFailedLogin(const std::string& journal_stream_export) {
+  ServerFixture fixture;  // config and mock only; the server is started here
+  Process server({"/bin/sh", "-c",
+                  journal_stream_export + "; exec \"$0\" serve --config \"$1\"",
+                  BinaryPath(), fixture.config_path()});
+  auto line = server.WaitForLine("listening on", 10000);
+  EXPECT_TRUE(line) << server.Stderr();
+  if (!line) return "";
+  auto failed = PostLogin(PortFromListeningLine(*line), "invalid");
+  EXPECT_TRUE(failed);
+  if (failed) {
+    EXPECT_EQ(failed->status, 400);
+  }
+  // The line is written before the answer is sent, but wait for it rather
+  // than rely on that.
+  auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (LinesWith(server.Stderr(), "login_failed").empty() &&
+         steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(5000), 0);
+  return server.Stderr();
+}
+
+TEST(E2EJournal, LinesCarryTheirPriorityWhenStderrIsTheJournal) {
+  // What systemd does: JOURNAL_STREAM names the device and inode of the
+  // stream stderr is (here the file Process sends stderr to).
+  const std::string err = StderrOfAFailedLogin(
+      "export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2)");
+  std::vector<std::string> failed = LinesWith(err, "\"login_failed\"");
+  ASSERT_FALSE(failed.empty()) << err;
+  // warning: what `journalctl -p warning` selects.
+  EXPECT_EQ(failed[0].rfind("<4>{", 0), 0u) << failed[0];
+  std::vector<std::string> listening = LinesWith(err, "\"listening\"");
+  ASSERT_FALSE(listening.empty()) << err;
+  EXPECT_EQ(listening[0].rfind("<6>{", 0), 0u) << listening[0];
+}
+
+TEST(E2EJournal, LinesStayPlainWhenStderrIsAnotherFile) {
+  // A JOURNAL_STREAM inherited from a parent whose stderr was the journal:
+  // this stderr is another file, so no prefixes.
+  const std::string err =
+      StderrOfAFailedLogin("export JOURNAL_STREAM=1:1");
+  std::vector<std::string> failed = LinesWith(err, "\"login_failed\"");
+  ASSERT_FALSE(failed.empty()) << err;
+  EXPECT_EQ(failed[0].rfind("{", 0), 0u) << failed[0];
+  EXPECT_EQ(err.find("<6>"), std::string::npos) << err;
+}
+
 // --- systemd notification ---------------------------------------------------
 
-TEST(E2ESystemd, NotifiesReadyOnceListeningAndStoppingOnSigterm) {
-  const char* have = std::getenv("WXSESSIOND_HAVE_SYSTEMD");
-  if (have == nullptr || std::string(have) != "1") {
-    GTEST_SKIP() << "built without libsystemd (meson -Dsystemd=disabled or "
-                    "libsystemd-dev missing): sd_notify is compiled out and "
-                    "NOT tested";
+// A datagram socket bound to `name`: a path, or "@name" in the abstract
+// namespace, as $NOTIFY_SOCKET names them. Closed on destruction.
+class NotifyListener {
+ public:
+  explicit NotifyListener(const std::string& name) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (fd_ < 0 || name.size() >= sizeof(address.sun_path)) return;
+    std::memcpy(address.sun_path, name.data(), name.size());
+    socklen_t length = sizeof(address);
+    if (name[0] == '@') {
+      address.sun_path[0] = '\0';
+      length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                      name.size());
+    }
+    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0;
   }
-  ServerFixture fixture;  // config and mock only; the server is started here
-  const std::string socket_path = fixture.dir().File("notify.sock");
-  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  ASSERT_LT(socket_path.size(), sizeof(address.sun_path));
-  std::strcpy(address.sun_path, socket_path.c_str());
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
-            0);
-  auto receive = [fd](int timeout_ms) -> std::string {
-    pollfd pfd{fd, POLLIN, 0};
+  ~NotifyListener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool bound() const { return bound_; }
+  // The next datagram, or "" after `timeout_ms`.
+  std::string Receive(int timeout_ms) {
+    pollfd pfd{fd_, POLLIN, 0};
     if (::poll(&pfd, 1, timeout_ms) <= 0) return "";
     char buffer[4096];
-    ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
     return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
-  };
+  }
 
+ private:
+  int fd_ = -1;
+  bool bound_ = false;
+};
+
+// READY=1 arrives once the port answers (the port line is printed before
+// it), then STOPPING=1 on SIGTERM; the same from every build, since the
+// protocol is spoken without libsystemd.
+void CheckReadyAndStopping(const std::string& notify_socket,
+                           NotifyListener& listener) {
+  ServerFixture fixture;  // config and mock only; the server is started here
   Process server({BinaryPath(), "serve", "--config", fixture.config_path()},
-                 {{"NOTIFY_SOCKET", socket_path}});
-  ASSERT_TRUE(server.WaitForLine("listening on", 10000)) << server.Stderr();
-  std::string ready = receive(10000);
-  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
+                 {{"NOTIFY_SOCKET", notify_socket}});
+  std::string ready = listener.Receive(10000);
+  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready
+                                                      << server.Stderr();
   EXPECT_NE(ready.find("STATUS=listening on 127.0.0.1:"), std::string::npos)
       << ready;
+  auto line = server.WaitForLine("listening on", 10000);
+  ASSERT_TRUE(line) << server.Stderr();
+  auto health = ClientFor(PortFromListeningLine(*line)).Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
   server.Signal(SIGTERM);
-  std::string stopping = receive(10000);
+  std::string stopping = listener.Receive(10000);
   EXPECT_NE(stopping.find("STOPPING=1"), std::string::npos) << stopping;
   EXPECT_EQ(server.Wait(5000), 0);
-  ::close(fd);
+}
+
+TEST(E2ESystemd, NotifiesReadyOnceListeningAndStoppingOnSigterm) {
+  TempDir dir;
+  const std::string path = dir.File("notify.sock");
+  NotifyListener listener(path);
+  ASSERT_TRUE(listener.bound());
+  CheckReadyAndStopping(path, listener);
+}
+
+TEST(E2ESystemd, NotifiesAnAbstractSocket) {
+  const std::string name =
+      "@wxsessiond-e2e-notify-" + std::to_string(::getpid());
+  NotifyListener listener(name);
+  ASSERT_TRUE(listener.bound());
+  CheckReadyAndStopping(name, listener);
+}
+
+TEST(E2ESystemd, PingsTheWatchdogWhenWatchdogSecIsSet) {
+  TempDir dir;
+  const std::string path = dir.File("notify.sock");
+  NotifyListener listener(path);
+  ASSERT_TRUE(listener.bound());
+  ServerFixture fixture;
+  // 400 ms: pings every 200 ms, so a few arrive quickly.
+  Process server({BinaryPath(), "serve", "--config", fixture.config_path()},
+                 {{"NOTIFY_SOCKET", path}, {"WATCHDOG_USEC", "400000"}});
+  EXPECT_NE(listener.Receive(10000).find("READY=1"), std::string::npos)
+      << server.Stderr();
+  for (int ping = 0; ping < 3; ++ping) {
+    EXPECT_EQ(listener.Receive(5000), "WATCHDOG=1") << "ping " << ping;
+  }
+  server.Signal(SIGTERM);
+  // Pings may still be queued before STOPPING=1.
+  std::string datagram;
+  for (int i = 0; i < 10 && datagram.find("STOPPING=1") == std::string::npos;
+       ++i) {
+    datagram = listener.Receive(5000);
+  }
+  EXPECT_NE(datagram.find("STOPPING=1"), std::string::npos) << datagram;
+  EXPECT_EQ(server.Wait(5000), 0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "wxsession/log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmath>
@@ -309,6 +310,51 @@ TEST(LoggerTest, ConcurrentLinesNeverInterleave) {
     ++per_thread[parsed["thread"].get<int>()];
   }
   for (int count : per_thread) EXPECT_EQ(count, kLinesPerThread);
+}
+
+// --- systemd's journal --------------------------------------------------
+
+TEST(LogJournalTest, EachLineStartsWithItsSyslogPriority) {
+  Logger journal(nullptr, LogFormat::kJson, LogLevel::kDebug,
+                 LogSink::kJournal);
+  const std::pair<LogLevel, const char*> expected[] = {
+      {LogLevel::kDebug, "<7>{"},
+      {LogLevel::kInfo, "<6>{"},
+      {LogLevel::kWarn, "<4>{"},
+      {LogLevel::kError, "<3>{"}};
+  for (const auto& [level, prefix] : expected) {
+    std::string line = journal.Format(level, "login_failed", {{"status", 400}});
+    EXPECT_EQ(line.rfind(prefix, 0), 0u) << line;
+    // After the prefix, the same JSON object as anywhere else.
+    ParseLine(line.substr(3));
+  }
+  Logger text(nullptr, LogFormat::kText, LogLevel::kDebug, LogSink::kJournal);
+  EXPECT_EQ(text.Format(LogLevel::kWarn, "login_failed", {}).rfind("<4>2", 0),
+            0u);
+  // Elsewhere the lines stay as they were.
+  Logger plain(nullptr, LogFormat::kJson, LogLevel::kDebug);
+  EXPECT_EQ(plain.Format(LogLevel::kWarn, "login_failed", {}).rfind("{", 0),
+            0u);
+}
+
+TEST(LogJournalTest, JournalStreamMustNameTheDeviceAndInodeOfTheStream) {
+  std::FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  const int fd = ::fileno(file);
+  struct stat info;
+  ASSERT_EQ(::fstat(fd, &info), 0);
+  const std::string device = std::to_string(info.st_dev);
+  const std::string inode = std::to_string(info.st_ino);
+  EXPECT_TRUE(IsJournalStream(fd, (device + ":" + inode).c_str()));
+  EXPECT_FALSE(IsJournalStream(fd, nullptr));
+  EXPECT_FALSE(IsJournalStream(fd, ""));
+  EXPECT_FALSE(IsJournalStream(fd, (device + ":" + inode + "0").c_str()));
+  EXPECT_FALSE(IsJournalStream(fd, (device + "1:" + inode).c_str()));
+  EXPECT_FALSE(IsJournalStream(fd, (device + inode).c_str()));
+  EXPECT_FALSE(IsJournalStream(fd, (device + ":" + inode + "x").c_str()));
+  EXPECT_FALSE(IsJournalStream(fd, (":" + inode).c_str()));
+  EXPECT_FALSE(IsJournalStream(fd, "99999999999999999999999:1"));
+  std::fclose(file);
 }
 
 }  // namespace

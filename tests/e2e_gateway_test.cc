@@ -485,10 +485,10 @@ TEST(NginxGateway, BodiesCannotSmuggleRequestsPastAuthRequest) {
 
   // A client without a session, then a plain request to the backend.
   for (int round = 0; round < 10; ++round) {
-    for (const std::string& method : {"GET", "HEAD", "OPTIONS"}) {
+    for (const char* method : {"GET", "HEAD", "OPTIONS"}) {
       for (bool chunked : {false, true}) {
-        for (const std::string& route : {"/v1/session", "/v1/login"}) {
-          const std::string what = method + " " + route +
+        for (const char* route : {"/v1/session", "/v1/login"}) {
+          const std::string what = std::string(method) + " " + route +
                                    (chunked ? " chunked" : " Content-Length");
           attack(method, route, smuggled_get, chunked);
           auto after = ClientFor(port).Get("/api/private");

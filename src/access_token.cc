@@ -75,7 +75,7 @@ Result<std::string> AccessTokenCentre::AccessTokenFor(
 Result<std::string> AccessTokenCentre::ReplaceRejectedAccessToken(
     const std::string& appid, const std::string& rejected) {
   if (rejected.empty()) {
-    return Status(ErrorCode::kInternal, "no rejected access_token given");
+    return Status::Fault(ErrorCode::kInternal, "no rejected access_token given");
   }
   Result<AccessToken> token = Obtain(appid, rejected);
   if (!token.ok()) return token.status();
@@ -154,7 +154,7 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
       if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
         return latest;
       }
-      return Status(ErrorCode::kUpstreamError,
+      return Status::Fault(ErrorCode::kUpstreamError,
                     "WeChat rejected the access_token of " + appid +
                         " that was force-refreshed moments ago; not "
                         "forcing another (WeChat allows one per 30 s)");
@@ -170,13 +170,13 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     // This caller refreshes; everyone else in the process waits for it.
     bool called_with_force = false;
     Result<AccessToken> refreshed =
-        Status(ErrorCode::kInternal, "access token refresh did not run");
+        Status::Fault(ErrorCode::kInternal, "access token refresh did not run");
     try {
       refreshed = RefreshAcrossProcesses(*app, rejected, &called_with_force);
     } catch (...) {
       // Only allocation failure can get here; followers must still be
       // released.
-      refreshed = Status(ErrorCode::kInternal,
+      refreshed = Status::Fault(ErrorCode::kInternal,
                          "unexpected error while refreshing the access_token");
     }
     if (!refreshed.ok() && still_works) refreshed = cached;
@@ -192,7 +192,7 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     promise.set_value(refreshed);
     return refreshed;
   }
-  return Status(ErrorCode::kUpstreamError,
+  return Status::Fault(ErrorCode::kUpstreamError,
                 "WeChat keeps rejecting the access_token of " + appid);
 }
 
@@ -248,7 +248,7 @@ Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
     // Another process is refreshing.
     if (!forced && cached.ok() && cached->expires_at > now) return cached;
     if (poll + 1 >= max_polls) {
-      return Status(ErrorCode::kUpstreamUnavailable,
+      return Status::Fault(ErrorCode::kUpstreamUnavailable,
                     "another wxsessiond process is refreshing the "
                     "access_token of " +
                         appid + " and has not finished in " +

@@ -308,7 +308,7 @@ Result<std::string> ReadSecretFile(const std::string& file,
                                    const std::string& key_path) {
   Result<std::string> content = ReadWholeFile(file, kMaxSecretFileBytes);
   if (!content.ok()) {
-    return ConfigError(key_path, file + ": " + content.status().message());
+    return ConfigError(key_path, file + ": " + content.status().operator_text());
   }
   std::string secret = TrimTrailingWhitespace(std::move(content).value());
   if (secret.empty()) return ConfigError(key_path, file + ": file is empty");
@@ -443,7 +443,7 @@ Status ApplyStoreKeys(const json& root, Config* config) {
     Result<StoreLocator> locator = ParseStoreLocator(it->get<std::string>());
     // The locator's messages start with "store: " and never quote the URL.
     if (!locator.ok()) return Status(ErrorCode::kInvalidRequest,
-                                     "config: " + locator.status().message());
+                                     "config: " + locator.status().operator_text());
     config->store = it->get<std::string>();
   }
   auto redis = root.find("redis");
@@ -742,7 +742,7 @@ Status ParseTlsPath(const json& value, const std::string& key_path,
       ReadWholeFile(path.value(), kMaxConfigFileBytes);
   if (!content.ok()) {
     return ConfigError(key_path,
-                       path.value() + ": " + content.status().message());
+                       path.value() + ": " + content.status().operator_text());
   }
   *out = path.value();
   return Status::Ok();
@@ -997,7 +997,7 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
   Config config;
   if (!path.empty()) {
     Result<std::string> text = ReadWholeFile(path, kMaxConfigFileBytes);
-    if (!text.ok()) return ConfigError(path, text.status().message());
+    if (!text.ok()) return ConfigError(path, text.status().operator_text());
     json root = json::parse(text.value(), nullptr, /*allow_exceptions=*/false,
                             /*ignore_comments=*/true);
     if (root.is_discarded()) return JsonSyntaxError(path, text.value());

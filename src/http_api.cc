@@ -1,9 +1,10 @@
 // HTTP adapter: API v1 on cpp-httplib.
 //
 // Handlers parse, call SessionService / OpenDataService / the token centre,
-// render. HttpStatusFor below is the one table from ErrorCode to HTTP
-// status. Client-facing messages come from Status::message(), which modules
-// keep free of secrets; operator detail goes to the log.
+// render. http_errors.h is the one table from ErrorCode to HTTP status,
+// client message, headers and log level. Client-facing messages come from
+// Status::message() (modules keep it free of secrets and internal detail);
+// Status::detail() goes to the log only.
 #include "wxsession/http_api.h"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "http_connections.h"
+#include "http_errors.h"
 #include "httplib_server.h"
 #include "request_parsing.h"
 #include "wxsession/client_ip.h"
@@ -26,28 +28,7 @@ namespace wxsession {
 
 using json = nlohmann::json;
 
-int HttpStatusFor(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kOk: return 200;
-    case ErrorCode::kInvalidRequest: return 400;
-    case ErrorCode::kPayloadTooLarge: return 413;
-    case ErrorCode::kUnknownApp: return 400;
-    case ErrorCode::kInvalidSession: return 401;
-    case ErrorCode::kUnauthorized: return 401;
-    case ErrorCode::kInvalidCode: return 400;
-    case ErrorCode::kLoginBlocked: return 403;
-    case ErrorCode::kRateLimited: return 429;
-    case ErrorCode::kUpstreamUnavailable: return 503;
-    case ErrorCode::kUpstreamError: return 502;
-    case ErrorCode::kStoreUnavailable: return 503;
-    case ErrorCode::kDecryptFailed: return 422;
-    case ErrorCode::kWatermarkMismatch: return 422;
-    case ErrorCode::kWatermarkExpired: return 422;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kInternal: return 500;
-  }
-  return 500;
-}
+int HttpStatusFor(ErrorCode code) { return HttpErrorFor(code).http_status; }
 
 namespace {
 
@@ -75,29 +56,23 @@ void RenderJson(httplib::Response& res, int status, const json& body) {
                   kJsonType);
 }
 
+// The error body, status and headers, all from the one table
+// (http_errors.h): the Status's message, or the table's for a Fault; its
+// detail never leaves the server.
 void RenderError(httplib::Response& res, const Status& status) {
+  const HttpError& row = HttpErrorFor(status.code());
   request_error = ErrorCodeName(status.code());
   json body = {{"error", ErrorCodeName(status.code())},
-               {"message", status.message()}};
-  res.status = HttpStatusFor(status.code());
+               {"message", status.message().empty() ? row.client_message
+                                                    : status.message()}};
+  res.status = row.http_status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
                   kJsonType);
-  if (status.code() == ErrorCode::kInvalidSession) {
-    res.set_header("WWW-Authenticate",
-                   "Bearer realm=\"wxsessiond\", error=\"invalid_token\"");
-  }
-  if (status.code() == ErrorCode::kUnauthorized) {
-    res.set_header("WWW-Authenticate", "Bearer realm=\"wxsessiond-admin\"");
-  }
-  std::optional<int> retry = status.retry_after();
-  if (!retry && (status.code() == ErrorCode::kStoreUnavailable ||
-                 status.code() == ErrorCode::kUpstreamUnavailable)) {
-    retry = 1;  // seconds: outages here are expected to be short
-  }
-  if (retry && (status.code() == ErrorCode::kRateLimited ||
-                status.code() == ErrorCode::kUpstreamUnavailable ||
-                status.code() == ErrorCode::kStoreUnavailable)) {
-    res.set_header("Retry-After", std::to_string(*retry));
+  if (row.challenge != nullptr) res.set_header("WWW-Authenticate", row.challenge);
+  if (row.retry_after) {
+    const int seconds =
+        status.retry_after().value_or(row.default_retry_after_seconds);
+    if (seconds > 0) res.set_header("Retry-After", std::to_string(seconds));
   }
 }
 
@@ -545,13 +520,8 @@ void HttpServer::Impl::Login(const httplib::Request& req,
   Result<LoginResult> login =
       service.Login(request->appid, request->code);
   if (!login.ok()) {
-    const Status& status = login.status();
-    if (status.code() != ErrorCode::kInvalidRequest) {
-      logger.Warn("login_failed", {{"request_id", request_id},
-                                   {"error", ErrorCodeName(status.code())},
-                                   {"detail", status.message()}});
-    }
-    return RenderError(res, status);
+    LogFailure("login_failed", login.status());
+    return RenderError(res, login.status());
   }
   json out = {{"session_id", login->session_id},
               {"expires_in", login->expires_in},
@@ -586,7 +556,7 @@ void HttpServer::Impl::Health(const httplib::Request&,
                               httplib::Response& res) {
   Status status = service.Health();
   if (!status.ok()) {
-    logger.Warn("health_failed", {{"detail", status.message()}});
+    logger.Warn("health_failed", {{"detail", status.operator_text()}});
     return RenderJson(res, 503,
                       {{"status", "unavailable"},
                        {"error", ErrorCodeName(status.code())}});
@@ -595,19 +565,10 @@ void HttpServer::Impl::Health(const httplib::Request&,
 }
 
 void HttpServer::Impl::LogFailure(const char* event, const Status& status) {
-  switch (status.code()) {
-    case ErrorCode::kRateLimited:
-    case ErrorCode::kUpstreamUnavailable:
-    case ErrorCode::kUpstreamError:
-    case ErrorCode::kStoreUnavailable:
-    case ErrorCode::kInternal:
-      logger.Warn(event, {{"request_id", request_id},
-                          {"error", ErrorCodeName(status.code())},
-                          {"detail", status.message()}});
-      break;
-    default:
-      break;
-  }
+  logger.Log(HttpErrorFor(status.code()).log_level, event,
+             {{"request_id", request_id},
+              {"error", ErrorCodeName(status.code())},
+              {"detail", status.operator_text()}});
 }
 
 void HttpServer::Impl::Decrypt(const httplib::Request& req,

@@ -151,7 +151,7 @@ Args ParseArgs(int argc, char** argv, int first,
 // Prints a failure's message (never a secret: Status messages are client-
 // and operator-safe) and gives the failure exit code.
 int Fail(const Status& status) {
-  std::fprintf(stderr, "wxsessiond: %s\n", status.message().c_str());
+  std::fprintf(stderr, "wxsessiond: %s\n", status.operator_text().c_str());
   return kExitFailure;
 }
 
@@ -202,7 +202,7 @@ Result<std::optional<SessionKeyring>> KeyringFromConfig(const Config& config) {
   if (!primary.ok()) {
     return Status(ErrorCode::kInvalidRequest,
                   "config: storage.master_key_file: " +
-                      primary.status().message());
+                      primary.status().operator_text());
   }
   std::vector<std::string> previous;
   for (size_t i = 0; i < config.previous_master_key_files.size(); ++i) {
@@ -211,7 +211,7 @@ Result<std::optional<SessionKeyring>> KeyringFromConfig(const Config& config) {
     if (!key.ok()) {
       return Status(ErrorCode::kInvalidRequest,
                     "config: storage.previous_master_key_files[" +
-                        std::to_string(i) + "]: " + key.status().message());
+                        std::to_string(i) + "]: " + key.status().operator_text());
     }
     previous.push_back(std::move(key).value());
   }
@@ -291,7 +291,7 @@ int RunServer(const Config& config,
   // A Redis that is down at start-up is not fatal: requests answer 503
   // store_unavailable until it is back.
   if (Status ping = session_store->Ping(); !ping.ok()) {
-    logger.Error("store_unavailable", {{"detail", ping.message()}});
+    logger.Error("store_unavailable", {{"detail", ping.operator_text()}});
   }
 
   WeChatHttpOptions wechat_options;
@@ -319,7 +319,7 @@ int RunServer(const Config& config,
                                          deleted.ok() ? deleted.value() : 0);
                     if (!deleted.ok()) {
                       logger.Error("sweep_failed",
-                                   {{"detail", deleted.status().message()}});
+                                   {{"detail", deleted.status().operator_text()}});
                     } else if (deleted.value() > 0) {
                       logger.Info("sweep", {{"deleted", deleted.value()}});
                     }
@@ -348,7 +348,7 @@ int RunServer(const Config& config,
       logger.Info("checkpoint", {{"result", "ok"}});
     } else {
       logger.Warn("checkpoint", {{"result", "failed"},
-                                 {"detail", checkpointed.message()}});
+                                 {"detail", checkpointed.operator_text()}});
     }
   };
   sigset_t signals = BlockStopSignals();
@@ -482,7 +482,7 @@ int CmdCheckConfig(int argc, char** argv) {
   Result<StoreLocator> locator = ParseStoreLocator(config->store);
   if (!locator.ok()) {
     return Fail(Status(ErrorCode::kInvalidRequest,
-                       "config: " + locator.status().message()));
+                       "config: " + locator.status().operator_text()));
   }
   std::string apps;
   for (const AppConfig& app : config->apps) {
@@ -537,7 +537,7 @@ int CmdDev(int argc, char** argv) {
   if (!loaded.ok()) {
     mock.Stop();
     mock_thread.join();
-    return Usage(usage, loaded.status().message());
+    return Usage(usage, loaded.status().operator_text());
   }
   Config config = std::move(loaded).value();
   config.expose_openid = true;
@@ -755,7 +755,7 @@ int CmdMigrateStore(int argc, char** argv) {
       OpenRedisStoreAt(config.value(), target, clock);
   if (!redis.ok()) {
     std::fprintf(stderr, "wxsessiond: --to: %s\n",
-                 redis.status().message().c_str());
+                 redis.status().operator_text().c_str());
     return args.Has("to") ? kExitUsage : kExitFailure;
   }
   if (Status ping = redis.value()->Ping(); !ping.ok()) {
@@ -783,7 +783,7 @@ int CmdMigrateStore(int argc, char** argv) {
   if (!counts.ok()) {
     std::fprintf(stderr, "wxsessiond: migration stopped: %s (run it again to "
                  "finish; copies are idempotent)\n",
-                 counts.status().message().c_str());
+                 counts.status().operator_text().c_str());
     return kExitFailure;
   }
   nlohmann::json out = {{"sessions", counts->sessions},
@@ -818,7 +818,7 @@ int CmdRekey(int argc, char** argv) {
   Result<std::string> new_key = ReadMasterKeyFile(args.Get("new-key-file"));
   if (!new_key.ok()) {
     std::fprintf(stderr, "wxsessiond: --new-key-file: %s\n",
-                 new_key.status().message().c_str());
+                 new_key.status().operator_text().c_str());
     return kExitFailure;
   }
   Result<std::optional<SessionKeyring>> current = KeyringFromConfig(config.value());
@@ -850,7 +850,7 @@ int CmdRekey(int argc, char** argv) {
       });
   if (!counts.ok()) {
     std::fprintf(stderr, "wxsessiond: rekey stopped: %s\n",
-                 counts.status().message().c_str());
+                 counts.status().operator_text().c_str());
     return kExitFailure;
   }
   if (!current.value() ||

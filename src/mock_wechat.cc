@@ -541,7 +541,7 @@ Result<int> MockWeChatServer::Bind(const std::string& host, int port) {
   Result<int> bound = impl_->server.BindListener(host, port);
   if (!bound.ok()) {
     return Status(ErrorCode::kInternal,
-                  "mock-wechat: " + bound.status().message());
+                  "mock-wechat: " + bound.status().operator_text());
   }
   return bound;
 }

@@ -41,7 +41,7 @@ std::string RowIdentity(const char* kind, const std::string& appid,
 }
 
 Status Unopenable(const std::string& why) {
-  return Status(ErrorCode::kStoreUnavailable,
+  return Status::Fault(ErrorCode::kStoreUnavailable,
                 "session store: a sealed session_key " + why);
 }
 
@@ -229,7 +229,7 @@ Result<std::string> ReadMasterKeyFile(const std::string& path) {
   Wipe(content);
   if (!key.ok()) {
     return Status(ErrorCode::kInvalidRequest,
-                  path + ": " + key.status().message());
+                  path + ": " + key.status().operator_text());
   }
   return key;
 }

@@ -102,10 +102,7 @@ int64_t EffectiveExpiry(const Config& config, int64_t created_at,
   return std::min(absolute, last_seen_at + config.session_idle_ttl);
 }
 
-Status InvalidSession() {
-  return Status(ErrorCode::kInvalidSession,
-                "the session is unknown, expired or revoked; log in again");
-}
+Status InvalidSession() { return InvalidSessionStatus(); }
 
 }  // namespace
 

@@ -45,12 +45,17 @@ const char* ErrorCodeName(ErrorCode code) {
   return "internal";
 }
 
+Status InvalidSessionStatus() {
+  return Status(ErrorCode::kInvalidSession,
+                "the session is unknown, expired or revoked; log in again");
+}
+
 std::string Status::ToString() const {
   if (ok()) return "ok";
   std::string text = ErrorCodeName(code_);
-  if (!message_.empty()) {
+  if (!operator_text().empty()) {
     text += ": ";
-    text += message_;
+    text += operator_text();
   }
   if (retry_after_) {
     text += " (retry after " + std::to_string(*retry_after_) + "s)";

@@ -73,7 +73,7 @@ class GuardedWeChatClient final : public WeChatClient {
   Result<T> Guarded(const char* api, Call call) {
     if (!bulkhead_.Enter(max_wait_)) {
       if (metrics_) metrics_->CountUpstreamRejected(api);
-      return Status(ErrorCode::kUpstreamUnavailable,
+      return Status::Fault(ErrorCode::kUpstreamUnavailable,
                     std::string("too many calls to WeChat in progress (") +
                         "wechat.max_concurrent is " +
                         std::to_string(bulkhead_.max_concurrent()) +

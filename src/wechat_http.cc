@@ -289,13 +289,13 @@ struct Exchange {
 };
 
 Status Unavailable(const char* api, const std::string& why) {
-  return Status(ErrorCode::kUpstreamUnavailable,
+  return Status::Fault(ErrorCode::kUpstreamUnavailable,
                 std::string("WeChat ") + api + " " + why)
       .set_retry_after(kUnreachableRetryAfterSeconds);
 }
 
 Status UpstreamError(const char* api, const std::string& why) {
-  return Status(ErrorCode::kUpstreamError,
+  return Status::Fault(ErrorCode::kUpstreamError,
                 std::string("WeChat ") + api + " failed: " + why);
 }
 
@@ -534,13 +534,13 @@ class HttpWeChatClient final : public WeChatClient {
   Result<T> Guarded(const char* api, Call&& call) {
     try {
       if (!api_base_) {
-        return Status(ErrorCode::kInternal,
+        return Status::Fault(ErrorCode::kInternal,
                       "WeChat api_base is not an http(s) URL: " +
                           CleanUpstreamText(api_base_text_));
       }
       return call();
     } catch (...) {
-      return Status(ErrorCode::kInternal, std::string("WeChat ") + api +
+      return Status::Fault(ErrorCode::kInternal, std::string("WeChat ") + api +
                                               ": unexpected internal error");
     }
   }
@@ -621,7 +621,7 @@ class HttpWeChatClient final : public WeChatClient {
     std::unique_ptr<httplib::Client> client = TakeClient();
     if (!client->is_valid()) {
       // Only an SSL context that OpenSSL refused to create gets here.
-      return Failed(Status(ErrorCode::kInternal,
+      return Failed(Status::Fault(ErrorCode::kInternal,
                            "WeChat client could not be set up (TLS context)"),
                     false);
     }
@@ -720,10 +720,10 @@ Status StatusFromWeChatError(const std::string& api, long long errcode,
       return Status(ErrorCode::kRateLimited, std::move(message))
           .set_retry_after(kRateLimitedRetryAfterSeconds);
     case -1:  // system busy
-      return Status(ErrorCode::kUpstreamUnavailable, std::move(message))
+      return Status::Fault(ErrorCode::kUpstreamUnavailable, std::move(message))
           .set_retry_after(kBusyRetryAfterSeconds);
     default:
-      return Status(ErrorCode::kUpstreamError, std::move(message));
+      return Status::Fault(ErrorCode::kUpstreamError, std::move(message));
   }
 }
 

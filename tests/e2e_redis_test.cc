@@ -200,6 +200,48 @@ TEST(E2ERedis, RedisDownIs503NeverA401AndServiceResumesByItself) {
             std::string::npos);
 }
 
+// Issue 14: with Redis down, a client learns that the store is unavailable
+// and nothing more; the operator's log line says where and why.
+TEST(E2ERedis, ErrorsNameNoHostOrLibraryToClientsButTheLogDoes) {
+  RedisServerProcess redis;
+  ASSERT_TRUE(redis.Start()) << redis.error();
+  ServerFixture server(RedisConfig(redis.url(), R"("timeout": "300ms")"));
+  ASSERT_TRUE(server.Start());
+  const int port = server.port();
+  std::string id = LoginOk(port, "erin.1");
+  redis.Stop();
+
+  const std::string where = "127.0.0.1:" + std::to_string(redis.port());
+  std::vector<httplib::Result> answers;
+  answers.push_back(GetSession(port, id));
+  answers.push_back(Login(port, "erin.2"));
+  answers.push_back(Logout(port, id));
+  answers.push_back(ClientFor(port).Get("/v1/auth",
+                                        {{"Authorization", "Bearer " + id}}));
+  answers.push_back(ClientFor(port).Post(
+      "/v1/decrypt", {{"Authorization", "Bearer " + id}},
+      R"({"encryptedData":"AAAA","iv":"AAAAAAAAAAAAAAAAAAAAAA=="})",
+      "application/json"));
+  for (const auto& res : answers) {
+    ExpectStoreUnavailable(res);
+    ASSERT_TRUE(res);
+    for (const std::string& leak :
+         {where, std::to_string(redis.port()), std::string("127.0.0.1"),
+          std::string("redis"), std::string("Connection refused"),
+          std::string("hiredis"), std::string("session store:")}) {
+      EXPECT_EQ(res->body.find(leak), std::string::npos)
+          << "the body names \"" << leak << "\": " << res->body;
+    }
+    json body = json::parse(res->body, nullptr, false);
+    EXPECT_FALSE(body.value("message", "").empty()) << res->body;
+  }
+  server.StopServer(SIGTERM);
+  server.WaitServer(5000);
+  // The operator's log names the store's address.
+  EXPECT_NE(server.server()->Stderr().find(where), std::string::npos)
+      << server.server()->Stderr();
+}
+
 TEST(E2ERedis, SentinelFailoverKeepsEveryAcknowledgedSession) {
   RedisServerProcess master;
   ASSERT_TRUE(master.Start()) << master.error();

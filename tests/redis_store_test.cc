@@ -287,7 +287,7 @@ void ExpectAllUnavailable(SessionStore& store, const std::string& secret) {
     EXPECT_EQ(outcomes[i].code(), ErrorCode::kStoreUnavailable)
         << "method #" << i << ": " << outcomes[i].ToString();
     if (!secret.empty()) {
-      EXPECT_EQ(outcomes[i].message().find(secret), std::string::npos);
+      EXPECT_EQ(outcomes[i].operator_text().find(secret), std::string::npos);
     }
   }
 }
@@ -297,7 +297,7 @@ TEST_F(RedisStoreTest, NobodyListeningIsStoreUnavailable) {
   ASSERT_NE(store, nullptr);
   ExpectAllUnavailable(*store, "hunter2-never-printed");
   Status ping = store->Ping();
-  EXPECT_NE(ping.message().find("127.0.0.1"), std::string::npos)
+  EXPECT_NE(ping.operator_text().find("127.0.0.1"), std::string::npos)
       << ping.message();
 }
 
@@ -323,7 +323,7 @@ TEST_F(RedisStoreTest, ASilentServerTimesOutAsStoreUnavailable) {
   auto elapsed = std::chrono::steady_clock::now() - started;
   ASSERT_FALSE(live.ok());
   EXPECT_EQ(live.status().code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(live.status().message().find("no reply within 200 ms"),
+  EXPECT_NE(live.status().operator_text().find("no reply within 200 ms"),
             std::string::npos)
       << live.status().message();
   // One timeout, not a hang: 200 ms, and at most a retry on a fresh
@@ -345,7 +345,7 @@ TEST_F(RedisStoreTest, PasswordsAreSentAndNeverPrinted) {
   auto wrong = Open(TcpLocator(guarded.port(), "wrong-password-xyz"));
   ASSERT_NE(wrong, nullptr);
   ExpectAllUnavailable(*wrong, "wrong-password-xyz");
-  EXPECT_NE(wrong->Ping().message().find("authentication failed"),
+  EXPECT_NE(wrong->Ping().operator_text().find("authentication failed"),
             std::string::npos)
       << wrong->Ping().message();
 
@@ -353,7 +353,7 @@ TEST_F(RedisStoreTest, PasswordsAreSentAndNeverPrinted) {
   ASSERT_NE(none, nullptr);
   Status refused = none->Ping();
   EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable) << refused.ToString();
-  EXPECT_EQ(refused.message().find("correct-horse-battery"), std::string::npos);
+  EXPECT_EQ(refused.operator_text().find("correct-horse-battery"), std::string::npos);
 }
 
 TEST_F(RedisStoreTest, ServiceResumesWhenRedisComesBack) {
@@ -381,7 +381,7 @@ TEST_F(RedisStoreTest, MinReplicasAckWaitsForAReplica) {
   // No replica: the login is written but not acknowledged.
   Status alone = store->CreateSession(MakeSession("w1", "o", kNow + 99));
   EXPECT_EQ(alone.code(), ErrorCode::kStoreUnavailable) << alone.ToString();
-  EXPECT_NE(alone.message().find("not acknowledged"), std::string::npos)
+  EXPECT_NE(alone.operator_text().find("not acknowledged"), std::string::npos)
       << alone.message();
   EXPECT_EQ(store->Revoke(crypto::Sha256("w1")).status().code(),
             ErrorCode::kStoreUnavailable);
@@ -460,7 +460,7 @@ TEST_F(RedisStoreTest, AMasterTurnedReplicaIsStoreUnavailable) {
             "OK");
   Status refused = store->CreateSession(MakeSession("d2", "o", kNow + 99));
   EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable) << refused.ToString();
-  EXPECT_NE(refused.message().find("READONLY"), std::string::npos)
+  EXPECT_NE(refused.operator_text().find("READONLY"), std::string::npos)
       << refused.message();
 }
 
@@ -484,7 +484,7 @@ TEST_F(RedisStoreTest, SentinelsAnswerIsConfirmedWithRole) {
   ASSERT_NE(misled, nullptr);
   Status refused = misled->CreateSession(MakeSession("m", "o", kNow + 9));
   EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(refused.message().find("not the master"), std::string::npos)
+  EXPECT_NE(refused.operator_text().find("not the master"), std::string::npos)
       << refused.message();
   EXPECT_GE(wrong.requests(), 1);
 
@@ -509,7 +509,7 @@ TEST_F(RedisStoreTest, NoSentinelAnsweringIsStoreUnavailable) {
   auto store = Open(locator);
   ASSERT_NE(store, nullptr);
   ExpectAllUnavailable(*store, "");
-  EXPECT_NE(store->Ping().message().find("no sentinel named the master"),
+  EXPECT_NE(store->Ping().operator_text().find("no sentinel named the master"),
             std::string::npos)
       << store->Ping().message();
 }

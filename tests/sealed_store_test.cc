@@ -49,7 +49,7 @@ TEST(SessionKeyring, ASealedKeyOpensOnlyOnItsOwnRow) {
     Result<std::string> moved = ring.Open(appid, openid, sealed);
     ASSERT_FALSE(moved.ok()) << appid << "/" << openid;
     EXPECT_EQ(moved.status().code(), ErrorCode::kStoreUnavailable);
-    EXPECT_NE(moved.status().message().find("does not authenticate"),
+    EXPECT_NE(moved.status().operator_text().find("does not authenticate"),
               std::string::npos);
   }
   // A session_key sealed for a user does not open as an access token.
@@ -90,7 +90,7 @@ TEST(SessionKeyring, PreviousKeysOpenAndAnUnknownKeyIsNamedNotQuoted) {
   Result<std::string> refused = other.Open("wxapp", "o", under_old);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), ErrorCode::kStoreUnavailable);
-  const std::string& message = refused.status().message();
+  const std::string& message = refused.status().operator_text();
   EXPECT_NE(message.find(old_ring.PrimaryKeyId()), std::string::npos)
       << message;
   EXPECT_NE(message.find("storage.master_key_file"), std::string::npos);
@@ -120,10 +120,10 @@ TEST(MasterKey, AcceptsRawHexAndBase64AndNothingElse) {
     Result<std::string> parsed = ParseMasterKey(bad);
     ASSERT_FALSE(parsed.ok()) << bad;
     EXPECT_EQ(parsed.status().code(), ErrorCode::kInvalidRequest);
-    EXPECT_NE(parsed.status().message().find("32 raw bytes"),
+    EXPECT_NE(parsed.status().operator_text().find("32 raw bytes"),
               std::string::npos);
     if (!bad.empty()) {
-      EXPECT_EQ(parsed.status().message().find(bad), std::string::npos);
+      EXPECT_EQ(parsed.status().operator_text().find(bad), std::string::npos);
     }
   }
 }
@@ -138,13 +138,13 @@ TEST(MasterKey, ReadingAFileNamesThePathOnError) {
 
   Result<std::string> missing = ReadMasterKeyFile(dir.File("missing.key"));
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find(dir.File("missing.key")),
+  EXPECT_NE(missing.status().operator_text().find(dir.File("missing.key")),
             std::string::npos);
   WriteFile(dir.File("short.key"), "0123456789abcdef\n");
   Result<std::string> short_key = ReadMasterKeyFile(dir.File("short.key"));
   ASSERT_FALSE(short_key.ok());
-  EXPECT_NE(short_key.status().message().find("short.key"), std::string::npos);
-  EXPECT_EQ(short_key.status().message().find("0123456789abcdef"),
+  EXPECT_NE(short_key.status().operator_text().find("short.key"), std::string::npos);
+  EXPECT_EQ(short_key.status().operator_text().find("0123456789abcdef"),
             std::string::npos);
   WriteFile(dir.File("huge.key"), std::string(100000, 'a'));
   EXPECT_FALSE(ReadMasterKeyFile(dir.File("huge.key")).ok());

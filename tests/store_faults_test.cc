@@ -179,7 +179,7 @@ TEST_P(StoreFaults, WritesFailAsUnavailableReadsGoOnAndItRecovers) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable)
       << refused.ToString();
-  EXPECT_NE(refused.message().find("session store"), std::string::npos);
+  EXPECT_NE(refused.operator_text().find("session store"), std::string::npos);
   EXPECT_FALSE(store_->Revoke(crypto::Sha256("before")).ok());
   EXPECT_FALSE(store_->Touch(crypto::Sha256("before"), kNow, kNow + 5).ok());
   // Reads are unaffected, and nothing half-written is visible.
@@ -250,7 +250,7 @@ TEST(StoreSizeCap, LoginsFailAtTheCapLookupsWorkAndFreedSpaceIsReused) {
   }
   ASSERT_FALSE(full.ok()) << "the cap was never reached";
   EXPECT_EQ(full.code(), ErrorCode::kStoreUnavailable) << full.ToString();
-  EXPECT_NE(full.message().find("full"), std::string::npos) << full.message();
+  EXPECT_NE(full.operator_text().find("full"), std::string::npos) << full.message();
   ASSERT_GT(ids.size(), 10u);
 
   // Every acknowledged session is still served, touch failures or not.

@@ -142,7 +142,7 @@ TEST(SqliteExporter, RefusesAMissingFileAndCreatesNone) {
   auto exporter = OpenSqliteExporter(options);
   ASSERT_FALSE(exporter.ok());
   EXPECT_EQ(exporter.status().code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(exporter.status().message().find(options.path), std::string::npos);
+  EXPECT_NE(exporter.status().operator_text().find(options.path), std::string::npos);
   struct stat info;
   EXPECT_NE(::stat(options.path.c_str(), &info), 0);
 }

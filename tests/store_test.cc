@@ -507,7 +507,7 @@ TEST(SqliteStore, RefusesADatabaseFromANewerVersion) {
   auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(store.status().message().find("newer"), std::string::npos);
+  EXPECT_NE(store.status().operator_text().find("newer"), std::string::npos);
 }
 
 TEST(SqliteStore, DurabilityChoosesTheSynchronousLevel) {
@@ -528,7 +528,7 @@ TEST(SqliteStore, UnopenablePathIsStoreUnavailableNamingThePath) {
   auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(store.status().message().find(options.path), std::string::npos);
+  EXPECT_NE(store.status().operator_text().find(options.path), std::string::npos);
 }
 
 // The whole contract again through the sealing decorator (sealed_store.h)

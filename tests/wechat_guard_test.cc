@@ -70,7 +70,7 @@ TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), ErrorCode::kUpstreamUnavailable);
   EXPECT_EQ(refused.status().retry_after(), 1);
-  EXPECT_NE(refused.status().message().find("max_concurrent"), std::string::npos);
+  EXPECT_NE(refused.status().operator_text().find("max_concurrent"), std::string::npos);
   EXPECT_EQ(fake.calls(), 2) << "a refused call must not reach WeChat";
 
   gate.Open();

@@ -52,7 +52,7 @@ constexpr int64_t kShortTimeoutMs = 300;
 
 std::string Describe(const Status& status) {
   return "code " + std::to_string(static_cast<int>(status.code())) + ": " +
-         status.message();
+         status.operator_text();
 }
 
 std::unique_ptr<WeChatClient> ClientFor(
@@ -190,10 +190,10 @@ TEST(StatusFromWeChatErrorTest, MapsTheDocumentedErrcodes) {
     const Status status =
         StatusFromWeChatError("jscode2session", c.errcode, "some text");
     EXPECT_EQ(status.code(), c.expected) << c.errcode;
-    EXPECT_NE(status.message().find("errcode " + std::to_string(c.errcode)),
+    EXPECT_NE(status.operator_text().find("errcode " + std::to_string(c.errcode)),
               std::string::npos)
-        << status.message();
-    EXPECT_NE(status.message().find("some text"), std::string::npos);
+        << status.operator_text();
+    EXPECT_NE(status.operator_text().find("some text"), std::string::npos);
   }
 }
 
@@ -210,23 +210,23 @@ TEST(StatusFromWeChatErrorTest, SetsRetryAfterWhereWaitingHelps) {
 
 TEST(StatusFromWeChatErrorTest, MessageNamesTheApiAndQuotesErrmsg) {
   EXPECT_EQ(
-      StatusFromWeChatError("jscode2session", 40029, "invalid code").message(),
+      StatusFromWeChatError("jscode2session", 40029, "invalid code").operator_text(),
       "WeChat jscode2session failed: errcode 40029 (invalid code)");
-  EXPECT_EQ(StatusFromWeChatError("jscode2session", 40029, "").message(),
+  EXPECT_EQ(StatusFromWeChatError("jscode2session", 40029, "").operator_text(),
             "WeChat jscode2session failed: errcode 40029");
 }
 
 TEST(StatusFromWeChatErrorTest, CleansAndBoundsErrmsg) {
   const Status status = StatusFromWeChatError("jscode2session", 40029,
                                               "bad\r\ncode\x01\x7f \xff done");
-  EXPECT_EQ(status.message(),
+  EXPECT_EQ(status.operator_text(),
             "WeChat jscode2session failed: errcode 40029 (badcode ? done)");
 
   // A long errmsg is cut, and never inside a multi-byte character.
   std::string long_errmsg;
   for (int i = 0; i < 300; ++i) long_errmsg += "\xe4\xb8\xad";  // U+4E2D
   const std::string message =
-      StatusFromWeChatError("jscode2session", 1, long_errmsg).message();
+      StatusFromWeChatError("jscode2session", 1, long_errmsg).operator_text();
   EXPECT_LT(message.size(), 300u);
   const size_t open = message.find('(');
   ASSERT_NE(open, std::string::npos);
@@ -326,15 +326,15 @@ TEST_F(MockWeChatTest, ACodeUsedTwiceIsAnInvalidCode) {
   const auto again = Login("alice.1");
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), ErrorCode::kInvalidCode);
-  EXPECT_NE(again.status().message().find("40163"), std::string::npos)
-      << again.status().message();
+  EXPECT_NE(again.status().operator_text().find("40163"), std::string::npos)
+      << again.status().operator_text();
 }
 
 TEST_F(MockWeChatTest, SpecialCodesMapOntoTheErrorTable) {
   const auto invalid = Login("invalid");
   ASSERT_FALSE(invalid.ok());
   EXPECT_EQ(invalid.status().code(), ErrorCode::kInvalidCode);
-  EXPECT_NE(invalid.status().message().find("40029"), std::string::npos);
+  EXPECT_NE(invalid.status().operator_text().find("40029"), std::string::npos);
 
   const auto blocked = Login("blocked");
   ASSERT_FALSE(blocked.ok());
@@ -355,8 +355,8 @@ TEST_F(MockWeChatTest, FailedExchangesDoNotSpendTheCode) {
   for (int i = 0; i < 2; ++i) {
     const auto invalid = Login("invalid");
     ASSERT_FALSE(invalid.ok());
-    EXPECT_NE(invalid.status().message().find("40029"), std::string::npos)
-        << "attempt " << i << ": " << invalid.status().message();
+    EXPECT_NE(invalid.status().operator_text().find("40029"), std::string::npos)
+        << "attempt " << i << ": " << invalid.status().operator_text();
   }
 }
 
@@ -456,7 +456,7 @@ TEST(WeChatHttpTest, Non200ReplyIsUpstreamError) {
   const auto result = client->Code2Session(kAppId, kSecret, "c1");
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError);
-  EXPECT_NE(result.status().message().find("502"), std::string::npos);
+  EXPECT_NE(result.status().operator_text().find("502"), std::string::npos);
   client.reset();
   fake.Stop();
   EXPECT_EQ(fake.calls(), 1);
@@ -574,7 +574,7 @@ TEST(WeChatHttpTest, EachErrcodeMapsAndIsNotRetried) {
     const auto result = client->Code2Session(kAppId, kSecret, "c1");
     ASSERT_FALSE(result.ok()) << c.errcode;
     EXPECT_EQ(result.status().code(), c.expected) << c.errcode;
-    EXPECT_EQ(result.status().message(),
+    EXPECT_EQ(result.status().operator_text(),
               "WeChat jscode2session failed: errcode " +
                   std::to_string(c.errcode) + " (text for the operator)");
     if (c.errcode == 45011) {
@@ -766,12 +766,12 @@ TEST(WeChatHttpTest, SecretAndCodeNeverAppearInMessages) {
 
   ASSERT_EQ(failures.size(), 11u);
   for (const Status& status : failures) {
-    EXPECT_EQ(status.message().find(kSecret), std::string::npos)
-        << status.message();
-    EXPECT_EQ(status.message().find(code), std::string::npos)
-        << status.message();
-    EXPECT_EQ(status.message().find("js_code="), std::string::npos)
-        << status.message();
+    EXPECT_EQ(status.operator_text().find(kSecret), std::string::npos)
+        << status.operator_text();
+    EXPECT_EQ(status.operator_text().find(code), std::string::npos)
+        << status.operator_text();
+    EXPECT_EQ(status.operator_text().find("js_code="), std::string::npos)
+        << status.operator_text();
   }
 }
 
@@ -983,7 +983,7 @@ TEST(StableTokenTest, UnusableRepliesAreUpstreamErrors) {
     const auto result = client->StableToken(kAppId, kSecret, false);
     ASSERT_FALSE(result.ok()) << body.dump();
     EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError) << body.dump();
-    EXPECT_NE(result.status().message().find("stable_token"),
+    EXPECT_NE(result.status().operator_text().find("stable_token"),
               std::string::npos);
     client.reset();
     fake.Stop();
@@ -1029,9 +1029,9 @@ TEST(StableTokenTest, SecretNeverAppearsInMessages) {
   auto client = ClientFor(fake.base());
   const auto result = client->StableToken(kAppId, kSecret, false);
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().message().find(kSecret), std::string::npos)
-      << result.status().message();
-  EXPECT_NE(result.status().message().find("[secret]"), std::string::npos);
+  EXPECT_EQ(result.status().operator_text().find(kSecret), std::string::npos)
+      << result.status().operator_text();
+  EXPECT_NE(result.status().operator_text().find("[secret]"), std::string::npos);
 }
 
 TEST(PhoneNumberTest, SendsCodeAndOpenIdWithTheTokenAndReadsPhoneInfo) {
@@ -1120,7 +1120,7 @@ TEST(PhoneNumberTest, ErrcodesMapAsInLogin) {
         client->GetPhoneNumber(tokens, kAppId, "phone-code-9", "o");
     ASSERT_FALSE(phone.ok()) << c.errcode;
     EXPECT_EQ(phone.status().code(), c.expected) << c.errcode;
-    EXPECT_EQ(phone.status().message(),
+    EXPECT_EQ(phone.status().operator_text(),
               "WeChat getuserphonenumber failed: errcode " +
                   std::to_string(c.errcode) + " (mock)");
     client.reset();
@@ -1172,9 +1172,9 @@ TEST(PhoneNumberTest, ASecondRejectionIsAnUpstreamErrorWithoutAThirdCall) {
   ASSERT_FALSE(phone.ok());
   EXPECT_EQ(phone.status().code(), ErrorCode::kUpstreamError);
   // The token is a credential: never quoted back.
-  EXPECT_EQ(phone.status().message().find("secretish"), std::string::npos)
-      << phone.status().message();
-  EXPECT_NE(phone.status().message().find("[access_token]"), std::string::npos);
+  EXPECT_EQ(phone.status().operator_text().find("secretish"), std::string::npos)
+      << phone.status().operator_text();
+  EXPECT_NE(phone.status().operator_text().find("[access_token]"), std::string::npos);
   EXPECT_EQ(tokens.replacements(), 1);
   client.reset();
   fake.Stop();
@@ -1272,7 +1272,7 @@ TEST(CheckSessionKeyTest, NeitherKeyNorSignatureNorTokenReachesMessages) {
   ScriptedTokens tokens("tok-SECRET");
   const auto result = client->CheckSessionKey(tokens, kAppId, "o", session_key);
   ASSERT_FALSE(result.ok());
-  const std::string& message = result.status().message();
+  const std::string& message = result.status().operator_text();
   EXPECT_EQ(message.find(session_key), std::string::npos) << message;
   EXPECT_EQ(message.find(signature), std::string::npos) << message;
   EXPECT_EQ(message.find("tok-SECRET"), std::string::npos) << message;

@@ -2,8 +2,15 @@
 //
 // Errors cross module boundaries as a small value, never as an exception. The
 // set of error codes is closed: each code names a situation a client or an
-// operator can act on, and exactly one table (in the HTTP layer, see
-// http_api.h) maps a code onto an HTTP status.
+// operator can act on, and exactly one table (in the HTTP layer,
+// http_errors.h) maps a code onto its HTTP status, default client message,
+// Retry-After, challenge header and log level.
+//
+// A Status carries two texts. message() is for the client: it never holds a
+// secret, a host, a file path or a library's message. detail() is for the
+// operator: it goes to the log and the command line, never into a response.
+// A fault (the store or WeChat unreachable, a bug) is made with Fault(): its
+// whole account is detail, and the client sees the table's message.
 //
 // Thread-safety: Status and Result are plain values; copies may be used from
 // any thread.
@@ -40,6 +47,11 @@ enum class ErrorCode {
 // Returns the stable wire name of `code`, e.g. "invalid_session".
 const char* ErrorCodeName(ErrorCode code);
 
+class Status;
+// The one kInvalidSession answer for a session that is unknown, expired or
+// revoked (every store and the service give the same sentence).
+Status InvalidSessionStatus();
+
 class Status {
  public:
   Status() = default;
@@ -48,10 +60,32 @@ class Status {
 
   static Status Ok() { return Status(); }
 
+  // A fault whose account is for the operator only (it may name a host, a
+  // file or a library's message): message() is empty, and the HTTP layer
+  // answers the code's default client message.
+  static Status Fault(ErrorCode code, std::string detail) {
+    Status status(code, std::string());
+    status.detail_ = std::move(detail);
+    return status;
+  }
+
   bool ok() const { return code_ == ErrorCode::kOk; }
   ErrorCode code() const { return code_; }
-  // A message that is safe to show to a client: it never holds a secret.
+  // A message that is safe to show to a client: it never holds a secret or
+  // internal detail. Empty for a Fault.
   const std::string& message() const { return message_; }
+  // What the operator needs to know beyond message(); empty when the message
+  // says it all. Never sent to a client.
+  const std::string& detail() const { return detail_; }
+  Status& set_detail(std::string detail) {
+    detail_ = std::move(detail);
+    return *this;
+  }
+  // The text for a log line or a command-line error: the detail when there
+  // is one, else the message.
+  const std::string& operator_text() const {
+    return detail_.empty() ? message_ : detail_;
+  }
 
   // Seconds a client should wait before retrying; set for rate limits and
   // upstream outages.
@@ -66,6 +100,7 @@ class Status {
  private:
   ErrorCode code_ = ErrorCode::kOk;
   std::string message_;
+  std::string detail_;
   std::optional<int> retry_after_;
 };
 

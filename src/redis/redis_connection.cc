@@ -120,7 +120,7 @@ std::string RedisConnectionPool::At(const Endpoint& endpoint) const {
 }
 
 Status RedisConnectionPool::Unavailable(const std::string& what) const {
-  return Status(ErrorCode::kStoreUnavailable,
+  return Status::Fault(ErrorCode::kStoreUnavailable,
                 "session store: " + Describe() + ": " + what);
 }
 

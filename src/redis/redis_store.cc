@@ -284,7 +284,7 @@ class RedisStoreImpl : public RedisStore {
     const redisReply* reply = replies.value()[0].get();
     if (reply->type == REDIS_REPLY_NIL) return InvalidSession();
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 7) {
-      return Status(ErrorCode::kInternal,
+      return Status::Fault(ErrorCode::kInternal,
                     "session store: redis: unexpected reply to find session");
     }
     redisReply** field = reply->element;
@@ -345,7 +345,7 @@ class RedisStoreImpl : public RedisStore {
       if (!replies.ok()) return replies.status();
       const redisReply* reply = replies.value()[0].get();
       if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        return Status(ErrorCode::kInternal,
+        return Status::Fault(ErrorCode::kInternal,
                       "session store: redis: unexpected reply to revoke all");
       }
       ended += ReplyInteger(reply->element[0]);
@@ -455,10 +455,7 @@ class RedisStoreImpl : public RedisStore {
   int OpenConnections() const override { return pool_.OpenConnections(); }
 
  private:
-  static Status InvalidSession() {
-    return Status(ErrorCode::kInvalidSession,
-                  "the session is unknown, expired or revoked; log in again");
-  }
+  static Status InvalidSession() { return InvalidSessionStatus(); }
 
   std::string SessionKey(const std::string& id_hash) const {
     return options_.prefix + "s:" + crypto::HexEncode(id_hash);
@@ -557,7 +554,7 @@ class RedisStoreImpl : public RedisStore {
     if (!replies.ok()) return replies;
     int64_t acknowledged = ReplyInteger(replies.value().back().get());
     if (acknowledged < options_.min_replicas_ack) {
-      return Status(ErrorCode::kStoreUnavailable,
+      return Status::Fault(ErrorCode::kStoreUnavailable,
                     std::string("session store: ") + pool_.Describe() + ": " +
                         what + " reached " + std::to_string(acknowledged) +
                         " of the " +
@@ -571,7 +568,7 @@ class RedisStoreImpl : public RedisStore {
   Status ReplyError(const redisReply& reply, const char* what) const {
     ErrorCode code = IsUnavailableErrorReply(reply) ? ErrorCode::kStoreUnavailable
                                                     : ErrorCode::kInternal;
-    return Status(code, std::string("session store: ") + pool_.Describe() +
+    return Status::Fault(code, std::string("session store: ") + pool_.Describe() +
                             ": " + what + ": " + ErrorReplyText(reply));
   }
 

@@ -14,7 +14,7 @@ namespace wxsession {
 namespace {
 
 Status Unavailable(const std::string& what) {
-  return Status(ErrorCode::kStoreUnavailable, "backup: " + what);
+  return Status::Fault(ErrorCode::kStoreUnavailable, "backup: " + what);
 }
 
 std::string SqliteMessage(sqlite3* db, int rc) {

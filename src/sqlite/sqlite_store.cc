@@ -51,9 +51,9 @@ Status StoreError(int rc, const char* what, sqlite3* db) {
     case SQLITE_PROTOCOL:
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Status(ErrorCode::kStoreUnavailable, message);
+      return Status::Fault(ErrorCode::kStoreUnavailable, message);
     default:
-      return Status(ErrorCode::kInternal, message);
+      return Status::Fault(ErrorCode::kInternal, message);
   }
 }
 
@@ -238,8 +238,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
     st.Bind(2, now);
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_DONE) {
-      return Status(ErrorCode::kInvalidSession,
-                    "the session is unknown, expired or revoked; log in again");
+      return InvalidSessionStatus();
     }
     if (rc != SQLITE_ROW) return StoreError(rc, "find session", c.db);
     LiveSession live;
@@ -679,7 +678,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
     if (options_.path == ":memory:") return Status::Ok();
     int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-      return Status(ErrorCode::kStoreUnavailable,
+      return Status::Fault(ErrorCode::kStoreUnavailable,
                     "session store: cannot open " + options_.path + ": " +
                         std::strerror(errno));
     }
@@ -742,7 +741,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
                                                   : options_.vfs.c_str());
     if (rc != SQLITE_OK) {
       Status error = StoreError(rc, ("open " + options_.path).c_str(), conn->db);
-      return Status(ErrorCode::kStoreUnavailable, error.message());
+      return Status::Fault(ErrorCode::kStoreUnavailable, error.detail());
     }
     sqlite3_extended_result_codes(conn->db, 1);
     sqlite3_busy_timeout(conn->db, options_.busy_timeout_ms);
@@ -755,7 +754,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
     if (rc != SQLITE_OK) {
       std::string detail = error ? error : sqlite3_errstr(rc);
       sqlite3_free(error);
-      return Status(ErrorCode::kStoreUnavailable,
+      return Status::Fault(ErrorCode::kStoreUnavailable,
                     "session store: " + options_.path + ": " + detail);
     }
     return conn;
@@ -831,7 +830,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
     if (rc != SQLITE_OK) {
       std::string detail = error ? error : sqlite3_errstr(rc);
       sqlite3_free(error);
-      return Status(ErrorCode::kStoreUnavailable,
+      return Status::Fault(ErrorCode::kStoreUnavailable,
                     "session store: " + options_.path + ": " + detail);
     }
     const auto& migrations = sqlite::EmbeddedMigrations();
@@ -847,7 +846,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
         int64_t current = rc == SQLITE_ROW ? sqlite3_column_int64(raw, 0) : 0;
         sqlite3_finalize(raw);
         if (current > known) {
-          return Status(ErrorCode::kStoreUnavailable,
+          return Status::Fault(ErrorCode::kStoreUnavailable,
                         "session store: " + options_.path +
                             " has schema version " + std::to_string(current) +
                             ", newer than this wxsessiond knows (" +
@@ -859,7 +858,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
         if (rc != SQLITE_OK) {
           std::string detail = err ? err : sqlite3_errstr(rc);
           sqlite3_free(err);
-          return Status(ErrorCode::kStoreUnavailable,
+          return Status::Fault(ErrorCode::kStoreUnavailable,
                         "session store: migration " + migration.name +
                             " failed: " + detail);
         }
@@ -890,7 +889,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
           CommitSessions(batch);
         } catch (const std::exception& e) {  // bad_alloc: fail, never hang
           for (PendingSession* p : batch) {
-            p->status = Status(ErrorCode::kInternal,
+            p->status = Status::Fault(ErrorCode::kInternal,
                                std::string("session store: ") + e.what());
           }
         }
@@ -912,7 +911,7 @@ Result<std::unique_ptr<StoreExporter>> OpenSqliteExporter(
     const SqliteOptions& options) {
   struct stat info;
   if (::stat(options.path.c_str(), &info) != 0) {
-    return Status(ErrorCode::kStoreUnavailable,
+    return Status::Fault(ErrorCode::kStoreUnavailable,
                   "session store: cannot open " + options.path + ": " +
                       std::strerror(errno));
   }

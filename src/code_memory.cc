@@ -1,7 +1,8 @@
 #include "code_memory.h"
 
 #include <algorithm>
-#include <cstdlib>
+#include <sys/mman.h>
+
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -47,12 +48,13 @@ size_t IndexSizeFor(size_t capacity) {
   return size;
 }
 
+// Anonymous private pages: zero until written, and not resident until
+// then; MADV_DONTNEED turns them back into that (see Release).
 template <typename T>
-T* ZeroedArray(size_t count) {
-  // calloc, not new T[count](): large blocks come straight from mmap,
-  // already zero, so untouched slots never become resident.
-  void* memory = std::calloc(count, sizeof(T));
-  if (memory == nullptr) throw std::bad_alloc();
+T* ZeroPages(size_t count) {
+  void* memory = ::mmap(nullptr, count * sizeof(T), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) throw std::bad_alloc();
   return static_cast<T*>(memory);
 }
 
@@ -82,12 +84,24 @@ LoginTable::LoginTable(size_t capacity, int64_t lifetime_seconds)
     : capacity_(std::clamp<size_t>(capacity, 1, size_t{1} << 30)),
       lifetime_seconds_(lifetime_seconds),
       index_mask_(IndexSizeFor(capacity_) - 1),
-      ring_(ZeroedArray<Entry>(capacity_)),
-      index_(ZeroedArray<uint32_t>(index_mask_ + 1)) {}
+      ring_(ZeroPages<Entry>(capacity_)),
+      index_(ZeroPages<uint32_t>(index_mask_ + 1)) {}
 
 LoginTable::~LoginTable() {
-  std::free(ring_);
-  std::free(index_);
+  ::munmap(ring_, capacity_ * sizeof(Entry));
+  ::munmap(index_, (index_mask_ + 1) * sizeof(uint32_t));
+}
+
+// Once every code has left (a campaign's codes expired), the pages go back
+// to the kernel: the table's memory follows the codes it holds instead of
+// staying at the campaign's high-water mark. The index reads as all zero
+// afterwards, which is empty; the ring's contents do not matter while
+// used_ is 0.
+void LoginTable::Release() {
+  ::madvise(ring_, capacity_ * sizeof(Entry), MADV_DONTNEED);
+  ::madvise(index_, (index_mask_ + 1) * sizeof(uint32_t), MADV_DONTNEED);
+  head_ = 0;
+  touched_ = false;
 }
 
 size_t LoginTable::AllocatedBytes() const {
@@ -135,6 +149,7 @@ bool LoginTable::Remember(const CodeDigest& code, std::string_view session_id,
   // Vacated slots count as expired (kVacated is the smallest int64_t).
   const int64_t cutoff = now - lifetime_seconds_;
   while (used_ > 0 && ring_[head_].created_at < cutoff) DropOldest();
+  if (used_ == 0 && touched_) Release();
 
   for (size_t slot = Home(code); index_[slot] != 0;
        slot = (slot + 1) & index_mask_) {
@@ -150,6 +165,7 @@ bool LoginTable::Remember(const CodeDigest& code, std::string_view session_id,
 
   const size_t ring_slot = (head_ + used_) % capacity_;
   ring_[ring_slot] = Entry{code, raw, now};
+  touched_ = true;
   ++used_;
   ++live_;
   size_t slot = Home(code);

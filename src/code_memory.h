@@ -6,8 +6,9 @@
 //
 // LoginTable remembers, for a fixed number of codes and a fixed time, a
 // 16-byte digest of (appid, code) and the 32 raw bytes of the session id: 56
-// bytes a code, in two arrays allocated once (a ring in arrival order, and an
-// open-addressing index over it), no heap node per code. What the retry
+// bytes a code, in two arrays mapped once (a ring in arrival order, and an
+// open-addressing index over it), no heap node per code. When every code in
+// it has expired, its pages go back to the kernel. What the retry
 // answers besides the id (openid, unionid, expiry) is read from the store,
 // which has to be asked anyway: the session may have ended since.
 //
@@ -62,8 +63,9 @@ class LoginTable {
   LoginTable& operator=(const LoginTable&) = delete;
 
   // Remembers that `code` made `session_id` at `now`. First forgets codes
-  // older than the lifetime and, when the table is full, the oldest code
-  // (arrival order, whatever their age). A code already remembered is
+  // older than the lifetime (and, if that was every code, gives the
+  // table's pages back to the kernel) and, when the table is full, the
+  // oldest code (arrival order, whatever their age). A code already remembered is
   // replaced (and becomes the newest). Returns false, remembering nothing,
   // when `session_id` is not the shape crypto::NewSessionId makes.
   bool Remember(const CodeDigest& code, std::string_view session_id,
@@ -78,6 +80,7 @@ class LoginTable {
   size_t size() const { return live_; }
   size_t capacity() const { return capacity_; }
   // Bytes the two arrays take once every slot was used; they never grow.
+  // Resident are only the pages written since the table was last empty.
   size_t AllocatedBytes() const;
 
   struct Entry {
@@ -95,16 +98,19 @@ class LoginTable {
   size_t IndexSlotOf(uint32_t ring_slot) const;
   void Unindex(size_t index_slot);
   void DropOldest();
+  void Release();
 
   const size_t capacity_;
   const int64_t lifetime_seconds_;
   const size_t index_mask_;  // index size - 1; the size is a power of two
-  // Both from calloc: pages the table never reached cost no memory.
+  // Both mapped pages: those the table never reached, or gave back in
+  // Release, cost no memory.
   Entry* ring_;      // capacity_ entries, oldest at head_
   uint32_t* index_;  // ring slot + 1, or 0 for empty; linear probing
   size_t head_ = 0;
   size_t used_ = 0;  // ring slots in use, vacated ones included
   size_t live_ = 0;  // ring slots in the index
+  bool touched_ = false;  // written since construction or the last Release
 };
 
 class CodeMemory {

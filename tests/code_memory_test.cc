@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -44,6 +45,46 @@ TEST(LoginTable, AnEntryIsADigestAnIdAndATime) {
   LoginTable table(6250, kLifetime);  // one of the service's 16 shards
   // The ring and an index at most half full: under 70 bytes a code.
   EXPECT_LE(table.AllocatedBytes(), 6250u * 70);
+}
+
+// This process's resident memory, in KiB.
+int64_t ResidentKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+TEST(LoginTable, GivesItsPagesBackOnceEveryCodeHasExpired) {
+  LoginTable table(100000, kLifetime);  // 5.3 MiB of ring, 1 MiB of index
+  const int64_t empty = ResidentKiB();
+  ASSERT_GT(empty, 0);
+  for (uint32_t i = 0; i < 100000; ++i) {
+    ASSERT_TRUE(table.Remember(MakeDigest(i * 2654435761u, i), IdFor(i), kStart));
+  }
+  const int64_t full = ResidentKiB();
+  // The ring's pages (5,469 KiB) and the index's (1,024 KiB), written.
+  EXPECT_GE(full - empty, 6000);
+  // Every code has expired: the next one empties the table first.
+  const CodeDigest late = MakeDigest(7, 1'000'000);
+  ASSERT_TRUE(table.Remember(late, IdFor(7), kStart + kLifetime + 1));
+  const int64_t released = ResidentKiB();
+  EXPECT_GE(full - released, 6000);
+  // And it works as before: the new code is there, the old ones are not,
+  // and it fills again.
+  EXPECT_EQ(table.size(), 1u);
+  EXPECT_EQ(table.Find(late, kStart + kLifetime + 1), IdFor(7));
+  EXPECT_EQ(table.Find(MakeDigest(5u * 2654435761u, 5), kStart + kLifetime + 1),
+            std::nullopt);
+  for (uint32_t i = 0; i < 100000; ++i) {
+    ASSERT_TRUE(table.Remember(MakeDigest(i * 2654435761u, i), IdFor(i),
+                               kStart + kLifetime + 2));
+  }
+  EXPECT_EQ(table.Find(late, kStart + kLifetime + 2), std::nullopt);
+  EXPECT_EQ(table.Find(MakeDigest(5u * 2654435761u, 5), kStart + kLifetime + 2),
+            IdFor(5));
 }
 
 TEST(LoginTable, FindsWhatWasRememberedAndNothingElse) {
@@ -173,6 +214,7 @@ TEST(LoginTable, AgreesWithAPlainModelUnderRandomUse) {
   int64_t now = kStart;
   for (uint32_t step = 0; step < 5000; ++step) {
     if (random() % 8 == 0) now += random() % 60;
+    if (random() % 500 == 0) now += 2 * kLifetime;  // all expire: Release
     const uint64_t hash = random() % 6 + 28;  // homes 28..31, 0 and 1
     const uint32_t tag = random() % 40;
     const std::pair<uint64_t, uint32_t> key(hash, tag);

@@ -53,7 +53,7 @@ class SessionService {
  public:
   static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime
   // Codes remembered at most: 56 bytes each plus the index, 6.3 MiB at the
-  // cap, allocated once. A campaign at 2,000 logins/s would otherwise keep
+  // cap, given back once every code has expired. A campaign at 2,000 logins/s would otherwise keep
   // 600,000 codes for the five minutes; with the cap a retry is still
   // recognised for 50 s at that rate, far longer than a client waits before
   // retrying a lost reply.

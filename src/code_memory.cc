@@ -94,9 +94,9 @@ LoginTable::~LoginTable() {
 
 // Once every code has left (a campaign's codes expired), the pages go back
 // to the kernel: the table's memory follows the codes it holds instead of
-// staying at the campaign's high-water mark. The index reads as all zero
-// afterwards, which is empty; the ring's contents do not matter while
-// used_ is 0.
+// staying at the campaign's high-water mark. The index is all zero already
+// (each code left it as it went) and reads so afterwards; the ring's
+// contents do not matter while used_ is 0.
 void LoginTable::Release() {
   ::madvise(ring_, capacity_ * sizeof(Entry), MADV_DONTNEED);
   ::madvise(index_, (index_mask_ + 1) * sizeof(uint32_t), MADV_DONTNEED);

@@ -1,80 +1,11 @@
 #include "wxsession/service.h"
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <future>
-#include <mutex>
-#include <unordered_map>
-#include <vector>
 
+#include "code_memory.h"
 #include "wxsession/crypto.h"
 
 namespace wxsession {
-
-// Remembers, for kCodeMemorySeconds, the login each (appid, code) produced,
-// and lets concurrent posts of one code share a single upstream exchange.
-// Keys are SHA-256(appid '\0' code): the code itself is not kept.
-//
-// The memory is bounded by count as well as age: a login campaign at 2,000
-// logins/s would otherwise keep 600,000 entries (a few hundred MiB) for the
-// five minutes. With the cap a retry is still recognised for
-// kMaxRememberedCodes / (logins per second) seconds: 50 s at 2,000/s, far
-// longer than a client waits before retrying a lost reply.
-//
-// Every login takes this memory's lock, so it is split into shards by
-// the key's first byte (uniform: it is a SHA-256 digest), each with its own
-// lock, map and share of the bound; with one lock, a login campaign's
-// threads queued on it (futex waits were 6% of a login profile).
-struct SessionService::CodeMemory {
-  struct Entry {
-    std::shared_future<Result<LoginResult>> login;
-    int64_t created_at;
-  };
-
-  struct Shard {
-    size_t max_entries = 1;  // constant after construction
-    std::mutex mutex;
-    std::unordered_map<std::string, Entry> entries;   // guarded by mutex
-    std::deque<std::pair<int64_t, std::string>> age;  // guarded by mutex
-
-    // Drops entries older than the code lifetime, and the oldest ones
-    // beyond max_entries. Amortised O(1) per login.
-    void ForgetOlderThan(int64_t cutoff) {
-      // `>=`: the caller inserts one entry right after.
-      while (!age.empty() && (age.front().first < cutoff ||
-                              age.size() >= max_entries)) {
-        auto found = entries.find(age.front().second);
-        // A later entry under the same key (re-inserted after a failure)
-        // has its own, younger age record: leave it.
-        if (found != entries.end() &&
-            found->second.created_at <= age.front().first) {
-          entries.erase(found);
-        }
-        age.pop_front();
-      }
-    }
-  };
-
-  // Shards only when each still remembers many codes; a small bound (tests)
-  // keeps one shard, so "the oldest code is forgotten first" holds exactly.
-  static constexpr size_t kShards = 16;
-  static constexpr size_t kMinPerShard = 1024;
-
-  explicit CodeMemory(size_t max)
-      : shards(max >= kShards * kMinPerShard ? kShards : 1) {
-    for (Shard& shard : shards) {
-      shard.max_entries = std::max<size_t>(1, max / shards.size());
-    }
-  }
-
-  Shard& For(const std::string& key) {
-    const auto first = static_cast<unsigned char>(key.empty() ? 0 : key[0]);
-    return shards[first % shards.size()];
-  }
-
-  std::vector<Shard> shards;  // fixed size after construction
-};
 
 SessionService::SessionService(const Config& config, SessionStore& store,
                                WeChatClient& wechat, const Clock& clock,
@@ -83,7 +14,8 @@ SessionService::SessionService(const Config& config, SessionStore& store,
       store_(store),
       wechat_(wechat),
       clock_(clock),
-      codes_(std::make_unique<CodeMemory>(max_remembered_codes)) {}
+      codes_(std::make_unique<CodeMemory>(max_remembered_codes,
+                                           kCodeMemorySeconds)) {}
 
 SessionService::~SessionService() = default;
 
@@ -132,29 +64,20 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
   const AppConfig* app = found.value();
 
   const int64_t now = clock_.Now();
-  const std::string key = crypto::Sha256(app->appid + '\0' + code);
-  std::promise<Result<LoginResult>> promise;
-  std::shared_future<Result<LoginResult>> earlier;
-  CodeMemory::Shard& remembered = codes_->For(key);
-  {
-    std::lock_guard<std::mutex> lock(remembered.mutex);
-    remembered.ForgetOlderThan(now - kCodeMemorySeconds);
-    auto found = remembered.entries.find(key);
-    if (found != remembered.entries.end()) {
-      earlier = found->second.login;
+  const CodeDigest key = CodeDigest::Of(app->appid, code);
+  CodeMemory::Claim claim = codes_->Begin(key, now);
+  if (!claim.owner()) {
+    // The same code again: reuse (or wait for) the first exchange.
+    std::string session_id;
+    if (claim.remembered) {
+      session_id = std::move(*claim.remembered);
     } else {
-      remembered.entries.emplace(
-          key, CodeMemory::Entry{promise.get_future().share(), now});
-      remembered.age.emplace_back(now, key);
+      const Result<std::string>& first = claim.in_flight.get();
+      if (!first.ok()) return first.status();
+      session_id = first.value();
     }
-  }
-
-  if (earlier.valid()) {
-    // The same code again: wait for (or reuse) the first exchange.
-    Result<LoginResult> first = earlier.get();
-    if (!first.ok()) return first.status();
     Result<LiveSession> live =
-        store_.FindLive(crypto::Sha256(first->session_id), clock_.Now());
+        store_.FindLive(crypto::Sha256(session_id), clock_.Now());
     if (!live.ok()) {
       if (live.status().code() == ErrorCode::kInvalidSession) {
         return Status(ErrorCode::kInvalidCode,
@@ -163,9 +86,12 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
       }
       return live.status();
     }
-    LoginResult again = first.value();
+    LoginResult again;
+    again.session_id = std::move(session_id);
     again.expires_at = live->expires_at;
     again.expires_in = std::max<int64_t>(0, live->expires_at - clock_.Now());
+    again.openid = std::move(live->openid);
+    again.unionid = std::move(live->unionid);
     return again;
   }
 
@@ -194,13 +120,12 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
     return result;
   }();
 
-  promise.set_value(outcome);
-  if (!outcome.ok()) {
-    // Only successes are remembered: after a failure (WeChat busy, store
-    // full) a retry with the same code must reach WeChat again.
-    std::lock_guard<std::mutex> lock(remembered.mutex);
-    remembered.entries.erase(key);
-  }
+  // Only successes are remembered: after a failure (WeChat busy, store
+  // full) a retry with the same code must reach WeChat again.
+  codes_->Finish(key,
+                 outcome.ok() ? Result<std::string>(outcome->session_id)
+                              : Result<std::string>(outcome.status()),
+                 now);
   return outcome;
 }
 

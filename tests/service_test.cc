@@ -110,6 +110,9 @@ TEST_F(ServiceTest, TheSameCodeAgainReturnsTheSameSession) {
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(first->session_id, again->session_id);
+  // The rest of the answer comes from the store, as the first one did.
+  EXPECT_EQ(again->openid, first->openid);
+  EXPECT_EQ(again->expires_at, first->expires_at);
   EXPECT_EQ(wechat_.calls(), 1);
   EXPECT_EQ(store_->Stats(clock_.Now())->sessions, 1);
   // The same code in another app is another login.

@@ -6,10 +6,11 @@
 //
 // Idempotent login: WeChat codes are single-use, so a client retrying after a
 // lost reply would otherwise get invalid_code. The service remembers, in
-// memory and for kCodeMemorySeconds, which session each (appid, code) made,
-// keyed by a SHA-256 of the pair (the code itself is not kept). The same code
-// again returns the same session; concurrent posts of one code share a
-// single upstream call. A restart forgets this memory; the worst case is then
+// memory and for kCodeMemorySeconds, which session each (appid, code) made:
+// a 16-byte digest of the pair (the code itself is not kept) and the session
+// id, in a table of fixed size (src/code_memory.h). The same code again
+// returns the same session; concurrent posts of one code share a single
+// upstream call. A restart forgets this memory; the worst case is then
 // WeChat's own invalid_code.
 //
 // Thread-safety: every method may be called concurrently.
@@ -28,6 +29,8 @@
 #include "wxsession/wechat.h"
 
 namespace wxsession {
+
+class CodeMemory;
 
 struct LoginResult {
   std::string session_id;
@@ -56,7 +59,11 @@ Status CheckClientCode(const std::string& code, const char* source);
 class SessionService {
  public:
   static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime
-  // Codes remembered at most (about 400 bytes each: ~40 MiB at the cap).
+  // Codes remembered at most: 56 bytes each plus the index, 6.3 MiB at the
+  // cap, given back once every code has expired. A campaign at 2,000 logins/s would otherwise keep
+  // 600,000 codes for the five minutes; with the cap a retry is still
+  // recognised for 50 s at that rate, far longer than a client waits before
+  // retrying a lost reply.
   static constexpr size_t kMaxRememberedCodes = 100000;
   static constexpr size_t kMaxCodeLength = 128;
 
@@ -93,7 +100,6 @@ class SessionService {
   Status Health();
 
  private:
-  struct CodeMemory;
   const Config& config_;    // constant after construction
   SessionStore& store_;     // thread-safe by contract
   WeChatClient& wechat_;    // thread-safe by contract

@@ -381,7 +381,9 @@ std::string TokenService::JwksJson() {
     if (key.retired_at != 0 && now >= key.verify_until) continue;
     list.push_back(json::parse(key.pair.PublicJwkJson()));
   }
-  return json({{"keys", std::move(list)}}).dump();
+  json out = json::object();
+  out["keys"] = std::move(list);
+  return out.dump();
 }
 
 std::string TokenService::DiscoveryJson() {

@@ -149,7 +149,8 @@ class TokenServiceTest : public ::testing::Test {
 
   std::set<std::string> JwksKids(TokenService& tokens) {
     std::set<std::string> kids;
-    for (const json& key : json::parse(tokens.JwksJson())["keys"]) {
+    const json jwks = json::parse(tokens.JwksJson());
+    for (const json& key : jwks["keys"]) {
       kids.insert(key["kid"].get<std::string>());
     }
     return kids;

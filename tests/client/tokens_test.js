@@ -10,6 +10,8 @@ const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert')
 const crypto = require('node:crypto')
 
+const { WxSession } = require('../../client/wxsession')
+const { createHttpWx, authorizationOf } = require('./fake_wx')
 const { startServers, APPID } = require('./servers')
 
 const ISSUER = 'https://auth.example.com'
@@ -158,6 +160,21 @@ for (const algorithm of ['ES256', 'EdDSA']) {
       const none = b64url(JSON.stringify({ alg: 'none', kid: decodePart(h).kid, typ: 'JWT' }))
       assert.strictEqual(await auth(none + '.' + p + '.'), 401)
       assert.strictEqual(await auth(await issue(other, 'carol.2')), 401)
+    })
+
+    it("the SDK with credential: 'jwt' sends JWTs that /v1/auth accepts", async () => {
+      const wx = createHttpWx()
+      const session = new WxSession({ baseURL: env.baseURL, wx, credential: 'jwt' })
+      const res = await session.request({ url: '/v1/auth' })
+      assert.strictEqual(res.statusCode, 204)
+      const sent = authorizationOf(wx.requests[wx.requests.length - 1]).replace(/^Bearer /, '')
+      assert.strictEqual(sent, await session.token())
+      verify(sent, await jwks(env))
+      // Revoked on the server: the SDK fetches a JWT, logs in again, retries.
+      await env.revokeAll()
+      const again = await session.request({ url: '/v1/auth' })
+      assert.strictEqual(again.statusCode, 204)
+      assert.notStrictEqual(await session.token(), sent)
     })
   })
 }

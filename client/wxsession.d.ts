@@ -242,12 +242,12 @@ export type SessionPromise<R, T extends SessionTask> = Promise<R> & {
 }
 
 /** The calls an interceptor sees. */
-export type InterceptedApi = 'request' | 'uploadFile' | 'downloadFile' | 'login' | 'logout'
+export type InterceptedApi = 'request' | 'uploadFile' | 'downloadFile' | 'login' | 'logout' | 'token'
 
 /**
  * The options an interceptor sees: those of the call without the session
- * (no Authorization) and without callbacks. login's and logout's are the
- * client's own (absolute url, method POST).
+ * (no Authorization) and without callbacks. login's, logout's and token's
+ * are the client's own (absolute url, method POST).
  */
 export interface OutgoingOptions {
   url: string
@@ -309,7 +309,17 @@ export interface WxSessionOptions {
   /** Milliseconds, for every call that sets no timeout of its own. */
   timeout?: number
   interceptors?: WxSessionInterceptors
+  /**
+   * What request(), uploadFile() and downloadFile() send as the Bearer
+   * credential: "session" (the default: the session id) or "jwt" (a
+   * short-lived signed token from POST /v1/token, for backends that verify
+   * it against the server's JWKS; the server needs tokens.issuer).
+   */
+  credential?: WxSessionCredential
 }
+
+/** The Bearer credential of request(), uploadFile() and downloadFile(). */
+export type WxSessionCredential = 'session' | 'jwt'
 
 /** The answer of phoneNumber(). */
 export interface PhoneNumber {
@@ -336,6 +346,15 @@ export declare class WxSession {
 
   /** The stored session id, or null. */
   sessionId(): string | null
+
+  /**
+   * A current JWT from POST /v1/token, for the app's own use (e.g. a
+   * WebSocket's Authorization). Logs in first when needed, fetches a new
+   * one shortly before the held one expires, and shares one fetch between
+   * concurrent calls. Rejects with not_found when the server has tokens
+   * off, network_error, or a login's error.
+   */
+  token(): Promise<string>
 
   /**
    * wx.login, then POST /v1/login; stores the new id. Concurrent calls

@@ -15,6 +15,15 @@
  * `uni` (uni-app) and `Taro` work as `wx`: only callback-style calls are
  * made, which both support.
  *
+ * With `credential: 'jwt'` (the server has tokens.issuer set), request(),
+ * uploadFile() and downloadFile() send a short-lived signed JWT from POST
+ * /v1/token instead of the session id, for backends that verify requests
+ * themselves against the server's JWKS. The JWT is fetched after login,
+ * again shortly before it expires or after a 401, one fetch at a time, and
+ * kept in memory only; token() hands one out for the app's own use (e.g. a
+ * WebSocket). The SDK's own calls to wxsessiond (decrypt, phoneNumber,
+ * logout) still use the session id.
+ *
  * Written in ES2015 with Promises and callbacks-style wx calls (no
  * async/await, no newer syntax; tests/client/client_syntax_test.js checks),
  * so it runs on every base library without the "enhanced compile" option,
@@ -34,10 +43,23 @@ const TOKEN68 = /^[A-Za-z0-9._~+/-]+=*$/
 const MAX_SESSION_ID_LENGTH = 1024
 // Version of the object kept in storage, so a later format can be told apart.
 const STORAGE_VERSION = 1
+// A JWT from POST /v1/token is fetched again when less than this part of its
+// lifetime is left, within [MIN_, MAX_TOKEN_MARGIN_MS]: a minute before the
+// end of a 10-minute token, so no request carries one about to expire.
+const TOKEN_MARGIN_FRACTION = 0.2
+const MIN_TOKEN_MARGIN_MS = 5000
+const MAX_TOKEN_MARGIN_MS = 60000
+// Our JWTs are well under 1 KiB; a longer value is not one of them.
+const MAX_TOKEN_LENGTH = 8192
 
 // The wx object of the mini-program runtime, when there is one.
 function globalWx () {
   return typeof wx === 'undefined' ? undefined : wx // eslint-disable-line no-undef
+}
+
+function isValidToken (token) {
+  return typeof token === 'string' && token.length > 0 &&
+    token.length <= MAX_TOKEN_LENGTH && TOKEN68.test(token)
 }
 
 function isValidSessionId (id) {
@@ -241,6 +263,10 @@ class WxSession {
    * @param {string[]} [options.trustedOrigins] other origins (e.g.
    *   "https://api2.example.com") that may receive the session id in
    *   request(); an absolute URL elsewhere is refused.
+   * @param {string} [options.credential="session"] what request(),
+   *   uploadFile() and downloadFile() send as the Bearer credential:
+   *   "session" (the session id) or "jwt" (a signed token from POST
+   *   /v1/token; see token()).
    * @param {number} [options.timeout] ms passed to each wx.request,
    *   uploadFile and downloadFile that does not set its own.
    * @param {object} [options.interceptors]
@@ -273,6 +299,15 @@ class WxSession {
         (interceptors.response !== undefined && typeof interceptors.response !== 'function')) {
       throw new TypeError('WxSession: interceptors.request and .response must be functions')
     }
+    if (opts.credential !== undefined && opts.credential !== 'session' &&
+        opts.credential !== 'jwt') {
+      throw new TypeError('WxSession: credential must be "session" or "jwt"')
+    }
+    this._credential = opts.credential || 'session'
+    // The JWT in use ({ token, expiresAt, lifetime } in ms), and the fetch
+    // in flight, shared by every caller until it settles.
+    this._jwt = null
+    this._tokenPromise = null
     this._interceptors = interceptors
     this._baseURL = opts.baseURL.replace(/\/+$/, '')
     this._appid = opts.appid || undefined
@@ -318,10 +353,93 @@ class WxSession {
           throw errorFromResponse(res, 'login')
         }
         self._store(body.session_id)
+        if (self._credential === 'jwt') {
+          // Fetch the first JWT now, so the next request does not wait;
+          // a failure here shows up on the request that needs it.
+          self._jwt = null
+          Promise.resolve().then(function () {
+            return self._fetchToken()
+          }).then(null, function () {})
+        }
         return body.session_id
       })
     this._loginPromise.then(done, done)
     return this._loginPromise
+  }
+
+  /**
+   * A current JWT from POST /v1/token (the server needs tokens.issuer),
+   * for the app's own use, e.g. a WebSocket's Authorization. Logs in first
+   * when there is no session; fetches a new JWT when none is held or the
+   * held one is close to expiry; concurrent calls share one fetch. Works
+   * with either `credential`. Rejects with the server's error (not_found
+   * when tokens are off), network_error or a login's error.
+   */
+  token () {
+    const held = this._jwt
+    if (held && !this._tokenStale(held)) return Promise.resolve(held.token)
+    return this._fetchToken()
+  }
+
+  // True when `held` is within its refresh margin of expiring.
+  _tokenStale (held) {
+    const margin = Math.min(MAX_TOKEN_MARGIN_MS, Math.max(MIN_TOKEN_MARGIN_MS,
+      held.lifetime * TOKEN_MARGIN_FRACTION))
+    return Date.now() >= held.expiresAt - margin
+  }
+
+  // POST /v1/token with the session id, one fetch at a time. A 401 means
+  // the session ended: log in again (shared with other callers) and fetch
+  // once more.
+  _fetchToken () {
+    if (this._tokenPromise) return this._tokenPromise
+    const self = this
+    let usedId
+    const attempt = function (id) {
+      usedId = id
+      return self._send('token', {
+        url: self._baseURL + '/v1/token',
+        method: 'POST'
+      }, id)
+    }
+    const done = function () { self._tokenPromise = null }
+    this._tokenPromise = this._currentOrLogin()
+      .then(attempt)
+      .then(function (res) {
+        if (!isInvalidSession(res)) return res
+        return self._renew(usedId).then(attempt)
+      })
+      .then(function (res) {
+        const body = bodyObject(res.data)
+        if (res.statusCode !== 200 || !body ||
+            !isValidToken(body.access_token) ||
+            typeof body.expires_in !== 'number' || !(body.expires_in > 0)) {
+          throw errorFromResponse(res, 'token')
+        }
+        const lifetime = body.expires_in * 1000
+        // Timed by this device's clock from the reply, not by the token's
+        // exp: a phone's clock may be minutes off the server's.
+        self._jwt = {
+          token: body.access_token,
+          expiresAt: Date.now() + lifetime,
+          lifetime: lifetime
+        }
+        return body.access_token
+      })
+    this._tokenPromise.then(done, done)
+    return this._tokenPromise
+  }
+
+  // The JWT to retry with after `rejected` was refused: the fetch in flight,
+  // or one fetched since, or a new fetch.
+  _renewToken (rejected) {
+    if (this._tokenPromise) return this._tokenPromise
+    if (this._jwt && this._jwt.token !== rejected &&
+        !this._tokenStale(this._jwt)) {
+      return Promise.resolve(this._jwt.token)
+    }
+    if (this._jwt && this._jwt.token === rejected) this._jwt = null
+    return this._fetchToken()
   }
 
   /**
@@ -340,7 +458,7 @@ class WxSession {
    * `options` are called once, with that final outcome.
    */
   request (options) {
-    return this._transfer('request', options)
+    return this._transfer('request', options, this._credential)
   }
 
   /**
@@ -352,7 +470,7 @@ class WxSession {
    * Resolves to wx's result ({ statusCode, data (a string), ... }).
    */
   uploadFile (options) {
-    return this._transfer('uploadFile', options)
+    return this._transfer('uploadFile', options, this._credential)
   }
 
   /**
@@ -362,7 +480,7 @@ class WxSession {
    * ... }).
    */
   downloadFile (options) {
-    return this._transfer('downloadFile', options)
+    return this._transfer('downloadFile', options, this._credential)
   }
 
   /**
@@ -424,6 +542,7 @@ class WxSession {
       : Promise.resolve()
     return settled.then(function () {
       const id = self._id
+      self._jwt = null
       if (!id) return undefined
       self._forget(id)
       return self._send('logout', {
@@ -439,15 +558,16 @@ class WxSession {
     })
   }
 
-  // An authenticated JSON POST whose 200 reply is an object; any other reply
-  // becomes an Error.
+  // An authenticated JSON POST to wxsessiond (with the session id, whatever
+  // `credential` says) whose 200 reply is an object; any other reply becomes
+  // an Error.
   _call (path, data, what) {
-    return this.request({
+    return this._transfer('request', {
       url: path,
       method: 'POST',
       data: data,
       header: { 'Content-Type': 'application/json' }
-    }).then(function (res) {
+    }, 'session').then(function (res) {
       const body = bodyObject(res.data)
       if (res.statusCode !== 200 || !body) throw errorFromResponse(res, what)
       return body
@@ -538,8 +658,9 @@ class WxSession {
 
   // The body of request(), uploadFile() and downloadFile(): a promise of the
   // final result, carrying `.task`, with the callbacks in `options` called
-  // once with the outcome.
-  _transfer (api, options) {
+  // once with the outcome. `credential` is "session" or "jwt".
+  _transfer (api, options, credential) {
+    const jwt = credential === 'jwt'
     const opts = options || {}
     const self = this
     const task = new SessionTask(TASK_EVENTS[api])
@@ -583,7 +704,7 @@ class WxSession {
           if (call.timeout === undefined && self._timeout !== undefined) {
             call.timeout = self._timeout
           }
-          return self._currentOrLogin()
+          return jwt ? self.token() : self._currentOrLogin()
         })
         .then(send)
         .then(function (res) {
@@ -591,7 +712,10 @@ class WxSession {
           const ended = api === 'downloadFile'
             ? res.statusCode === 401 : isInvalidSession(res)
           if (!ended) return res
-          return self._renew(sentWith).then(send)
+          // A refused JWT: expired, or its session ended. A new fetch tells
+          // which, and logs in again when needed.
+          return (jwt ? self._renewToken(sentWith) : self._renew(sentWith))
+            .then(send)
         })
         .then(function (res) {
           check()

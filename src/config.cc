@@ -516,7 +516,7 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
            "expose_openid", "durability", "http", "store", "redis",
            "open_data", "admin", "log", "rate_limit", "trusted_proxies",
-           "tls", "storage"});
+           "tls", "storage", "tokens"});
       !s.ok()) {
     return s;
   }
@@ -885,6 +885,131 @@ Status ApplyOperationsKeys(const json& root, const SecretSource& secrets,
   return Status::Ok();
 }
 
+// --- tokens: signed JWTs for backends (issue 16).
+
+constexpr int64_t kMaxTokenTtlSeconds = 3600;  // the contract: at most 1h
+
+// Reads tokens.introspection_tokens_file: one token a line, surrounding
+// whitespace trimmed, blank lines and lines starting with '#' skipped. Each
+// token is visible ASCII and at least kMinAdminTokenChars long; messages
+// name the line, never its content.
+Status ReadIntrospectionTokens(const std::string& path, TokensConfig* tokens) {
+  const std::string key = "tokens.introspection_tokens_file";
+  Result<std::string> read = ReadWholeFile(path, kMaxSecretFileBytes);
+  if (!read.ok()) return ConfigError(key, path + ": " + read.status().message());
+  const std::string& text = read.value();
+  size_t start = 0;
+  int line_number = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    ++line_number;
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    const size_t last = line.find_last_not_of(" \t\r");
+    line = line.substr(first, last - first + 1);
+    if (line[0] == '#') continue;
+    for (char c : line) {
+      if (c < 0x21 || c > 0x7E) {
+        return ConfigError(key, path + ": line " +
+                                    std::to_string(line_number) +
+                                    ": a token must be visible ASCII "
+                                    "characters");
+      }
+    }
+    if (line.size() < kMinAdminTokenChars) {
+      return ConfigError(key, path + ": line " + std::to_string(line_number) +
+                                  ": the token is shorter than " +
+                                  std::to_string(kMinAdminTokenChars) +
+                                  " characters (make one with: openssl rand "
+                                  "-hex 32)");
+    }
+    tokens->introspection_tokens.push_back(std::move(line));
+  }
+  tokens->introspection_tokens_file = path;
+  return Status::Ok();
+}
+
+Status ApplyTokensKeys(const json& root, Config* config) {
+  auto it = root.find("tokens");
+  if (it == root.end()) return Status::Ok();
+  if (!it->is_object()) return ConfigError("tokens", "expected an object");
+  if (Status s = CheckKnownKeys(*it, "tokens.",
+                                {"issuer", "audience", "ttl", "algorithm",
+                                 "signing_key_file",
+                                 "introspection_tokens_file"});
+      !s.ok()) {
+    return s;
+  }
+  TokensConfig& tokens = config->tokens;
+  auto text = [&](const char* name, std::string* out) -> Status {
+    auto value = it->find(name);
+    if (value == it->end()) return Status::Ok();
+    if (!value->is_string() || value->get<std::string>().empty()) {
+      return ConfigError(std::string("tokens.") + name,
+                         "expected a non-empty string");
+    }
+    *out = value->get<std::string>();
+    return Status::Ok();
+  };
+  if (Status s = text("issuer", &tokens.issuer); !s.ok()) return s;
+  if (Status s = text("audience", &tokens.audience); !s.ok()) return s;
+  if (Status s = text("signing_key_file", &tokens.signing_key_file); !s.ok()) {
+    return s;
+  }
+  std::string introspection_file;
+  if (Status s = text("introspection_tokens_file", &introspection_file);
+      !s.ok()) {
+    return s;
+  }
+  if (auto algorithm = it->find("algorithm"); algorithm != it->end()) {
+    if (!algorithm->is_string() || (*algorithm != "ES256" &&
+                                    *algorithm != "EdDSA")) {
+      return ConfigError("tokens.algorithm", "expected \"ES256\" or \"EdDSA\"");
+    }
+    tokens.algorithm = algorithm->get<std::string>();
+  }
+  if (auto ttl = it->find("ttl"); ttl != it->end()) {
+    if (Status s = ParseDurationKey(*ttl, "tokens.ttl", 1, &tokens.ttl);
+        !s.ok()) {
+      return s;
+    }
+    if (tokens.ttl > kMaxTokenTtlSeconds) {
+      return ConfigError("tokens.ttl",
+                         "must be at most 1h: a token stays valid for its "
+                         "whole ttl after a logout or ban (5m-10m is "
+                         "recommended)");
+    }
+  }
+  if (!tokens.issuer.empty()) {
+    // The issuer is a URL (OIDC discovery appends /.well-known/... to it):
+    // http(s), no query or fragment, no trailing slash.
+    const std::string& issuer = tokens.issuer;
+    const bool scheme = issuer.rfind("https://", 0) == 0 ||
+                        issuer.rfind("http://", 0) == 0;
+    if (!scheme || issuer.find_first_of("?# \t\r\n") != std::string::npos ||
+        issuer.back() == '/') {
+      return ConfigError("tokens.issuer",
+                         "expected the URL wxsessiond is reached at, e.g. "
+                         "https://auth.example.com (http or https, no query, "
+                         "no trailing slash)");
+    }
+  } else if (it->size() > 0) {
+    return ConfigError("tokens.issuer",
+                       "required when any tokens key is set (tokens are on "
+                       "only with an issuer)");
+  }
+  if (!introspection_file.empty()) {
+    if (Status s = ReadIntrospectionTokens(introspection_file, &tokens);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
 // Fills in defaults that depend on other keys, then checks them together.
 Status ResolveOperationsDefaults(Config* config) {
   const int threads = EffectiveHttpThreads(*config);
@@ -1009,6 +1134,7 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
     if (Status s = ApplyOperationsKeys(root, secrets, &config); !s.ok()) {
       return s;
     }
+    if (Status s = ApplyTokensKeys(root, &config); !s.ok()) return s;
   }
   if (Status s = ApplyEnvironment(env, overrides.without_secrets, &config);
       !s.ok()) {

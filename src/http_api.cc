@@ -309,6 +309,19 @@ struct HttpServer::Impl {
   bool AdminAuthorized(const httplib::Request& req) const;
   void Auth(const httplib::Request& req, httplib::Response& res);
   void ServeMetrics(const httplib::Request& req, httplib::Response& res);
+
+  // Signed tokens (issue 16); routes exist only after EnableTokens.
+  TokenService* token_service = nullptr;  // set before Bind, then constant
+  // SHA-256 of each tokens.introspection_tokens_file line. Constant after
+  // EnableTokens.
+  std::vector<std::string> introspection_token_digests;
+  void RegisterTokenRoutes();
+  void IssueToken(const httplib::Request& req, httplib::Response& res);
+  void Introspect(const httplib::Request& req, httplib::Response& res);
+  bool IntrospectionAuthorized(const httplib::Request& req) const;
+  void ServeDiscovery(const httplib::Request& req, httplib::Response& res,
+                      bool jwks);
+
 };
 
 void HttpServer::Impl::Configure() {
@@ -690,7 +703,12 @@ void HttpServer::Impl::Auth(const httplib::Request& req,
                             httplib::Response& res) {
   std::string id = SessionIdFrom(req);
   if (id.empty()) return RenderError(res, MissingSession());
-  Result<SessionInfo> info = service.Lookup(id);
+  // A JWT from POST /v1/token (three dot-separated parts; a session id has
+  // no dot): verified locally, then its session checked live.
+  Result<SessionInfo> info =
+      token_service != nullptr && id.find('.') != std::string::npos
+          ? token_service->Authenticate(id)
+          : service.Lookup(id);
   if (!info.ok()) return RenderError(res, info.status());
   res.status = 204;
   res.set_header("X-WX-AppID", info->appid);
@@ -717,6 +735,110 @@ HttpServer::HttpServer(const Config& config, SessionService& service,
 }
 
 HttpServer::~HttpServer() = default;
+
+// --- Signed tokens (issue 16): JWTs, JWKS, discovery, introspection.
+
+void HttpServer::EnableTokens(TokenService& tokens) {
+  impl_->token_service = &tokens;
+  for (const std::string& token : impl_->config.tokens.introspection_tokens) {
+    impl_->introspection_token_digests.push_back(crypto::Sha256(token));
+  }
+  impl_->RegisterTokenRoutes();
+}
+
+void HttpServer::Impl::RegisterTokenRoutes() {
+  Post("/v1/token", [this](const httplib::Request& req,
+                           httplib::Response& res) { IssueToken(req, res); });
+  Post("/v1/introspect",
+       [this](const httplib::Request& req, httplib::Response& res) {
+         Introspect(req, res);
+       });
+  Get("/.well-known/jwks.json",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        ServeDiscovery(req, res, /*jwks=*/true);
+      });
+  Get("/.well-known/openid-configuration",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        ServeDiscovery(req, res, /*jwks=*/false);
+      });
+}
+
+void HttpServer::Impl::IssueToken(const httplib::Request& req,
+                                  httplib::Response& res) {
+  // A token is a credential: no cache on the way may keep one.
+  res.set_header("Cache-Control", "no-store");
+  std::string id = SessionIdFrom(req);
+  if (id.empty()) return RenderError(res, MissingSession());
+  Result<IssuedToken> issued = token_service->Issue(id);
+  if (!issued.ok()) {
+    LogFailure("token_failed", issued.status());
+    return RenderError(res, issued.status());
+  }
+  RenderJson(res, 200,
+             {{"access_token", issued->access_token},
+              {"token_type", "Bearer"},
+              {"expires_in", issued->expires_in}});
+}
+
+bool HttpServer::Impl::IntrospectionAuthorized(
+    const httplib::Request& req) const {
+  std::optional<std::string> presented = BearerFrom(req);
+  if (!presented) return false;
+  const std::string digest = crypto::Sha256(*presented);
+  // Every comparison runs, so the time taken does not tell which matched.
+  bool matched = !config.admin_token.empty() &&
+                 crypto::ConstantTimeEquals(digest, admin_token_digest);
+  for (const std::string& allowed : introspection_token_digests) {
+    matched = crypto::ConstantTimeEquals(digest, allowed) || matched;
+  }
+  return matched;
+}
+
+// RFC 7662: a form body token=...&token_type_hint=...; the answer says
+// whether the token is active, and never is an error for a bad token.
+void HttpServer::Impl::Introspect(const httplib::Request& req,
+                                  httplib::Response& res) {
+  res.set_header("Cache-Control", "no-store");
+  if (!IntrospectionAuthorized(req)) {
+    if (metrics) metrics->CountIntrospection("unauthorized");
+    logger.Warn("introspect_unauthorized", {{"request_id", request_id}});
+    return RenderError(
+        res, Status(ErrorCode::kUnauthorized,
+                    "introspection wants Authorization: Bearer <a line of "
+                    "tokens.introspection_tokens_file, or the admin token>"));
+  }
+  if (!req.has_param("token") || req.get_param_value_count("token") != 1) {
+    return RenderError(
+        res, Status(ErrorCode::kInvalidRequest,
+                    "send one token as an application/x-www-form-urlencoded "
+                    "body: token=<JWT or session id>"));
+  }
+  Result<std::string> answer =
+      token_service->Introspect(req.get_param_value("token"));
+  if (!answer.ok()) {
+    LogFailure("introspect_failed", answer.status());
+    return RenderError(res, answer.status());
+  }
+  if (metrics) {
+    metrics->CountIntrospection(answer.value() == "{\"active\":false}"
+                                    ? "inactive"
+                                    : "active");
+  }
+  res.status = 200;
+  res.set_content(answer.value(), kJsonType);
+}
+
+void HttpServer::Impl::ServeDiscovery(const httplib::Request&,
+                                      httplib::Response& res, bool jwks) {
+  // Public keys and metadata: caches may keep them five minutes. The JWKS
+  // changes only on a rotation, and JWT libraries fetch it again when a
+  // token names a kid they do not know.
+  res.set_header("Cache-Control", "public, max-age=300");
+  res.status = 200;
+  res.set_content(jwks ? token_service->JwksJson()
+                       : token_service->DiscoveryJson(),
+                  kJsonType);
+}
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {
   if (!impl_->tls_error.empty()) {

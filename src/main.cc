@@ -1,7 +1,8 @@
 // wxsessiond: the one place that names concrete types and wires them.
 //
 // Commands: serve, check-config, dev, mock-wechat, revoke, stats, backup,
-// migrate-store, rekey, version. Exit codes: 0 ok, 1 failure, 2 usage.
+// migrate-store, rekey, rotate-signing-key, version. Exit codes: 0 ok, 1
+// failure, 2 usage.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -42,6 +43,7 @@
 #include "wxsession/store_locator.h"
 #include "wxsession/store_migration.h"
 #include "wxsession/sweeper.h"
+#include "wxsession/token_service.h"
 #include "wxsession/wechat.h"
 #include "wxsession/wechat_guard.h"
 
@@ -73,6 +75,8 @@ const char* kMainUsage =
     "  migrate-store\n"
     "               copy live sessions from the SQLite file to Redis\n"
     "  rekey        re-seal every stored session_key under a new master key\n"
+    "  rotate-signing-key\n"
+    "               make a new current key for signing tokens (tokens.*)\n"
     "  version      print the version\n"
     "\n"
     "Run 'wxsessiond <command> --help' for a command's options.\n";
@@ -329,6 +333,15 @@ int RunServer(const Config& config,
       AccessTokenCentre::OptionsFor(config.wechat_timeout_ms));
   OpenDataService open_data(config, service, *wechat, tokens, clock);
   HttpServer server(config, service, open_data, tokens, logger, &metrics);
+  // Signed tokens for backends (tokens.*), on when tokens.issuer is set.
+  std::unique_ptr<TokenService> token_service;
+  if (config.tokens.enabled()) {
+    Result<std::unique_ptr<TokenService>> opened_tokens = TokenService::Open(
+        config, *session_store, service, clock, &metrics);
+    if (!opened_tokens.ok()) return Fail(opened_tokens.status());
+    token_service = std::move(opened_tokens).value();
+    server.EnableTokens(*token_service);
+  }
   Result<int> port = server.Bind(config.listen_host, config.listen_port);
   if (!port.ok()) {
     return Fail(port.status());
@@ -384,6 +397,7 @@ int RunServer(const Config& config,
                             {"apps", static_cast<int>(config.apps.size())},
                             {"admin_routes",
                              config.admin_token.empty() ? "off" : "on"},
+                            {"tokens", token_service ? "on" : "off"},
                             {"version", WXSESSIOND_VERSION}});
   // Tests and scripts read this line to learn the bound port.
   std::printf("wxsessiond listening on %s://%s:%d\n", scheme,
@@ -869,6 +883,35 @@ int CmdRekey(int argc, char** argv) {
   return kExitOk;
 }
 
+int CmdRotateSigningKey(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond rotate-signing-key --config FILE\n"
+      "\n"
+      "Makes a new current key for signing tokens (tokens.algorithm), kept\n"
+      "in the store. Every instance on the store signs with it within 60 s;\n"
+      "the previous key stays in the JWKS until every token it signed has\n"
+      "expired (60 s + tokens.ttl). Not with tokens.signing_key_file.\n"
+      "Prints {\"kid\": NEW_KID}.\n";
+  Args args = ParseArgs(argc, argv, 2, {"config", "database"}, {},
+                        /*max_positional=*/0);
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  if (!config.ok()) return Fail(config.status());
+  static SystemClock clock;  // outlives the store
+  Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
+  if (!opened.ok()) return Fail(opened.status());
+  std::unique_ptr<SessionStore> store = std::move(opened->store);
+  Logger logger(stderr, config->log_format, LogLevel::kWarn);
+  if (Status sealed = SealIfConfigured(config.value(), logger, &store);
+      !sealed.ok()) {
+    return Fail(sealed);
+  }
+  Result<std::string> kid = RotateSigningKey(config.value(), *store, clock);
+  if (!kid.ok()) return Fail(kid.status());
+  std::printf("%s\n", nlohmann::json({{"kid", kid.value()}}).dump().c_str());
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   // Before any thread starts, so every thread inherits the mask and only
   // the sigwait threads ever see SIGINT/SIGTERM.
@@ -891,6 +934,7 @@ int Main(int argc, char** argv) {
   if (command == "backup") return CmdBackup(argc, argv);
   if (command == "migrate-store") return CmdMigrateStore(argc, argv);
   if (command == "rekey") return CmdRekey(argc, argv);
+  if (command == "rotate-signing-key") return CmdRotateSigningKey(argc, argv);
   return Usage(kMainUsage, "unknown command '" + command + "'");
 }
 

@@ -209,6 +209,16 @@ struct Metrics::Impl {
                                 {},
                                 {}};
   std::function<std::optional<int64_t>()> live_sessions_source;
+  CounterFamily tokens_issued{"wxsessiond_tokens_issued_total",
+                              "JWTs issued by POST /v1/token, by signing "
+                              "algorithm.",
+                              {"algorithm"},
+                              {}};
+  CounterFamily introspections{"wxsessiond_introspections_total",
+                               "POST /v1/introspect answers: active, "
+                               "inactive or unauthorized.",
+                               {"result"},
+                               {}};
 
   Impl(std::string version_in, double start)
       : version(std::move(version_in)), start_time_seconds(start) {
@@ -265,6 +275,16 @@ void Metrics::ObserveSweep(bool ok, int64_t deleted) {
   if (ok) impl_->sweeper_deleted.series[{}] += static_cast<double>(deleted);
 }
 
+void Metrics::CountTokenIssued(const std::string& algorithm) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->tokens_issued.series[{algorithm}] += 1;
+}
+
+void Metrics::CountIntrospection(const std::string& result) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->introspections.series[{result}] += 1;
+}
+
 void Metrics::SetLiveSessionsSource(
     std::function<std::optional<int64_t>()> source) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -312,6 +332,8 @@ std::string Metrics::RenderPrometheus() const {
          FormatNumber(static_cast<double>(impl_->upstream_in_flight)) + "\n";
   RenderCounter(out, impl_->sweeper_runs);
   RenderCounter(out, impl_->sweeper_deleted);
+  RenderCounter(out, impl_->tokens_issued);
+  RenderCounter(out, impl_->introspections);
   return out;
 }
 

@@ -112,6 +112,16 @@ Result<std::string> SessionKeyring::OpenAccessToken(
   return OpenWith(RowIdentity("access_token", appid, ""), stored);
 }
 
+std::string SessionKeyring::SealSigningKey(const std::string& kid,
+                                           const std::string& pem) const {
+  return SealWith(RowIdentity("signing_key", kid, ""), pem);
+}
+
+Result<std::string> SessionKeyring::OpenSigningKey(
+    const std::string& kid, const std::string& stored) const {
+  return OpenWith(RowIdentity("signing_key", kid, ""), stored);
+}
+
 std::string SessionKeyring::SealWith(const std::string& associated_data,
                                      const std::string& value) const {
   const std::string nonce = crypto::RandomBytes(kNonceBytes);
@@ -300,6 +310,32 @@ Status SealedStore::PutAccessToken(const AccessToken& token) {
   AccessToken sealed = token;
   sealed.token = keyring_.SealAccessToken(token.appid, token.token);
   return inner_->PutAccessToken(sealed);
+}
+
+Result<std::vector<StoredSigningKey>> SealedStore::ListSigningKeys(
+    int64_t now) {
+  Result<std::vector<StoredSigningKey>> keys = inner_->ListSigningKeys(now);
+  if (!keys.ok()) return keys;
+  for (StoredSigningKey& key : keys.value()) {
+    Result<std::string> opened =
+        keyring_.OpenSigningKey(key.kid, key.private_key);
+    if (!opened.ok()) {
+      return Status(opened.status().code(),
+                    "signing key " + key.kid + ": " +
+                        opened.status().message());
+    }
+    key.private_key = std::move(opened).value();
+  }
+  return keys;
+}
+
+Result<bool> SealedStore::ReplaceSigningKey(const std::string& expected_kid,
+                                            const StoredSigningKey& key,
+                                            int64_t previous_verify_until) {
+  StoredSigningKey sealed = key;
+  sealed.private_key = keyring_.SealSigningKey(key.kid, key.private_key);
+  return inner_->ReplaceSigningKey(expected_kid, sealed,
+                                   previous_verify_until);
 }
 
 Result<bool> SealedStore::TryLockTokenRefresh(const std::string& appid,

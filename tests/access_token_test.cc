@@ -66,6 +66,14 @@ class FlakyStore : public SessionStore {
                             const std::string& owner) override {
     return inner_.UnlockTokenRefresh(appid, owner);
   }
+  Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
+    return inner_.ListSigningKeys(now);
+  }
+  Result<bool> ReplaceSigningKey(const std::string& expected_kid,
+                                 const StoredSigningKey& key,
+                                 int64_t previous_verify_until) override {
+    return inner_.ReplaceSigningKey(expected_kid, key, previous_verify_until);
+  }
   Status Ping() override { return inner_.Ping(); }
 
   std::atomic<bool> fail_put{false};

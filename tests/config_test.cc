@@ -807,5 +807,60 @@ TEST_F(ConfigTest, RedisPasswordFromFileOrEnvironment) {
                     "redis.password_file");
 }
 
+// --- tokens (signed JWTs for backends)
+
+TEST_F(ConfigTest, TokensAreOffByDefaultAndDefaultToTenMinutesOfES256) {
+  auto off = Load(WriteWithApp(""));
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_FALSE(off->tokens.enabled());
+  auto on = Load(WriteWithApp(R"("tokens": {"issuer": "https://a.example.com"})"));
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_TRUE(on->tokens.enabled());
+  EXPECT_EQ(on->tokens.ttl, 600);
+  EXPECT_EQ(on->tokens.algorithm, "ES256");
+  EXPECT_TRUE(on->tokens.audience.empty());
+}
+
+TEST_F(ConfigTest, TokensKeysAreReadAndChecked) {
+  std::string file = Write("introspect", "# callers\n\n  token-of-billing-api-01  \r\nsecond-token-0123456789\n");
+  auto config = Load(WriteWithApp(
+      R"("tokens": {"issuer": "https://a.example.com", "audience": "api",
+          "ttl": "1h", "algorithm": "EdDSA", "signing_key_file": "/k.pem",
+          "introspection_tokens_file": ")" + file + R"("})"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->tokens.ttl, 3600);
+  EXPECT_EQ(config->tokens.audience, "api");
+  EXPECT_EQ(config->tokens.algorithm, "EdDSA");
+  EXPECT_EQ(config->tokens.signing_key_file, "/k.pem");
+  EXPECT_EQ(config->tokens.introspection_tokens,
+            std::vector<std::string>({"token-of-billing-api-01",
+                                      "second-token-0123456789"}));
+
+  const std::string issuer = R"("issuer": "https://a.example.com")";
+  ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
+                                      R"(, "ttl": "61m"})")),
+                    "tokens.ttl", "at most 1h");
+  ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
+                                      R"(, "algorithm": "HS256"})")),
+                    "tokens.algorithm");
+  ExpectConfigError(Load(WriteWithApp(R"("tokens": {"ttl": "5m"})")),
+                    "tokens.issuer", "required");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("tokens": {"issuer": "auth.example.com"})")),
+      "tokens.issuer");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("tokens": {"issuer": "https://a.example.com/"})")),
+      "tokens.issuer");
+  ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
+                                      R"(, "isuser": 1})")),
+                    "tokens.isuser", "unknown key");
+  std::string short_token = Write("short", "abc\n");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("tokens": {)" + issuer +
+                        R"(, "introspection_tokens_file": ")" + short_token +
+                        R"("})")),
+      "tokens.introspection_tokens_file", "line 1");
+}
+
 }  // namespace
 }  // namespace wxsession

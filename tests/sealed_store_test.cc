@@ -238,6 +238,36 @@ TEST_F(SealedSqlite, AWrongMasterKeyIsStoreUnavailableAndDropsCachedTokens) {
             ErrorCode::kInvalidSession);
 }
 
+TEST_F(SealedSqlite, SigningKeysAreSealedAndBoundToTheirKid) {
+  const std::string pem =
+      "-----BEGIN PRIVATE KEY-----\nsigning-key-material\n"
+      "-----END PRIVATE KEY-----\n";
+  StoredSigningKey key;
+  key.kid = "kid-1";
+  key.algorithm = "ES256";
+  key.private_key = pem;
+  key.created_at = kNow;
+  {
+    auto store = Open(SessionKeyring(Key('k')));
+    ASSERT_TRUE(store->ReplaceSigningKey("", key, 0).value());
+    Result<std::vector<StoredSigningKey>> keys = store->ListSigningKeys(kNow);
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    ASSERT_EQ(keys->size(), 1u);
+    EXPECT_EQ(keys->front().private_key, pem);
+  }
+  std::string stored = RawColumn(dir_.File("sealed.db"),
+                                 "SELECT private_key FROM signing_keys");
+  EXPECT_EQ(stored.rfind("wxs1:", 0), 0u) << stored;
+  EXPECT_EQ(stored.find("signing-key-material"), std::string::npos);
+  // Another master key cannot open it: an error, never a key to sign with.
+  auto wrong = Open(SessionKeyring(Key('w')));
+  Result<std::vector<StoredSigningKey>> keys = wrong->ListSigningKeys(kNow);
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().code(), ErrorCode::kStoreUnavailable);
+  EXPECT_EQ(keys.status().message().find("signing-key-material"),
+            std::string::npos);
+}
+
 TEST_F(SealedSqlite, RowsWrittenBeforeSealingStillServe) {
   {
     SqliteOptions options;

@@ -346,6 +346,68 @@ TEST_P(StoreConformance, TokenRefreshLeaseIsExclusiveAndExpires) {
   EXPECT_EQ(store_->GetAccessToken("wxapp1")->token, "tok");
 }
 
+StoredSigningKey SigningKey(const std::string& kid, int64_t created_at) {
+  StoredSigningKey key;
+  key.kid = kid;
+  key.algorithm = "ES256";
+  key.private_key = "-----BEGIN PRIVATE KEY-----\n" + kid + "\n-----END";
+  key.created_at = created_at;
+  return key;
+}
+
+std::vector<std::string> Kids(const Result<std::vector<StoredSigningKey>>& keys) {
+  std::vector<std::string> kids;
+  if (!keys.ok()) {
+    ADD_FAILURE() << keys.status().ToString();
+    return kids;
+  }
+  for (const StoredSigningKey& key : keys.value()) kids.push_back(key.kid);
+  return kids;
+}
+
+TEST_P(StoreConformance, SigningKeysHaveOneCurrentAndRetiredOnesUntilTheyLapse) {
+  EXPECT_TRUE(Kids(store_->ListSigningKeys(kNow)).empty());
+  ASSERT_TRUE(store_->ReplaceSigningKey("", SigningKey("k1", kNow), 0).value());
+  // Only the instance that saw "no key" may make the first one.
+  EXPECT_FALSE(
+      store_->ReplaceSigningKey("", SigningKey("k1b", kNow), 0).value());
+  EXPECT_EQ(Kids(store_->ListSigningKeys(kNow)),
+            std::vector<std::string>({"k1"}));
+
+  ASSERT_TRUE(store_
+                  ->ReplaceSigningKey("k1", SigningKey("k2", kNow + 10),
+                                      kNow + 100)
+                  .value());
+  // A rotation that read an older current key changes nothing.
+  EXPECT_FALSE(store_
+                   ->ReplaceSigningKey("k1", SigningKey("k2b", kNow + 11),
+                                       kNow + 100)
+                   .value());
+  Result<std::vector<StoredSigningKey>> both =
+      store_->ListSigningKeys(kNow + 99);
+  ASSERT_EQ(Kids(both), std::vector<std::string>({"k2", "k1"}));
+  EXPECT_EQ(both->at(0).retired_at, 0);
+  EXPECT_EQ(both->at(0).created_at, kNow + 10);
+  EXPECT_EQ(both->at(0).algorithm, "ES256");
+  EXPECT_EQ(both->at(0).private_key, SigningKey("k2", 0).private_key);
+  EXPECT_EQ(both->at(1).retired_at, kNow + 10);
+  EXPECT_EQ(both->at(1).verify_until, kNow + 100);
+  EXPECT_EQ(both->at(1).private_key, SigningKey("k1", 0).private_key);
+
+  // At verify_until the retired key is missing, swept or not.
+  EXPECT_EQ(Kids(store_->ListSigningKeys(kNow + 100)),
+            std::vector<std::string>({"k2"}));
+  ASSERT_TRUE(store_
+                  ->ReplaceSigningKey("k2", SigningKey("k3", kNow + 200),
+                                      kNow + 300)
+                  .value());
+  EXPECT_EQ(Kids(store_->ListSigningKeys(kNow + 200)),
+            std::vector<std::string>({"k3", "k2"}));
+  // Even read with an old "now", the lapsed k1 was deleted by the rotation.
+  EXPECT_EQ(Kids(store_->ListSigningKeys(kNow)),
+            std::vector<std::string>({"k3", "k2"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(Backend{"sqlite", OpenSqlite},
                                            Backend{"redis", OpenRedis, true}),

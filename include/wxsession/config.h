@@ -42,6 +42,21 @@ struct RedisConfig {
   std::string password;
 };
 
+// tokens: signed JWTs for backends (docs/API.md, "Tokens"). Tokens are on
+// when `issuer` is set.
+struct TokensConfig {
+  std::string issuer;    // the iss claim and the discovery base URL
+  std::string audience;  // the aud claim; empty: the session's appid
+  int64_t ttl = 600;     // seconds a JWT is valid; at most 3600
+  std::string algorithm = "ES256";  // or "EdDSA"
+  std::string signing_key_file;     // PEM; empty: a key kept in the store
+  std::string introspection_tokens_file;
+  // Its lines (trimmed, blank lines and '#' comments skipped). Never printed.
+  std::vector<std::string> introspection_tokens;
+
+  bool enabled() const { return !issuer.empty(); }
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
@@ -97,6 +112,7 @@ struct Config {
   int wechat_max_waiting = 0;
   std::string tls_cert;  // PEM file; with tls_key, serve HTTPS
   std::string tls_key;   // PEM file; its content is never read into logs
+  TokensConfig tokens;   // tokens.*
 
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;

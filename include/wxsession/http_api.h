@@ -36,6 +36,7 @@
 #include "wxsession/metrics.h"
 #include "wxsession/service.h"
 #include "wxsession/status.h"
+#include "wxsession/token_service.h"
 
 namespace wxsession {
 
@@ -55,6 +56,12 @@ class HttpServer {
              OpenDataService& open_data, AccessTokenCentre& tokens,
              Logger& logger, Metrics* metrics = nullptr);
   ~HttpServer();
+
+  // Serves the token routes (POST /v1/token, POST /v1/introspect, GET
+  // /.well-known/jwks.json and /.well-known/openid-configuration) and lets
+  // GET /v1/auth take a JWT. Call before Bind; `tokens` must outlive the
+  // server. Without it (tokens.issuer unset) those routes answer 404.
+  void EnableTokens(TokenService& tokens);
 
   // Binds host:port (port 0 = any free port). Returns the bound port, or
   // kInternal naming the address when it cannot bind, or naming tls.cert /

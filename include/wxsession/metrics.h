@@ -64,6 +64,14 @@ class Metrics {
   // succeeded, wxsessiond_sweeper_deleted_sessions_total.
   void ObserveSweep(bool ok, int64_t deleted);
 
+  // One JWT issued (tokens.*): wxsessiond_tokens_issued_total{algorithm},
+  // algorithm "ES256" or "EdDSA".
+  void CountTokenIssued(const std::string& algorithm);
+
+  // One POST /v1/introspect answer: wxsessiond_introspections_total{result},
+  // result "active", "inactive" or "unauthorized".
+  void CountIntrospection(const std::string& result);
+
   // Where wxsessiond_live_sessions comes from; asked on every render. A
   // source answering nullopt (the store did not answer) leaves the gauge out
   // of that render rather than reporting a wrong number.

@@ -10,8 +10,9 @@
 // open. FindLive opens it again. Cached WeChat access tokens are sealed the
 // same way (the appid as associated data): PutAccessToken seals,
 // GetAccessToken opens, and a token that no configured key opens counts as
-// not cached, so the caller simply fetches a new one. Every other method
-// passes straight through.
+// not cached, so the caller simply fetches a new one. Token-signing keys
+// (tokens.*) are sealed too, bound to their kid. Every other method passes
+// straight through.
 //
 // Stored form (fits the TEXT column; never a valid WeChat session_key, which
 // is base64 and has no ':'):
@@ -71,6 +72,12 @@ class SessionKeyring {
   Result<std::string> OpenAccessToken(const std::string& appid,
                                       const std::string& stored) const;
 
+  // The same for a token-signing key (its PEM), bound to its kid.
+  std::string SealSigningKey(const std::string& kid,
+                             const std::string& pem) const;
+  Result<std::string> OpenSigningKey(const std::string& kid,
+                                     const std::string& stored) const;
+
   // True when `stored` is sealed under the primary key (rekey skips those).
   bool SealedWithPrimary(std::string_view stored) const;
 
@@ -118,6 +125,13 @@ class SealedStore : public SessionStore {
   // Seal and open the token; an unopenable token is kNotFound.
   Result<AccessToken> GetAccessToken(const std::string& appid) override;
   Status PutAccessToken(const AccessToken& token) override;
+  // Seal and open signing keys' private_key; a key that no configured
+  // master key opens is an error (kStoreUnavailable): tokens cannot be
+  // signed or verified without it.
+  Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override;
+  Result<bool> ReplaceSigningKey(const std::string& expected_kid,
+                                 const StoredSigningKey& key,
+                                 int64_t previous_verify_until) override;
 
   // The rest pass through unchanged.
   Status Touch(const std::string& id_hash, int64_t last_seen_at,

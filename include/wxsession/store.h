@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "wxsession/status.h"
 
@@ -52,6 +53,17 @@ struct AccessToken {
   std::string appid;
   std::string token;       // up to 512 characters, per WeChat
   int64_t expires_at = 0;  // unix seconds
+};
+
+// A key that signs the JWTs wxsessiond issues (tokens.*), kept in the store
+// so every instance on it signs and verifies with the same keys.
+struct StoredSigningKey {
+  std::string kid;          // RFC 7638 thumbprint of the public key
+  std::string algorithm;    // "ES256" or "EdDSA"
+  std::string private_key;  // PKCS#8 PEM; sealed at rest by SealedStore
+  int64_t created_at = 0;
+  int64_t retired_at = 0;    // 0: the current key
+  int64_t verify_until = 0;  // retired keys: no token it signed is valid then
 };
 
 struct StoreStats {
@@ -118,6 +130,25 @@ class SessionStore {
   // Releases the lease if `owner` still holds it; otherwise does nothing.
   virtual Status UnlockTokenRefresh(const std::string& appid,
                                     const std::string& owner) = 0;
+
+  // --- Signing keys for tokens (tokens.*): at most one current key, and the
+  // --- retired keys that may still verify a token they signed.
+
+  // The current key first (when there is one), then every retired key with
+  // verify_until > now, newest first. Retired keys at or past verify_until
+  // are missing whether or not they have been deleted.
+  virtual Result<std::vector<StoredSigningKey>> ListSigningKeys(
+      int64_t now) = 0;
+
+  // Makes `key` (whose retired_at must be 0) the current key, if the
+  // current key's kid is `expected_kid` ("" = there is no current key).
+  // Atomically: the former current key is retired at key.created_at and kept
+  // until `previous_verify_until`, and retired keys whose verify_until <=
+  // key.created_at may be deleted. Returns false, changing nothing, when
+  // another key is current (another instance got there first: list again).
+  virtual Result<bool> ReplaceSigningKey(const std::string& expected_kid,
+                                         const StoredSigningKey& key,
+                                         int64_t previous_verify_until) = 0;
 
   // OK when the store can answer a read right now.
   virtual Status Ping() = 0;

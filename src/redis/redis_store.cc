@@ -201,6 +201,45 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2])
 return 1
 )lua";
 
+// Signing keys (tokens.*). KEYS: current kid, index set of kids.
+// ARGV: 1 key-hash prefix, 2 now. Returns {kid, alg, key, created, retired,
+// verify_until} for the current key and each retired key still verifying.
+constexpr const char* kListSigningKeysScript = R"lua(
+local out = {}
+for _, kid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local k = redis.call('HMGET', ARGV[1] .. kid, 'a', 'k', 'c', 'r', 'v')
+  if k[1] and (k[4] == '0' or tonumber(k[5]) > tonumber(ARGV[2])) then
+    table.insert(out, {kid, k[1], k[2], k[3], k[4], k[5]})
+  end
+end
+return out
+)lua";
+
+// KEYS: current kid, index set of kids. ARGV: 1 key-hash prefix, 2 expected
+// current kid ('' = none), 3 kid, 4 alg, 5 key, 6 created_at, 7 the former
+// key's verify_until. Returns 1 when replaced, 0 when another key is current
+// (a resent script finds its own key current and answers 0: the caller then
+// lists the keys and sees it).
+constexpr const char* kReplaceSigningKeyScript = R"lua(
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[2] then return 0 end
+if current ~= '' then
+  redis.call('HSET', ARGV[1] .. current, 'r', ARGV[6], 'v', ARGV[7])
+end
+for _, kid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local k = redis.call('HMGET', ARGV[1] .. kid, 'r', 'v')
+  if (not k[1]) or (k[1] ~= '0' and tonumber(k[2]) <= tonumber(ARGV[6])) then
+    redis.call('DEL', ARGV[1] .. kid)
+    redis.call('SREM', KEYS[2], kid)
+  end
+end
+redis.call('HSET', ARGV[1] .. ARGV[3], 'a', ARGV[4], 'k', ARGV[5],
+           'c', ARGV[6], 'r', '0', 'v', '0')
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+)lua";
+
 struct Script {
   explicit Script(const char* body)
       : source(std::string(kLuaHelpers) + body),
@@ -263,7 +302,9 @@ class RedisStoreImpl : public RedisStore {
         revoke_all_(kRevokeAllScript),
         lock_(kLockScript),
         unlock_(kUnlockScript),
-        import_token_(kImportTokenScript) {}
+        import_token_(kImportTokenScript),
+        list_signing_keys_(kListSigningKeysScript),
+        replace_signing_key_(kReplaceSigningKeyScript) {}
 
   Status CreateSession(const NewSession& session) override {
     const int64_t now = clock_.Now();
@@ -415,6 +456,55 @@ class RedisStoreImpl : public RedisStore {
     return replies.ok() ? Status::Ok() : replies.status();
   }
 
+  Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
+    auto replies =
+        Run({Eval(list_signing_keys_, {SigningKeyCurrent(), SigningKeyIndex()},
+                  {SigningKeyPrefix(), Seconds(now)})},
+            "list signing keys");
+    if (!replies.ok()) return replies.status();
+    const redisReply* reply = replies.value()[0].get();
+    if (reply->type != REDIS_REPLY_ARRAY) {
+      return Status(ErrorCode::kInternal,
+                    "session store: redis: unexpected reply to list signing "
+                    "keys");
+    }
+    std::vector<StoredSigningKey> keys;
+    for (size_t i = 0; i < reply->elements; ++i) {
+      const redisReply* row = reply->element[i];
+      if (row->type != REDIS_REPLY_ARRAY || row->elements != 6) continue;
+      StoredSigningKey key;
+      key.kid = ReplyString(row->element[0]);
+      key.algorithm = ReplyString(row->element[1]);
+      key.private_key = ReplyString(row->element[2]);
+      key.created_at = ReplyInteger(row->element[3]);
+      key.retired_at = ReplyInteger(row->element[4]);
+      key.verify_until = ReplyInteger(row->element[5]);
+      keys.push_back(std::move(key));
+    }
+    // As the contract orders them: current first, then newest first.
+    std::sort(keys.begin(), keys.end(),
+              [](const StoredSigningKey& a, const StoredSigningKey& b) {
+                if ((a.retired_at == 0) != (b.retired_at == 0)) {
+                  return a.retired_at == 0;
+                }
+                return a.created_at > b.created_at;
+              });
+    return keys;
+  }
+
+  Result<bool> ReplaceSigningKey(const std::string& expected_kid,
+                                 const StoredSigningKey& key,
+                                 int64_t previous_verify_until) override {
+    auto replies = RunAcknowledged(
+        {Eval(replace_signing_key_, {SigningKeyCurrent(), SigningKeyIndex()},
+              {SigningKeyPrefix(), expected_kid, key.kid, key.algorithm,
+               key.private_key, Seconds(key.created_at),
+               Seconds(previous_verify_until)})},
+        "replace signing key");
+    if (!replies.ok()) return replies.status();
+    return ReplyInteger(replies.value()[0].get()) == 1;
+  }
+
   Status Ping() override {
     auto replies = Run({{"PING"}}, "ping");
     return replies.ok() ? Status::Ok() : replies.status();
@@ -474,6 +564,15 @@ class RedisStoreImpl : public RedisStore {
   }
   std::string LeaseKey(const std::string& appid) const {
     return options_.prefix + "tl:" + appid;
+  }
+  std::string SigningKeyCurrent() const {
+    return options_.prefix + "signing_key:current";
+  }
+  std::string SigningKeyIndex() const {
+    return options_.prefix + "signing_key:index";
+  }
+  std::string SigningKeyPrefix() const {
+    return options_.prefix + "signing_key:k:";
   }
 
   // Milliseconds from now (on the injected clock) until `expires_at`.
@@ -574,7 +673,8 @@ class RedisStoreImpl : public RedisStore {
 
   std::vector<const Script*> AllScripts() const {
     return {&create_, &find_,   &touch_,  &revoke_,      &revoke_user_,
-            &revoke_all_, &lock_, &unlock_, &import_token_};
+            &revoke_all_, &lock_, &unlock_, &import_token_,
+            &list_signing_keys_, &replace_signing_key_};
   }
 
   const RedisStoreOptions options_;  // constant after construction
@@ -582,7 +682,7 @@ class RedisStoreImpl : public RedisStore {
   RedisConnectionPool pool_;  // thread-safe
   // Constant after construction.
   const Script create_, find_, touch_, revoke_, revoke_user_, revoke_all_,
-      lock_, unlock_, import_token_;
+      lock_, unlock_, import_token_, list_signing_keys_, replace_signing_key_;
 };
 
 }  // namespace

@@ -13,6 +13,11 @@
 //   users                     zset appid:openid -> latest expiry, for Stats
 //   t:<appid>                 hash v (access token), e (expires_at)
 //   tl:<appid>                the refresh lease: "<owner>|<until ms>", SET NX PX
+//   signing_key:current       the kid of the current token-signing key
+//   signing_key:index         set of every kept kid
+//   signing_key:k:<kid>       hash a(lgorithm) k(ey, PEM) c(reated) r(etired)
+//                             v(erify until); retired keys past v are
+//                             deleted by the next rotation
 //
 // Expiry: a session key lives exactly until its expires_at (a TTL of
 // expires_at - now on the injected clock, reset by Touch), so Redis deletes

@@ -180,6 +180,22 @@ constexpr const char* kReleaseLease =
     "UPDATE access_tokens SET lock_owner = NULL, lock_until_ms = 0 "
     "WHERE appid = ?1 AND lock_owner = ?2";
 
+// Signing keys (tokens.*): one current key, retired ones until verify_until.
+constexpr const char* kListSigningKeys =
+    "SELECT kid, algorithm, private_key, created_at, retired_at, "
+    "verify_until FROM signing_keys WHERE retired_at = 0 OR verify_until > ?1 "
+    "ORDER BY retired_at = 0 DESC, created_at DESC";
+constexpr const char* kCurrentSigningKey =
+    "SELECT kid FROM signing_keys WHERE retired_at = 0";
+constexpr const char* kRetireSigningKey =
+    "UPDATE signing_keys SET retired_at = ?1, verify_until = ?2 "
+    "WHERE retired_at = 0";
+constexpr const char* kDropSigningKeys =
+    "DELETE FROM signing_keys WHERE retired_at != 0 AND verify_until <= ?1";
+constexpr const char* kInsertSigningKey =
+    "INSERT INTO signing_keys (kid, algorithm, private_key, created_at) "
+    "VALUES (?1, ?2, ?3, ?4)";
+
 // Migration export: pages through live sessions by id_hash, so each batch
 // is an index range scan, inside one read transaction (one snapshot).
 constexpr const char* kBeginRead = "BEGIN";
@@ -398,6 +414,83 @@ class SqliteStore : public SessionStore, public StoreExporter {
           st.Bind(2, owner);
         });
     return released.ok() ? Status::Ok() : released.status();
+  }
+
+  Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kListSigningKeys);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.Bind(1, now);
+    std::vector<StoredSigningKey> keys;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      StoredSigningKey key;
+      key.kid = st.Text(0);
+      key.algorithm = st.Text(1);
+      key.private_key = st.Text(2);
+      key.created_at = st.Int(3);
+      key.retired_at = st.Int(4);
+      key.verify_until = st.Int(5);
+      keys.push_back(std::move(key));
+    }
+    if (rc != SQLITE_DONE) return StoreError(rc, "list signing keys", c.db);
+    return keys;
+  }
+
+  Result<bool> ReplaceSigningKey(const std::string& expected_kid,
+                                 const StoredSigningKey& key,
+                                 int64_t previous_verify_until) override {
+    std::lock_guard<std::mutex> writer(write_mutex_);
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    bool replaced = false;
+    Status status = InTransaction(c, [&]() -> Status {
+      {
+        auto stmt = Prepare(c, kCurrentSigningKey);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+          return StoreError(rc, "replace signing key", c.db);
+        }
+        const std::string current = rc == SQLITE_ROW ? st.Text(0) : "";
+        if (current != expected_kid) return Status::Ok();
+      }
+      {
+        auto stmt = Prepare(c, kRetireSigningKey);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, key.created_at);
+        st.Bind(2, previous_verify_until);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "retire signing key", c.db);
+      }
+      {
+        auto stmt = Prepare(c, kDropSigningKeys);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, key.created_at);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "drop signing keys", c.db);
+      }
+      auto stmt = Prepare(c, kInsertSigningKey);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, key.kid);
+      st.Bind(2, key.algorithm);
+      st.Bind(3, key.private_key);
+      st.Bind(4, key.created_at);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, "save signing key", c.db);
+      replaced = true;
+      return Status::Ok();
+    });
+    if (!status.ok()) return status;
+    return replaced;
   }
 
   // See RewriteUserSessionKeys in sqlite_store.h.

@@ -821,6 +821,109 @@ describe('interceptors', () => {
   })
 })
 
+describe("credential: 'jwt'", () => {
+  // fakeServer plus POST /v1/token: JWTs ("jwt-N.x.y") for live sessions,
+  // valid while in `server.jwts`; API routes take only a valid JWT.
+  function jwtSetup (expiresIn) {
+    const { server, wx, session } = setup({ credential: 'jwt' })
+    server.jwts = new Map()
+    server.tokenCalls = 0
+    server.route['/v1/token'] = (req) => {
+      const id = (authorizationOf(req) || '').replace(/^Bearer /, '')
+      if (!server.live.has(id)) {
+        return { statusCode: 401, data: { error: 'invalid_session', message: 'ended' } }
+      }
+      server.tokenCalls += 1
+      const jwt = 'jwt-' + server.tokenCalls + '.e30.sig'
+      server.jwts.set(jwt, id)
+      return { statusCode: 200, data: { access_token: jwt, token_type: 'Bearer', expires_in: expiresIn || 600 } }
+    }
+    server.route['/api/x'] = (req) => {
+      const jwt = (authorizationOf(req) || '').replace(/^Bearer /, '')
+      if (!server.jwts.has(jwt) || !server.live.has(server.jwts.get(jwt))) {
+        return {
+          statusCode: 401,
+          data: 'Unauthorized',
+          header: { 'WWW-Authenticate': 'Bearer error="invalid_token"' }
+        }
+      }
+      return { statusCode: 200, data: { jwt } }
+    }
+    return { server, wx, session }
+  }
+
+  it('sends a JWT fetched once after login, not the session id', async () => {
+    const { server, wx, session } = jwtSetup()
+    const first = await session.request({ url: '/api/x' })
+    assert.strictEqual(first.statusCode, 200)
+    assert.strictEqual(first.data.jwt, 'jwt-1.e30.sig')
+    const second = await session.request({ url: '/api/x' })
+    assert.strictEqual(second.data.jwt, 'jwt-1.e30.sig')
+    assert.strictEqual(server.tokenCalls, 1)
+    assert.strictEqual(wx.loginCalls, 1)
+    // The token route itself was asked with the session id.
+    assert.strictEqual(authorizationOf(calls(wx, '/v1/token')[0]), 'Bearer id-1')
+    assert.strictEqual(await session.token(), 'jwt-1.e30.sig')
+  })
+
+  it('fetches a JWT right after login', async () => {
+    const { server, session } = jwtSetup()
+    await session.login()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    assert.strictEqual(server.tokenCalls, 1)
+    await session.request({ url: '/api/x' })
+    assert.strictEqual(server.tokenCalls, 1)
+  })
+
+  it('on a 401 fetches one new JWT for every call that hit it, and retries once', async () => {
+    const { server, wx, session } = jwtSetup()
+    await session.request({ url: '/api/x' })
+    server.jwts.clear() // every JWT refused, the session still live
+    const results = await Promise.all([1, 2, 3].map(() => session.request({ url: '/api/x' })))
+    for (const res of results) assert.strictEqual(res.data.jwt, 'jwt-2.e30.sig')
+    assert.strictEqual(server.tokenCalls, 2)
+    assert.strictEqual(wx.loginCalls, 1)
+  })
+
+  it('logs in again when the session behind the JWT has ended', async () => {
+    const { server, wx, session } = jwtSetup()
+    await session.request({ url: '/api/x' })
+    server.live.clear()
+    const res = await session.request({ url: '/api/x' })
+    assert.strictEqual(res.statusCode, 200)
+    assert.strictEqual(server.jwts.get(res.data.jwt), 'id-2')
+    assert.strictEqual(wx.loginCalls, 2)
+  })
+
+  it('fetches again shortly before the JWT expires', async () => {
+    const { server, session } = jwtSetup(3) // inside the 5 s margin at once
+    await session.request({ url: '/api/x' })
+    await session.request({ url: '/api/x' })
+    assert.strictEqual(server.tokenCalls, 2)
+    const shared = await Promise.all([session.token(), session.token()])
+    assert.strictEqual(shared[0], shared[1])
+    assert.strictEqual(server.tokenCalls, 3)
+  })
+
+  it('keeps the session id for its own calls and refuses unknown kinds', async () => {
+    const { server, wx, session } = jwtSetup()
+    server.route['/v1/decrypt'] = () => ({ statusCode: 200, data: { data: { ok: 1 } } })
+    assert.deepStrictEqual(await session.decrypt({ encryptedData: 'a', iv: 'b' }), { ok: 1 })
+    assert.strictEqual(authorizationOf(calls(wx, '/v1/decrypt')[0]), 'Bearer id-1')
+    await session.logout()
+    assert.strictEqual(authorizationOf(calls(wx, '/v1/logout')[0]), 'Bearer id-1')
+    assert.throws(() => new WxSession({ baseURL: BASE, wx, credential: 'cookie' }), TypeError)
+  })
+
+  it('token() rejects with the server error when tokens are off', async () => {
+    const { server, session } = setup()
+    server.route['/v1/token'] = () => ({
+      statusCode: 404, data: { error: 'not_found', message: 'no such route' }
+    })
+    await assert.rejects(session.token(), { code: 'not_found', statusCode: 404 })
+  })
+})
+
 describe('package', () => {
   it('is packable as wxsessiond-client with no dependencies', () => {
     const dir = path.resolve(__dirname, '../../client')

@@ -72,7 +72,8 @@ function run (args) {
 // mock-wechat plus `wxsessiond serve` with a config in a temp dir.
 // stop() ends both and removes the dir; restartServer() stops the server
 // and starts it again on the same port with the same database.
-async function startServers () {
+// `extraConfig` (optional) adds top-level config keys, e.g. { tokens: {...} }.
+async function startServers (extraConfig) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wxs-client-'))
   const mock = await startChild(['mock-wechat', '--listen', '127.0.0.1:0'])
   const secretFile = path.join(dir, 'secret')
@@ -82,7 +83,8 @@ async function startServers () {
     listen: '127.0.0.1:0',
     database: path.join(dir, 'sessions.db'),
     apps: [{ appid: APPID, secret_file: secretFile }],
-    wechat: { api_base: mock.url, timeout: 2 }
+    wechat: { api_base: mock.url, timeout: 2 },
+    ...(extraConfig || {})
   }, null, 2))
   let server
   try {

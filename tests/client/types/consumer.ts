@@ -23,6 +23,7 @@ import {
   WxSessionError,
   WxSessionErrorCode,
   WxSessionOptions,
+  WxSessionCredential,
   RequestOptions,
   RequestResult,
   UploadFileResult,
@@ -48,9 +49,10 @@ const options: WxSessionOptions = {
   wx: platform,
   trustedOrigins: ['https://files.example.com'],
   timeout: 10000,
+  credential: 'jwt',
   interceptors: {
     request (call: OutgoingOptions, info) {
-      const api: 'request' | 'uploadFile' | 'downloadFile' | 'login' | 'logout' = info.api
+      const api: 'request' | 'uploadFile' | 'downloadFile' | 'login' | 'logout' | 'token' = info.api
       void api
       call.header = Object.assign({}, call.header, { 'X-App-Version': '1.4.0' })
       return call
@@ -68,8 +70,10 @@ interface Profile { nickname: string }
 async function main (): Promise<void> {
   const id: string | null = session.sessionId()
   const fresh: string = await session.login()
+  const jwt: string = await session.token()
   void id
   void fresh
+  void jwt
 
   const opts: RequestOptions<Profile> = {
     url: '/api/profile',
@@ -176,6 +180,8 @@ async function main (): Promise<void> {
   p.task.onProgressUpdate(() => {})
   // @ts-expect-error upload progress events have no totalBytesWritten
   upTask.onProgressUpdate((e) => e.totalBytesWritten)
+  // @ts-expect-error credential is "session" or "jwt"
+  new WxSession({ baseURL: 'https://a.example.com', credential: 'token' }) // eslint-disable-line no-new
   // @ts-expect-error baseURL is required
   new WxSession({ wx: platform }) // eslint-disable-line no-new
   // @ts-expect-error sessionId may be null
@@ -193,6 +199,7 @@ const header: Header = { 'X-A': '1' }
 const mine: WxSessionClientErrorCode = 'aborted'
 const theirs: WxSessionServerErrorCode = 'invalid_session'
 const api: InterceptedApi = 'logout'
+const credential: WxSessionCredential = 'session'
 const payload: EncryptedPayload = { encryptedData: 'a', iv: 'b' }
 const callbacks: Callbacks<AnyResultAlias> = { complete: (outcome) => { void outcome } }
 const interceptors: WxSessionInterceptors = { response: (result) => result }
@@ -213,7 +220,7 @@ function downloads (task: SessionDownloadTask): void {
 }
 const avatar: UploadFileOptions = { url: '/api/avatar', filePath: 'f', name: 'file' }
 const saved: DownloadFileOptions = { url: '/api/file', filePath: 'wxfile://usr/x' }
-void [method, body, header, mine, theirs, api, payload, callbacks, interceptors, follow, chunks, downloads,
+void [method, body, header, mine, theirs, api, credential, payload, callbacks, interceptors, follow, chunks, downloads,
   avatar, saved]
 
 void main

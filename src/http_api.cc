@@ -45,6 +45,9 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kWatermarkExpired: return 422;
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kInternal: return 500;
+    case ErrorCode::kUserBanned: return 403;
+    case ErrorCode::kLoginDenied: return 403;
+    case ErrorCode::kHookUnavailable: return 503;
   }
   return 500;
 }

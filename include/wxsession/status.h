@@ -35,6 +35,9 @@ enum class ErrorCode {
   kWatermarkExpired,     // decrypted data older than open_data.max_age
   kNotFound,             // no such route or object
   kInternal,             // a bug or an unexpected condition
+  kUserBanned,           // the user is suspended by an operator (a ban)
+  kLoginDenied,          // the login hook refused this login
+  kHookUnavailable,      // the login hook failed and hooks.on_failure=deny
 };
 
 // Returns the stable wire name of `code`, e.g. "invalid_session".

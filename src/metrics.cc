@@ -204,6 +204,10 @@ struct Metrics::Impl {
                              "Sweeper runs, by result.",
                              {"result"},
                              {}};
+  CounterFamily admin_actions{"wxsessiond_admin_actions_total",
+                              "Admin actions (HTTP or CLI) by action.",
+                              {"action"},
+                              {}};
   CounterFamily sweeper_deleted{"wxsessiond_sweeper_deleted_sessions_total",
                                 "Expired sessions deleted by the sweeper.",
                                 {},
@@ -240,6 +244,11 @@ void Metrics::ObserveHttpRequest(const std::string& route, int status,
 void Metrics::CountLogin(const std::string& result) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->logins.series[{result}] += 1;
+}
+
+void Metrics::CountAdminAction(const std::string& action) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->admin_actions.series[{action}] += 1;
 }
 
 void Metrics::ObserveUpstreamCall(const std::string& api,
@@ -312,6 +321,7 @@ std::string Metrics::RenderPrometheus() const {
          FormatNumber(static_cast<double>(impl_->upstream_in_flight)) + "\n";
   RenderCounter(out, impl_->sweeper_runs);
   RenderCounter(out, impl_->sweeper_deleted);
+  RenderCounter(out, impl_->admin_actions);
   return out;
 }
 

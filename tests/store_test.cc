@@ -556,7 +556,7 @@ TEST_P(StoreConformance, TheCapHoldsForConcurrentLogins) {
 
 TEST_P(StoreConformance, SweepUsersDeletesOnlyIdleUnbannedUsers) {
   if (GetParam().expires_by_itself) {
-    // Users expire by TTL there (redis_store_test checks the TTLs).
+    // Users expire by TTL there (untested here: it takes real time).
     EXPECT_EQ(store_->SweepUsers(kNow, kNow, 10).value(), 0);
     return;
   }

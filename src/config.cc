@@ -516,7 +516,8 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
           {"listen", "database", "apps", "session", "sweep_interval", "wechat",
            "expose_openid", "durability", "http", "store", "redis",
            "open_data", "admin", "log", "rate_limit", "trusted_proxies",
-           "tls", "storage", "tokens"});
+           "tls", "storage", "tokens", "users",
+           "hooks"});
       !s.ok()) {
     return s;
   }
@@ -556,7 +557,8 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
 
   if (auto it = root.find("session"); it != root.end()) {
     if (!it->is_object()) return ConfigError("session", "expected an object");
-    if (Status s = CheckKnownKeys(*it, "session.", {"ttl", "idle_ttl"});
+    if (Status s = CheckKnownKeys(*it, "session.",
+                                  {"ttl", "idle_ttl", "max_per_user"});
         !s.ok()) {
       return s;
     }
@@ -716,6 +718,93 @@ Status ApplyFile(const json& root, const SecretSource& secrets,
   if (auto it = root.find("admin"); it != root.end()) {
     if (Status s = ParseAdmin(*it, config); !s.ok()) return s;
   }
+  return Status::Ok();
+}
+
+// --- Users and the login hook (issue 15): session.max_per_user,
+// --- users.retention, hooks.*.
+
+constexpr int64_t kMaxSessionsPerUser = 1000;  // more is a typo
+
+Status ApplyUserKeys(const json& root, const SecretSource& secrets,
+                     Config* config) {
+  if (auto it = root.find("session"); it != root.end()) {
+    if (auto max = it->find("max_per_user"); max != it->end()) {
+      if (!max->is_number_integer() || max->get<int64_t>() < 0 ||
+          max->get<int64_t>() > kMaxSessionsPerUser) {
+        return ConfigError("session.max_per_user",
+                           "expected an integer from 0 (no limit) to " +
+                               std::to_string(kMaxSessionsPerUser));
+      }
+      config->session_max_per_user = max->get<int64_t>();
+    }
+  }
+  if (auto it = root.find("users"); it != root.end()) {
+    if (!it->is_object()) return ConfigError("users", "expected an object");
+    if (Status s = CheckKnownKeys(*it, "users.", {"retention"}); !s.ok()) {
+      return s;
+    }
+    if (auto retention = it->find("retention"); retention != it->end()) {
+      if (Status s = ParseDurationKey(*retention, "users.retention", 1,
+                                      &config->user_retention);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  auto hooks = root.find("hooks");
+  if (hooks == root.end()) return Status::Ok();
+  if (!hooks->is_object()) return ConfigError("hooks", "expected an object");
+  if (Status s = CheckKnownKeys(
+          *hooks, "hooks.", {"login_url", "secret_file", "timeout", "on_failure"});
+      !s.ok()) {
+    return s;
+  }
+  if (auto timeout = hooks->find("timeout"); timeout != hooks->end()) {
+    if (Status s = ParseTimeoutKey(*timeout, "hooks.timeout",
+                                   &config->hook_timeout_ms);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (auto policy = hooks->find("on_failure"); policy != hooks->end()) {
+    const std::string value = policy->is_string() ? policy->get<std::string>() : "";
+    if (value != "allow" && value != "deny") {
+      return ConfigError("hooks.on_failure", "expected \"allow\" or \"deny\"");
+    }
+    config->hook_deny_on_failure = value == "deny";
+  }
+  auto url = hooks->find("login_url");
+  auto secret_file = hooks->find("secret_file");
+  if (url == hooks->end()) {
+    if (secret_file != hooks->end()) {
+      return ConfigError("hooks.secret_file", "set hooks.login_url as well");
+    }
+    return Status::Ok();
+  }
+  const std::string text = url->is_string() ? url->get<std::string>() : "";
+  const bool http = text.rfind("http://", 0) == 0 && text.size() > 7;
+  const bool https = text.rfind("https://", 0) == 0 && text.size() > 8;
+  if (!http && !https) {
+    return ConfigError("hooks.login_url",
+                       "expected a URL starting with http:// or https://");
+  }
+  config->hook_login_url = text;
+  // The signature is what lets the hook trust the call: no secret, no hook.
+  if (secret_file == hooks->end() || !secret_file->is_string() ||
+      secret_file->get<std::string>().empty()) {
+    return ConfigError("hooks.secret_file",
+                       "expected a non-empty path (the key of the "
+                       "X-WXS-Signature HMAC); required with hooks.login_url");
+  }
+  if (secrets.skip) return Status::Ok();
+  Result<std::string> path = ExpandCredentialsPath(
+      secret_file->get<std::string>(), "hooks.secret_file", secrets.env);
+  if (!path.ok()) return path.status();
+  Result<std::string> read = ReadSecretFile(path.value(), "hooks.secret_file");
+  if (!read.ok()) return read.status();
+  config->hook_secret_file = path.value();
+  config->hook_secret = std::move(read).value();
   return Status::Ok();
 }
 
@@ -1135,6 +1224,7 @@ Result<Config> LoadConfigOrThrow(const std::string& path, const GetEnv& env,
       return s;
     }
     if (Status s = ApplyTokensKeys(root, &config); !s.ok()) return s;
+    if (Status s = ApplyUserKeys(root, secrets, &config); !s.ok()) return s;
   }
   if (Status s = ApplyEnvironment(env, overrides.without_secrets, &config);
       !s.ok()) {

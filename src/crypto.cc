@@ -277,6 +277,24 @@ std::string HexEncode(std::string_view bytes) {
   return out;
 }
 
+std::optional<std::string> LowerHexDecode(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int high = value(text[i]);
+    const int low = value(text[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out += static_cast<char>(high * 16 + low);
+  }
+  return out;
+}
+
 std::string Base64Encode(std::string_view bytes) {
   return Base64EncodeWith(bytes, kBase64Alphabet, /*pad=*/true);
 }

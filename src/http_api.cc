@@ -20,6 +20,7 @@
 #include "http_errors.h"
 #include "httplib_server.h"
 #include "request_parsing.h"
+#include "wxsession/admin_service.h"
 #include "wxsession/client_ip.h"
 #include "wxsession/crypto.h"
 #include "wxsession/rate_limit.h"
@@ -280,6 +281,7 @@ struct HttpServer::Impl {
   TrustedProxies trusted_proxies;                 // constant after construction
   std::unique_ptr<RateLimiter> login_limiter;     // null: no limit; thread-safe
   std::atomic<bool> stopping{false};
+  AdminService* admin = nullptr;  // set once by EnableAdmin, before serving
 
   void Configure();
   void RegisterRoutes();
@@ -307,6 +309,10 @@ struct HttpServer::Impl {
   // bug); client mistakes are left to the access log.
   void LogFailure(const char* event, const Status& status);
   bool AdminAuthorized(const httplib::Request& req) const;
+  // The user, session and ban routes (issue 15); see RegisterAdminRoutes.
+  void RegisterAdminRoutes();
+  void AdminRoute(const std::string& method, const std::string& pattern,
+                  Handler handler);
   void Auth(const httplib::Request& req, httplib::Response& res);
   void ServeMetrics(const httplib::Request& req, httplib::Response& res);
 
@@ -437,6 +443,8 @@ void HttpServer::Impl::LogRequest(const httplib::Request& req,
     if (route == "/v1/login") {
       metrics->CountLogin(res.status < 300 ? "ok"
                           : request_error.empty() ? "internal"
+                          : request_error == "user_banned"  ? "banned"
+                          : request_error == "login_denied" ? "denied"
                                                   : request_error);
     }
   }
@@ -531,7 +539,7 @@ void HttpServer::Impl::Login(const httplib::Request& req,
   if (!request.ok()) return RenderError(res, request.status());
 
   Result<LoginResult> login =
-      service.Login(request->appid, request->code);
+      service.Login(request->appid, request->code, request_client);
   if (!login.ok()) {
     LogFailure("login_failed", login.status());
     return RenderError(res, login.status());
@@ -722,6 +730,113 @@ void HttpServer::Impl::ServeMetrics(const httplib::Request&,
                                     httplib::Response& res) {
   res.status = 200;
   res.set_content(metrics->RenderPrometheus(), Metrics::kContentType);
+}
+
+// --- Users, sessions and bans (issue 15): thin handlers over AdminService.
+
+// Registers an admin route: no cache may keep the answer, and nothing runs
+// without the admin token.
+void HttpServer::Impl::AdminRoute(const std::string& method,
+                                  const std::string& pattern,
+                                  Handler handler) {
+  Handler guarded = [this, pattern, handler](const httplib::Request& req,
+                                             httplib::Response& res) {
+    request_route = pattern;
+    res.set_header("Cache-Control", "no-store");
+    if (!AdminAuthorized(req)) {
+      logger.Warn("admin_unauthorized",
+                  {{"request_id", request_id}, {"route", pattern}});
+      return RenderError(
+          res, Status(ErrorCode::kUnauthorized,
+                      "admin routes want Authorization: Bearer <admin token> "
+                      "(the content of admin.token_file)"));
+    }
+    handler(req, res);
+  };
+  if (method == "GET") server.Get(pattern, guarded);
+  if (method == "PUT") server.Put(pattern, guarded);
+  if (method == "DELETE") server.Delete(pattern, guarded);
+}
+
+void HttpServer::Impl::RegisterAdminRoutes() {
+  constexpr const char* kUser = R"(/v1/admin/users/([^/]+)/([^/]+))";
+  const std::string user = kUser;
+  auto render = [](httplib::Response& res, const std::string& body) {
+    res.status = 200;
+    res.set_content(body, kJsonType);
+  };
+  AdminRoute("GET", user, [this, render](const httplib::Request& req,
+                                         httplib::Response& res) {
+    Result<UserRecord> found = admin->GetUser(req.matches[1], req.matches[2]);
+    if (!found.ok()) return RenderError(res, found.status());
+    render(res, UserJson(found.value()));
+  });
+  AdminRoute("GET", user + "/sessions",
+             [this, render](const httplib::Request& req,
+                            httplib::Response& res) {
+               auto list = admin->ListSessions(req.matches[1], req.matches[2]);
+               if (!list.ok()) return RenderError(res, list.status());
+               render(res, SessionsJson(list.value()));
+             });
+  AdminRoute("DELETE", user + "/sessions",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               Result<int64_t> ended =
+                   admin->RevokeUserSessions(req.matches[1], req.matches[2]);
+               if (!ended.ok()) return RenderError(res, ended.status());
+               RenderJson(res, 200, {{"revoked", ended.value()}});
+             });
+  AdminRoute("DELETE", R"(/v1/admin/sessions/([^/]+))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               Status ended = admin->RevokeSession(req.matches[1]);
+               if (!ended.ok()) return RenderError(res, ended);
+               res.status = 204;
+             });
+  AdminRoute("PUT", user + "/ban", [this, render](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    Result<json> body = ParseJsonObject(req.body);
+    if (!body.ok()) return RenderError(res, body.status());
+    auto reason = body->find("reason");
+    if (reason == body->end() || !reason->is_string()) {
+      return RenderError(res, Status(ErrorCode::kInvalidRequest,
+                                     "reason must be a string"));
+    }
+    std::optional<int64_t> until;
+    if (auto it = body->find("until"); it != body->end() && !it->is_null()) {
+      if (!it->is_number_integer()) {
+        return RenderError(
+            res, Status(ErrorCode::kInvalidRequest,
+                        "until must be a unix time in seconds (an integer), "
+                        "or absent for ever"));
+      }
+      until = it->get<int64_t>();
+    }
+    Result<UserRecord> banned = admin->BanUser(
+        req.matches[1], req.matches[2], reason->get<std::string>(), until);
+    if (!banned.ok()) return RenderError(res, banned.status());
+    render(res, UserJson(banned.value()));
+  });
+  AdminRoute("DELETE", user + "/ban",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               Status lifted = admin->UnbanUser(req.matches[1], req.matches[2]);
+               if (!lifted.ok()) return RenderError(res, lifted);
+               res.status = 204;
+             });
+  AdminRoute("GET", "/v1/admin/bans",
+             [this, render](const httplib::Request& req,
+                            httplib::Response& res) {
+               const std::string appid =
+                   req.has_param("appid") ? req.get_param_value("appid") : "";
+               Result<std::vector<Ban>> bans = admin->ListBans(appid);
+               if (!bans.ok()) return RenderError(res, bans.status());
+               render(res, BansJson(bans.value()));
+             });
+}
+
+void HttpServer::EnableAdmin(AdminService& admin) {
+  // Without an admin token the routes do not exist, as for access-token.
+  if (impl_->config.admin_token.empty() || impl_->admin != nullptr) return;
+  impl_->admin = &admin;
+  impl_->RegisterAdminRoutes();
 }
 
 HttpServer::HttpServer(const Config& config, SessionService& service,

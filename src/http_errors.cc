@@ -57,10 +57,16 @@ constexpr HttpError kTable[] = {
     {404, "not found", false, 0, nullptr, LogLevel::kDebug},
     // kInternal
     {500, "internal error", false, 0, nullptr, LogLevel::kError},
+    // kUserBanned (the ban's reason is for operators only)
+    {403, "this account is suspended", false, 0, nullptr, LogLevel::kInfo},
+    // kLoginDenied
+    {403, "this login was refused", false, 0, nullptr, LogLevel::kInfo},
+    // kHookUnavailable
+    {503, "the login cannot be checked right now; retry shortly", true, 1,
+     nullptr, LogLevel::kWarn},
 };
 
-static_assert(sizeof(kTable) / sizeof(kTable[0]) ==
-                  static_cast<size_t>(ErrorCode::kInternal) + 1,
+static_assert(sizeof(kTable) / sizeof(kTable[0]) == kErrorCodeCount,
               "one row per ErrorCode, in enum order");
 
 }  // namespace

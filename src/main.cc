@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <functional>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -29,10 +30,13 @@
 #include "sqlite/sqlite_store.h"
 #include "store_factory.h"
 #include "wxsession/access_token.h"
+#include "wxsession/admin_service.h"
+#include "wxsession/login_hook.h"
 #include "systemd_notify.h"
 #include "tls_check.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
+#include "wxsession/crypto.h"
 #include "wxsession/file_check.h"
 #include "wxsession/http_api.h"
 #include "wxsession/log.h"
@@ -70,6 +74,8 @@ const char* kMainUsage =
     "               WeChat, data in ./dev; prints a curl walk-through\n"
     "  mock-wechat  run a stand-in for WeChat's server API on loopback\n"
     "  revoke       end sessions while the server runs\n"
+    "  sessions     list a user's live sessions (devices)\n"
+    "  ban, unban   suspend a user (ending every session) or lift it\n"
     "  stats        print session and database counts as JSON\n"
     "  backup       copy the database to a file while the server runs\n"
     "  migrate-store\n"
@@ -311,6 +317,10 @@ int RunServer(const Config& config,
       NewGuardedWeChatClient(*wechat_http, guard_options, &metrics);
 
   SessionService service(config, *session_store, *wechat, clock);
+  std::unique_ptr<LoginHook> login_hook =
+      NewHttpLoginHook(config, clock, &logger);
+  service.SetLoginHook(login_hook.get());
+  AdminService admin(config, *session_store, clock, &logger, &metrics);
   metrics.SetLiveSessionsSource([&]() -> std::optional<int64_t> {
     Result<StoreStats> stats = session_store->Stats(clock.Now());
     if (!stats.ok()) return std::nullopt;
@@ -328,6 +338,7 @@ int RunServer(const Config& config,
                       logger.Info("sweep", {{"deleted", deleted.value()}});
                     }
                   });
+  sweeper.SweepUsersAfter(config.user_retention);
   AccessTokenCentre tokens(
       config, *session_store, *wechat, clock,
       AccessTokenCentre::OptionsFor(config.wechat_timeout_ms));
@@ -342,6 +353,7 @@ int RunServer(const Config& config,
     token_service = std::move(opened_tokens).value();
     server.EnableTokens(*token_service);
   }
+  server.EnableAdmin(admin);
   Result<int> port = server.Bind(config.listen_host, config.listen_port);
   if (!port.ok()) {
     return Fail(port.status());
@@ -684,6 +696,130 @@ int CmdRevoke(int argc, char** argv) {
   return kExitOk;
 }
 
+// --- Users, sessions and bans (issue 15): the CLI face of AdminService,
+// --- working on the store the config names while the server runs.
+
+// The config (without secrets) and its store, for sessions/ban/unban.
+struct AdminContext {
+  Config config;
+  std::unique_ptr<SessionStore> store;
+};
+
+Result<AdminContext> OpenAdminContext(const Args& args) {
+  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
+  if (!config.ok()) return config.status();
+  static SystemClock clock;  // outlives every store this process opens
+  Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
+  if (!opened.ok()) return opened.status();
+  return AdminContext{std::move(config).value(), std::move(opened->store)};
+}
+
+// "2024-05-01 12:00:00Z" for the table.
+std::string UtcTime(int64_t unix_seconds) {
+  std::time_t time = static_cast<std::time_t>(unix_seconds);
+  std::tm parts{};
+  gmtime_r(&time, &parts);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%SZ", &parts);
+  return text;
+}
+
+int CmdSessions(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond sessions --config FILE --openid OPENID "
+      "[--appid APPID] [--json]\n"
+      "\n"
+      "Lists the user's live sessions (one per device), newest first: a\n"
+      "table, or with --json {\"sessions\": [{\"handle\", \"created_at\",\n"
+      "\"last_seen_at\", \"expires_at\"}]} as GET\n"
+      "/v1/admin/users/{appid}/{openid}/sessions answers. A handle ends one\n"
+      "session: DELETE /v1/admin/sessions/{handle}.\n";
+  Args args = ParseArgs(argc, argv, 2,
+                        {"config", "database", "openid", "appid"}, {"json"},
+                        0);
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("openid")) return Usage(usage, "--openid is required");
+  Result<AdminContext> context = OpenAdminContext(args);
+  if (!context.ok()) return Fail(context.status());
+  SystemClock clock;
+  AdminService admin(context->config, *context->store, clock, nullptr,
+                     nullptr);
+  auto sessions = admin.ListSessions(args.Get("appid"), args.Get("openid"));
+  if (!sessions.ok()) return Fail(sessions.status());
+  if (args.Has("json")) {
+    std::printf("%s\n", SessionsJson(sessions.value()).c_str());
+    return kExitOk;
+  }
+  std::printf("%-64s  %-20s  %-20s  %-20s\n", "HANDLE", "CREATED",
+              "LAST SEEN", "EXPIRES");
+  for (const SessionSummary& s : sessions.value()) {
+    std::printf("%-64s  %-20s  %-20s  %-20s\n",
+                crypto::HexEncode(s.id_hash).c_str(),
+                UtcTime(s.created_at).c_str(), UtcTime(s.last_seen_at).c_str(),
+                UtcTime(s.expires_at).c_str());
+  }
+  std::printf("%zu live session(s)\n", sessions->size());
+  return kExitOk;
+}
+
+int CmdBan(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond ban --config FILE --openid OPENID [--appid APPID] "
+      "--reason TEXT [--until UNIXTIME]\n"
+      "\n"
+      "Suspends the user at once: every session ends, and logins answer 403\n"
+      "user_banned until `wxsessiond unban` or UNIXTIME. The reason is for\n"
+      "operators only. Prints the user as GET /v1/admin/users/... does.\n";
+  Args args = ParseArgs(argc, argv, 2,
+                        {"config", "database", "openid", "appid", "reason",
+                         "until"},
+                        {}, 0);
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("openid")) return Usage(usage, "--openid is required");
+  if (!args.Has("reason")) return Usage(usage, "--reason is required");
+  std::optional<int64_t> until;
+  if (args.Has("until")) {
+    const std::string text = args.Get("until");
+    if (text.empty() || text.size() > 18 ||
+        !std::all_of(text.begin(), text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+      return Usage(usage, "--until takes a unix time in seconds");
+    }
+    until = std::stoll(text);
+  }
+  Result<AdminContext> context = OpenAdminContext(args);
+  if (!context.ok()) return Fail(context.status());
+  SystemClock clock;
+  AdminService admin(context->config, *context->store, clock, nullptr,
+                     nullptr);
+  Result<UserRecord> user = admin.BanUser(args.Get("appid"), args.Get("openid"),
+                                      args.Get("reason"), until);
+  if (!user.ok()) return Fail(user.status());
+  std::printf("%s\n", UserJson(user.value()).c_str());
+  return kExitOk;
+}
+
+int CmdUnban(int argc, char** argv) {
+  const char* usage =
+      "usage: wxsessiond unban --config FILE --openid OPENID [--appid APPID]\n"
+      "\n"
+      "Lifts the user's ban: logins work again. Fails (exit 1) when the user\n"
+      "is not banned.\n";
+  Args args = ParseArgs(argc, argv, 2,
+                        {"config", "database", "openid", "appid"}, {}, 0);
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("openid")) return Usage(usage, "--openid is required");
+  Result<AdminContext> context = OpenAdminContext(args);
+  if (!context.ok()) return Fail(context.status());
+  SystemClock clock;
+  AdminService admin(context->config, *context->store, clock, nullptr,
+                     nullptr);
+  Status lifted = admin.UnbanUser(args.Get("appid"), args.Get("openid"));
+  if (!lifted.ok()) return Fail(lifted);
+  std::printf("%s\n", nlohmann::json({{"unbanned", true}}).dump().c_str());
+  return kExitOk;
+}
+
 int CmdStats(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond stats --config FILE\n"
@@ -931,6 +1067,9 @@ int Main(int argc, char** argv) {
   if (command == "mock-wechat") return CmdMockWeChat(argc, argv);
   if (command == "revoke") return CmdRevoke(argc, argv);
   if (command == "stats") return CmdStats(argc, argv);
+  if (command == "sessions") return CmdSessions(argc, argv);
+  if (command == "ban") return CmdBan(argc, argv);
+  if (command == "unban") return CmdUnban(argc, argv);
   if (command == "backup") return CmdBackup(argc, argv);
   if (command == "migrate-store") return CmdMigrateStore(argc, argv);
   if (command == "rekey") return CmdRekey(argc, argv);

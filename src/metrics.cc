@@ -204,6 +204,10 @@ struct Metrics::Impl {
                              "Sweeper runs, by result.",
                              {"result"},
                              {}};
+  CounterFamily admin_actions{"wxsessiond_admin_actions_total",
+                              "Admin actions (HTTP or CLI) by action.",
+                              {"action"},
+                              {}};
   CounterFamily sweeper_deleted{"wxsessiond_sweeper_deleted_sessions_total",
                                 "Expired sessions deleted by the sweeper.",
                                 {},
@@ -250,6 +254,11 @@ void Metrics::ObserveHttpRequest(const std::string& route, int status,
 void Metrics::CountLogin(const std::string& result) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->logins.series[{result}] += 1;
+}
+
+void Metrics::CountAdminAction(const std::string& action) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->admin_actions.series[{action}] += 1;
 }
 
 void Metrics::ObserveUpstreamCall(const std::string& api,
@@ -334,6 +343,7 @@ std::string Metrics::RenderPrometheus() const {
   RenderCounter(out, impl_->sweeper_deleted);
   RenderCounter(out, impl_->tokens_issued);
   RenderCounter(out, impl_->introspections);
+  RenderCounter(out, impl_->admin_actions);
   return out;
 }
 

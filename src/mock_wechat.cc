@@ -540,7 +540,7 @@ MockWeChatServer::~MockWeChatServer() { Stop(); }
 Result<int> MockWeChatServer::Bind(const std::string& host, int port) {
   Result<int> bound = impl_->server.BindListener(host, port);
   if (!bound.ok()) {
-    return Status(ErrorCode::kInternal,
+    return Status::Fault(ErrorCode::kInternal,
                   "mock-wechat: " + bound.status().operator_text());
   }
   return bound;

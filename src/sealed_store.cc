@@ -352,4 +352,34 @@ Status SealedStore::UnlockTokenRefresh(const std::string& appid,
 
 Status SealedStore::Ping() { return inner_->Ping(); }
 
+Result<UserRecord> SealedStore::GetUser(const std::string& appid,
+                                        const std::string& openid,
+                                        int64_t now) {
+  return inner_->GetUser(appid, openid, now);
+}
+
+Result<std::vector<SessionSummary>> SealedStore::ListSessions(
+    const std::string& appid, const std::string& openid, int64_t now) {
+  return inner_->ListSessions(appid, openid, now);
+}
+
+Result<int64_t> SealedStore::PutBan(const Ban& ban) {
+  return inner_->PutBan(ban);
+}
+
+Status SealedStore::RemoveBan(const std::string& appid,
+                              const std::string& openid, int64_t now) {
+  return inner_->RemoveBan(appid, openid, now);
+}
+
+Result<std::vector<Ban>> SealedStore::ListBans(const std::string& appid,
+                                               int64_t now) {
+  return inner_->ListBans(appid, now);
+}
+
+Result<int64_t> SealedStore::SweepUsers(int64_t now, int64_t last_login_before,
+                                        int64_t max_rows) {
+  return inner_->SweepUsers(now, last_login_before, max_rows);
+}
+
 }  // namespace wxsession

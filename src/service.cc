@@ -55,7 +55,8 @@ Status CheckClientCode(const std::string& code, const char* source) {
 }
 
 Result<LoginResult> SessionService::Login(const std::string& appid,
-                                          const std::string& code) {
+                                          const std::string& code,
+                                          const std::string& client) {
   if (Status valid = CheckClientCode(code, "wx.login"); !valid.ok()) {
     return valid;
   }
@@ -99,6 +100,10 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
     Result<WeChatSession> exchanged =
         wechat_.Code2Session(app->appid, app->secret, code);
     if (!exchanged.ok()) return exchanged.status();
+    if (Status admitted = AdmitLogin(app->appid, exchanged.value(), client);
+        !admitted.ok()) {
+      return admitted;
+    }
     const int64_t created_at = clock_.Now();
     LoginResult result;
     result.session_id = crypto::NewSessionId();
@@ -115,6 +120,7 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
     record.session_key = exchanged->session_key;
     record.created_at = created_at;
     record.expires_at = result.expires_at;
+    record.max_sessions = config_.session_max_per_user;
     Status saved = store_.CreateSession(record);
     if (!saved.ok()) return saved;
     return result;

@@ -40,6 +40,12 @@ const char* ErrorCodeName(ErrorCode code) {
       return "not_found";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kUserBanned:
+      return "user_banned";
+    case ErrorCode::kLoginDenied:
+      return "login_denied";
+    case ErrorCode::kHookUnavailable:
+      return "hook_unavailable";
   }
   // Only reachable with a value cast from an out-of-range integer.
   return "internal";

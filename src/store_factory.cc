@@ -24,6 +24,7 @@ Result<std::unique_ptr<RedisStore>> OpenRedisStoreAt(const Config& config,
   options.timeout_ms = config.redis.timeout_ms;
   options.pool_size = config.redis.pool_size;
   options.min_replicas_ack = config.redis.min_replicas_ack;
+  options.user_retention_seconds = config.user_retention;
   return OpenRedisStore(options, clock);
 }
 

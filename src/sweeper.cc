@@ -29,6 +29,16 @@ Result<int64_t> Sweeper::RunOnce() {
     if (deleted.value() < batch_rows_) break;
     RestFor((std::chrono::steady_clock::now() - started) * kRestPerBatch);
   }
+  if (user_retention_seconds_ <= 0) return total;
+  while (!stopping_.load()) {
+    const auto started = std::chrono::steady_clock::now();
+    Result<int64_t> deleted =
+        store_.SweepUsers(now, now - user_retention_seconds_, batch_rows_);
+    if (!deleted.ok()) return deleted;
+    total += deleted.value();
+    if (deleted.value() < batch_rows_) break;
+    RestFor((std::chrono::steady_clock::now() - started) * kRestPerBatch);
+  }
   return total;
 }
 

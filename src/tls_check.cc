@@ -12,7 +12,7 @@ Status CheckTlsFiles(const std::string& cert_file,
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(
       SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
   if (!context) {
-    return Status(ErrorCode::kInternal, "tls: cannot create a TLS context");
+    return Status::Fault(ErrorCode::kInternal, "tls: cannot create a TLS context");
   }
   Status result = Status::Ok();
   if (SSL_CTX_use_certificate_chain_file(context.get(), cert_file.c_str()) !=

@@ -144,7 +144,7 @@ Status TokenService::EnsureStoreKey() {
     Result<std::string> made = RotateSigningKey(config_, store_, clock_);
     if (!made.ok()) return made.status();
   }
-  return Status(ErrorCode::kStoreUnavailable,
+  return Status::Fault(ErrorCode::kStoreUnavailable,
                 "tokens: the store's current signing key keeps changing "
                 "(instances with different tokens.algorithm?)");
 }
@@ -159,7 +159,7 @@ TokenService::ReadStoreKeys() {
     Result<jwt::KeyPair> pair = jwt::KeyPair::FromPem(key.private_key);
     if (!pair.ok() || pair->kid() != key.kid ||
         jwt::AlgorithmName(pair->algorithm()) != key.algorithm) {
-      return Status(ErrorCode::kStoreUnavailable,
+      return Status::Fault(ErrorCode::kStoreUnavailable,
                     "tokens: signing key " + key.kid +
                         " in the store is unusable (corrupt row?)");
     }
@@ -200,7 +200,7 @@ Status TokenService::Reload() {
   Result<std::shared_ptr<const KeySet>> read = ReadStoreKeys();
   if (!read.ok()) return read.status();
   if (read.value()->keys.empty() || read.value()->keys.front().retired_at != 0) {
-    return Status(ErrorCode::kStoreUnavailable,
+    return Status::Fault(ErrorCode::kStoreUnavailable,
                   "tokens: the store holds no current signing key");
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -454,7 +454,7 @@ Result<std::string> RotateSigningKey(const Config& config, SessionStore& store,
     if (!replaced.ok()) return replaced.status();
     if (replaced.value()) return pair.kid();
   }
-  return Status(ErrorCode::kStoreUnavailable,
+  return Status::Fault(ErrorCode::kStoreUnavailable,
                 "tokens: the current signing key kept changing during the "
                 "rotation; run it again");
 }

@@ -75,6 +75,27 @@ class FlakyStore : public SessionStore {
     return inner_.ReplaceSigningKey(expected_kid, key, previous_verify_until);
   }
   Status Ping() override { return inner_.Ping(); }
+  Result<UserRecord> GetUser(const std::string& a, const std::string& o,
+                             int64_t now) override {
+    return inner_.GetUser(a, o, now);
+  }
+  Result<std::vector<SessionSummary>> ListSessions(const std::string& a,
+                                                   const std::string& o,
+                                                   int64_t now) override {
+    return inner_.ListSessions(a, o, now);
+  }
+  Result<int64_t> PutBan(const Ban& ban) override { return inner_.PutBan(ban); }
+  Status RemoveBan(const std::string& a, const std::string& o,
+                   int64_t now) override {
+    return inner_.RemoveBan(a, o, now);
+  }
+  Result<std::vector<Ban>> ListBans(const std::string& a, int64_t now) override {
+    return inner_.ListBans(a, now);
+  }
+  Result<int64_t> SweepUsers(int64_t now, int64_t before,
+                             int64_t max_rows) override {
+    return inner_.SweepUsers(now, before, max_rows);
+  }
 
   std::atomic<bool> fail_put{false};
 

@@ -408,6 +408,251 @@ TEST_P(StoreConformance, SigningKeysHaveOneCurrentAndRetiredOnesUntilTheyLapse) 
             std::vector<std::string>({"k3", "k2"}));
 }
 
+// --- Users, their sessions and bans (issue 15).
+
+TEST_P(StoreConformance, GetUserShowsItsRecordAndLiveSessionCount) {
+  EXPECT_EQ(store_->GetUser("wxapp1", "o", kNow).status().code(),
+            ErrorCode::kNotFound);
+  NewSession first = MakeSession("id-1", "o", "k1", kNow, kNow + 100);
+  first.unionid = "union-o";
+  ASSERT_TRUE(store_->CreateSession(first).ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("id-2", "o", "k2", kNow + 5, kNow + 10))
+          .ok());
+  Result<UserRecord> user = store_->GetUser("wxapp1", "o", kNow + 6);
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  EXPECT_EQ(user->appid, "wxapp1");
+  EXPECT_EQ(user->openid, "o");
+  ASSERT_TRUE(user->unionid.has_value());
+  EXPECT_EQ(*user->unionid, "union-o");
+  EXPECT_EQ(user->created_at, kNow);
+  ASSERT_TRUE(user->last_login_at.has_value());
+  EXPECT_EQ(*user->last_login_at, kNow + 5);
+  EXPECT_EQ(user->live_sessions, 2);
+  EXPECT_FALSE(user->ban.has_value());
+  // The second session has expired: only live ones count.
+  EXPECT_EQ(store_->GetUser("wxapp1", "o", kNow + 10)->live_sessions, 1);
+  // Another app's user of the same openid is another record.
+  EXPECT_EQ(store_->GetUser("wxapp2", "o", kNow).status().code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_P(StoreConformance, ListSessionsGivesLiveOnesNewestFirst) {
+  // Three logins in the same second: login order breaks the tie.
+  for (const char* id : {"a", "b", "c"}) {
+    ASSERT_TRUE(
+        store_->CreateSession(MakeSession(id, "o", "k", kNow, kNow + 100)).ok());
+  }
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("old", "o", "k", kNow - 5, kNow + 100))
+          .ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("gone", "o", "k", kNow - 9, kNow + 1))
+          .ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("other-app", "o", "k", kNow, kNow + 100,
+                                  "wxapp2"))
+                  .ok());
+  Result<std::vector<SessionSummary>> list =
+      store_->ListSessions("wxapp1", "o", kNow + 2);
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 4u);
+  EXPECT_EQ(list.value()[0].id_hash, crypto::Sha256("c"));
+  EXPECT_EQ(list.value()[1].id_hash, crypto::Sha256("b"));
+  EXPECT_EQ(list.value()[2].id_hash, crypto::Sha256("a"));
+  EXPECT_EQ(list.value()[3].id_hash, crypto::Sha256("old"));
+  EXPECT_EQ(list.value()[3].created_at, kNow - 5);
+  EXPECT_EQ(list.value()[3].last_seen_at, kNow - 5);
+  EXPECT_EQ(list.value()[3].expires_at, kNow + 100);
+  EXPECT_TRUE(store_->ListSessions("wxapp1", "nobody", kNow)->empty());
+}
+
+TEST_P(StoreConformance, RevokeByHandleEndsOnlyThatSessionOfTheUser) {
+  for (const char* id : {"a", "b"}) {
+    ASSERT_TRUE(
+        store_->CreateSession(MakeSession(id, "o", "k", kNow, kNow + 100)).ok());
+  }
+  std::vector<SessionSummary> list =
+      store_->ListSessions("wxapp1", "o", kNow).value();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(store_->Revoke(list[0].id_hash).value(), 1);
+  EXPECT_EQ(store_->Revoke(list[0].id_hash).value(), 0);
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("b"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("a"), kNow).ok());
+  EXPECT_EQ(store_->ListSessions("wxapp1", "o", kNow)->size(), 1u);
+  EXPECT_EQ(store_->GetUser("wxapp1", "o", kNow)->live_sessions, 1);
+}
+
+TEST_P(StoreConformance, ABanEndsEverySessionAndRefusesLogins) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("a", "o", "k", kNow, kNow + 100)).ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("b", "o", "k", kNow, kNow + 100)).ok());
+  ASSERT_TRUE(store_
+                  ->CreateSession(MakeSession("other", "o", "k", kNow,
+                                              kNow + 100, "wxapp2"))
+                  .ok());
+  Result<int64_t> ended =
+      store_->PutBan({"wxapp1", "o", "spam", kNow + 1, std::nullopt});
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  EXPECT_EQ(ended.value(), 2);
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("a"), kNow + 1).ok());
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("b"), kNow + 1).ok());
+  // The same openid in another app is another user.
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("other"), kNow + 1).ok());
+
+  Status login =
+      store_->CreateSession(MakeSession("c", "o", "k", kNow + 2, kNow + 100));
+  EXPECT_EQ(login.code(), ErrorCode::kUserBanned);
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("c"), kNow + 2).ok());
+
+  Result<UserRecord> user = store_->GetUser("wxapp1", "o", kNow + 2);
+  ASSERT_TRUE(user.ok());
+  ASSERT_TRUE(user->ban.has_value());
+  EXPECT_EQ(user->ban->reason, "spam");
+  EXPECT_EQ(user->ban->since, kNow + 1);
+  EXPECT_FALSE(user->ban->until.has_value());
+  EXPECT_EQ(user->live_sessions, 0);
+
+  Result<std::vector<Ban>> bans = store_->ListBans("wxapp1", kNow + 2);
+  ASSERT_TRUE(bans.ok());
+  ASSERT_EQ(bans->size(), 1u);
+  EXPECT_EQ(bans.value()[0].openid, "o");
+  EXPECT_EQ(bans.value()[0].reason, "spam");
+  EXPECT_TRUE(store_->ListBans("wxapp2", kNow + 2)->empty());
+
+  ASSERT_TRUE(store_->RemoveBan("wxapp1", "o", kNow + 3).ok());
+  EXPECT_EQ(store_->RemoveBan("wxapp1", "o", kNow + 3).code(),
+            ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->ListBans("wxapp1", kNow + 3)->empty());
+  EXPECT_FALSE(store_->GetUser("wxapp1", "o", kNow + 3)->ban.has_value());
+  EXPECT_TRUE(
+      store_->CreateSession(MakeSession("d", "o", "k", kNow + 4, kNow + 100))
+          .ok());
+}
+
+TEST_P(StoreConformance, ABanOnANeverSeenOpenidCreatesItsUser) {
+  ASSERT_EQ(store_->PutBan({"wxapp1", "new", "fraud", kNow, kNow + 50}).value(),
+            0);
+  Result<UserRecord> user = store_->GetUser("wxapp1", "new", kNow + 1);
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  EXPECT_EQ(user->created_at, kNow);
+  EXPECT_FALSE(user->last_login_at.has_value());
+  EXPECT_FALSE(user->unionid.has_value());
+  ASSERT_TRUE(user->ban.has_value());
+  ASSERT_TRUE(user->ban->until.has_value());
+  EXPECT_EQ(*user->ban->until, kNow + 50);
+  EXPECT_EQ(store_->CreateSession(MakeSession("x", "new", "k", kNow + 49,
+                                              kNow + 100))
+                .code(),
+            ErrorCode::kUserBanned);
+}
+
+TEST_P(StoreConformance, ABanLapsesAtItsUntil) {
+  ASSERT_TRUE(store_->PutBan({"wxapp1", "o", "cool off", kNow, kNow + 10}).ok());
+  EXPECT_TRUE(store_->GetUser("wxapp1", "o", kNow + 9)->ban.has_value());
+  EXPECT_FALSE(store_->GetUser("wxapp1", "o", kNow + 10)->ban.has_value());
+  EXPECT_EQ(store_->ListBans("wxapp1", kNow + 9)->size(), 1u);
+  EXPECT_TRUE(store_->ListBans("wxapp1", kNow + 10)->empty());
+  EXPECT_TRUE(
+      store_->CreateSession(MakeSession("a", "o", "k", kNow + 10, kNow + 100))
+          .ok());
+  // Lifting a lapsed ban: nothing was in force.
+  EXPECT_EQ(store_->RemoveBan("wxapp1", "o", kNow + 11).code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_P(StoreConformance, ABanWhoseUntilIsPastIsAcceptedAndNotInForce) {
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("a", "o", "k", kNow, kNow + 100)).ok());
+  ASSERT_EQ(store_->PutBan({"wxapp1", "o", "late", kNow + 5, kNow - 1}).value(),
+            1);
+  EXPECT_FALSE(store_->GetUser("wxapp1", "o", kNow + 5)->ban.has_value());
+  EXPECT_TRUE(
+      store_->CreateSession(MakeSession("b", "o", "k", kNow + 6, kNow + 100))
+          .ok());
+}
+
+TEST_P(StoreConformance, TheCapKeepsOnlyTheNewestSessionsOfTheUser) {
+  auto login = [&](const std::string& id, int64_t at, const std::string& app) {
+    NewSession s = MakeSession(id, "o", "k", at, kNow + 100, app);
+    s.max_sessions = 2;
+    return store_->CreateSession(s);
+  };
+  ASSERT_TRUE(login("a", kNow, "wxapp1").ok());
+  ASSERT_TRUE(login("x", kNow, "wxapp2").ok());
+  ASSERT_TRUE(login("b", kNow, "wxapp1").ok());
+  ASSERT_TRUE(login("c", kNow, "wxapp1").ok());  // same second: a goes
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("a"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("b"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("c"), kNow).ok());
+  EXPECT_TRUE(store_->FindLive(crypto::Sha256("x"), kNow).ok());
+  ASSERT_TRUE(login("d", kNow + 1, "wxapp1").ok());
+  EXPECT_FALSE(store_->FindLive(crypto::Sha256("b"), kNow + 1).ok());
+  EXPECT_EQ(store_->ListSessions("wxapp1", "o", kNow + 1)->size(), 2u);
+  // Without a cap nothing ends.
+  ASSERT_TRUE(store_
+                  ->CreateSession(
+                      MakeSession("e", "o", "k", kNow + 2, kNow + 100))
+                  .ok());
+  EXPECT_EQ(store_->ListSessions("wxapp1", "o", kNow + 2)->size(), 3u);
+}
+
+TEST_P(StoreConformance, TheCapHoldsForConcurrentLogins) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      NewSession s =
+          MakeSession("c" + std::to_string(i), "o", "k", kNow, kNow + 100);
+      s.max_sessions = 3;
+      if (!store_->CreateSession(s).ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store_->ListSessions("wxapp1", "o", kNow)->size(), 3u);
+  EXPECT_EQ(store_->GetUser("wxapp1", "o", kNow)->live_sessions, 3);
+}
+
+TEST_P(StoreConformance, SweepUsersDeletesOnlyIdleUnbannedUsers) {
+  if (GetParam().expires_by_itself) {
+    // Users expire by TTL there (untested here: it takes real time).
+    EXPECT_EQ(store_->SweepUsers(kNow, kNow, 10).value(), 0);
+    return;
+  }
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("1", "idle", "k", kNow, kNow + 5)).ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("2", "live", "k", kNow, kNow + 500))
+          .ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("3", "banned", "k", kNow, kNow + 5))
+          .ok());
+  ASSERT_TRUE(
+      store_->PutBan({"wxapp1", "banned", "r", kNow, std::nullopt}).ok());
+  ASSERT_TRUE(
+      store_->PutBan({"wxapp1", "lapsed", "r", kNow, kNow + 50}).ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("4", "recent", "k", kNow + 90,
+                                        kNow + 95))
+          .ok());
+  // At kNow + 100 with a retention of 20 s: last logins before kNow + 80.
+  EXPECT_EQ(store_->SweepUsers(kNow + 100, kNow + 80, 1).value(), 1);
+  EXPECT_EQ(store_->SweepUsers(kNow + 100, kNow + 80, 10).value(), 1);
+  EXPECT_EQ(store_->SweepUsers(kNow + 100, kNow + 80, 10).value(), 0);
+  EXPECT_EQ(store_->GetUser("wxapp1", "idle", kNow + 100).status().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetUser("wxapp1", "lapsed", kNow + 100).status().code(),
+            ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->GetUser("wxapp1", "live", kNow + 100).ok());
+  EXPECT_TRUE(store_->GetUser("wxapp1", "recent", kNow + 100).ok());
+  Result<UserRecord> banned = store_->GetUser("wxapp1", "banned", kNow + 100);
+  ASSERT_TRUE(banned.ok());
+  EXPECT_TRUE(banned->ban.has_value());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(Backend{"sqlite", OpenSqlite},
                                            Backend{"redis", OpenRedis, true}),

@@ -110,6 +110,20 @@ struct Config {
   // UpstreamReservedThreads() threads that logins can never hold.
   int wechat_max_concurrent = 0;
   int wechat_max_waiting = 0;
+  // --- Users, sessions per user and the login hook (issue 15) ------------
+  // session.max_per_user: live sessions one (appid, openid) may hold; a
+  // login past it ends the oldest. 0 = no limit.
+  int64_t session_max_per_user = 0;
+  // users.retention, seconds: a user with no live session, no ban and no
+  // login for this long is deleted by the sweeper.
+  int64_t user_retention = 90 * 86400;
+  // hooks.login_url: asked before a session is minted; empty = no hook.
+  std::string hook_login_url;
+  std::string hook_secret_file;  // hooks.secret_file
+  std::string hook_secret;       // its content, trimmed; never printed
+  int64_t hook_timeout_ms = 2000;       // hooks.timeout
+  bool hook_deny_on_failure = false;    // hooks.on_failure == "deny"
+
   std::string tls_cert;  // PEM file; with tls_key, serve HTTPS
   std::string tls_key;   // PEM file; its content is never read into logs
   TokensConfig tokens;   // tokens.*

@@ -34,6 +34,9 @@ std::string Sha1Hex(std::string_view data);
 std::string HmacSha256Hex(std::string_view key, std::string_view message);
 
 std::string HexEncode(std::string_view bytes);
+// Decodes lowercase hex (what HexEncode makes); nullopt on an odd length or
+// any other character.
+std::optional<std::string> LowerHexDecode(std::string_view text);
 
 // Standard base64 with padding.
 std::string Base64Encode(std::string_view bytes);

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "wxsession/access_token.h"
+#include "wxsession/admin_service.h"
 #include "wxsession/config.h"
 #include "wxsession/log.h"
 #include "wxsession/open_data.h"
@@ -67,6 +68,11 @@ class HttpServer {
   // kInternal naming the address when it cannot bind, or naming tls.cert /
   // tls.key when they hold no usable certificate and key.
   Result<int> Bind(const std::string& host, int port);
+  // Serves the user, session and ban routes under /v1/admin/ (issue 15)
+  // through `admin`, when an admin token is configured (else does nothing).
+  // Call before Serve; `admin` must outlive the server.
+  void EnableAdmin(AdminService& admin);
+
   // Serves until Stop(). Returns false if the server could not run.
   bool Serve();
   void Stop();

@@ -43,8 +43,13 @@ class Metrics {
                           double seconds);
 
   // One POST /v1/login outcome: wxsessiond_logins_total{result}, where
-  // result is "ok" or an error-code name (ErrorCodeName).
+  // result is "ok", "banned" (user_banned), "denied" (login_denied) or
+  // another error-code name (ErrorCodeName).
   void CountLogin(const std::string& result);
+
+  // One admin action (users, sessions, bans): wxsessiond_admin_actions_total
+  // {action}, e.g. "ban".
+  void CountAdminAction(const std::string& action);
 
   // One call to WeChat, whatever its outcome:
   // wxsessiond_upstream_requests_total{api,result} and

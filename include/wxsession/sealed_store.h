@@ -148,6 +148,18 @@ class SealedStore : public SessionStore {
   Status UnlockTokenRefresh(const std::string& appid,
                             const std::string& owner) override;
   Status Ping() override;
+  Result<UserRecord> GetUser(const std::string& appid,
+                             const std::string& openid, int64_t now) override;
+  Result<std::vector<SessionSummary>> ListSessions(const std::string& appid,
+                                                   const std::string& openid,
+                                                   int64_t now) override;
+  Result<int64_t> PutBan(const Ban& ban) override;
+  Status RemoveBan(const std::string& appid, const std::string& openid,
+                   int64_t now) override;
+  Result<std::vector<Ban>> ListBans(const std::string& appid,
+                                    int64_t now) override;
+  Result<int64_t> SweepUsers(int64_t now, int64_t last_login_before,
+                             int64_t max_rows) override;
 
  private:
   const std::unique_ptr<SessionStore> inner_;  // constant after construction

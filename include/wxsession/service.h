@@ -24,6 +24,7 @@
 
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
+#include "wxsession/login_hook.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
 #include "wxsession/wechat.h"
@@ -76,10 +77,19 @@ class SessionService {
   ~SessionService();
 
   // Logs in with a wx.login code. `appid` may be empty when exactly one app
-  // is configured. Errors: kInvalidRequest (empty or overlong code, appid
-  // missing among several apps), kUnknownApp, everything
-  // WeChatClient::Code2Session can answer, kStoreUnavailable.
-  Result<LoginResult> Login(const std::string& appid, const std::string& code);
+  // is configured; `client` is the client's address, for the login hook.
+  // A login past session.max_per_user ends the user's oldest sessions.
+  // Errors: kInvalidRequest (empty or overlong code, appid missing among
+  // several apps), kUnknownApp, everything WeChatClient::Code2Session can
+  // answer, kUserBanned (a ban is in force), kLoginDenied (the login hook
+  // said no), kHookUnavailable (the hook failed and hooks.on_failure is
+  // "deny"), kStoreUnavailable.
+  Result<LoginResult> Login(const std::string& appid, const std::string& code,
+                            const std::string& client = "");
+
+  // Asks `hook` (may be null: no hook) before every new session. Call before
+  // the first Login; `hook` must outlive the service.
+  void SetLoginHook(LoginHook* hook) { login_hook_ = hook; }
 
   // The live session behind `session_id`, recording its use (at most once per
   // TouchInterval()). Errors: kInvalidSession (malformed, unknown, expired or
@@ -100,11 +110,18 @@ class SessionService {
   Status Health();
 
  private:
+  // Before a session is minted for a user WeChat named: the ban check (so
+  // a banned user's login never reaches the hook) and the login hook.
+  // Defined in login_admission.cc.
+  Status AdmitLogin(const std::string& appid, const WeChatSession& user,
+                    const std::string& client);
+
   const Config& config_;    // constant after construction
   SessionStore& store_;     // thread-safe by contract
   WeChatClient& wechat_;    // thread-safe by contract
   const Clock& clock_;
   std::unique_ptr<CodeMemory> codes_;  // guards itself
+  LoginHook* login_hook_ = nullptr;    // constant once serving; may be null
 };
 
 }  // namespace wxsession

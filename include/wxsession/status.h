@@ -17,6 +17,7 @@
 #ifndef WXSESSION_STATUS_H_
 #define WXSESSION_STATUS_H_
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -42,7 +43,15 @@ enum class ErrorCode {
   kWatermarkExpired,     // decrypted data older than open_data.max_age
   kNotFound,             // no such route or object
   kInternal,             // a bug or an unexpected condition
+  kUserBanned,           // the user is suspended by an operator (a ban)
+  kLoginDenied,          // the login hook refused this login
+  kHookUnavailable,      // the login hook failed and hooks.on_failure=deny
 };
+// How many codes there are: the last one's value plus one. Tables indexed
+// by code (http_errors.cc) check their size against it; keep it in step
+// when a code is added.
+constexpr size_t kErrorCodeCount =
+    static_cast<size_t>(ErrorCode::kHookUnavailable) + 1;
 
 // Returns the stable wire name of `code`, e.g. "invalid_session".
 const char* ErrorCodeName(ErrorCode code);

@@ -1,11 +1,17 @@
 // SessionStore: the one contract every session backend honours.
 //
-// A store keeps two kinds of record:
+// A store keeps three kinds of record:
 //   users    - one per (appid, openid): the newest session_key WeChat gave
 //              that user, and the unionid when known. Every session of the
-//              user decrypts with this newest key.
+//              user decrypts with this newest key. A user also has a
+//              created_at and the time of its last login, and is deleted
+//              (SweepUsers) once it has no live session, no ban in force and
+//              no login within the retention period.
 //   sessions - one per login, keyed by SHA-256 of the session id. The raw
 //              id is never given to a store, so it can never be stored.
+//   bans     - at most one per user, put by an operator: while it is in
+//              force (no `until`, or `until` > now) the user cannot log in.
+//              A ban past its `until` is treated as absent on every read.
 // A session's `expires_at` is its effective expiry: the sooner of the
 // absolute ttl and the idle window, recomputed by the caller on Touch. A read
 // treats an expired session as missing whether or not it has been swept.
@@ -36,6 +42,10 @@ struct NewSession {
   std::string session_key;             // becomes the user's newest key
   int64_t created_at = 0;
   int64_t expires_at = 0;
+  // At most this many live sessions of (appid, openid) remain after the
+  // insert: the oldest (by created_at, then by login order) end in the
+  // same transaction. 0 = no limit.
+  int64_t max_sessions = 0;
 };
 
 struct LiveSession {
@@ -66,6 +76,35 @@ struct StoredSigningKey {
   int64_t verify_until = 0;  // retired keys: no token it signed is valid then
 };
 
+// One live session of a user, as an operator sees it (no key, no id).
+struct SessionSummary {
+  std::string id_hash;  // SHA-256 of the session id, 32 raw bytes
+  int64_t created_at = 0;
+  int64_t last_seen_at = 0;
+  int64_t expires_at = 0;
+};
+
+// An operator's suspension of one user.
+struct Ban {
+  std::string appid;
+  std::string openid;
+  std::string reason;           // for operators; never sent to the client
+  int64_t since = 0;            // unix seconds
+  std::optional<int64_t> until;  // absent: for ever
+};
+
+// A user as an operator sees it.
+struct UserRecord {
+  std::string appid;
+  std::string openid;
+  std::optional<std::string> unionid;
+  int64_t created_at = 0;
+  std::optional<int64_t> last_login_at;  // absent: never logged in (a ban
+                                         // made the record)
+  int64_t live_sessions = 0;
+  std::optional<Ban> ban;  // the ban in force, if any
+};
+
 struct StoreStats {
   int64_t sessions = 0;  // rows, including expired ones not yet swept
   int64_t live_sessions = 0;
@@ -77,8 +116,12 @@ class SessionStore {
  public:
   virtual ~SessionStore() = default;
 
-  // Records the user's newest session_key (and unionid, when given) and the
-  // new session, atomically: either both are durable or neither is.
+  // Records the user's newest session_key (and unionid, when given), the
+  // time of this login, and the new session, atomically: either both are
+  // durable or neither is. With session.max_sessions > 0, the user's oldest
+  // live sessions beyond that number end in the same transaction.
+  // Errors: kUserBanned (a ban on the user is in force at created_at;
+  // nothing is written).
   virtual Status CreateSession(const NewSession& session) = 0;
 
   // The session behind `id_hash` if it exists and `expires_at > now`;
@@ -108,6 +151,43 @@ class SessionStore {
   virtual Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) = 0;
 
   virtual Result<StoreStats> Stats(int64_t now) = 0;
+
+  // --- Users, their sessions and bans (the admin API).
+
+  // The user (appid, openid) with its live session count and the ban in
+  // force at `now`. Errors: kNotFound when the store has no such user.
+  virtual Result<UserRecord> GetUser(const std::string& appid,
+                                     const std::string& openid,
+                                     int64_t now) = 0;
+
+  // The user's sessions live at `now`, newest first (by created_at, then
+  // login order). No user: an empty list, not an error.
+  virtual Result<std::vector<SessionSummary>> ListSessions(
+      const std::string& appid, const std::string& openid, int64_t now) = 0;
+
+  // Puts (or replaces) `ban`, creating the user record when there is none
+  // (created_at = ban.since, never logged in), and ends every session of the
+  // user in the same transaction. A ban whose `until` is already past is
+  // stored and simply not in force. Returns how many sessions ended.
+  virtual Result<int64_t> PutBan(const Ban& ban) = 0;
+
+  // Lifts the ban on (appid, openid). Errors: kNotFound when no ban is in
+  // force at `now` (a lapsed one is removed all the same).
+  virtual Status RemoveBan(const std::string& appid, const std::string& openid,
+                           int64_t now) = 0;
+
+  // The bans in force at `now` in `appid`, newest first.
+  virtual Result<std::vector<Ban>> ListBans(const std::string& appid,
+                                            int64_t now) = 0;
+
+  // Deletes at most `max_rows` users that have no session live at `now`,
+  // no ban in force at `now`, and whose last login (or, never logged in,
+  // creation) is at or before `last_login_before`; lapsed bans go too. One
+  // short transaction. Returns how many users it deleted; a caller that
+  // gets max_rows back should call again. Backends that expire users by
+  // themselves (Redis: a TTL of the retention period) return 0.
+  virtual Result<int64_t> SweepUsers(int64_t now, int64_t last_login_before,
+                                     int64_t max_rows) = 0;
 
   // --- Access-token centre: one token per app, shared by every process
   // --- (and, with Redis, every instance) that uses this store.

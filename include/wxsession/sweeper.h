@@ -46,8 +46,16 @@ class Sweeper {
           Rest rest = {});
   ~Sweeper();  // stops the thread
 
-  // Deletes every session expired at clock.Now(), batch by batch. Returns
-  // the total deleted, or the first store error.
+  // Also delete users idle for `retention_seconds` (users.retention; see
+  // SessionStore::SweepUsers), after the sessions, in the same bounded
+  // batches. Call before Start; 0 (the default) keeps users.
+  void SweepUsersAfter(int64_t retention_seconds) {
+    user_retention_seconds_ = retention_seconds;
+  }
+
+  // Deletes every session expired at clock.Now(), batch by batch, then the
+  // users past their retention. Returns the total rows deleted, or the
+  // first store error.
   Result<int64_t> RunOnce();
 
   void Start();
@@ -62,6 +70,7 @@ class Sweeper {
   const Clock& clock_;
   const int64_t interval_seconds_;  // constant after construction
   const int64_t batch_rows_;        // constant after construction
+  int64_t user_retention_seconds_ = 0;  // constant once started
   Observer observer_;               // constant after construction
   Rest rest_;                       // constant after construction
   std::atomic<bool> stopping_{false};

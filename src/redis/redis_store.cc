@@ -45,14 +45,22 @@ local function raise(key, score, member)
 end
 )lua";
 
-// KEYS: session, user, openid set, sessions zset, users zset.
+// KEYS: session, user, openid set, sessions zset, users zset, ban.
 // ARGV: 1 hex, 2 appid, 3 openid, 4 has unionid ('1'/'0'), 5 unionid,
 //       6 session_key, 7 key_updated_at, 8 created_at, 9 last_seen_at,
 //       10 expires_at, 11 ttl ms, 12 import ('1': keep a newer key),
 //       13 index cutoff (entries below are dropped), 14 prefix,
-//       15 users zset member.
-// Returns 1 when the session was stored, 0 when it had already expired.
+//       15 users zset member, 16 most live sessions (0: no cap),
+//       17 user retention ms.
+// Returns 1 when the session was stored, 0 when it had already expired,
+// -1 when a ban on the user is in force (nothing written).
 constexpr const char* kCreateScript = R"lua(
+if ARGV[12] ~= '1' then
+  local ban = redis.call('HMGET', KEYS[6], 's', 'u')
+  if ban[1] and (ban[2] == '' or tonumber(ban[2]) > tonumber(ARGV[8])) then
+    return -1
+  end
+end
 local ttl = tonumber(ARGV[11])
 local user_exists = redis.call('EXISTS', KEYS[2]) == 1
 if ttl <= 0 and not user_exists then return 0 end
@@ -67,10 +75,19 @@ elseif ARGV[4] == '1' then
   redis.call('HSETNX', KEYS[2], 'u', ARGV[5])
 end
 if ttl <= 0 then return 0 end
+-- The user record: created (c), last login (ll), logins so far (q), which
+-- also orders the user's sessions made in one second.
+redis.call('HSETNX', KEYS[2], 'c', ARGV[8])
+local last = redis.call('HGET', KEYS[2], 'll')
+if (not last) or tonumber(last) < tonumber(ARGV[8]) then
+  redis.call('HSET', KEYS[2], 'll', ARGV[8])
+end
+local seq = redis.call('HINCRBY', KEYS[2], 'q', 1)
 redis.call('HSET', KEYS[1], 'a', ARGV[2], 'o', ARGV[3], 'c', ARGV[8],
-           'l', ARGV[9], 'e', ARGV[10])
+           'l', ARGV[9], 'e', ARGV[10], 'q', seq)
 redis.call('PEXPIRE', KEYS[1], ttl)
 extend(KEYS[2], ttl)
+extend(KEYS[2], tonumber(ARGV[17]))
 redis.call('SADD', KEYS[3], ARGV[1])
 extend(KEYS[3], ttl)
 -- Forget ended sessions of this openid lazily: each login checks a slice
@@ -85,6 +102,28 @@ end
 redis.call('HSET', KEYS[2], 'sc', scan[1])
 redis.call('ZADD', KEYS[4], ARGV[10], ARGV[1])
 raise(KEYS[5], ARGV[10], ARGV[15])
+-- The per-user cap: keep the newest ARGV[16] live sessions in this app.
+local most = tonumber(ARGV[16])
+if most > 0 then
+  local live = {}
+  for _, hex in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    local f = redis.call('HMGET', ARGV[14] .. 's:' .. hex, 'a', 'c', 'q', 'e')
+    if f[1] == ARGV[2] and tonumber(f[4]) > tonumber(ARGV[8]) then
+      live[#live + 1] = {hex, tonumber(f[2]), tonumber(f[3] or '0')}
+    end
+  end
+  if #live > most then
+    table.sort(live, function(x, y)
+      if x[2] ~= y[2] then return x[2] > y[2] end
+      return x[3] > y[3]
+    end)
+    for i = most + 1, #live do
+      redis.call('DEL', ARGV[14] .. 's:' .. live[i][1])
+      redis.call('SREM', KEYS[3], live[i][1])
+      redis.call('ZREM', KEYS[4], live[i][1])
+    end
+  end
+end
 -- Drop index entries of long-ended sessions, at most 100 per login.
 for _, index in ipairs({KEYS[4], KEYS[5]}) do
   local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. ARGV[13],
@@ -164,6 +203,106 @@ for _, hex in ipairs(batch) do
 end
 if #batch > 0 then redis.call('ZREM', KEYS[1], unpack(batch)) end
 return {ended, #batch}
+)lua";
+
+// KEYS: user, openid set, ban. ARGV: 1 appid, 2 now, 3 prefix.
+// Returns nil, or {created, last login or '', unionid or '', has unionid,
+// live sessions, has ban, reason, since, until or ''}.
+constexpr const char* kGetUserScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local u = redis.call('HMGET', KEYS[1], 'c', 't', 'll', 'u')
+local live = 0
+for _, hex in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local f = redis.call('HMGET', ARGV[3] .. 's:' .. hex, 'a', 'e')
+  if f[1] == ARGV[1] and tonumber(f[2]) > tonumber(ARGV[2]) then
+    live = live + 1
+  end
+end
+local b = redis.call('HMGET', KEYS[3], 'r', 's', 'u')
+local banned = b[2] and (b[3] == '' or tonumber(b[3]) > tonumber(ARGV[2]))
+return {u[1] or u[2] or '0', u[3] or '', u[4] or '', u[4] and 1 or 0, live,
+        banned and 1 or 0, banned and b[1] or '', banned and b[2] or '0',
+        banned and b[3] or ''}
+)lua";
+
+// KEYS: openid set. ARGV: 1 appid, 2 now, 3 prefix.
+// Returns {hex, created, last seen, expires, login seq, ...} of live ones.
+constexpr const char* kListSessionsScript = R"lua(
+local out = {}
+for _, hex in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local f = redis.call('HMGET', ARGV[3] .. 's:' .. hex, 'a', 'c', 'l', 'e', 'q')
+  if f[1] == ARGV[1] and tonumber(f[4]) > tonumber(ARGV[2]) then
+    for _, v in ipairs({hex, f[2], f[3], f[4], f[5] or '0'}) do
+      out[#out + 1] = v
+    end
+  end
+end
+return out
+)lua";
+
+// KEYS: ban, user, openid set, sessions zset, bans set of the app.
+// ARGV: 1 reason, 2 since, 3 until ('' = for ever), 4 ban ttl ms ('' = none),
+//       5 appid, 6 openid, 7 prefix.
+// Returns how many sessions ended.
+constexpr const char* kPutBanScript = R"lua(
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 's', ARGV[2], 'u', ARGV[3])
+redis.call('SADD', KEYS[5], ARGV[6])
+redis.call('HSETNX', KEYS[2], 'c', ARGV[2])
+if ARGV[4] == '' then
+  -- A ban for ever keeps its user for ever.
+  redis.call('PERSIST', KEYS[2])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  extend(KEYS[2], tonumber(ARGV[4]))
+end
+local ended = 0
+for _, hex in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local key = ARGV[7] .. 's:' .. hex
+  local app = redis.call('HGET', key, 'a')
+  if (not app) or app == ARGV[5] then
+    if app then ended = ended + redis.call('DEL', key) end
+    redis.call('SREM', KEYS[3], hex)
+    redis.call('ZREM', KEYS[4], hex)
+  end
+end
+return ended
+)lua";
+
+// KEYS: ban, user, bans set of the app. ARGV: 1 openid, 2 now,
+// 3 user retention ms. Returns 1 when a ban in force was lifted, else 0.
+constexpr const char* kRemoveBanScript = R"lua(
+local b = redis.call('HMGET', KEYS[1], 's', 'u')
+local in_force = b[1] and (b[2] == '' or tonumber(b[2]) > tonumber(ARGV[2]))
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+if not in_force then return 0 end
+-- A user kept for ever by the ban is kept for the retention period from
+-- its last login again (a minute at least).
+if redis.call('PTTL', KEYS[2]) == -1 then
+  local u = redis.call('HMGET', KEYS[2], 'll', 'c')
+  local last = tonumber(u[1] or u[2] or ARGV[2])
+  local left = (last - tonumber(ARGV[2])) * 1000 + tonumber(ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], math.max(left, 60000))
+end
+return 1
+)lua";
+
+// KEYS: bans set of the app. ARGV: 1 appid, 2 now, 3 prefix.
+// Returns {openid, reason, since, until or '', ...} of bans in force;
+// forgets openids whose ban is gone.
+constexpr const char* kListBansScript = R"lua(
+local out = {}
+for _, openid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local b = redis.call('HMGET', ARGV[3] .. 'ban:' .. ARGV[1] .. ':' .. openid,
+                       'r', 's', 'u')
+  if not b[2] then
+    redis.call('SREM', KEYS[1], openid)
+  elseif b[3] == '' or tonumber(b[3]) > tonumber(ARGV[2]) then
+    for _, v in ipairs({openid, b[1], b[2], b[3]}) do out[#out + 1] = v end
+  end
+end
+return out
 )lua";
 
 // KEYS: lease. ARGV: 1 owner, 2 now ms, 3 lease ms, 4 until ms.
@@ -304,17 +443,27 @@ class RedisStoreImpl : public RedisStore {
         unlock_(kUnlockScript),
         import_token_(kImportTokenScript),
         list_signing_keys_(kListSigningKeysScript),
-        replace_signing_key_(kReplaceSigningKeyScript) {}
+        replace_signing_key_(kReplaceSigningKeyScript),
+        get_user_(kGetUserScript),
+        list_sessions_(kListSessionsScript),
+        put_ban_(kPutBanScript),
+        remove_ban_(kRemoveBanScript),
+        list_bans_(kListBansScript) {}
 
   Status CreateSession(const NewSession& session) override {
     const int64_t now = clock_.Now();
     std::vector<RedisArgs> commands = {CreateCommand(
         session.id_hash, session.appid, session.openid, session.unionid,
         session.session_key, session.created_at, session.created_at,
-        session.created_at, session.expires_at, now, /*import=*/false)};
+        session.created_at, session.expires_at, now, /*import=*/false,
+        session.max_sessions)};
     Result<std::vector<RedisReplyPtr>> replies =
         RunAcknowledged(std::move(commands), "save session");
-    return replies.ok() ? Status::Ok() : replies.status();
+    if (!replies.ok()) return replies.status();
+    if (ReplyInteger(replies.value()[0].get()) < 0) {
+      return Status(ErrorCode::kUserBanned, "this account is suspended");
+    }
+    return Status::Ok();
   }
 
   Result<LiveSession> FindLive(const std::string& id_hash,
@@ -412,6 +561,149 @@ class RedisStoreImpl : public RedisStore {
     return stats;
   }
 
+  Result<UserRecord> GetUser(const std::string& appid,
+                             const std::string& openid, int64_t now) override {
+    auto replies =
+        Run({Eval(get_user_,
+                  {UserKey(appid, openid), OpenidKey(openid),
+                   BanKey(appid, openid)},
+                  {appid, Seconds(now), options_.prefix})},
+            "get user");
+    if (!replies.ok()) return replies.status();
+    const redisReply* reply = replies.value()[0].get();
+    if (reply->type == REDIS_REPLY_NIL) {
+      return Status(ErrorCode::kNotFound, "no such user");
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 9) {
+      return Status::Fault(ErrorCode::kInternal,
+                    "session store: redis: unexpected reply to get user");
+    }
+    redisReply** field = reply->element;
+    UserRecord user;
+    user.appid = appid;
+    user.openid = openid;
+    user.created_at = ReplyInteger(field[0]);
+    if (!ReplyString(field[1]).empty()) {
+      user.last_login_at = ReplyInteger(field[1]);
+    }
+    if (ReplyInteger(field[3]) == 1) user.unionid = ReplyString(field[2]);
+    user.live_sessions = ReplyInteger(field[4]);
+    if (ReplyInteger(field[5]) == 1) {
+      Ban ban{appid, openid, ReplyString(field[6]), ReplyInteger(field[7]),
+              std::nullopt};
+      if (!ReplyString(field[8]).empty()) ban.until = ReplyInteger(field[8]);
+      user.ban = std::move(ban);
+    }
+    return user;
+  }
+
+  Result<std::vector<SessionSummary>> ListSessions(const std::string& appid,
+                                                   const std::string& openid,
+                                                   int64_t now) override {
+    auto replies = Run({Eval(list_sessions_, {OpenidKey(openid)},
+                             {appid, Seconds(now), options_.prefix})},
+                       "list sessions");
+    if (!replies.ok()) return replies.status();
+    const redisReply* reply = replies.value()[0].get();
+    constexpr size_t kFields = 5;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % kFields != 0) {
+      return Status::Fault(ErrorCode::kInternal,
+                    "session store: redis: unexpected reply to list sessions");
+    }
+    struct Row {
+      SessionSummary summary;
+      int64_t seq;
+    };
+    std::vector<Row> rows;
+    for (size_t i = 0; i < reply->elements; i += kFields) {
+      redisReply** f = reply->element + i;
+      std::optional<std::string> id_hash =
+          crypto::LowerHexDecode(ReplyString(f[0]));
+      if (!id_hash) continue;  // not ours: never written by this store
+      rows.push_back({{*id_hash, ReplyInteger(f[1]), ReplyInteger(f[2]),
+                       ReplyInteger(f[3])},
+                      ReplyInteger(f[4])});
+    }
+    std::sort(rows.begin(), rows.end(), [](const Row& x, const Row& y) {
+      if (x.summary.created_at != y.summary.created_at) {
+        return x.summary.created_at > y.summary.created_at;
+      }
+      return x.seq > y.seq;
+    });
+    std::vector<SessionSummary> sessions;
+    sessions.reserve(rows.size());
+    for (Row& row : rows) sessions.push_back(std::move(row.summary));
+    return sessions;
+  }
+
+  Result<int64_t> PutBan(const Ban& ban) override {
+    const int64_t now = clock_.Now();
+    std::string ttl_ms;
+    if (ban.until) {
+      // Kept a while past its end, like the index entries, so instances
+      // whose clocks differ agree; reads compare `until` with now.
+      ttl_ms = std::to_string(
+          (std::max<int64_t>(0, *ban.until - now) + kIndexGraceSeconds) *
+          1000);
+    }
+    auto replies = RunAcknowledged(
+        {Eval(put_ban_,
+              {BanKey(ban.appid, ban.openid), UserKey(ban.appid, ban.openid),
+               OpenidKey(ban.openid), SessionsIndex(), BansKey(ban.appid)},
+              {ban.reason, Seconds(ban.since),
+               ban.until ? Seconds(*ban.until) : std::string(), ttl_ms,
+               ban.appid, ban.openid, options_.prefix})},
+        "ban user");
+    if (!replies.ok()) return replies.status();
+    return ReplyInteger(replies.value()[0].get());
+  }
+
+  Status RemoveBan(const std::string& appid, const std::string& openid,
+                   int64_t now) override {
+    auto replies = RunAcknowledged(
+        {Eval(remove_ban_,
+              {BanKey(appid, openid), UserKey(appid, openid), BansKey(appid)},
+              {openid, Seconds(now),
+               std::to_string(options_.user_retention_seconds * 1000)})},
+        "unban user");
+    if (!replies.ok()) return replies.status();
+    if (ReplyInteger(replies.value()[0].get()) != 1) {
+      return Status(ErrorCode::kNotFound, "the user is not banned");
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<Ban>> ListBans(const std::string& appid,
+                                    int64_t now) override {
+    auto replies = Run({Eval(list_bans_, {BansKey(appid)},
+                             {appid, Seconds(now), options_.prefix})},
+                       "list bans");
+    if (!replies.ok()) return replies.status();
+    const redisReply* reply = replies.value()[0].get();
+    constexpr size_t kFields = 4;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % kFields != 0) {
+      return Status::Fault(ErrorCode::kInternal,
+                    "session store: redis: unexpected reply to list bans");
+    }
+    std::vector<Ban> bans;
+    for (size_t i = 0; i < reply->elements; i += kFields) {
+      redisReply** f = reply->element + i;
+      Ban ban{appid, ReplyString(f[0]), ReplyString(f[1]), ReplyInteger(f[2]),
+              std::nullopt};
+      if (!ReplyString(f[3]).empty()) ban.until = ReplyInteger(f[3]);
+      bans.push_back(std::move(ban));
+    }
+    std::sort(bans.begin(), bans.end(), [](const Ban& x, const Ban& y) {
+      if (x.since != y.since) return x.since > y.since;
+      return x.openid < y.openid;
+    });
+    return bans;
+  }
+
+  // Users expire by themselves (a TTL of the retention period past their
+  // last login, or of their longest session), as sessions do.
+  Result<int64_t> SweepUsers(int64_t, int64_t, int64_t) override { return 0; }
+
   Result<AccessToken> GetAccessToken(const std::string& appid) override {
     auto replies = Run({{"HMGET", TokenKey(appid), "v", "e"}}, "get token");
     if (!replies.ok()) return replies.status();
@@ -464,7 +756,7 @@ class RedisStoreImpl : public RedisStore {
     if (!replies.ok()) return replies.status();
     const redisReply* reply = replies.value()[0].get();
     if (reply->type != REDIS_REPLY_ARRAY) {
-      return Status(ErrorCode::kInternal,
+      return Status::Fault(ErrorCode::kInternal,
                     "session store: redis: unexpected reply to list signing "
                     "keys");
     }
@@ -557,6 +849,13 @@ class RedisStoreImpl : public RedisStore {
   std::string OpenidKey(const std::string& openid) const {
     return options_.prefix + "o:" + openid;
   }
+  std::string BanKey(const std::string& appid,
+                     const std::string& openid) const {
+    return options_.prefix + "ban:" + appid + ":" + openid;
+  }
+  std::string BansKey(const std::string& appid) const {
+    return options_.prefix + "bans:" + appid;
+  }
   std::string SessionsIndex() const { return options_.prefix + "sessions"; }
   std::string UsersIndex() const { return options_.prefix + "users"; }
   std::string TokenKey(const std::string& appid) const {
@@ -595,17 +894,22 @@ class RedisStoreImpl : public RedisStore {
                           const std::string& session_key,
                           int64_t key_updated_at, int64_t created_at,
                           int64_t last_seen_at, int64_t expires_at,
-                          int64_t now, bool import) const {
+                          int64_t now, bool import,
+                          int64_t max_sessions = 0) const {
     return Eval(create_,
                 {SessionKey(id_hash), UserKey(appid, openid),
-                 OpenidKey(openid), SessionsIndex(), UsersIndex()},
+                 OpenidKey(openid), SessionsIndex(), UsersIndex(),
+                 BanKey(appid, openid)},
                 {crypto::HexEncode(id_hash), appid, openid,
                  unionid ? "1" : "0", unionid.value_or(""), session_key,
                  Seconds(key_updated_at), Seconds(created_at),
                  Seconds(last_seen_at), Seconds(expires_at),
                  TtlMs(expires_at), import ? "1" : "0",
                  Seconds(now - kIndexGraceSeconds), options_.prefix,
-                 appid + ":" + openid});
+                 appid + ":" + openid, std::to_string(max_sessions),
+                 std::to_string(std::max<int64_t>(
+                     1, (created_at - now) * 1000 +
+                            options_.user_retention_seconds * 1000))});
   }
 
   // Runs `commands` as one pipeline. When Redis has not seen a script (a
@@ -672,9 +976,11 @@ class RedisStoreImpl : public RedisStore {
   }
 
   std::vector<const Script*> AllScripts() const {
-    return {&create_, &find_,   &touch_,  &revoke_,      &revoke_user_,
-            &revoke_all_, &lock_, &unlock_, &import_token_,
-            &list_signing_keys_, &replace_signing_key_};
+    return {&create_,       &find_,          &touch_,   &revoke_,
+            &revoke_user_,  &revoke_all_,    &lock_,    &unlock_,
+            &import_token_, &list_signing_keys_, &replace_signing_key_,
+            &get_user_,     &list_sessions_, &put_ban_, &remove_ban_,
+            &list_bans_};
   }
 
   const RedisStoreOptions options_;  // constant after construction
@@ -682,7 +988,8 @@ class RedisStoreImpl : public RedisStore {
   RedisConnectionPool pool_;  // thread-safe
   // Constant after construction.
   const Script create_, find_, touch_, revoke_, revoke_user_, revoke_all_,
-      lock_, unlock_, import_token_, list_signing_keys_, replace_signing_key_;
+      lock_, unlock_, import_token_, list_signing_keys_, replace_signing_key_,
+      get_user_, list_sessions_, put_ban_, remove_ban_, list_bans_;
 };
 
 }  // namespace

@@ -5,12 +5,18 @@
 //   s:<hex sha256 of the id>  hash a(ppid) o(penid) c(reated) l(ast seen)
 //                             e(xpires); the raw id is never stored
 //   u:<appid>:<openid>        hash k (newest session_key), t (when it came),
-//                             u (unionid), sc (prune cursor)
+//                             u (unionid), sc (prune cursor), c (created),
+//                             ll (last login), q (logins so far; each
+//                             session's q orders logins in one second)
 //   o:<openid>                set of the hex hashes of the openid's sessions,
 //                             so revoke-by-user needs no SCAN; members whose
 //                             session expired are forgotten lazily
 //   sessions                  zset hex -> expires_at, for Stats and RevokeAll
 //   users                     zset appid:openid -> latest expiry, for Stats
+//   ban:<appid>:<openid>      hash r(eason), s(ince), u(ntil, '' = for
+//                             ever); lives until a minute past `until`
+//   bans:<appid>              set of the openids banned in the app; members
+//                             whose ban is gone are forgotten lazily
 //   t:<appid>                 hash v (access token), e (expires_at)
 //   tl:<appid>                the refresh lease: "<owner>|<until ms>", SET NX PX
 //   signing_key:current       the kid of the current token-signing key
@@ -24,7 +30,9 @@
 // it by itself and SweepExpired is a no-op. A relative TTL (PEXPIRE) is used
 // rather than PEXPIREAT so a clock that differs between this host and the
 // Redis host cannot shorten or stretch sessions. A user's hash and openid set
-// live as long as the user's longest-lived session. The index zsets drop an
+// live as long as the user's longest-lived session, and the user's hash at
+// least user_retention_seconds past the last login (for ever while a ban
+// without `until` is in force), so SweepUsers is a no-op too. The index zsets drop an
 // entry a minute after its session expired (kIndexGraceSeconds), a bounded
 // number per login, like Redis's own lazy expiry.
 //
@@ -60,6 +68,8 @@ struct RedisStoreOptions {
   int64_t timeout_ms = 1000;     // connect, and each reply
   int pool_size = 16;            // connections, at most
   int min_replicas_ack = 0;      // WAIT for this many replicas; 0 = no WAIT
+  // users.retention: a user's record outlives its last login this long.
+  int64_t user_retention_seconds = 90 * 86400;
 };
 
 class RedisStore : public SessionStore, public StoreImporter {

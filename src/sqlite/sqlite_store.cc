@@ -123,14 +123,68 @@ constexpr const char* kRollback = "ROLLBACK";
 
 constexpr const char* kUpsertUser =
     "INSERT INTO users (appid, openid, unionid, session_key, created_at, "
-    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+    "updated_at, last_login_at, login_count) VALUES (?1, ?2, ?3, ?4, ?5, ?5, "
+    "?5, 1) "
     "ON CONFLICT (appid, openid) DO UPDATE SET "
     "session_key = excluded.session_key, "
     "unionid = COALESCE(excluded.unionid, users.unionid), "
-    "updated_at = excluded.updated_at";
+    "updated_at = excluded.updated_at, "
+    "last_login_at = max(users.last_login_at, excluded.last_login_at), "
+    "login_count = users.login_count + 1";
+// login_seq: the user's login count, just raised by kUpsertUser.
 constexpr const char* kInsertSession =
     "INSERT INTO sessions (id_hash, appid, openid, created_at, last_seen_at, "
-    "expires_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)";
+    "expires_at, login_seq) VALUES (?1, ?2, ?3, ?4, ?4, ?5, "
+    "(SELECT login_count FROM users WHERE appid = ?2 AND openid = ?3))";
+constexpr const char* kBanInForce =
+    "SELECT 1 FROM bans WHERE appid = ?1 AND openid = ?2 AND "
+    "(until IS NULL OR until > ?3)";
+// The user's live sessions past the newest ?4 (sessions_user index).
+constexpr const char* kCapSessions =
+    "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions "
+    "WHERE appid = ?1 AND openid = ?2 AND expires_at > ?3 "
+    "ORDER BY created_at DESC, login_seq DESC LIMIT -1 OFFSET ?4)";
+constexpr const char* kGetUser =
+    "SELECT u.unionid, u.created_at, u.last_login_at, u.login_count, "
+    "(SELECT count(*) FROM sessions s WHERE s.appid = u.appid AND "
+    "s.openid = u.openid AND s.expires_at > ?3) "
+    "FROM users u WHERE u.appid = ?1 AND u.openid = ?2";
+constexpr const char* kGetBan =
+    "SELECT reason, since, until FROM bans WHERE appid = ?1 AND openid = ?2 "
+    "AND (until IS NULL OR until > ?3)";
+constexpr const char* kListSessions =
+    "SELECT id_hash, created_at, last_seen_at, expires_at FROM sessions "
+    "WHERE appid = ?1 AND openid = ?2 AND expires_at > ?3 "
+    "ORDER BY created_at DESC, login_seq DESC";
+// A ban on someone who never logged in still needs a user to show.
+constexpr const char* kEnsureUser =
+    "INSERT INTO users (appid, openid, session_key, created_at, updated_at, "
+    "last_login_at, login_count) VALUES (?1, ?2, '', ?3, ?3, ?3, 0) "
+    "ON CONFLICT (appid, openid) DO NOTHING";
+constexpr const char* kPutBan =
+    "INSERT INTO bans (appid, openid, reason, since, until) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (appid, openid) DO UPDATE SET "
+    "reason = excluded.reason, since = excluded.since, until = excluded.until";
+constexpr const char* kDeleteBanInForce =
+    "DELETE FROM bans WHERE appid = ?1 AND openid = ?2 AND "
+    "(until IS NULL OR until > ?3)";
+constexpr const char* kDeleteBan =
+    "DELETE FROM bans WHERE appid = ?1 AND openid = ?2";
+constexpr const char* kListBans =
+    "SELECT openid, reason, since, until FROM bans WHERE appid = ?1 AND "
+    "(until IS NULL OR until > ?2) ORDER BY since DESC, openid";
+constexpr const char* kSweepLapsedBans =
+    "DELETE FROM bans WHERE until IS NOT NULL AND until <= ?1";
+// Walks users_last_login from the oldest; a user kept by a live session or
+// a ban is visited again next time (few: retention outlasts session.ttl).
+constexpr const char* kSweepUsers =
+    "DELETE FROM users WHERE (appid, openid) IN (SELECT u.appid, u.openid "
+    "FROM users u WHERE u.last_login_at <= ?2 "
+    "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.appid = u.appid AND "
+    "s.openid = u.openid AND s.expires_at > ?1) "
+    "AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.appid = u.appid AND "
+    "b.openid = u.openid AND (b.until IS NULL OR b.until > ?1)) "
+    "ORDER BY u.last_login_at LIMIT ?3)";
 constexpr const char* kFindLive =
     "SELECT s.appid, s.openid, u.unionid, u.session_key, s.created_at, "
     "s.last_seen_at, s.expires_at FROM sessions s JOIN users u "
@@ -341,6 +395,201 @@ class SqliteStore : public SessionStore, public StoreExporter {
       }
     }
     return stats;
+  }
+
+  Result<UserRecord> GetUser(const std::string& appid,
+                             const std::string& openid, int64_t now) override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    // One read transaction: the user and its ban from one snapshot.
+    Status begun = Exec(c, kBeginRead, "begin read");
+    if (!begun.ok()) return begun;
+    Result<UserRecord> user = [&]() -> Result<UserRecord> {
+      UserRecord record;
+      record.appid = appid;
+      record.openid = openid;
+      {
+        auto stmt = Prepare(c, kGetUser);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, appid);
+        st.Bind(2, openid);
+        st.Bind(3, now);
+        int rc = sqlite3_step(st.get());
+        if (rc == SQLITE_DONE) {
+          return Status(ErrorCode::kNotFound, "no such user");
+        }
+        if (rc != SQLITE_ROW) return StoreError(rc, "get user", c.db);
+        if (!st.IsNull(0)) record.unionid = st.Text(0);
+        record.created_at = st.Int(1);
+        if (st.Int(3) > 0) record.last_login_at = st.Int(2);
+        record.live_sessions = st.Int(4);
+      }
+      auto stmt = Prepare(c, kGetBan);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, appid);
+      st.Bind(2, openid);
+      st.Bind(3, now);
+      int rc = sqlite3_step(st.get());
+      if (rc == SQLITE_ROW) {
+        Ban ban{appid, openid, st.Text(0), st.Int(1), std::nullopt};
+        if (!st.IsNull(2)) ban.until = st.Int(2);
+        record.ban = std::move(ban);
+      } else if (rc != SQLITE_DONE) {
+        return StoreError(rc, "get ban", c.db);
+      }
+      return record;
+    }();
+    Exec(c, kCommit, "end read");  // a read: ending it cannot lose anything
+    return user;
+  }
+
+  Result<std::vector<SessionSummary>> ListSessions(const std::string& appid,
+                                                   const std::string& openid,
+                                                   int64_t now) override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kListSessions);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.Bind(1, appid);
+    st.Bind(2, openid);
+    st.Bind(3, now);
+    std::vector<SessionSummary> sessions;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      sessions.push_back({st.Blob(0), st.Int(1), st.Int(2), st.Int(3)});
+    }
+    if (rc != SQLITE_DONE) return StoreError(rc, "list sessions", c.db);
+    return sessions;
+  }
+
+  Result<int64_t> PutBan(const Ban& ban) override {
+    std::lock_guard<std::mutex> writer(write_mutex_);
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    int64_t ended = 0;
+    Status status = InTransaction(c, [&]() -> Status {
+      {
+        auto stmt = Prepare(c, kEnsureUser);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, ban.appid);
+        st.Bind(2, ban.openid);
+        st.Bind(3, ban.since);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "ban user", c.db);
+      }
+      {
+        auto stmt = Prepare(c, kPutBan);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, ban.appid);
+        st.Bind(2, ban.openid);
+        st.Bind(3, ban.reason);
+        st.Bind(4, ban.since);
+        if (ban.until) {
+          st.Bind(5, *ban.until);
+        } else {
+          st.BindNull(5);
+        }
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "ban user", c.db);
+      }
+      auto stmt = Prepare(c, kRevokeUserInApp);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, ban.appid);
+      st.Bind(2, ban.openid);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, "ban user", c.db);
+      ended = sqlite3_changes64(c.db);
+      return Status::Ok();
+    });
+    if (!status.ok()) return status;
+    return ended;
+  }
+
+  Status RemoveBan(const std::string& appid, const std::string& openid,
+                   int64_t now) override {
+    std::lock_guard<std::mutex> writer(write_mutex_);
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    bool was_in_force = false;
+    Status status = InTransaction(c, [&]() -> Status {
+      for (const char* sql : {kDeleteBanInForce, kDeleteBan}) {
+        auto stmt = Prepare(c, sql);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, appid);
+        st.Bind(2, openid);
+        if (sql == kDeleteBanInForce) st.Bind(3, now);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "unban user", c.db);
+        if (sql == kDeleteBanInForce) was_in_force = sqlite3_changes(c.db) > 0;
+      }
+      return Status::Ok();
+    });
+    if (!status.ok()) return status;
+    if (!was_in_force) return Status(ErrorCode::kNotFound, "the user is not banned");
+    return Status::Ok();
+  }
+
+  Result<std::vector<Ban>> ListBans(const std::string& appid,
+                                    int64_t now) override {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    auto stmt = Prepare(c, kListBans);
+    if (!stmt.ok()) return stmt.status();
+    Statement st(stmt.value());
+    st.Bind(1, appid);
+    st.Bind(2, now);
+    std::vector<Ban> bans;
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      Ban ban{appid, st.Text(0), st.Text(1), st.Int(2), std::nullopt};
+      if (!st.IsNull(3)) ban.until = st.Int(3);
+      bans.push_back(std::move(ban));
+    }
+    if (rc != SQLITE_DONE) return StoreError(rc, "list bans", c.db);
+    return bans;
+  }
+
+  Result<int64_t> SweepUsers(int64_t now, int64_t last_login_before,
+                             int64_t max_rows) override {
+    std::lock_guard<std::mutex> writer(write_mutex_);
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    int64_t deleted = 0;
+    Status status = InTransaction(c, [&]() -> Status {
+      {
+        auto stmt = Prepare(c, kSweepLapsedBans);
+        if (!stmt.ok()) return stmt.status();
+        Statement st(stmt.value());
+        st.Bind(1, now);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_DONE) return StoreError(rc, "sweep bans", c.db);
+      }
+      auto stmt = Prepare(c, kSweepUsers);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, now);
+      st.Bind(2, last_login_before);
+      st.Bind(3, max_rows);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return StoreError(rc, "sweep users", c.db);
+      deleted = sqlite3_changes64(c.db);
+      return Status::Ok();
+    });
+    if (!status.ok()) return status;
+    return deleted;
   }
 
   Result<AccessToken> GetAccessToken(const std::string& appid) override {
@@ -716,15 +965,25 @@ class SqliteStore : public SessionStore, public StoreExporter {
       return;
     }
     Connection& c = *conn.value();
+    // A banned user's login is refused on its own (nothing written for
+    // it); the rest of the batch commits.
+    std::vector<bool> refused(batch.size(), false);
     Status all = InTransaction(c, [&]() -> Status {
-      for (PendingSession* p : batch) {
-        Status one = InsertSession(c, *p->session);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Status one = InsertSession(c, *batch[i]->session);
+        if (one.code() == ErrorCode::kUserBanned) {
+          batch[i]->status = one;
+          refused[i] = true;
+          continue;
+        }
         if (!one.ok()) return one;
       }
       return Status::Ok();
     });
     if (all.ok() || batch.size() == 1) {
-      for (PendingSession* p : batch) p->status = all;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!refused[i] || !all.ok()) batch[i]->status = all;
+      }
       return;
     }
     for (PendingSession* p : batch) {
@@ -733,8 +992,22 @@ class SqliteStore : public SessionStore, public StoreExporter {
     }
   }
 
-  // The user's newest session_key, then the session; inside a transaction.
+  // The ban check, the user's newest session_key, the session, then the
+  // per-user cap; inside a transaction. kUserBanned writes nothing.
   Status InsertSession(Connection& c, const NewSession& s) {
+    {
+      auto stmt = Prepare(c, kBanInForce);
+      if (!stmt.ok()) return stmt.status();
+      Statement st(stmt.value());
+      st.Bind(1, s.appid);
+      st.Bind(2, s.openid);
+      st.Bind(3, s.created_at);
+      int rc = sqlite3_step(st.get());
+      if (rc == SQLITE_ROW) {
+        return Status(ErrorCode::kUserBanned, "this account is suspended");
+      }
+      if (rc != SQLITE_DONE) return StoreError(rc, "check ban", c.db);
+    }
     {
       auto stmt = Prepare(c, kUpsertUser);
       if (!stmt.ok()) return stmt.status();
@@ -761,6 +1034,16 @@ class SqliteStore : public SessionStore, public StoreExporter {
     st.Bind(5, s.expires_at);
     int rc = sqlite3_step(st.get());
     if (rc != SQLITE_DONE) return StoreError(rc, "save session", c.db);
+    if (s.max_sessions <= 0) return Status::Ok();
+    auto cap = Prepare(c, kCapSessions);
+    if (!cap.ok()) return cap.status();
+    Statement capped(cap.value());
+    capped.Bind(1, s.appid);
+    capped.Bind(2, s.openid);
+    capped.Bind(3, s.created_at);
+    capped.Bind(4, s.max_sessions);
+    rc = sqlite3_step(capped.get());
+    if (rc != SQLITE_DONE) return StoreError(rc, "cap sessions", c.db);
     return Status::Ok();
   }
 

@@ -40,6 +40,8 @@ const char* ErrorCodeName(ErrorCode code) {
       return "not_found";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kUnsupportedForPlatform:
+      return "unsupported_for_platform";
   }
   // Only reachable with a value cast from an out-of-range integer.
   return "internal";

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "wxsession/log.h"
+#include "wxsession/platform.h"
 #include "wxsession/status.h"
 
 namespace wxsession {
@@ -25,6 +26,16 @@ struct AppConfig {
   std::string appid;
   std::string secret;       // never printed
   std::string secret_file = {};  // where the secret was read; "" if inline
+  // --- Platforms (docs/PLATFORMS.md) ---------------------------------------
+  Platform platform = Platform::kWeChat;  // apps[].platform
+  // apps[].api_base: where this app's login call goes; "" = the platform's
+  // DefaultApiBase (wechat.api_base for WeChat). No trailing '/'.
+  std::string api_base = {};
+  // Alipay only, in place of the secret: the text of apps[].private_key_file
+  // (the app's RSA private key) and of apps[].alipay_public_key_file
+  // (Alipay's public key), checked to load at LoadConfig. Never printed.
+  std::string private_key = {};
+  std::string alipay_public_key = {};
 };
 
 enum class Durability { kNormal, kFull };

@@ -35,6 +35,7 @@ enum class ErrorCode {
   kWatermarkExpired,     // decrypted data older than open_data.max_age
   kNotFound,             // no such route or object
   kInternal,             // a bug or an unexpected condition
+  kUnsupportedForPlatform,  // the route does not exist on the app's platform
 };
 
 // Returns the stable wire name of `code`, e.g. "invalid_session".

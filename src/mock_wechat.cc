@@ -145,7 +145,8 @@ struct MockWeChatServer::Impl {
     {
       std::lock_guard<std::mutex> lock(mutex);
       // Only successful exchanges spend a code, as at WeChat.
-      if (!used_codes.insert(code).second) {
+      // Per app: QQ apps share this route with WeChat's.
+      if (!used_codes.insert(appid + '\n' + code).second) {
         return ReplyWeChatError(res, 40163, "code been used");
       }
       latest_session_keys[UserKey(appid, openid)] = session_key;

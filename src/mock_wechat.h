@@ -4,7 +4,7 @@
 // GET /sns/jscode2session answers any appid and secret. The code decides the
 // answer (errors come as HTTP 200 with {"errcode", "errmsg"}, as at WeChat):
 //   "invalid" -> 40029   "blocked" -> 40226   "busy" -> -1
-//   "limit"   -> 45011   a code exchanged before -> 40163
+//   "limit"   -> 45011   a code exchanged before (by the app) -> 40163
 //   "errcode:N" -> errcode N (e.g. errcode:40125, a bad secret)
 //   "http:500"  -> HTTP 500 with an HTML body
 //   "http:notjson" -> HTTP 200 with an HTML body

@@ -6,11 +6,16 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <future>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "platforms/alipay_crypto.h"
+#include "prometheus_text.h"
 #include "test_support.h"
+#include "wxsession/metrics.h"
+#include "wxsession/wechat_guard.h"
 #include "wxsession/config.h"
 #include "wxsession/crypto.h"
 #include "wxsession/open_data.h"
@@ -236,6 +241,56 @@ TEST(PlatformConfig, MistakesNameTheKey) {
       dir.File("alipay.pub") + R"("}])");
   EXPECT_NE(bad_key.find("apps[0].private_key_file"), std::string::npos);
   EXPECT_EQ(bad_key.find("secret-looking-garbage"), std::string::npos);
+}
+
+// The guard (bulkhead, metrics) serves every platform's login, labelled
+// with the platform and that platform's api name.
+TEST(PlatformGuard, LoginsAreLabelledAndBulkheadedPerPlatform) {
+  testing_support::FakeWeChat fake;
+  Metrics metrics("test");
+  UpstreamGuardOptions options;
+  options.max_concurrent = 1;
+  options.max_waiting = 0;
+  options.max_wait_ms = 0;
+  options.platform_of = [](const std::string& appid) {
+    return appid == "2021a" ? Platform::kAlipay : Platform::kDouyin;
+  };
+  auto guarded = NewGuardedWeChatClient(fake, options, &metrics);
+  EXPECT_TRUE(guarded->Code2Session("tt1", "s", "a.1").ok());
+  EXPECT_TRUE(guarded->Code2Session("2021a", "", "b.1").ok());
+  // With the one place held, another platform's login is refused at once.
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  // Set before the holder starts; no other call reaches the fake.
+  fake.on_call = [&] {
+    entered.set_value();
+    released.wait();
+  };
+  std::thread holder([&] { guarded->Code2Session("tt1", "s", "c.1"); });
+  entered.get_future().wait();
+  Result<WeChatSession> refused = guarded->Code2Session("2021a", "", "d.1");
+  release.set_value();
+  holder.join();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), ErrorCode::kUpstreamUnavailable);
+
+  testing_support::PromText parsed = testing_support::ParsePrometheusText(metrics.RenderPrometheus());
+  ASSERT_EQ(parsed.error, "");
+  EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
+                         {{"api", "jscode2session"},
+                          {"result", "ok"},
+                          {"platform", "douyin"}}),
+            2);
+  EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
+                         {{"api", "alipay.system.oauth.token"},
+                          {"result", "ok"},
+                          {"platform", "alipay"}}),
+            1);
+  EXPECT_EQ(parsed.Value("wxsessiond_upstream_rejected_total",
+                         {{"api", "alipay.system.oauth.token"},
+                          {"platform", "alipay"}}),
+            1);
 }
 
 TEST(PlatformNames, RoundTrip) {

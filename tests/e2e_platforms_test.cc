@@ -113,7 +113,8 @@ class PlatformsTest : public ::testing::Test {
       for (bool wrong : {false, true}) {
         json entry = {{"appid", wrong ? WrongAppId(app) : app.appid},
                       {"platform", PlatformName(app.platform)}};
-        if (app.platform != Platform::kWeChat) entry["api_base"] = base;
+        // WeChat apps too: a per-app api_base beats wechat.api_base.
+        entry["api_base"] = base;
         if (app.platform == Platform::kAlipay) {
           entry["private_key_file"] = dir_->File(
               wrong ? "other_private.pem" : "app_private.txt");
@@ -128,7 +129,8 @@ class PlatformsTest : public ::testing::Test {
                    {"database", dir_->File("sessions.db")},
                    {"apps", apps},
                    {"admin", {{"token_file", dir_->File("admin_token")}}},
-                   {"wechat", {{"api_base", base}, {"timeout", 2}}}};
+                   // Nothing listens on port 9: only per-app api_base works.
+                   {"wechat", {{"api_base", "http://127.0.0.1:9"}, {"timeout", 2}}}};
     WriteFile(dir_->File("config.json"), config.dump(2));
     server_ = new Process(
         {BinaryPath(), "serve", "--config", dir_->File("config.json")});
@@ -303,6 +305,14 @@ TEST_F(PlatformsTest, ErrorRowsMapThroughTheServer) {
                                                   : "upstream_unavailable");
     ExpectError(Login(WrongAppId(app), "wrongcred.1"), 502, "upstream_error");
   }
+  // Neither a secret nor a key reaches the log.
+  const std::string log = server_->Stderr();
+  EXPECT_NE(log.find("login_failed"), std::string::npos);
+  EXPECT_EQ(log.find("platform-secret"), std::string::npos);
+  EXPECT_EQ(log.find("wrong-secret"), std::string::npos);
+  const std::string key_text =
+      testing_support::ReadFile(dir_->File("app_private.txt"));
+  EXPECT_EQ(log.find(key_text.substr(100, 40)), std::string::npos);
 }
 
 TEST_F(PlatformsTest, MetricsLabelUpstreamCallsWithThePlatform) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mock_wechat.h"
@@ -594,6 +595,90 @@ TEST(PlatformTimeouts, ASlowPlatformIsUnavailable) {
     EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamUnavailable)
         << result.status().message();
   }
+}
+
+// Concurrent posts of one code share a single upstream call, on every
+// platform: the mock is slow enough for the posts to overlap.
+TEST(PlatformSingleFlight, ConcurrentPostsOfOneCodeShareOneCall) {
+  TempDir dir;
+  Result<alipay::RsaKey> key = alipay::GenerateRsaKey();
+  ASSERT_TRUE(key.ok());
+  WriteFile(dir.File("app_public.pem"), key->PublicPem());
+  WriteFile(dir.File("app.key"), key->PrivatePem());
+  Process mock({BinaryPath(), "mock-wechat", "--listen", "127.0.0.1:0",
+                "--delay", "300", "--alipay-app-public-key",
+                dir.File("app_public.pem")});
+  std::string mock_public;
+  int mock_port = 0;
+  while (true) {
+    std::optional<std::string> line = mock.ReadLine(30000);
+    ASSERT_TRUE(line);
+    if (line->find("listening on") != std::string::npos) {
+      mock_port = PortFromListeningLine(*line);
+      break;
+    }
+    if (line->rfind("-----", 0) == 0 || !mock_public.empty()) {
+      mock_public += *line + "\n";
+    }
+  }
+  WriteFile(dir.File("alipay.pub"), mock_public);
+  const std::string base = "http://127.0.0.1:" + std::to_string(mock_port);
+  json apps = json::array();
+  for (const App& app : Apps()) {
+    json entry = {{"appid", app.appid},
+                  {"platform", PlatformName(app.platform)},
+                  {"api_base", base}};
+    if (app.platform == Platform::kAlipay) {
+      entry["private_key_file"] = dir.File("app.key");
+      entry["alipay_public_key_file"] = dir.File("alipay.pub");
+    } else {
+      entry["secret"] = "platform-secret";
+    }
+    apps.push_back(entry);
+  }
+  WriteFile(dir.File("config.json"),
+            json{{"listen", "127.0.0.1:0"},
+                 {"database", dir.File("sessions.db")},
+                 {"apps", apps}}
+                .dump());
+  Process server({BinaryPath(), "serve", "--config", dir.File("config.json")});
+  std::optional<std::string> line = server.WaitForLine("listening on", 30000);
+  ASSERT_TRUE(line) << server.Stderr();
+  const int port = PortFromListeningLine(*line);
+
+  for (const App& app : Apps()) {
+    SCOPED_TRACE(PlatformName(app.platform));
+    const std::string code = std::string("flight.") + PlatformName(app.platform);
+    std::vector<std::string> ids(4);
+    std::vector<std::thread> posts;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      posts.emplace_back([&, i] {
+        httplib::Client client = ClientFor(port);
+        auto res = client.Post("/v1/login",
+                               json{{"appid", app.appid}, {"code", code}}.dump(),
+                               "application/json");
+        if (res && res->status == 200) {
+          ids[i] = json::parse(res->body).value("session_id", "");
+        }
+      });
+    }
+    for (std::thread& post : posts) post.join();
+    for (const std::string& id : ids) {
+      EXPECT_FALSE(id.empty());
+      EXPECT_EQ(id, ids[0]);
+    }
+  }
+  httplib::Client client = ClientFor(mock_port);
+  auto stats = client.Get("/mock/stats");
+  ASSERT_TRUE(stats && stats->status == 200);
+  const json counts = json::parse(stats->body);
+  // One call per platform (WeChat and QQ share jscode2session).
+  EXPECT_EQ(counts["jscode2session"], 2);
+  for (const char* route : {"douyin", "kuaishou", "baidu", "alipay"}) {
+    EXPECT_EQ(counts[route], 1) << route;
+  }
+  server.Signal(SIGTERM);
+  server.Wait(5000);
 }
 
 }  // namespace

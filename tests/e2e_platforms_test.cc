@@ -299,7 +299,9 @@ TEST_F(PlatformsTest, ErrorRowsMapThroughTheServer) {
     ExpectError(Login(app.appid, "busy"), 503, "upstream_unavailable");
     httplib::Result limited = Login(app.appid, "limit");
     ExpectError(limited, 429, "rate_limited");
-    if (limited) EXPECT_FALSE(limited->get_header_value("Retry-After").empty());
+    if (limited) {
+      EXPECT_FALSE(limited->get_header_value("Retry-After").empty());
+    }
     ExpectError(Login(app.appid, "http:500"),
                 app.platform == Platform::kWeChat ? 502 : 503,
                 app.platform == Platform::kWeChat ? "upstream_error"

@@ -683,5 +683,66 @@ TEST(PlatformSingleFlight, ConcurrentPostsOfOneCodeShareOneCall) {
   server.Wait(5000);
 }
 
+// `wxsessiond dev`: one app per platform, each logging in against the
+// built-in mock.
+TEST(PlatformDev, DevServesOneAppPerPlatform) {
+  TempDir dir;
+  Process dev({"/bin/sh", "-c",
+               "cd '" + dir.path() + "' && exec '" + BinaryPath() +
+                   "' dev --listen 127.0.0.1:0"});
+  std::optional<std::string> line = dev.WaitForLine("listening on", 30000);
+  ASSERT_TRUE(line) << dev.Stderr();
+  const int port = PortFromListeningLine(*line);
+  httplib::Client client = ClientFor(port);
+  for (const auto& [appid, platform] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"wxdev000000000000", "wechat"},
+           {"qqdev000000000000", "qq"},
+           {"ttdev000000000000", "douyin"},
+           {"ksdev000000000000", "kuaishou"},
+           {"bddev000000000000", "baidu"},
+           {"2021dev000000000", "alipay"}}) {
+    SCOPED_TRACE(platform);
+    auto login = client.Post("/v1/login",
+                             json{{"appid", appid}, {"code", "alice.1"}}.dump(),
+                             "application/json");
+    ASSERT_TRUE(login);
+    ASSERT_EQ(login->status, 200) << login->body;
+    const std::string id = json::parse(login->body)["session_id"];
+    auto info = client.Get("/v1/session", {{"Authorization", Bearer(id)}});
+    ASSERT_TRUE(info && info->status == 200);
+    EXPECT_EQ(json::parse(info->body)["platform"], platform);
+  }
+  dev.Signal(SIGTERM);
+  EXPECT_EQ(dev.Wait(10000), 0);
+}
+
+// mock-wechat --alipay-key: answers are signed with the given key, whose
+// public half it prints; a file without a key is a usage error.
+TEST(PlatformMock, AlipayKeyFlagIsUsedAndChecked) {
+  TempDir dir;
+  Result<alipay::RsaKey> key = alipay::GenerateRsaKey();
+  ASSERT_TRUE(key.ok());
+  WriteFile(dir.File("mock.key"), key->PrivatePem());
+  Process mock({BinaryPath(), "mock-wechat", "--listen", "127.0.0.1:0",
+                "--alipay-key", dir.File("mock.key")});
+  std::string printed;
+  while (true) {
+    std::optional<std::string> line = mock.ReadLine(30000);
+    ASSERT_TRUE(line) << mock.Stderr();
+    if (line->find("listening on") != std::string::npos) break;
+    if (line->rfind("-----", 0) == 0 || !printed.empty()) printed += *line + "\n";
+  }
+  EXPECT_EQ(printed, key->PublicPem());
+  mock.Signal(SIGTERM);
+  mock.Wait(5000);
+
+  WriteFile(dir.File("bad.key"), "not a key\n");
+  testing_support::CommandResult bad =
+      RunCommand({BinaryPath(), "mock-wechat", "--alipay-key", dir.File("bad.key")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--alipay-key"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace wxsession

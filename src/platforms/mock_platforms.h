@@ -1,9 +1,9 @@
 // The other platforms' login exchanges in `wxsessiond mock-wechat`, each on
 // its own path as the real platform serves it (docs/PLATFORMS.md):
 //
-//   GET  /sns/jscode2session?...&platform=qq  is not needed: QQ shares
-//        WeChat's path, so the WeChat route answers QQ apps too (QQ's
-//        errcodes are WeChat's).
+//   GET  /sns/jscode2session           QQ: WeChat's own route (mock_wechat.h)
+//                                      answers QQ apps too, since QQ uses
+//                                      WeChat's path and errcodes
 //   POST /api/apps/v2/jscode2session   Douyin   (JSON)
 //   POST /oauth2/mp/code2session       Kuaishou (form)
 //   POST /oauth/jscode2sessionkey      Baidu    (form)

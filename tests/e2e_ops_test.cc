@@ -194,7 +194,8 @@ TEST(E2EMetrics, ParseAsPrometheusTextAndCountByRoutePatternOnly) {
                          {{"result", "invalid_code"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"}, {"platform", "wechat"}}),
+                         {{"api", "jscode2session"}, {"result", "ok"},
+                          {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_request_duration_seconds_count",
                          {{"api", "jscode2session"}, {"platform", "wechat"}}),
@@ -370,7 +371,8 @@ TEST(E2ERateLimit, LoginsPastTheBurstGet429WithRetryAfter) {
   EXPECT_EQ(metrics.Value("wxsessiond_logins_total", {{"result", "rate_limited"}}),
             1);
   EXPECT_EQ(metrics.Value("wxsessiond_upstream_requests_total",
-                          {{"api", "jscode2session"}, {"result", "ok"}, {"platform", "wechat"}}),
+                          {{"api", "jscode2session"}, {"result", "ok"},
+                           {"platform", "wechat"}}),
             4);
 }
 

@@ -92,7 +92,8 @@ TEST(Metrics, LoginsUpstreamCallsAndSweepsAreCounted) {
   EXPECT_EQ(parsed.Value("wxsessiond_logins_total", {{"result", "invalid_code"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"}, {"platform", "wechat"}}),
+                         {{"api", "jscode2session"}, {"result", "ok"},
+                          {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_request_duration_seconds_count",
                          {{"api", "jscode2session"}, {"platform", "wechat"}}),

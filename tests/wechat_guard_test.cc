@@ -81,7 +81,8 @@ TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
                          {{"api", "jscode2session"}, {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"}, {"platform", "wechat"}}),
+                         {{"api", "jscode2session"}, {"result", "ok"},
+                          {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_in_flight"), 0);
 }
@@ -119,7 +120,8 @@ TEST(WeChatGuard, ErrorsPassThroughAndAreCountedByCode) {
   auto parsed = ParsePrometheusText(metrics.RenderPrometheus());
   ASSERT_EQ(parsed.error, "");
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "invalid_code"}, {"platform", "wechat"}}),
+                         {{"api", "jscode2session"}, {"result", "invalid_code"},
+                          {"platform", "wechat"}}),
             1);
 }
 

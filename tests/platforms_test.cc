@@ -20,6 +20,7 @@
 #include "wxsession/crypto.h"
 #include "wxsession/open_data.h"
 #include "wxsession/platform.h"
+#include "wxsession/sealed_store.h"
 
 namespace wxsession {
 namespace {
@@ -291,6 +292,16 @@ TEST(PlatformGuard, LoginsAreLabelledAndBulkheadedPerPlatform) {
                          {{"api", "alipay.system.oauth.token"},
                           {"platform", "alipay"}}),
             1);
+}
+
+// Alipay sessions have no session_key: the empty key must seal and open
+// like any other when storage.master_key_file is set.
+TEST(AlipaySessions, AnEmptySessionKeySealsAndOpens) {
+  SessionKeyring keyring(crypto::RandomBytes(SessionKeyring::kKeyBytes));
+  const std::string sealed = keyring.Seal("2021a", "o1", "");
+  Result<std::string> opened = keyring.Open("2021a", "o1", sealed);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  EXPECT_EQ(opened.value(), "");
 }
 
 TEST(PlatformNames, RoundTrip) {

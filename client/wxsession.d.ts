@@ -295,6 +295,24 @@ export interface WxApi {
   removeStorageSync?(key: string): unknown
 }
 
+/** The platforms, as the server names them (docs/PLATFORMS.md). */
+export type WxPlatform = 'wechat' | 'qq' | 'douyin' | 'kuaishou' | 'baidu' | 'alipay'
+
+/**
+ * Alipay's `my`: logs in with getAuthCode (authCode), request takes
+ * `headers` and answers `status`/`headers`, storage takes `{ key }` and
+ * `{ key, data }`. The client absorbs these differences.
+ */
+export interface AlipayApi {
+  getAuthCode(options: any): unknown
+  request(options: any): unknown
+  uploadFile?(options: any): unknown
+  downloadFile?(options: any): unknown
+  getStorageSync(options: { key: string }): any
+  setStorageSync(options: { key: string, data: any }): unknown
+  removeStorageSync?(options: { key: string }): unknown
+}
+
 export interface WxSessionOptions {
   /** Where wxsessiond's /v1 routes are served, e.g. "https://api.example.com". */
   baseURL: string
@@ -302,8 +320,16 @@ export interface WxSessionOptions {
   appid?: string
   /** The storage key of the session id. Default "wxsession". */
   storageKey?: string
-  /** The platform API: `wx` (the default, the global one), `uni` or `Taro`. */
-  wx?: WxApi
+  /**
+   * The platform API: `wx` (the default, the global one), `qq`, `tt`, `ks`,
+   * `swan`, Alipay's `my`, `uni` or `Taro`.
+   */
+  wx?: WxApi | AlipayApi
+  /**
+   * The platform, as the server names it; default: detected from `wx`
+   * (the global tt, qq, ks, swan or my it is), else "wechat".
+   */
+  platform?: WxPlatform
   /** Other origins ("https://files.example.com") that may receive the session. */
   trustedOrigins?: string[]
   /** Milliseconds, for every call that sets no timeout of its own. */
@@ -346,6 +372,9 @@ export declare class WxSession {
 
   /** The stored session id, or null. */
   sessionId(): string | null
+
+  /** options.platform, or the platform detected from the host object. */
+  platform(): WxPlatform
 
   /**
    * A current JWT from POST /v1/token, for the app's own use (e.g. a

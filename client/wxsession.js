@@ -62,6 +62,50 @@ function isValidToken (token) {
     token.length <= MAX_TOKEN_LENGTH && TOKEN68.test(token)
 }
 
+// The platforms, as the server names them (docs/PLATFORMS.md).
+const PLATFORMS = ['wechat', 'qq', 'douyin', 'kuaishou', 'baidu', 'alipay']
+
+// Each platform's host object, where the runtime defines it: qq (QQ), tt
+// (Douyin), ks (Kuaishou), swan (Baidu), my (Alipay), wx (WeChat).
+/* eslint-disable no-undef */
+function hostObjects () {
+  return [
+    ['qq', typeof qq === 'undefined' ? undefined : qq],
+    ['douyin', typeof tt === 'undefined' ? undefined : tt],
+    ['kuaishou', typeof ks === 'undefined' ? undefined : ks],
+    ['baidu', typeof swan === 'undefined' ? undefined : swan],
+    ['alipay', typeof my === 'undefined' ? undefined : my],
+    ['wechat', globalWx()]
+  ]
+}
+/* eslint-enable no-undef */
+
+// The host object when none is passed: wx, else the first other platform's
+// the runtime defines.
+function defaultHost () {
+  const wxApi = globalWx()
+  if (wxApi) return wxApi
+  const hosts = hostObjects()
+  for (let i = 0; i < hosts.length; i++) {
+    if (hosts[i][1]) return hosts[i][1]
+  }
+  return undefined
+}
+
+// Which platform `api` belongs to: the global it is (qq, tt, ks, swan, my),
+// else Alipay's shape (getAuthCode, no login), else WeChat (wx, and uni or
+// Taro, which absorb the differences themselves).
+function detectPlatform (api) {
+  const hosts = hostObjects()
+  for (let i = 0; i < hosts.length; i++) {
+    if (hosts[i][1] && hosts[i][1] === api) return hosts[i][0]
+  }
+  if (typeof api.getAuthCode === 'function' && typeof api.login !== 'function') {
+    return 'alipay'
+  }
+  return 'wechat'
+}
+
 function isValidSessionId (id) {
   return typeof id === 'string' && id.length > 0 &&
     id.length <= MAX_SESSION_ID_LENGTH && TOKEN68.test(id)
@@ -285,8 +329,16 @@ class WxSession {
     if (typeof opts.baseURL !== 'string' || !originOf(opts.baseURL)) {
       throw new TypeError('WxSession: baseURL must be an http(s) URL')
     }
-    this._wx = opts.wx || globalWx()
-    if (!this._wx || typeof this._wx.login !== 'function' ||
+    this._wx = opts.wx || defaultHost()
+    if (opts.platform !== undefined && PLATFORMS.indexOf(opts.platform) < 0) {
+      throw new TypeError('WxSession: platform must be one of ' +
+        PLATFORMS.join(', '))
+    }
+    this._platform = this._wx
+      ? opts.platform || detectPlatform(this._wx) : opts.platform
+    // Alipay's my logs in with getAuthCode; every other host with login.
+    const loginApi = this._platform === 'alipay' ? 'getAuthCode' : 'login'
+    if (!this._wx || typeof this._wx[loginApi] !== 'function' ||
         typeof this._wx.request !== 'function') {
       throw new TypeError('WxSession: no wx API (pass options.wx)')
     }
@@ -323,6 +375,11 @@ class WxSession {
   /** The stored session id, or null. */
   sessionId () {
     return this._id
+  }
+
+  /** The platform: options.platform, or the one detected from the host. */
+  platform () {
+    return this._platform
   }
 
   /**
@@ -606,14 +663,18 @@ class WxSession {
     return url
   }
 
-  // wx.login as a promise of the code.
+  // wx.login as a promise of the code (Alipay: my.getAuthCode's authCode,
+  // silently, with scope auth_base).
   _wxLogin () {
     const api = this._wx
+    const alipay = this._platform === 'alipay'
     return new Promise(function (resolve, reject) {
-      api.login({
+      const call = alipay ? { scopes: 'auth_base' } : {}
+      api[alipay ? 'getAuthCode' : 'login'](Object.assign(call, {
         success: function (res) {
-          if (res && typeof res.code === 'string' && res.code) {
-            resolve(res.code)
+          const code = res && (alipay ? res.authCode : res.code)
+          if (typeof code === 'string' && code) {
+            resolve(code)
           } else {
             reject(makeError('wx.login gave no code', {
               code: 'wx_login_failed', errMsg: res && res.errMsg
@@ -625,7 +686,7 @@ class WxSession {
           reject(makeError('wx.login failed: ' + errMsg,
             { code: 'wx_login_failed', errMsg: errMsg }))
         }
-      })
+      }))
     })
   }
 
@@ -748,15 +809,22 @@ class WxSession {
   // arrived. What wx returns becomes `task`'s current transfer.
   _wxCall (api, call, task) {
     const wxApi = this._wx
+    const alipay = this._platform === 'alipay'
     return new Promise(function (resolve, reject) {
-      const full = Object.assign({}, call, {
-        success: function (res) {
-          const result = Object.assign({}, res)
-          if (api === 'request') result.header = result.header || {}
-          resolve(result)
-        },
+      const success = function (res) {
+        const result = Object.assign({}, alipay ? fromAlipay(res) : res)
+        if (api === 'request') result.header = result.header || {}
+        resolve(result)
+      }
+      const full = Object.assign({}, alipay ? toAlipay(api, call) : call, {
+        success: success,
         fail: function (res) {
-          const errMsg = (res && res.errMsg) || api + ':fail'
+          // my.request fails on HTTP errors too, with the reply's status.
+          if (alipay && res && typeof res.status === 'number') {
+            success(res)
+            return
+          }
+          const errMsg = (res && (res.errMsg || res.errorMessage)) || api + ':fail'
           reject(makeError(errMsg, { code: 'network_error', errMsg: errMsg }))
         }
       })
@@ -775,7 +843,13 @@ class WxSession {
   _load () {
     let value
     try {
-      value = this._wx.getStorageSync(this._storageKey)
+      if (this._platform === 'alipay') {
+        // my.getStorageSync({ key }) answers { data }, data null if unset.
+        const stored = this._wx.getStorageSync({ key: this._storageKey })
+        value = stored && stored.data !== null ? stored.data : undefined
+      } else {
+        value = this._wx.getStorageSync(this._storageKey)
+      }
     } catch (ignored) {
       return null
     }
@@ -798,8 +872,7 @@ class WxSession {
   _store (id) {
     this._id = id
     try {
-      this._wx.setStorageSync(this._storageKey,
-        { v: STORAGE_VERSION, sessionId: id })
+      this._setStored({ v: STORAGE_VERSION, sessionId: id })
     } catch (ignored) {
       // Storage full or unavailable: the id still works for this run, and
       // the next launch logs in again.
@@ -816,12 +889,50 @@ class WxSession {
   _removeStored () {
     try {
       if (typeof this._wx.removeStorageSync === 'function') {
-        this._wx.removeStorageSync(this._storageKey)
+        this._wx.removeStorageSync(this._platform === 'alipay'
+          ? { key: this._storageKey } : this._storageKey)
       } else {
-        this._wx.setStorageSync(this._storageKey, '')
+        this._setStored('')
       }
     } catch (ignored) {}
   }
+
+  // Alipay's my.setStorageSync takes { key, data }.
+  _setStored (value) {
+    if (this._platform === 'alipay') {
+      this._wx.setStorageSync({ key: this._storageKey, data: value })
+    } else {
+      this._wx.setStorageSync(this._storageKey, value)
+    }
+  }
+}
+
+// A wx-style call as Alipay's my takes it: `headers` for `header`, and
+// uploadFile's `fileName` for `name`.
+function toAlipay (api, call) {
+  const out = Object.assign({}, call)
+  if (out.header !== undefined) {
+    out.headers = out.header
+    delete out.header
+  }
+  if (api === 'uploadFile' && out.name !== undefined && out.fileName === undefined) {
+    out.fileName = out.name
+  }
+  return out
+}
+
+// A result of Alipay's my as wx gives it: statusCode and header (my.request
+// answers status and headers), tempFilePath (my.downloadFile: apFilePath).
+function fromAlipay (res) {
+  const out = Object.assign({}, res)
+  if (out.statusCode === undefined && typeof out.status === 'number') {
+    out.statusCode = out.status
+  }
+  if (out.header === undefined && out.headers !== undefined) out.header = out.headers
+  if (out.tempFilePath === undefined && out.apFilePath !== undefined) {
+    out.tempFilePath = out.apFilePath
+  }
+  return out
 }
 
 module.exports = { WxSession: WxSession }

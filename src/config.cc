@@ -42,6 +42,7 @@
 #include <set>
 #include <string_view>
 
+#include "platforms/alipay_crypto.h"
 #include "wxsession/client_ip.h"
 
 namespace wxsession {
@@ -341,11 +342,92 @@ Result<std::string> ExpandCredentialsPath(const std::string& path,
   return path;
 }
 
+// Reads one of an Alipay app's key files and checks that it holds the key
+// `load` expects (never quoting the file's content).
+Status ReadAlipayKey(const json& entry, const std::string& prefix,
+                     const char* key, const SecretSource& secrets,
+                     Result<alipay::RsaKey> (*load)(const std::string&),
+                     std::string* out) {
+  const std::string key_path = prefix + "." + key;
+  auto it = entry.find(key);
+  if (it == entry.end()) {
+    return ConfigError(key_path, "missing (Alipay apps sign with RSA keys)");
+  }
+  if (!it->is_string() || it->get<std::string>().empty()) {
+    return ConfigError(key_path, "expected a non-empty path");
+  }
+  if (secrets.skip) return Status::Ok();
+  Result<std::string> file =
+      ExpandCredentialsPath(it->get<std::string>(), key_path, secrets.env);
+  if (!file.ok()) return file.status();
+  Result<std::string> text = ReadSecretFile(file.value(), key_path);
+  if (!text.ok()) return text.status();
+  Result<alipay::RsaKey> loaded = load(text.value());
+  if (!loaded.ok()) {
+    return ConfigError(key_path, file.value() + ": " +
+                                     loaded.status().message());
+  }
+  *out = std::move(text).value();
+  return Status::Ok();
+}
+
+// apps[].platform, apps[].api_base and, for Alipay, the two key files.
+Status ParsePlatformKeys(const json& entry, const std::string& prefix,
+                         const SecretSource& secrets, AppConfig* app) {
+  if (auto it = entry.find("platform"); it != entry.end()) {
+    std::optional<Platform> platform;
+    if (it->is_string()) platform = ParsePlatform(it->get<std::string>());
+    if (!platform) {
+      return ConfigError(prefix + ".platform",
+                         std::string("expected one of ") + PlatformNames());
+    }
+    app->platform = *platform;
+  }
+  if (auto it = entry.find("api_base"); it != entry.end()) {
+    if (!it->is_string()) {
+      return ConfigError(prefix + ".api_base",
+                         "expected a URL starting with http:// or https://");
+    }
+    if (Status s = NormalizeApiBase(it->get<std::string>(),
+                                    prefix + ".api_base", &app->api_base);
+        !s.ok()) {
+      return s;
+    }
+  }
+  const bool alipay = app->platform == Platform::kAlipay;
+  for (const char* key : {"private_key_file", "alipay_public_key_file"}) {
+    if (!alipay && entry.contains(key)) {
+      return ConfigError(prefix + "." + key,
+                         "only Alipay apps (platform \"alipay\") take key "
+                         "files; this app uses secret or secret_file");
+    }
+  }
+  if (!alipay) return Status::Ok();
+  for (const char* key : {"secret", "secret_file"}) {
+    if (entry.contains(key)) {
+      return ConfigError(prefix + "." + key,
+                         "Alipay apps take private_key_file and "
+                         "alipay_public_key_file, not a secret");
+    }
+  }
+  if (Status s = ReadAlipayKey(entry, prefix, "private_key_file", secrets,
+                               &alipay::RsaKey::PrivateFromText,
+                               &app->private_key);
+      !s.ok()) {
+    return s;
+  }
+  return ReadAlipayKey(entry, prefix, "alipay_public_key_file", secrets,
+                       &alipay::RsaKey::PublicFromText,
+                       &app->alipay_public_key);
+}
+
 Status ParseApp(const json& entry, const std::string& prefix,
                 const SecretSource& secrets, AppConfig* app) {
   if (!entry.is_object()) return ConfigError(prefix, "expected an object");
   if (Status s = CheckKnownKeys(entry, prefix + ".",
-                                {"appid", "secret", "secret_file"});
+                                {"appid", "secret", "secret_file", "platform",
+                                 "api_base", "private_key_file",
+                                 "alipay_public_key_file"});
       !s.ok()) {
     return s;
   }
@@ -355,6 +437,10 @@ Status ParseApp(const json& entry, const std::string& prefix,
     return ConfigError(prefix + ".appid", "expected a non-empty string");
   }
   app->appid = appid->get<std::string>();
+  if (Status s = ParsePlatformKeys(entry, prefix, secrets, app); !s.ok()) {
+    return s;
+  }
+  if (app->platform == Platform::kAlipay) return Status::Ok();
 
   auto secret = entry.find("secret");
   auto secret_file = entry.find("secret_file");
@@ -1259,11 +1345,10 @@ const AppConfig* Config::FindApp(const std::string& appid) const {
 
 Result<const AppConfig*> Config::AppFor(const std::string& appid) const {
   if (appid.empty()) {
-    if (apps.size() != 1) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "appid is required: this server serves several apps");
-    }
-    return &apps.front();
+    if (apps.size() == 1) return &apps.front();
+    if (const AppConfig* fallback = FindApp(default_appid)) return fallback;
+    return Status(ErrorCode::kInvalidRequest,
+                  "appid is required: this server serves several apps");
   }
   const AppConfig* app = FindApp(appid);
   if (app == nullptr) {

@@ -186,6 +186,8 @@ std::string RenderSessionJson(const SessionInfo& info) {
   out += ",\"created_at\":" + std::to_string(info.created_at);
   out += ",\"last_seen_at\":" + std::to_string(info.last_seen_at);
   out += ",\"expires_at\":" + std::to_string(info.expires_at);
+  out += ",\"platform\":";
+  AppendJsonString(out, info.platform);
   out += '}';
   return out;
 }
@@ -680,6 +682,15 @@ void HttpServer::Impl::AdminAccessToken(const httplib::Request& req,
   }
   const std::string appid =
       req.has_param("appid") ? req.get_param_value("appid") : "";
+  // The access-token centre is WeChat-only (docs/PLATFORMS.md).
+  if (Result<const AppConfig*> app = config.AppFor(appid);
+      app.ok() && app.value()->platform != Platform::kWeChat) {
+    return RenderError(
+        res, Status(ErrorCode::kUnsupportedForPlatform,
+                    "the access-token centre is WeChat-only; app " +
+                        app.value()->appid + " is a " +
+                        PlatformName(app.value()->platform) + " app"));
+  }
   Result<AccessToken> token = tokens.Get(appid);
   if (!token.ok()) {
     LogFailure("access_token_failed", token.status());
@@ -722,6 +733,7 @@ void HttpServer::Impl::Auth(const httplib::Request& req,
   res.set_header("X-WX-AppID", info->appid);
   res.set_header("X-WX-OpenID", info->openid);
   if (info->unionid) res.set_header("X-WX-UnionID", *info->unionid);
+  res.set_header("X-WX-Platform", info->platform);
   // Proxies may cache auth answers; a session can end at any moment.
   res.set_header("Cache-Control", "no-store");
 }

@@ -64,6 +64,9 @@ constexpr HttpError kTable[] = {
     // kHookUnavailable
     {503, "the login cannot be checked right now; retry shortly", true, 1,
      nullptr, LogLevel::kWarn},
+    // kUnsupportedForPlatform
+    {400, "this route is not available on the app's platform", false, 0,
+     nullptr, LogLevel::kDebug},
 };
 
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == kErrorCodeCount,

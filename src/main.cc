@@ -22,10 +22,15 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <fstream>
+#include <sstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "mock_wechat.h"
+#include "platforms/alipay_crypto.h"
+#include "platforms/platform_client.h"
 #include "sqlite/sqlite_backup.h"
 #include "sqlite/sqlite_store.h"
 #include "store_factory.h"
@@ -307,9 +312,13 @@ int RunServer(const Config& config,
   WeChatHttpOptions wechat_options;
   wechat_options.api_base = config.wechat_api_base;
   wechat_options.timeout_ms = config.wechat_timeout_ms;
-  std::unique_ptr<WeChatClient> wechat_http =
-      NewHttpWeChatClient(wechat_options);
+  // Every app's login on its own platform (docs/PLATFORMS.md).
+  std::unique_ptr<WeChatClient> wechat_http = NewPlatformClient(
+      config, NewHttpWeChatClient(wechat_options), config.wechat_timeout_ms);
   UpstreamGuardOptions guard_options;
+  guard_options.platform_of = [&config](const std::string& appid) {
+    return PlatformOf(config, appid);
+  };
   guard_options.max_concurrent = config.wechat_max_concurrent;
   guard_options.max_waiting = config.wechat_max_waiting;
   guard_options.max_wait_ms = kUpstreamSlotWaitMs;
@@ -532,11 +541,19 @@ int CmdDev(int argc, char** argv) {
       "\n"
       "Runs the server against a built-in mock WeChat with one app\n"
       "(appid wxdev000000000000), data in ./dev. For trying the API locally;\n"
-      "never for production.\n";
+      "never for production. One app per other platform is configured too\n"
+      "(qqdev..., ttdev..., ksdev..., bddev..., 2021dev...; see\n"
+      "docs/PLATFORMS.md), against the same mock.\n";
   Args args = ParseArgs(argc, argv, 2, {"listen", "database"}, {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
 
-  MockWeChatServer mock;
+  // The Alipay app's key pair, made afresh: the mock checks requests with
+  // its public half.
+  Result<alipay::RsaKey> dev_app_key = alipay::GenerateRsaKey();
+  if (!dev_app_key.ok()) return Fail(dev_app_key.status());
+  MockWeChatOptions mock_options;
+  mock_options.alipay_app_public_key = dev_app_key->PublicPem();
+  MockWeChatServer mock(mock_options);
   Result<int> mock_port = mock.Bind("127.0.0.1", 0);
   if (!mock_port.ok()) {
     return Fail(mock_port.status());
@@ -566,7 +583,27 @@ int CmdDev(int argc, char** argv) {
     return Usage(usage, loaded.status().operator_text());
   }
   Config config = std::move(loaded).value();
+  // One app per other platform, all against the mock.
+  for (const auto& [appid, platform] :
+       std::vector<std::pair<std::string, Platform>>{
+           {"qqdev000000000000", Platform::kQQ},
+           {"ttdev000000000000", Platform::kDouyin},
+           {"ksdev000000000000", Platform::kKuaishou},
+           {"bddev000000000000", Platform::kBaidu},
+           {"2021dev000000000", Platform::kAlipay}}) {
+    AppConfig app{appid, platform == Platform::kAlipay ? "" : "dev-secret"};
+    app.platform = platform;
+    app.api_base = config.wechat_api_base;
+    if (platform == Platform::kAlipay) {
+      app.private_key = dev_app_key->PrivatePem();
+      app.alipay_public_key = mock.AlipayPublicKeyPem();
+    }
+    config.apps.push_back(std::move(app));
+  }
   config.expose_openid = true;
+  // A request that names no app means the WeChat one, as with one app (the
+  // README's walk-through sends no appid).
+  config.default_appid = "wxdev000000000000";
   if (!args.Has("database")) ::mkdir("./dev", 0700);
 
   int code = RunServer(config, [&config](int port) {
@@ -575,9 +612,12 @@ int CmdDev(int argc, char** argv) {
     std::printf(
         "\nwxsessiond dev: a local server against a mock WeChat.\n"
         "Any code logs in (\"alice.1\" and \"alice.2\" are one user); the codes\n"
-        "invalid, blocked, busy and limit show WeChat's errors.\n\n"
+        "invalid, blocked, busy and limit show WeChat's errors.\n"
+        "Apps: wxdev000000000000 (wechat), qqdev000000000000 (qq),\n"
+        "ttdev000000000000 (douyin), ksdev000000000000 (kuaishou),\n"
+        "bddev000000000000 (baidu), 2021dev000000000 (alipay).\n\n"
         "  curl -s -X POST %s/v1/login -H 'Content-Type: application/json' \\\n"
-        "       -d '{\"code\":\"alice.1\"}'\n"
+        "       -d '{\"appid\":\"wxdev000000000000\",\"code\":\"alice.1\"}'\n"
         "  curl -s %s/v1/session -H 'Authorization: Bearer <session_id>'\n"
         "  curl -s -X POST %s/v1/phone -H 'Authorization: Bearer "
         "<session_id>' \\\n"
@@ -606,10 +646,36 @@ int CmdMockWeChat(int argc, char** argv) {
       "errcode:N -> N, a code used twice -> 40163 (40029 for phone codes);\n"
       "any other login code logs in the user named by the part before the\n"
       "first '.', any other phone code answers +86 13800138000.\n"
-      "--delay applies to every WeChat route, not to the /mock/ routes.\n";
-  Args args = ParseArgs(argc, argv, 2, {"listen", "delay"}, {});
+      "--delay applies to every WeChat route, not to the /mock/ routes.\n"
+      "\n"
+      "The other platforms' logins are served too (docs/PLATFORMS.md).\n"
+      "Alipay: answers are signed with --alipay-key FILE (an RSA private key,\n"
+      "PEM or bare base64), or a key pair made at start; its public half is\n"
+      "printed before the listening line. Requests must be signed for\n"
+      "--alipay-app-public-key FILE (the app's public key).\n";
+  Args args = ParseArgs(argc, argv, 2,
+                        {"listen", "delay", "alipay-key",
+                         "alipay-app-public-key"},
+                        {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   MockWeChatOptions options;
+  for (const auto& [flag, out, load] :
+       std::vector<std::tuple<const char*, std::string*,
+                              Result<alipay::RsaKey> (*)(const std::string&)>>{
+           {"alipay-key", &options.alipay_key,
+            &alipay::RsaKey::PrivateFromText},
+           {"alipay-app-public-key", &options.alipay_app_public_key,
+            &alipay::RsaKey::PublicFromText}}) {
+    if (!args.Has(flag)) continue;
+    std::ifstream file(args.Get(flag));
+    std::stringstream text;
+    text << file.rdbuf();
+    if (!file || !load(text.str()).ok()) {
+      return Usage(usage, std::string("--") + flag +
+                              ": expected a readable file with an RSA key");
+    }
+    *out = text.str();
+  }
   if (args.Has("delay")) {
     // A named copy: `end` points into it, so it must outlive the check.
     const std::string text = args.Get("delay");
@@ -634,6 +700,8 @@ int CmdMockWeChat(int argc, char** argv) {
     sigwait(&signals, &received);
     mock.Stop();
   });
+  std::printf("mock-wechat alipay public key:\n%s",
+              mock.AlipayPublicKeyPem().c_str());
   std::printf("mock-wechat listening on http://%s:%d\n",
               host_port->first.c_str(), port.value());
   std::fflush(stdout);

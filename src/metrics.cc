@@ -185,19 +185,19 @@ struct Metrics::Impl {
   CounterFamily upstream_calls{"wxsessiond_upstream_requests_total",
                                "Calls to WeChat, by API and outcome (ok or "
                                "the error code).",
-                               {"api", "result"},
+                               {"api", "result", "platform"},
                                {}};
   HistogramFamily upstream_duration{
       "wxsessiond_upstream_request_duration_seconds",
       "Duration of calls to WeChat, retries included, by API.",
-      {"api"},
+      {"api", "platform"},
       &kUpstreamBuckets,
       {}};
   CounterFamily upstream_rejected{"wxsessiond_upstream_rejected_total",
                                   "Calls refused by the upstream bulkhead "
                                   "(wechat.max_concurrent) before reaching "
                                   "WeChat.",
-                                  {"api"},
+                                  {"api", "platform"},
                                   {}};
   int64_t upstream_in_flight = 0;
   CounterFamily sweeper_runs{"wxsessiond_sweeper_runs_total",
@@ -262,15 +262,17 @@ void Metrics::CountAdminAction(const std::string& action) {
 }
 
 void Metrics::ObserveUpstreamCall(const std::string& api,
-                                  const std::string& result, double seconds) {
+                                  const std::string& result, double seconds,
+                                  const std::string& platform) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->upstream_calls.series[{api, result}] += 1;
-  Observe(impl_->upstream_duration, {api}, seconds);
+  impl_->upstream_calls.series[{api, result, platform}] += 1;
+  Observe(impl_->upstream_duration, {api, platform}, seconds);
 }
 
-void Metrics::CountUpstreamRejected(const std::string& api) {
+void Metrics::CountUpstreamRejected(const std::string& api,
+                                    const std::string& platform) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->upstream_rejected.series[{api}] += 1;
+  impl_->upstream_rejected.series[{api, platform}] += 1;
 }
 
 void Metrics::AddUpstreamInFlight(int delta) {

@@ -20,6 +20,7 @@
 
 #include "http_connections.h"
 #include "httplib_server.h"
+#include "platforms/mock_platforms.h"
 #include "wxsession/crypto.h"
 #include "wxsession/status.h"
 
@@ -119,6 +120,9 @@ struct MockWeChatServer::Impl {
     if (param("secret").empty()) {
       return ReplyWeChatError(res, 41004, "appsecret missing");
     }
+    if (param("secret") == "wrong-secret") {
+      return ReplyWeChatError(res, 40125, "invalid appsecret");
+    }
     if (code.empty()) return ReplyWeChatError(res, 41008, "missing code");
     if (param("grant_type") != "authorization_code") {
       return ReplyWeChatError(res, 40002, "invalid grant_type");
@@ -141,7 +145,8 @@ struct MockWeChatServer::Impl {
     {
       std::lock_guard<std::mutex> lock(mutex);
       // Only successful exchanges spend a code, as at WeChat.
-      if (!used_codes.insert(code).second) {
+      // Per app: QQ apps share this route with WeChat's.
+      if (!used_codes.insert(appid + '\n' + code).second) {
         return ReplyWeChatError(res, 40163, "code been used");
       }
       latest_session_keys[UserKey(appid, openid)] = session_key;
@@ -443,7 +448,8 @@ struct MockWeChatServer::Impl {
     std::lock_guard<std::mutex> lock(mutex);
     for (const char* name :
          {"jscode2session", "stable_token", "stable_token_forced",
-          "getuserphonenumber", "checksession"}) {
+          "getuserphonenumber", "checksession", "douyin", "kuaishou", "baidu",
+          "alipay"}) {
       const auto found = calls.find(name);
       body[name] = found == calls.end() ? 0 : found->second;
     }
@@ -484,6 +490,8 @@ struct MockWeChatServer::Impl {
       scripted_failures;  // GUARDED_BY(mutex)
   // Route name -> calls received (/mock/stats).
   std::map<std::string, int64_t> calls;  // GUARDED_BY(mutex)
+  // The Alipay keys; constant after construction.
+  std::shared_ptr<MockAlipayKeys> alipay_keys;
 };
 
 MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
@@ -533,6 +541,37 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
              [impl](const httplib::Request&, httplib::Response& res) {
                impl->HandleStats(res);
              });
+
+  // The other platforms (issue 17).
+  impl->alipay_keys = std::make_shared<MockAlipayKeys>();
+  Result<alipay::RsaKey> own =
+      alipay::RsaKey::PrivateFromText(impl->options.alipay_key);
+  if (!own.ok()) own = alipay::GenerateRsaKey();
+  if (own.ok()) impl->alipay_keys->mock_key = own.value();
+  Result<alipay::RsaKey> app =
+      alipay::RsaKey::PublicFromText(impl->options.alipay_app_public_key);
+  if (app.ok()) impl->alipay_keys->app_public_key = app.value();
+  MockPlatformHooks hooks;
+  hooks.delay = [impl] { impl->Delay(); };
+  hooks.spend_code = [impl](const std::string& key) {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    return impl->used_codes.insert(key).second;
+  };
+  hooks.record_key = [impl](const std::string& appid,
+                            const std::string& openid,
+                            const std::string& session_key) {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    impl->latest_session_keys[UserKey(appid, openid)] = session_key;
+  };
+  hooks.count = [impl](const std::string& api) {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    ++impl->calls[api];
+  };
+  RegisterMockPlatformRoutes(server, std::move(hooks), impl->alipay_keys);
+}
+
+std::string MockWeChatServer::AlipayPublicKeyPem() const {
+  return impl_->alipay_keys->mock_key.PublicPem();
 }
 
 MockWeChatServer::~MockWeChatServer() { Stop(); }

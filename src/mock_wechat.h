@@ -4,7 +4,7 @@
 // GET /sns/jscode2session answers any appid and secret. The code decides the
 // answer (errors come as HTTP 200 with {"errcode", "errmsg"}, as at WeChat):
 //   "invalid" -> 40029   "blocked" -> 40226   "busy" -> -1
-//   "limit"   -> 45011   a code exchanged before -> 40163
+//   "limit"   -> 45011   a code exchanged before (by the app) -> 40163
 //   "errcode:N" -> errcode N (e.g. errcode:40125, a bad secret)
 //   "http:500"  -> HTTP 500 with an HTML body
 //   "http:notjson" -> HTTP 200 with an HTML body
@@ -60,8 +60,14 @@
 //        app's token as if someone else had force-refreshed it, so the
 //        token callers hold now gets 40001.
 //   GET  /mock/stats -> {"jscode2session", "stable_token",
-//        "stable_token_forced", "getuserphonenumber", "checksession"}: calls
-//        received per route since the mock started.
+//        "stable_token_forced", "getuserphonenumber", "checksession",
+//        "douyin", "kuaishou", "baidu", "alipay"}: calls received per route
+//        since the mock started.
+//
+// The other platforms' logins (Douyin, Kuaishou, Baidu, Alipay; QQ shares
+// the jscode2session route) are served too: see
+// src/platforms/mock_platforms.h. A secret "wrong-secret" answers 40125
+// (invalid appsecret) here, as each platform's bad-credential error there.
 //
 // Thread-safety: Bind, Serve and Stop may be called from different threads;
 // Stop makes a running Serve return after in-flight requests finish (and
@@ -82,6 +88,12 @@ struct MockWeChatOptions {
   // Milliseconds every WeChat route waits before answering, to play a
   // WeChat that is far away. The /mock/ routes do not wait.
   int64_t delay_ms = 0;
+  // The mock's own Alipay key (PEM or bare base64, private), which signs
+  // its Alipay answers; "" = a fresh key pair made at construction.
+  std::string alipay_key;
+  // The app public key (PEM or bare base64) that Alipay requests must be
+  // signed for; "" = every Alipay request is refused.
+  std::string alipay_app_public_key;
 };
 
 class MockWeChatServer {
@@ -99,6 +111,10 @@ class MockWeChatServer {
   // The openid the mock derives for `user` in `appid` (tests predict it).
   static std::string OpenIdFor(const std::string& appid,
                                const std::string& user);
+
+  // The public half of the key the mock signs Alipay answers with (PEM):
+  // what an app's alipay_public_key_file must hold to log in against it.
+  std::string AlipayPublicKeyPem() const;
 
  private:
   struct Impl;

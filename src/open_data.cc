@@ -30,7 +30,8 @@ Result<std::string> DecryptOpenData(std::string_view session_key,
                                     std::string_view encrypted_data,
                                     std::string_view iv,
                                     const std::string& appid, int64_t now,
-                                    int64_t max_age_seconds) {
+                                    int64_t max_age_seconds,
+                                    bool watermark_required) {
   std::optional<std::string> key = crypto::Base64Decode(session_key);
   if (!key || key->size() != kAesBytes) {
     return DecryptFailed(
@@ -80,7 +81,8 @@ Result<std::string> DecryptOpenData(std::string_view session_key,
       watermark_appid = found->get<std::string>();
     }
   }
-  if (watermark_appid != appid) {
+  if (watermark_appid != appid &&
+      (watermark_required || !watermark_appid.empty())) {
     return Status(ErrorCode::kWatermarkMismatch,
                   watermark_appid.empty()
                       ? "the decrypted data carries no watermark.appid"
@@ -88,13 +90,15 @@ Result<std::string> DecryptOpenData(std::string_view session_key,
                             ", not to this session's app " + appid);
   }
   if (max_age_seconds > 0) {
-    const auto timestamp = watermark->find("timestamp");
-    if (timestamp == watermark->end() || !timestamp->is_number_integer()) {
+    const bool has_timestamp =
+        has_watermark && watermark->find("timestamp") != watermark->end() &&
+        watermark->find("timestamp")->is_number_integer();
+    if (!has_timestamp) {
       return Status(ErrorCode::kWatermarkExpired,
                     "the decrypted data carries no watermark.timestamp, so "
                     "its age cannot be checked");
     }
-    const int64_t age = now - timestamp->get<int64_t>();
+    const int64_t age = now - watermark->find("timestamp")->get<int64_t>();
     if (age > max_age_seconds) {
       return Status(ErrorCode::kWatermarkExpired,
                     "the decrypted data is " + std::to_string(age) +
@@ -149,9 +153,30 @@ Result<std::string> OpenDataService::Decrypt(const std::string& session_id,
                                              const std::string& iv) {
   Result<LiveSession> session = sessions_.LookupWithKey(session_id);
   if (!session.ok()) return session.status();
+  const Platform platform = PlatformOfApp(session->appid);
+  if (platform == Platform::kAlipay) {
+    return Unsupported("/v1/decrypt", session->appid, platform);
+  }
+  if (platform == Platform::kBaidu) {
+    return DecryptBaiduOpenData(session->session_key, encrypted_data, iv,
+                                session->appid);
+  }
   return DecryptOpenData(session->session_key, encrypted_data, iv,
                          session->appid, clock_.Now(),
-                         config_.open_data_max_age);
+                         config_.open_data_max_age,
+                         /*watermark_required=*/platform == Platform::kWeChat);
+}
+
+Platform OpenDataService::PlatformOfApp(const std::string& appid) const {
+  const AppConfig* app = config_.FindApp(appid);
+  return app == nullptr ? Platform::kWeChat : app->platform;
+}
+
+Status OpenDataService::Unsupported(const char* route, const std::string& appid,
+                                    Platform platform) {
+  return Status(ErrorCode::kUnsupportedForPlatform,
+                std::string(route) + " is not available on " +
+                    PlatformName(platform) + " (app " + appid + ")");
 }
 
 Result<bool> OpenDataService::VerifySignature(const std::string& session_id,
@@ -159,6 +184,10 @@ Result<bool> OpenDataService::VerifySignature(const std::string& session_id,
                                               const std::string& signature) {
   Result<LiveSession> session = sessions_.LookupWithKey(session_id);
   if (!session.ok()) return session.status();
+  if (const Platform platform = PlatformOfApp(session->appid);
+      platform == Platform::kBaidu || platform == Platform::kAlipay) {
+    return Unsupported("/v1/verify", session->appid, platform);
+  }
   return OpenDataSignatureMatches(raw_data, signature, session->session_key);
 }
 
@@ -166,6 +195,10 @@ Result<PhoneNumber> OpenDataService::GetPhoneNumber(
     const std::string& session_id, const std::string& code) {
   Result<LiveSession> session = sessions_.LookupWithKey(session_id);
   if (!session.ok()) return session.status();
+  if (const Platform platform = PlatformOfApp(session->appid);
+      platform != Platform::kWeChat) {
+    return Unsupported("/v1/phone", session->appid, platform);
+  }
   if (Status valid = CheckClientCode(code, "the getPhoneNumber button");
       !valid.ok()) {
     return valid;
@@ -190,6 +223,10 @@ Result<PhoneNumber> OpenDataService::GetPhoneNumber(
 Result<bool> OpenDataService::CheckSessionKey(const std::string& session_id) {
   Result<LiveSession> session = sessions_.LookupWithKey(session_id);
   if (!session.ok()) return session.status();
+  if (const Platform platform = PlatformOfApp(session->appid);
+      platform != Platform::kWeChat) {
+    return Unsupported("/v1/session/check", session->appid, platform);
+  }
   if (Status allowed = TakeWeChatCall(session_id); !allowed.ok()) {
     return allowed;
   }

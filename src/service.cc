@@ -164,6 +164,9 @@ Result<SessionInfo> SessionService::Lookup(const std::string& session_id) {
   info.created_at = live->created_at;
   info.last_seen_at = live->last_seen_at;
   info.expires_at = live->expires_at;
+  if (const AppConfig* app = config_.FindApp(live->appid)) {
+    info.platform = PlatformName(app->platform);
+  }
   return info;
 }
 

@@ -46,6 +46,8 @@ const char* ErrorCodeName(ErrorCode code) {
       return "login_denied";
     case ErrorCode::kHookUnavailable:
       return "hook_unavailable";
+    case ErrorCode::kUnsupportedForPlatform:
+      return "unsupported_for_platform";
   }
   // Only reachable with a value cast from an out-of-range integer.
   return "internal";

@@ -9,7 +9,6 @@ namespace wxsession {
 namespace {
 
 // The API label of each call, as WeChat names the endpoint.
-constexpr char kCode2SessionApi[] = "jscode2session";
 constexpr char kStableTokenApi[] = "stable_token";
 constexpr char kPhoneNumberApi[] = "getuserphonenumber";
 constexpr char kCheckSessionApi[] = "checksession";
@@ -25,22 +24,25 @@ class GuardedWeChatClient final : public WeChatClient {
       : inner_(inner),
         bulkhead_(options.max_concurrent, options.max_waiting),
         max_wait_(options.max_wait_ms),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        platform_of_(options.platform_of) {}
 
   Result<WeChatSession> Code2Session(const std::string& appid,
                                      const std::string& secret,
                                      const std::string& code) override {
-    return Guarded<WeChatSession>(kCode2SessionApi, [&] {
-      return inner_.Code2Session(appid, secret, code);
-    });
+    const Platform platform = PlatformFor(appid);
+    return Guarded<WeChatSession>(
+        LoginApiName(platform),
+        [&] { return inner_.Code2Session(appid, secret, code); }, platform);
   }
 
   Result<StableAccessToken> StableToken(const std::string& appid,
                                         const std::string& secret,
                                         bool force_refresh) override {
-    return Guarded<StableAccessToken>(kStableTokenApi, [&] {
-      return inner_.StableToken(appid, secret, force_refresh);
-    });
+    return Guarded<StableAccessToken>(
+        kStableTokenApi,
+        [&] { return inner_.StableToken(appid, secret, force_refresh); },
+        PlatformFor(appid));
   }
 
   // A phone or checksession call that finds the cached access_token stale
@@ -52,27 +54,36 @@ class GuardedWeChatClient final : public WeChatClient {
                                      const std::string& appid,
                                      const std::string& code,
                                      const std::string& openid) override {
-    return Guarded<PhoneNumber>(kPhoneNumberApi, [&] {
-      return inner_.GetPhoneNumber(tokens, appid, code, openid);
-    });
+    return Guarded<PhoneNumber>(
+        kPhoneNumberApi,
+        [&] { return inner_.GetPhoneNumber(tokens, appid, code, openid); },
+        PlatformFor(appid));
   }
 
   Result<bool> CheckSessionKey(AccessTokenSource& tokens,
                                const std::string& appid,
                                const std::string& openid,
                                const std::string& session_key) override {
-    return Guarded<bool>(kCheckSessionApi, [&] {
-      return inner_.CheckSessionKey(tokens, appid, openid, session_key);
-    });
+    return Guarded<bool>(
+        kCheckSessionApi,
+        [&] {
+          return inner_.CheckSessionKey(tokens, appid, openid, session_key);
+        },
+        PlatformFor(appid));
   }
 
  private:
   // Runs `call` inside the bulkhead and reports it. New WeChatClient
   // methods forward through here with their own API name.
+  Platform PlatformFor(const std::string& appid) const {
+    return platform_of_ ? platform_of_(appid) : Platform::kWeChat;
+  }
+
   template <typename T, typename Call>
-  Result<T> Guarded(const char* api, Call call) {
+  Result<T> Guarded(const char* api, Call call, Platform platform) {
+    const char* platform_name = PlatformName(platform);
     if (!bulkhead_.Enter(max_wait_)) {
-      if (metrics_) metrics_->CountUpstreamRejected(api);
+      if (metrics_) metrics_->CountUpstreamRejected(api, platform_name);
       return Status::Fault(ErrorCode::kUpstreamUnavailable,
                     std::string("too many calls to WeChat in progress (") +
                         "wechat.max_concurrent is " +
@@ -91,7 +102,7 @@ class GuardedWeChatClient final : public WeChatClient {
       metrics_->AddUpstreamInFlight(-1);
       metrics_->ObserveUpstreamCall(
           api, result.ok() ? "ok" : ErrorCodeName(result.status().code()),
-          seconds);
+          seconds, platform_name);
     }
     return result;
   }
@@ -100,6 +111,8 @@ class GuardedWeChatClient final : public WeChatClient {
   Bulkhead bulkhead_;                         // guards itself
   const std::chrono::milliseconds max_wait_;  // constant after construction
   Metrics* const metrics_;                    // thread-safe; may be null
+  // Constant after construction; may be empty (all WeChat).
+  const std::function<Platform(const std::string&)> platform_of_;
 };
 
 }  // namespace

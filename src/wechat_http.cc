@@ -32,6 +32,7 @@
 #include "wxsession/crypto.h"
 #include "wxsession/status.h"
 #include "wxsession/wechat.h"
+#include "upstream_http.h"
 
 namespace wxsession {
 namespace {
@@ -81,6 +82,11 @@ constexpr size_t kMaxAccessTokenChars = 2048;
 // far beyond any real answer and keeps now + expires_in from overflowing.
 constexpr long long kMaxExpiresInSeconds = 30LL * 86400;
 
+}  // namespace
+
+// The helpers from here to ParseApiBase are shared with the other
+// platforms' clients (src/upstream_http.h).
+
 // RFC 3986 percent-encoding: unreserved characters stay, every other byte
 // becomes %XX. Stricter than httplib's own encoder, which leaves '&', '='
 // and '+' alone and would let a code containing them corrupt the query.
@@ -102,6 +108,8 @@ std::string PercentEncode(std::string_view text) {
   }
   return out;
 }
+
+namespace {
 
 // Length of the well-formed UTF-8 sequence starting at text[i], or 0 when it
 // is not one. Strict (no overlongs, no surrogates, nothing past U+10FFFF)
@@ -129,6 +137,8 @@ size_t Utf8SequenceLength(std::string_view text, size_t i) {
   }
   return 0;
 }
+
+}  // namespace
 
 // Makes upstream text fit to quote: control characters dropped (they could
 // forge log lines), ill-formed UTF-8 replaced by '?'.
@@ -197,13 +207,8 @@ std::string Redact(
   return out;
 }
 
-// Where WeChat lives, split the way httplib wants it: httplib::Client takes
-// "scheme://host[:port]" only, so a path prefix is kept apart and put in
-// front of every request path.
-struct ApiBase {
-  std::string scheme_host_port;
-  std::string path_prefix;  // "" or "/something", no trailing '/'
-};
+
+namespace {
 
 bool AllDigits(std::string_view text) {
   if (text.empty()) return false;
@@ -212,6 +217,8 @@ bool AllDigits(std::string_view text) {
   }
   return true;
 }
+
+}  // namespace
 
 // Accepts http:// or https://, a host (or [IPv6]), an optional port
 // 1-65535 and an optional path. nullopt for anything else, including a
@@ -265,6 +272,8 @@ std::optional<ApiBase> ParseApiBase(const std::string& api_base) {
   }
   return ApiBase{scheme + "://" + authority, path};
 }
+
+namespace {
 
 // What one call sends.
 struct Request {

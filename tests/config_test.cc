@@ -209,6 +209,12 @@ TEST_F(ConfigTest, AppForTakesTheOnlyAppWhenNoneIsNamed) {
   EXPECT_EQ(two->AppFor("wx3").status().code(), ErrorCode::kUnknownApp);
   EXPECT_NE(two->AppFor("wx3").status().message().find("wx3"),
             std::string::npos);
+  // `wxsessiond dev` serves an app per platform and names a default.
+  Config with_default = two.value();
+  with_default.default_appid = "wx2";
+  ASSERT_TRUE(with_default.AppFor("").ok());
+  EXPECT_EQ(with_default.AppFor("").value()->appid, "wx2");
+  EXPECT_EQ(with_default.AppFor("wx1").value()->appid, "wx1");
 
   auto one = Load(Write("d.json", R"({"apps": [
       {"appid": "wx1", "secret": "s1"}]})"));

@@ -72,7 +72,7 @@ class EchoBackend {
       json body = {{"path", req.path}};
       for (const char* name :
            {"X-WX-AppID", "X-WX-OpenID", "X-WX-UnionID", "Authorization",
-            "X-WX-Session"}) {
+            "X-WX-Session", "X-WX-Platform"}) {
         size_t count = req.get_header_value_count(name);
         body[name] = count == 0 ? json(nullptr) : json(req.get_header_value(name));
         body[std::string(name) + "#"] = count;
@@ -194,6 +194,7 @@ void CheckGateway(int proxy_port, const EchoBackend& backend) {
   EXPECT_EQ(seen["X-WX-OpenID"], zoe_info["openid"]);
   EXPECT_EQ(seen["X-WX-AppID"], ServerFixture::kAppId);
   EXPECT_EQ(seen["X-WX-UnionID"], zoe_info["unionid"]);
+  EXPECT_EQ(seen["X-WX-Platform"], "wechat");
   EXPECT_TRUE(seen["Authorization"].is_null()) << seen.dump();
   seen = Echo(proxy().Get("/api/profile", {{"X-WX-Session", yuri}}));
   EXPECT_EQ(seen["X-WX-OpenID"], yuri_info["openid"]);
@@ -209,8 +210,11 @@ void CheckGateway(int proxy_port, const EchoBackend& backend) {
   seen = Echo(proxy().Get("/api/profile",
                           {{"Authorization", "Bearer " + zoe},
                            {"X-WX-OpenID", "forged-openid"},
-                           {"X-WX-AppID", "forged-app"}}));
+                           {"X-WX-AppID", "forged-app"},
+                           {"X-WX-Platform", "forged-platform"}}));
   EXPECT_EQ(seen["X-WX-OpenID"], zoe_info["openid"]);
+  EXPECT_EQ(seen["X-WX-Platform"], "wechat");
+  EXPECT_EQ(seen["X-WX-Platform#"], 1);
   EXPECT_EQ(seen["X-WX-OpenID#"], 1);
   EXPECT_EQ(seen["X-WX-AppID"], ServerFixture::kAppId);
   // ...removed where the user has no such value...

@@ -195,10 +195,11 @@ TEST(E2EMetrics, ParseAsPrometheusTextAndCountByRoutePatternOnly) {
                          {{"result", "invalid_code"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"}}),
+                         {{"api", "jscode2session"}, {"result", "ok"},
+                          {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_request_duration_seconds_count",
-                         {{"api", "jscode2session"}}),
+                         {{"api", "jscode2session"}, {"platform", "wechat"}}),
             3);
   EXPECT_EQ(parsed.Value("wxsessiond_live_sessions"), 2);
   EXPECT_EQ(parsed.Value("wxsessiond_build_info", {{"version", "0.1.0"}}), 1);
@@ -371,7 +372,8 @@ TEST(E2ERateLimit, LoginsPastTheBurstGet429WithRetryAfter) {
   EXPECT_EQ(metrics.Value("wxsessiond_logins_total", {{"result", "rate_limited"}}),
             1);
   EXPECT_EQ(metrics.Value("wxsessiond_upstream_requests_total",
-                          {{"api", "jscode2session"}, {"result", "ok"}}),
+                          {{"api", "jscode2session"}, {"result", "ok"},
+                           {"platform", "wechat"}}),
             4);
 }
 
@@ -458,11 +460,11 @@ TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
   }
   auto metrics = Scrape(port, [](const PromText& text) {
     return text.Value("wxsessiond_upstream_rejected_total",
-                      {{"api", "jscode2session"}})
+                      {{"api", "jscode2session"}, {"platform", "wechat"}})
         .has_value();
   });
   EXPECT_GT(metrics.Value("wxsessiond_upstream_rejected_total",
-                          {{"api", "jscode2session"}})
+                          {{"api", "jscode2session"}, {"platform", "wechat"}})
                 .value_or(0),
             0);
   EXPECT_EQ(refused, 40);

@@ -92,13 +92,14 @@ TEST(Metrics, LoginsUpstreamCallsAndSweepsAreCounted) {
   EXPECT_EQ(parsed.Value("wxsessiond_logins_total", {{"result", "invalid_code"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"}}),
+                         {{"api", "jscode2session"}, {"result", "ok"},
+                          {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_request_duration_seconds_count",
-                         {{"api", "jscode2session"}}),
+                         {{"api", "jscode2session"}, {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_rejected_total",
-                         {{"api", "jscode2session"}}),
+                         {{"api", "jscode2session"}, {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_in_flight"), 2);
   EXPECT_EQ(parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "ok"}}), 2);

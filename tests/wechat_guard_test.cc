@@ -78,10 +78,11 @@ TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
   parsed = ParsePrometheusText(metrics.RenderPrometheus());
   ASSERT_EQ(parsed.error, "");
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_rejected_total",
-                         {{"api", "jscode2session"}}),
+                         {{"api", "jscode2session"}, {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"}}),
+                         {{"api", "jscode2session"}, {"result", "ok"},
+                          {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_in_flight"), 0);
 }
@@ -119,7 +120,8 @@ TEST(WeChatGuard, ErrorsPassThroughAndAreCountedByCode) {
   auto parsed = ParsePrometheusText(metrics.RenderPrometheus());
   ASSERT_EQ(parsed.error, "");
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "invalid_code"}}),
+                         {{"api", "jscode2session"}, {"result", "invalid_code"},
+                          {"platform", "wechat"}}),
             1);
 }
 

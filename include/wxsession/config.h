@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "wxsession/log.h"
+#include "wxsession/platform.h"
 #include "wxsession/status.h"
 
 namespace wxsession {
@@ -25,6 +26,16 @@ struct AppConfig {
   std::string appid;
   std::string secret;       // never printed
   std::string secret_file = {};  // where the secret was read; "" if inline
+  // --- Platforms (docs/PLATFORMS.md) ---------------------------------------
+  Platform platform = Platform::kWeChat;  // apps[].platform
+  // apps[].api_base: where this app's login call goes; "" = the platform's
+  // DefaultApiBase (wechat.api_base for WeChat). No trailing '/'.
+  std::string api_base = {};
+  // Alipay only, in place of the secret: the text of apps[].private_key_file
+  // (the app's RSA private key) and of apps[].alipay_public_key_file
+  // (Alipay's public key), checked to load at LoadConfig. Never printed.
+  std::string private_key = {};
+  std::string alipay_public_key = {};
 };
 
 enum class Durability { kNormal, kFull };
@@ -127,11 +138,16 @@ struct Config {
   std::string tls_cert;  // PEM file; with tls_key, serve HTTPS
   std::string tls_key;   // PEM file; its content is never read into logs
   TokensConfig tokens;   // tokens.*
+  // The app a request without appid means when several are served; not a
+  // config-file key (`wxsessiond dev` sets it). Empty: such a request is
+  // refused.
+  std::string default_appid;
 
   // Returns the app with `appid`, or nullptr.
   const AppConfig* FindApp(const std::string& appid) const;
-  // The app a request names; an empty `appid` means the only app. Errors:
-  // kInvalidRequest (empty, but several apps are served), kUnknownApp.
+  // The app a request names; an empty `appid` means the only app (or
+  // default_appid). Errors: kInvalidRequest (empty, but several apps are
+  // served and no default), kUnknownApp.
   Result<const AppConfig*> AppFor(const std::string& appid) const;
 };
 

@@ -51,16 +51,18 @@ class Metrics {
   // {action}, e.g. "ban".
   void CountAdminAction(const std::string& action);
 
-  // One call to WeChat, whatever its outcome:
-  // wxsessiond_upstream_requests_total{api,result} and
-  // wxsessiond_upstream_request_duration_seconds{api}. `result` is "ok" or
-  // an error-code name.
+  // One call to WeChat (or another platform), whatever its outcome:
+  // wxsessiond_upstream_requests_total{api,result,platform} and
+  // wxsessiond_upstream_request_duration_seconds{api,platform}. `result` is
+  // "ok" or an error-code name; `platform` a PlatformName.
   void ObserveUpstreamCall(const std::string& api, const std::string& result,
-                           double seconds);
+                           double seconds,
+                           const std::string& platform = "wechat");
 
-  // A call refused by the upstream bulkhead before reaching WeChat:
-  // wxsessiond_upstream_rejected_total{api}.
-  void CountUpstreamRejected(const std::string& api);
+  // A call refused by the upstream bulkhead before reaching the platform:
+  // wxsessiond_upstream_rejected_total{api,platform}.
+  void CountUpstreamRejected(const std::string& api,
+                             const std::string& platform = "wechat");
 
   // Calls to WeChat in progress (wxsessiond_upstream_in_flight).
   void AddUpstreamInFlight(int delta);

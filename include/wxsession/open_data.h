@@ -16,6 +16,12 @@
 // login of the same user on another device does not break the first one's
 // open data. The key itself never leaves this module except to WeChat.
 //
+// Other platforms (docs/PLATFORMS.md): QQ, Douyin and Kuaishou decrypt and
+// verify as WeChat (a watermark.appid is checked when present); Baidu
+// decrypts with DecryptBaiduOpenData and has no Verify; Alipay has neither;
+// GetPhoneNumber and CheckSessionKey are WeChat-only. The rest answer
+// kUnsupportedForPlatform.
+//
 // Thread-safety: every method may be called concurrently.
 #ifndef WXSESSION_OPEN_DATA_H_
 #define WXSESSION_OPEN_DATA_H_
@@ -41,11 +47,26 @@ namespace wxsession {
 // JSON text. Errors: kDecryptFailed (bad base64, a key or iv that is not 16
 // bytes, a ciphertext that is empty or not whole blocks, bad padding, not a
 // JSON object), kWatermarkMismatch, kWatermarkExpired.
+// `watermark_required` false (QQ, Douyin, Kuaishou) accepts data without a
+// watermark.appid; one that is present must still be `appid`.
 Result<std::string> DecryptOpenData(std::string_view session_key,
                                     std::string_view encrypted_data,
                                     std::string_view iv,
                                     const std::string& appid, int64_t now,
-                                    int64_t max_age_seconds);
+                                    int64_t max_age_seconds,
+                                    bool watermark_required = true);
+
+// Baidu's open data: AES-192-CBC with key = base64-decoded session_key (24
+// bytes) and the request's iv (16 bytes); the plaintext is 16 random bytes,
+// a 4-byte big-endian length L, L bytes of JSON (an object), then the app
+// key, which must be `app_key` (else kWatermarkMismatch). Padding is
+// PKCS#7 over 32-byte blocks as Baidu's sample strips it (a pad byte of
+// 1..32; 16-byte PKCS#7 is a special case). Returns the JSON text. Errors:
+// kDecryptFailed, kWatermarkMismatch.
+Result<std::string> DecryptBaiduOpenData(std::string_view session_key,
+                                         std::string_view encrypted_data,
+                                         std::string_view iv,
+                                         const std::string& app_key);
 
 // Whether `signature` is the lowercase hex SHA-1 of raw_data + session_key
 // (the key's base64 text). Constant time in the signature's contents.
@@ -92,6 +113,11 @@ class OpenDataService {
  private:
   // Takes one of the session's WeChat calls; kRateLimited when none is left.
   Status TakeWeChatCall(const std::string& session_id);
+  // The platform of a configured app (WeChat when it is no longer
+  // configured), and the kUnsupportedForPlatform answer of `route` there.
+  Platform PlatformOfApp(const std::string& appid) const;
+  static Status Unsupported(const char* route, const std::string& appid,
+                            Platform platform);
 
   const Config& config_;       // constant after construction
   SessionService& sessions_;   // thread-safe by contract

@@ -48,6 +48,9 @@ struct SessionInfo {
   int64_t created_at = 0;
   int64_t last_seen_at = 0;
   int64_t expires_at = 0;
+  // The app's platform, derived from the config by appid (appids are unique
+  // across platforms); "wechat" for an app no longer configured.
+  std::string platform = "wechat";
 };
 
 // The rule every code a client hands us for WeChat obeys (wx.login's code,

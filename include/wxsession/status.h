@@ -46,12 +46,13 @@ enum class ErrorCode {
   kUserBanned,           // the user is suspended by an operator (a ban)
   kLoginDenied,          // the login hook refused this login
   kHookUnavailable,      // the login hook failed and hooks.on_failure=deny
+  kUnsupportedForPlatform,  // the route does not exist on the app's platform
 };
 // How many codes there are: the last one's value plus one. Tables indexed
 // by code (http_errors.cc) check their size against it; keep it in step
 // when a code is added.
 constexpr size_t kErrorCodeCount =
-    static_cast<size_t>(ErrorCode::kHookUnavailable) + 1;
+    static_cast<size_t>(ErrorCode::kUnsupportedForPlatform) + 1;
 
 // Returns the stable wire name of `code`, e.g. "invalid_session".
 const char* ErrorCodeName(ErrorCode code);

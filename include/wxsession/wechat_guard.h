@@ -15,9 +15,12 @@
 #define WXSESSION_WECHAT_GUARD_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "wxsession/metrics.h"
+#include "wxsession/platform.h"
 #include "wxsession/wechat.h"
 
 namespace wxsession {
@@ -26,6 +29,9 @@ struct UpstreamGuardOptions {
   int max_concurrent = 8;      // calls to WeChat in flight at once
   int max_waiting = 8;         // calls that may wait for a place
   int64_t max_wait_ms = 1000;  // how long a call waits for a free place
+  // The platform of an appid, for the metrics' platform label and the api
+  // name of a login (LoginApiName); unset means every app is WeChat's.
+  std::function<Platform(const std::string& appid)> platform_of;
 };
 
 // Wraps `inner`, which must outlive the wrapper. `metrics` may be null.

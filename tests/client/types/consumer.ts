@@ -3,6 +3,8 @@
 // against the npm-packed package installed into a fresh directory). Each
 // `@ts-expect-error` line must be refused, or the check fails.
 import {
+  AlipayApi,
+  WxPlatform,
   AnyResult as AnyResultAlias,
   Callbacks,
   ChunkReceivedEvent,
@@ -69,6 +71,8 @@ interface Profile { nickname: string }
 
 async function main (): Promise<void> {
   const id: string | null = session.sessionId()
+  const platformName: WxPlatform = session.platform()
+  void platformName
   const fresh: string = await session.login()
   const jwt: string = await session.token()
   void id
@@ -220,7 +224,13 @@ function downloads (task: SessionDownloadTask): void {
 }
 const avatar: UploadFileOptions = { url: '/api/avatar', filePath: 'f', name: 'file' }
 const saved: DownloadFileOptions = { url: '/api/file', filePath: 'wxfile://usr/x' }
+// Other platforms: a named platform, and Alipay's my as the host object.
+declare const my: AlipayApi
+const onAlipay = new WxSession({ baseURL: 'https://api.example.com', wx: my, platform: 'alipay' })
+const where: WxPlatform = onAlipay.platform()
+// @ts-expect-error not a platform the server knows
+new WxSession({ baseURL: 'https://api.example.com', platform: 'line' }) // eslint-disable-line no-new
 void [method, body, header, mine, theirs, api, credential, payload, callbacks, interceptors, follow, chunks, downloads,
-  avatar, saved]
+  avatar, saved, where]
 
 void main

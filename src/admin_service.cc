@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wxsession/crypto.h"
+#include "wxsession/platform.h"
 
 namespace wxsession {
 
@@ -53,8 +54,11 @@ bool IsValidSessionHandle(const std::string& handle) {
          });
 }
 
-std::string UserJson(const UserRecord& user) {
+std::string UserJson(const UserRecord& user, const Config& config) {
+  const AppConfig* app = config.FindApp(user.appid);
   json out = {{"appid", user.appid},
+              {"platform", app ? json(PlatformName(app->platform))
+                               : json(nullptr)},
               {"openid", user.openid},
               {"unionid", user.unionid ? json(*user.unionid) : json(nullptr)},
               {"created_at", user.created_at},

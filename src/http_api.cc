@@ -781,7 +781,7 @@ void HttpServer::Impl::RegisterAdminRoutes() {
                                          httplib::Response& res) {
     Result<UserRecord> found = admin->GetUser(req.matches[1], req.matches[2]);
     if (!found.ok()) return RenderError(res, found.status());
-    render(res, UserJson(found.value()));
+    render(res, UserJson(found.value(), config));
   });
   AdminRoute("GET", user + "/sessions",
              [this, render](const httplib::Request& req,
@@ -825,7 +825,7 @@ void HttpServer::Impl::RegisterAdminRoutes() {
     Result<UserRecord> banned = admin->BanUser(
         req.matches[1], req.matches[2], reason->get<std::string>(), until);
     if (!banned.ok()) return RenderError(res, banned.status());
-    render(res, UserJson(banned.value()));
+    render(res, UserJson(banned.value(), config));
   });
   AdminRoute("DELETE", user + "/ban",
              [this](const httplib::Request& req, httplib::Response& res) {

@@ -2,6 +2,7 @@
 // minted, beside WeChat's own check. Kept out of service.cc, whose login
 // path and code memory change for other reasons.
 #include "wxsession/service.h"
+#include "wxsession/platform.h"
 
 namespace wxsession {
 
@@ -23,6 +24,9 @@ Status SessionService::AdmitLogin(const std::string& appid,
   event.appid = appid;
   event.openid = user.openid;
   event.unionid = user.unionid;
+  if (const AppConfig* app = config_.FindApp(appid)) {
+    event.platform = PlatformName(app->platform);
+  }
   event.new_user = !known.ok();
   event.client = client;
   Status verdict = login_hook_->Check(event);

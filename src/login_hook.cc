@@ -17,6 +17,7 @@ std::string LoginHookBody(const LoginHookEvent& event) {
                {"appid", event.appid},
                {"openid", event.openid},
                {"unionid", event.unionid ? json(*event.unionid) : json(nullptr)},
+               {"platform", event.platform},
                {"new_user", event.new_user},
                {"client", event.client}};
   return body.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -810,7 +810,10 @@ int CmdSessions(int argc, char** argv) {
   Result<AdminContext> context = OpenAdminContext(args);
   if (!context.ok()) return Fail(context.status());
   SystemClock clock;
-  AdminService admin(context->config, *context->store, clock, nullptr,
+  // The admin_action line goes to stderr, as the server's would to its log.
+  Logger logger(stderr, context->config.log_format, context->config.log_level,
+                StderrSink());
+  AdminService admin(context->config, *context->store, clock, &logger,
                      nullptr);
   auto sessions = admin.ListSessions(args.Get("appid"), args.Get("openid"));
   if (!sessions.ok()) return Fail(sessions.status());
@@ -858,12 +861,15 @@ int CmdBan(int argc, char** argv) {
   Result<AdminContext> context = OpenAdminContext(args);
   if (!context.ok()) return Fail(context.status());
   SystemClock clock;
-  AdminService admin(context->config, *context->store, clock, nullptr,
+  // The admin_action line goes to stderr, as the server's would to its log.
+  Logger logger(stderr, context->config.log_format, context->config.log_level,
+                StderrSink());
+  AdminService admin(context->config, *context->store, clock, &logger,
                      nullptr);
   Result<UserRecord> user = admin.BanUser(args.Get("appid"), args.Get("openid"),
                                       args.Get("reason"), until);
   if (!user.ok()) return Fail(user.status());
-  std::printf("%s\n", UserJson(user.value()).c_str());
+  std::printf("%s\n", UserJson(user.value(), context->config).c_str());
   return kExitOk;
 }
 
@@ -880,7 +886,10 @@ int CmdUnban(int argc, char** argv) {
   Result<AdminContext> context = OpenAdminContext(args);
   if (!context.ok()) return Fail(context.status());
   SystemClock clock;
-  AdminService admin(context->config, *context->store, clock, nullptr,
+  // The admin_action line goes to stderr, as the server's would to its log.
+  Logger logger(stderr, context->config.log_format, context->config.log_level,
+                StderrSink());
+  AdminService admin(context->config, *context->store, clock, &logger,
                      nullptr);
   Status lifted = admin.UnbanUser(args.Get("appid"), args.Get("openid"));
   if (!lifted.ok()) return Fail(lifted);

@@ -104,6 +104,7 @@ TEST_F(AdminE2E, ListRevokeOneBanUnbanAndALapsedBan) {
   EXPECT_EQ(user["appid"], ServerFixture::kAppId);
   EXPECT_EQ(user["openid"], openid);
   EXPECT_EQ(user["sessions"], 3);
+  EXPECT_EQ(user["platform"], "wechat");
   EXPECT_TRUE(user["ban"].is_null());
   EXPECT_TRUE(user["created_at"].is_number_integer());
   EXPECT_TRUE(user["last_login_at"].is_number_integer());
@@ -234,6 +235,10 @@ TEST_F(AdminE2E, CliListsBansAndUnbansWhileTheServerRuns) {
                   "--appid", ServerFixture::kAppId});
   ASSERT_EQ(ban.exit_code, 0) << ban.err;
   EXPECT_EQ(json::parse(ban.out)["ban"]["reason"], "abuse");
+  // An admin action from the CLI writes its log line too (on stderr).
+  EXPECT_NE(ban.err.find("\"event\":\"admin_action\""), std::string::npos)
+      << ban.err;
+  EXPECT_NE(ban.err.find("\"action\":\"ban\""), std::string::npos) << ban.err;
   EXPECT_EQ(SessionStatus(id), 401);
   ExpectError(Login("carol.2"), 403, "user_banned");
 
@@ -380,6 +385,7 @@ TEST_F(HookAllowE2E, AllowsDeniesAndTimesOutOpen) {
   EXPECT_EQ(event["openid"], openid);
   EXPECT_EQ(event["new_user"], true);
   EXPECT_EQ(event["client"], "127.0.0.1");
+  EXPECT_EQ(event["platform"], "wechat");
   EXPECT_TRUE(event.contains("unionid"));
   LoginOk("erin.2");
   EXPECT_EQ(json::parse(hook_.bodies().back())["new_user"], false);

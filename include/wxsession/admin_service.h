@@ -84,7 +84,8 @@ bool IsValidOpenid(const std::string& openid);
 bool IsValidSessionHandle(const std::string& handle);
 
 // The JSON bodies of the admin answers, shared by HTTP and the CLI's --json.
-std::string UserJson(const UserRecord& user);
+// `config` names the user's platform (by the appid) in the object.
+std::string UserJson(const UserRecord& user, const Config& config);
 std::string SessionsJson(const std::vector<SessionSummary>& sessions);
 std::string BansJson(const std::vector<Ban>& bans);
 

@@ -31,6 +31,7 @@ struct LoginHookEvent {
   std::string appid;
   std::string openid;
   std::optional<std::string> unionid;
+  std::string platform;   // PlatformName of the app's platform
   bool new_user = false;  // no record of this user before this login
   std::string client;     // the client's address, as the access log has it
 };

@@ -211,11 +211,12 @@ std::optional<int> Process::Wait(int timeout_ms) {
 std::string Process::Stderr() const { return ReadFile(stderr_path_); }
 
 CommandResult RunCommand(const std::vector<std::string>& argv,
-                         const std::map<std::string, std::string>& env_extra) {
+                         const std::map<std::string, std::string>& env_extra,
+                         int timeout_ms) {
   Process process(argv, env_extra);
   CommandResult result;
-  while (auto line = process.ReadLine(30000)) result.out += *line + "\n";
-  auto code = process.Wait(30000);
+  while (auto line = process.ReadLine(timeout_ms)) result.out += *line + "\n";
+  auto code = process.Wait(timeout_ms);
   result.exit_code = code ? *code : -1;
   result.err = process.Stderr();
   return result;

@@ -79,9 +79,11 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
+// `timeout_ms` bounds each wait: for a line of output, and for the exit.
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env_extra =
-                             {});
+                             {},
+                         int timeout_ms = 30000);
 
 // A loopback TCP port that was free a moment ago: bound on 127.0.0.1:0, read
 // back, closed. Callers retry if another process takes it first.

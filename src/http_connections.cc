@@ -654,7 +654,6 @@ class GuardedServer::IdleParker {
   // epoll refuses it, the connection closes instead.
   void Park(std::unique_ptr<LiveConnection> live) {
     live->connection.ReleaseIdleMemory();
-    std::unique_ptr<LiveConnection> evicted;
     std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;  // `live` closes on return
     LiveConnection* raw = live.get();

@@ -154,20 +154,24 @@ Result<LiveSession> SessionService::LookupWithKey(
   return live;
 }
 
-Result<SessionInfo> SessionService::Lookup(const std::string& session_id) {
-  Result<LiveSession> live = LookupWithKey(session_id);
-  if (!live.ok()) return live.status();
+SessionInfo SessionInfoFrom(const LiveSession& live, const Config& config) {
   SessionInfo info;
-  info.appid = live->appid;
-  info.openid = live->openid;
-  info.unionid = live->unionid;
-  info.created_at = live->created_at;
-  info.last_seen_at = live->last_seen_at;
-  info.expires_at = live->expires_at;
-  if (const AppConfig* app = config_.FindApp(live->appid)) {
+  info.appid = live.appid;
+  info.openid = live.openid;
+  info.unionid = live.unionid;
+  info.created_at = live.created_at;
+  info.last_seen_at = live.last_seen_at;
+  info.expires_at = live.expires_at;
+  if (const AppConfig* app = config.FindApp(live.appid)) {
     info.platform = PlatformName(app->platform);
   }
   return info;
+}
+
+Result<SessionInfo> SessionService::Lookup(const std::string& session_id) {
+  Result<LiveSession> live = LookupWithKey(session_id);
+  if (!live.ok()) return live.status();
+  return SessionInfoFrom(live.value(), config_);
 }
 
 Status SessionService::Logout(const std::string& session_id) {

@@ -316,14 +316,7 @@ Result<SessionInfo> TokenService::Authenticate(const std::string& token) {
   if (live->appid != claims->appid || live->openid != claims->sub) {
     return InvalidToken("sid names another session");
   }
-  SessionInfo info;
-  info.appid = live->appid;
-  info.openid = live->openid;
-  info.unionid = live->unionid;
-  info.created_at = live->created_at;
-  info.last_seen_at = live->last_seen_at;
-  info.expires_at = live->expires_at;
-  return info;
+  return SessionInfoFrom(live.value(), config_);
 }
 
 Result<std::string> TokenService::Introspect(const std::string& token) {

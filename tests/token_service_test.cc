@@ -13,6 +13,7 @@
 #include "test_support.h"
 #include "wxsession/crypto.h"
 #include "wxsession/jwt.h"
+#include "wxsession/platform.h"
 #include "wxsession/sealed_store.h"
 
 namespace wxsession {
@@ -257,6 +258,25 @@ TEST_F(TokenServiceTest, TamperedExpiredAndForeignTokensAreRefused) {
   EXPECT_TRUE(tokens->Verify(token).ok());
   clock_.Advance(1);
   EXPECT_EQ(tokens->Verify(token).status().code(), ErrorCode::kInvalidSession);
+}
+
+// A JWT stands for its session as the session id does: /v1/auth sends the
+// same identity headers, X-WX-Platform included, whichever the client holds.
+TEST_F(TokenServiceTest, AuthenticateAnswersWhatALookupOfTheSessionAnswers) {
+  config_.apps.front().platform = Platform::kDouyin;
+  auto tokens = OpenTokens(*store_, config_);
+  const std::string id = Login("tina.1");
+  Result<SessionInfo> by_token = tokens->Authenticate(Issue(*tokens, id));
+  Result<SessionInfo> by_id = sessions_->Lookup(id);
+  ASSERT_TRUE(by_token.ok()) << by_token.status().ToString();
+  ASSERT_TRUE(by_id.ok()) << by_id.status().ToString();
+  EXPECT_EQ(by_token->platform, "douyin");
+  EXPECT_EQ(by_token->platform, by_id->platform);
+  EXPECT_EQ(by_token->appid, by_id->appid);
+  EXPECT_EQ(by_token->openid, by_id->openid);
+  EXPECT_EQ(by_token->unionid, by_id->unionid);
+  EXPECT_EQ(by_token->created_at, by_id->created_at);
+  EXPECT_EQ(by_token->expires_at, by_id->expires_at);
 }
 
 TEST_F(TokenServiceTest, AuthenticateSeesALogoutOrABanAtOnce) {

@@ -60,6 +60,12 @@ struct SessionInfo {
 // "wx.login").
 Status CheckClientCode(const std::string& code, const char* source);
 
+// What a client or a proxy may know of a live session (no key): its user,
+// times, and the platform of its app per `config` ("wechat" for an appid no
+// longer configured). The one conversion every lookup path uses (session
+// ids and JWTs alike).
+SessionInfo SessionInfoFrom(const LiveSession& live, const Config& config);
+
 class SessionService {
  public:
   static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime

@@ -26,17 +26,13 @@ Status DecryptFailed(const std::string& what) {
 
 }  // namespace
 
-Result<std::string> DecryptOpenData(std::string_view session_key,
-                                    std::string_view encrypted_data,
-                                    std::string_view iv,
-                                    const std::string& appid, int64_t now,
-                                    int64_t max_age_seconds,
-                                    bool watermark_required) {
+Result<OpenDataInputs> DecodeOpenDataInputs(std::string_view session_key,
+                                            std::string_view encrypted_data,
+                                            std::string_view iv,
+                                            size_t key_bytes,
+                                            const char* key_error) {
   std::optional<std::string> key = crypto::Base64Decode(session_key);
-  if (!key || key->size() != kAesBytes) {
-    return DecryptFailed(
-        "the stored session_key is not a 16-byte key; log in again");
-  }
+  if (!key || key->size() != key_bytes) return DecryptFailed(key_error);
   std::optional<std::string> iv_bytes = crypto::Base64Decode(iv);
   if (!iv_bytes) return DecryptFailed("iv is not valid base64");
   if (iv_bytes->size() != kAesBytes) {
@@ -54,8 +50,22 @@ Result<std::string> DecryptOpenData(std::string_view session_key,
         "encryptedData must decode to a non-empty multiple of 16 bytes, got " +
         std::to_string(ciphertext->size()) + " (was it cut short?)");
   }
+  return OpenDataInputs{std::move(*key), std::move(*iv_bytes),
+                        std::move(*ciphertext)};
+}
+
+Result<std::string> DecryptOpenData(std::string_view session_key,
+                                    std::string_view encrypted_data,
+                                    std::string_view iv,
+                                    const std::string& appid, int64_t now,
+                                    int64_t max_age_seconds,
+                                    bool watermark_required) {
+  Result<OpenDataInputs> in = DecodeOpenDataInputs(
+      session_key, encrypted_data, iv, kAesBytes,
+      "the stored session_key is not a 16-byte key; log in again");
+  if (!in.ok()) return in.status();
   std::optional<std::string> plaintext =
-      crypto::Aes128CbcDecrypt(*key, *iv_bytes, *ciphertext);
+      crypto::Aes128CbcDecrypt(in->key, in->iv, in->ciphertext);
   if (!plaintext) {
     return DecryptFailed(
         std::string("encryptedData does not decrypt with the user's current "

@@ -40,6 +40,22 @@
 
 namespace wxsession {
 
+// Open data's three base64 inputs, decoded and checked: a key of
+// `key_bytes` bytes, a 16-byte iv, and ciphertext that is a non-empty
+// multiple of 16 bytes (AES blocks). Shared by every platform's decryption.
+// Errors: kDecryptFailed naming which input is wrong (`key_error` for the
+// key).
+struct OpenDataInputs {
+  std::string key;
+  std::string iv;
+  std::string ciphertext;
+};
+Result<OpenDataInputs> DecodeOpenDataInputs(std::string_view session_key,
+                                            std::string_view encrypted_data,
+                                            std::string_view iv,
+                                            size_t key_bytes,
+                                            const char* key_error);
+
 // The decrypting half of Decrypt, for one key: base64-decodes the three
 // inputs, decrypts, and checks that the plaintext is a JSON object whose
 // watermark.appid is `appid` and, when max_age_seconds > 0, whose

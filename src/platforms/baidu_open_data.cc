@@ -63,30 +63,12 @@ Result<std::string> DecryptBaiduOpenData(std::string_view session_key,
                                          std::string_view encrypted_data,
                                          std::string_view iv,
                                          const std::string& app_key) {
-  std::optional<std::string> key = crypto::Base64Decode(session_key);
-  if (!key || key->size() != kBaiduKeyBytes) {
-    return DecryptFailed(
-        "the stored session_key is not a 24-byte Baidu key; log in again");
-  }
-  std::optional<std::string> iv_bytes = crypto::Base64Decode(iv);
-  if (!iv_bytes) return DecryptFailed("iv is not valid base64");
-  if (iv_bytes->size() != kBlockBytes) {
-    return DecryptFailed("iv must decode to 16 bytes, got " +
-                         std::to_string(iv_bytes->size()));
-  }
-  std::optional<std::string> ciphertext = crypto::Base64Decode(encrypted_data);
-  if (!ciphertext) {
-    return DecryptFailed(
-        "encryptedData is not valid base64 (was it cut short, or URL-encoded "
-        "so that '+' became a space?)");
-  }
-  if (ciphertext->empty() || ciphertext->size() % kBlockBytes != 0) {
-    return DecryptFailed(
-        "encryptedData must decode to a non-empty multiple of 16 bytes, got " +
-        std::to_string(ciphertext->size()));
-  }
+  Result<OpenDataInputs> in = DecodeOpenDataInputs(
+      session_key, encrypted_data, iv, kBaiduKeyBytes,
+      "the stored session_key is not a 24-byte Baidu key; log in again");
+  if (!in.ok()) return in.status();
   std::optional<std::string> plain =
-      Aes192CbcDecryptRaw(*key, *iv_bytes, *ciphertext);
+      Aes192CbcDecryptRaw(in->key, in->iv, in->ciphertext);
   if (!plain || plain->empty()) {
     return DecryptFailed("encryptedData could not be decrypted");
   }

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "http_connections.h"
+#include "http/connections.h"
 
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";

@@ -15,7 +15,7 @@
 #include <ctime>
 #include <string>
 
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "wxsession/crypto.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// Fuzzes the connection layer's request framing (src/http_framing.h): the
+// Fuzzes the connection layer's request framing (src/http/framing.h): the
 // input is what a client sends on a connection. Its head (through the first
 // CRLF CRLF) goes to ParseRequestHead as the connection layer hands it, and
 // what follows is read as the body the head announces.
@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "http_framing.h"
+#include "http/framing.h"
 
 namespace {
 

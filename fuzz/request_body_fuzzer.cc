@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "request_parsing.h"
+#include "http/request_parsing.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "wxsession/sealed_store.h"
+#include "store/sealed_store.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(reinterpret_cast<const char*>(data), size);

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "request_parsing.h"
+#include "http/request_parsing.h"
 #include "wxsession/crypto.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

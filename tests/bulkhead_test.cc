@@ -1,4 +1,4 @@
-#include "wxsession/bulkhead.h"
+#include "wechat/bulkhead.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "wxsession/client_ip.h"
+#include "http/client_ip.h"
 
 #include <gtest/gtest.h>
 

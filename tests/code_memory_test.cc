@@ -1,6 +1,6 @@
 // LoginTable and CodeMemory: the idempotent-login memory on its own, with
 // time passed in and digests made to collide on purpose.
-#include "code_memory.h"
+#include "core/code_memory.h"
 
 #include <gtest/gtest.h>
 

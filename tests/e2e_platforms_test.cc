@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "mock_wechat.h"
+#include "mock/wechat.h"
 #include "platforms/alipay_crypto.h"
 #include "platforms/platform_client.h"
 #include "test_support.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "mock_wechat.h"
+#include "mock/wechat.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 

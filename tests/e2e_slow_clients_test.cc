@@ -1,5 +1,5 @@
 // End to end: idle, slow and too many clients against the real binary
-// (src/http_connections.h). Bounds are client timeouts, not timing asserts:
+// (src/http/connections.h). Bounds are client timeouts, not timing asserts:
 // a real client's request must complete within them.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

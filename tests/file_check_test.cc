@@ -1,4 +1,4 @@
-#include "wxsession/file_check.h"
+#include "ops/file_check.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

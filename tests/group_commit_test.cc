@@ -1,6 +1,6 @@
 // GroupCommit: items queued while a commit runs go into the next commit
 // together; nothing returns before the commit that carried it.
-#include "sqlite/group_commit.h"
+#include "store/sqlite/group_commit.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The HTTP layer's pure parts: the status table and the hand-rendered JSON.
-#include "wxsession/http_api.h"
+#include "http/api.h"
 
 #include <gtest/gtest.h>
 

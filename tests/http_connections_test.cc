@@ -1,7 +1,7 @@
-// GuardedServer in-process (src/http_connections.h): idle connections are
+// GuardedServer in-process (src/http/connections.h): idle connections are
 // parked without a thread, the longest-idle ones make room at the cap, and
 // a connection with a request in progress is never the one closed.
-#include "http_connections.h"
+#include "http/connections.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

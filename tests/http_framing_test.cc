@@ -1,7 +1,7 @@
-// Request framing (src/http_framing.h): what the connection layer accepts
+// Request framing (src/http/framing.h): what the connection layer accepts
 // as a request head, how it decodes chunked bodies, and the canonical
 // request it hands httplib.
-#include "http_framing.h"
+#include "http/framing.h"
 
 #include <gtest/gtest.h>
 

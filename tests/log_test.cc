@@ -1,4 +1,4 @@
-#include "wxsession/log.h"
+#include "ops/log.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "wxsession/metrics.h"
+#include "ops/metrics.h"
 
 #include <gtest/gtest.h>
 

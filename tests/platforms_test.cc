@@ -14,13 +14,13 @@
 #include "platforms/alipay_crypto.h"
 #include "prometheus_text.h"
 #include "test_support.h"
-#include "wxsession/metrics.h"
-#include "wxsession/wechat_guard.h"
+#include "ops/metrics.h"
+#include "wechat/guard.h"
 #include "wxsession/config.h"
 #include "wxsession/crypto.h"
 #include "wxsession/open_data.h"
 #include "wxsession/platform.h"
-#include "wxsession/sealed_store.h"
+#include "store/sealed_store.h"
 
 namespace wxsession {
 namespace {

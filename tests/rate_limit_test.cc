@@ -1,4 +1,4 @@
-#include "wxsession/rate_limit.h"
+#include "core/rate_limit.h"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // layout and TTLs, no SCAN, prefixes, the connection pool, timeouts,
 // passwords, outages, WAIT, and Sentinel's ROLE check. Runs against real
 // redis-server processes this test starts.
-#include "redis/redis_store.h"
+#include "store/redis/redis_store.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>

@@ -1,7 +1,7 @@
 // The body and header parsing every route runs (request_parsing.h). The
 // same functions are fuzzed (fuzz/request_body_fuzzer.cc, token_fuzzer.cc);
 // inputs the fuzzers find that break them belong here.
-#include "request_parsing.h"
+#include "http/request_parsing.h"
 
 #include <gtest/gtest.h>
 

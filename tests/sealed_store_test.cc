@@ -1,7 +1,7 @@
 // SessionKeyring, master key files and the SealedStore decorator over SQLite.
 // (The whole SessionStore contract also runs through SealedStore in
 // store_test.cc.)
-#include "wxsession/sealed_store.h"
+#include "store/sealed_store.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 

@@ -1,6 +1,6 @@
-// Online backup (src/sqlite/sqlite_backup.cc) and the WAL checkpoint run at
+// Online backup (src/store/sqlite/sqlite_backup.cc) and the WAL checkpoint run at
 // shutdown (SessionStore::Checkpoint on SQLite).
-#include "sqlite/sqlite_backup.h"
+#include "store/sqlite/sqlite_backup.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include <memory>
 #include <thread>
 
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 #include "wxsession/service.h"

@@ -1,6 +1,6 @@
 // The `store` URL: every accepted form, and errors that never quote the
 // input (it may hold a password).
-#include "wxsession/store_locator.h"
+#include "core/store_locator.h"
 
 #include <gtest/gtest.h>
 

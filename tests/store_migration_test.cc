@@ -1,13 +1,13 @@
 // migrate-store's engine: SQLite's export, Redis's import, and MigrateStore
 // between them, against a real redis-server.
-#include "wxsession/store_migration.h"
+#include "store/migration.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "redis/redis_store.h"
+#include "store/redis/redis_store.h"
 #include "redis_support.h"
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 

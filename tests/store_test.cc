@@ -14,13 +14,13 @@
 #include <thread>
 #include <vector>
 
-#include "sqlite/migrations.h"
-#include "redis/redis_store.h"
+#include "store/sqlite/migrations.h"
+#include "store/redis/redis_store.h"
 #include "redis_support.h"
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
-#include "wxsession/sealed_store.h"
+#include "store/sealed_store.h"
 #include "wxsession/store.h"
 
 namespace wxsession {

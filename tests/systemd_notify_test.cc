@@ -1,7 +1,7 @@
 // The sd_notify protocol without libsystemd: one datagram per call to the
 // socket in $NOTIFY_SOCKET, a path or an abstract '@' name; and the watchdog
 // interval read from WATCHDOG_USEC / WATCHDOG_PID.
-#include "systemd_notify.h"
+#include "ops/systemd_notify.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>

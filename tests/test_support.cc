@@ -24,7 +24,7 @@
 #include <sstream>
 #include <thread>
 
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "wxsession/crypto.h"
 
 extern char** environ;

@@ -1,6 +1,6 @@
 // GrowingThreadPool: grows on demand up to its cap, retires idle threads,
 // runs every job, and shutdown waits for all threads.
-#include "thread_pool.h"
+#include "http/thread_pool.h"
 
 #include <gtest/gtest.h>
 

@@ -9,12 +9,12 @@
 #include <set>
 #include <string>
 
-#include "sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 #include "wxsession/jwt.h"
 #include "wxsession/platform.h"
-#include "wxsession/sealed_store.h"
+#include "store/sealed_store.h"
 
 namespace wxsession {
 namespace {

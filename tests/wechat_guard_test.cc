@@ -1,4 +1,4 @@
-#include "wxsession/wechat_guard.h"
+#include "wechat/guard.h"
 
 #include <gtest/gtest.h>
 

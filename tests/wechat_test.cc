@@ -1,5 +1,5 @@
-// Tests for the HTTP WeChatClient (src/wechat_http.cc) and MockWeChatServer
-// (src/mock_wechat.cc).
+// Tests for the HTTP WeChatClient (src/wechat/client.cc) and MockWeChatServer
+// (src/mock/wechat.cc).
 //
 // Everything runs on 127.0.0.1: the mock, plus small httplib servers that
 // play a misbehaving WeChat. Nothing here sleeps to wait for timing; a fake
@@ -31,8 +31,8 @@
 #include <utility>
 #include <vector>
 
-#include "httplib_server.h"
-#include "mock_wechat.h"
+#include "http/httplib_server.h"
+#include "mock/wechat.h"
 #include "wxsession/crypto.h"
 #include "wxsession/status.h"
 

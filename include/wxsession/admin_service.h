@@ -23,12 +23,13 @@
 
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
-#include "wxsession/log.h"
-#include "wxsession/metrics.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
 
 namespace wxsession {
+
+class Logger;  // ops/log.h
+class Metrics;  // ops/metrics.h
 
 class AdminService {
  public:

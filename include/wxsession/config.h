@@ -16,11 +16,14 @@
 #include <string>
 #include <vector>
 
-#include "wxsession/log.h"
 #include "wxsession/platform.h"
 #include "wxsession/status.h"
 
 namespace wxsession {
+
+// The log's threshold and line format (log.level, log.format).
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+enum class LogFormat { kJson, kText };
 
 struct AppConfig {
   std::string appid;

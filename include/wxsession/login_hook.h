@@ -22,10 +22,11 @@
 
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
-#include "wxsession/log.h"
 #include "wxsession/status.h"
 
 namespace wxsession {
+
+class Logger;  // ops/log.h
 
 struct LoginHookEvent {
   std::string appid;

@@ -33,12 +33,13 @@
 
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
-#include "wxsession/rate_limit.h"
 #include "wxsession/service.h"
 #include "wxsession/status.h"
 #include "wxsession/wechat.h"
 
 namespace wxsession {
+
+class RateLimiter;  // core/rate_limit.h
 
 // Open data's three base64 inputs, decoded and checked: a key of
 // `key_bytes` bytes, a 16-byte iv, and ciphertext that is a non-empty

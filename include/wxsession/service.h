@@ -8,7 +8,7 @@
 // lost reply would otherwise get invalid_code. The service remembers, in
 // memory and for kCodeMemorySeconds, which session each (appid, code) made:
 // a 16-byte digest of the pair (the code itself is not kept) and the session
-// id, in a table of fixed size (src/code_memory.h). The same code again
+// id, in a table of fixed size (src/core/code_memory.h). The same code again
 // returns the same session; concurrent posts of one code share a single
 // upstream call. A restart forgets this memory; the worst case is then
 // WeChat's own invalid_code.

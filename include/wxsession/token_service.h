@@ -31,12 +31,13 @@
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "wxsession/jwt.h"
-#include "wxsession/metrics.h"
 #include "wxsession/service.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
 
 namespace wxsession {
+
+class Metrics;  // ops/metrics.h
 
 struct IssuedToken {
   std::string access_token;  // the compact JWS

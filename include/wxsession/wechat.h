@@ -1,6 +1,6 @@
 // WeChatClient: the calls wxsessiond makes to WeChat's server API.
 //
-// The production implementation (src/wechat_http.cc) speaks HTTP(S) to
+// The production implementation (src/wechat/client.cc) speaks HTTP(S) to
 // `api_base`; tests use a fake. Every call maps WeChat's answer onto the
 // closed error-code set so callers never see errcodes:
 //   errcode 40029, 40163            -> kInvalidCode

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "platforms/alipay_crypto.h"
-#include "upstream_http.h"
+#include "wechat/upstream_http.h"
 
 namespace wxsession {
 namespace {

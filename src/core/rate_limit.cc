@@ -1,0 +1,105 @@
+#include "core/rate_limit.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace wxsession {
+namespace {
+
+// Shards, each with its own lock: enough that two busy clients rarely share
+// one on a machine with a handful of cores.
+constexpr size_t kShards = 16;
+
+struct Bucket {
+  double tokens = 0;
+  int64_t updated_ms = 0;
+};
+
+}  // namespace
+
+struct RateLimiter::Shard {
+  std::mutex mutex;
+  std::unordered_map<std::string, Bucket> buckets;  // guarded by mutex
+};
+
+RateLimiter::RateLimiter(double per_minute, double burst, NowMillis now_ms,
+                         size_t max_keys)
+    : tokens_per_ms_(per_minute / 60000.0),  // 60,000 ms in a minute
+      burst_(std::max(1.0, burst)),
+      now_ms_(std::move(now_ms)),
+      max_keys_per_shard_(std::max<size_t>(1, max_keys / kShards)),
+      shards_(new Shard[kShards]) {}
+
+RateLimiter::~RateLimiter() = default;
+
+RateLimiter::Decision RateLimiter::Take(const std::string& key) {
+  const int64_t now = now_ms_();
+  Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
+  std::lock_guard<std::mutex> lock(shard.mutex);
+
+  auto found = shard.buckets.find(key);
+  if (found == shard.buckets.end()) {
+    if (shard.buckets.size() >= max_keys_per_shard_) {
+      // Make room for a quarter of the shard at once, so this O(n) pass runs
+      // at most once per max/4 new keys.
+      const size_t target = max_keys_per_shard_ * 3 / 4;
+      for (auto it = shard.buckets.begin(); it != shard.buckets.end();) {
+        const double refilled =
+            it->second.tokens +
+            static_cast<double>(now - it->second.updated_ms) * tokens_per_ms_;
+        it = refilled >= burst_ ? shard.buckets.erase(it) : std::next(it);
+      }
+      if (shard.buckets.size() > target) {
+        std::vector<std::pair<int64_t, std::string>> by_age;
+        by_age.reserve(shard.buckets.size());
+        for (const auto& [name, bucket] : shard.buckets) {
+          by_age.emplace_back(bucket.updated_ms, name);
+        }
+        const size_t drop = shard.buckets.size() - target;
+        std::nth_element(by_age.begin(), by_age.begin() + drop, by_age.end());
+        for (size_t i = 0; i < drop; ++i) shard.buckets.erase(by_age[i].second);
+      }
+    }
+    found = shard.buckets.emplace(key, Bucket{burst_, now}).first;
+  }
+
+  Bucket& bucket = found->second;
+  const int64_t elapsed = std::max<int64_t>(0, now - bucket.updated_ms);
+  bucket.tokens = std::min(
+      burst_, bucket.tokens + static_cast<double>(elapsed) * tokens_per_ms_);
+  bucket.updated_ms = now;
+  Decision decision;
+  if (bucket.tokens >= 1.0) {
+    bucket.tokens -= 1.0;
+    return decision;
+  }
+  decision.allowed = false;
+  const double wait_ms = (1.0 - bucket.tokens) / tokens_per_ms_;
+  decision.retry_after_seconds =
+      std::max(1, static_cast<int>(std::ceil(wait_ms / 1000.0)));
+  return decision;
+}
+
+size_t RateLimiter::TrackedKeys() const {
+  size_t total = 0;
+  for (size_t i = 0; i < kShards; ++i) {
+    std::lock_guard<std::mutex> lock(shards_[i].mutex);
+    total += shards_[i].buckets.size();
+  }
+  return total;
+}
+
+RateLimiter::NowMillis SteadyMillis() {
+  return [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+}
+
+}  // namespace wxsession

@@ -250,11 +250,11 @@ TEST(LoginTable, AgreesWithAPlainModelUnderRandomUse) {
     model.arrivals.emplace_back(key, now);
 
     ASSERT_EQ(table.size(), model.live.size()) << "step " << step;
-    for (uint64_t hash = 28; hash < 34; ++hash) {
-      for (uint32_t tag = 0; tag < 40; ++tag) {
-        auto expected = model.live.find({hash, tag});
+    for (uint64_t h = 28; h < 34; ++h) {
+      for (uint32_t t = 0; t < 40; ++t) {
+        auto expected = model.live.find({h, t});
         std::optional<std::string> found =
-            table.Find(MakeDigest(hash, tag), now);
+            table.Find(MakeDigest(h, t), now);
         if (expected == model.live.end()) {
           ASSERT_EQ(found, std::nullopt) << "step " << step;
         } else {

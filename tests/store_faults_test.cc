@@ -202,8 +202,8 @@ TEST_P(StoreFaults, WritesFailAsUnavailableReadsGoOnAndItRecovers) {
 INSTANTIATE_TEST_SUITE_P(
     Faults, StoreFaults,
     ::testing::Values(SQLITE_FULL, SQLITE_IOERR_WRITE, SQLITE_READONLY),
-    [](const auto& info) {
-      switch (info.param) {
+    [](const auto& test) {
+      switch (test.param) {
         case SQLITE_FULL:
           return std::string("DiskFull");
         case SQLITE_IOERR_WRITE:

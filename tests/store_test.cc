@@ -656,7 +656,7 @@ TEST_P(StoreConformance, SweepUsersDeletesOnlyIdleUnbannedUsers) {
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
                          ::testing::Values(Backend{"sqlite", OpenSqlite},
                                            Backend{"redis", OpenRedis, true}),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& test) { return test.param.name; });
 
 TEST(SqliteStore, DatabaseFilesAreReadableByTheOwnerOnly) {
   TempDir dir;
@@ -852,7 +852,7 @@ INSTANTIATE_TEST_SUITE_P(
         Backend{"sqlite", [](TempDir& dir) { return Sealed(OpenSqlite(dir)); }},
         Backend{"redis", [](TempDir& dir) { return Sealed(OpenRedis(dir)); },
                 true}),
-    [](const auto& info) { return info.param.name; });
+    [](const auto& test) { return test.param.name; });
 
 }  // namespace
 }  // namespace wxsession

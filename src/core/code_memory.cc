@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "wxsession/crypto.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -200,12 +201,12 @@ struct CodeMemory::Shard {
     std::shared_future<Result<std::string>> outcome;
   };
 
-  std::mutex mutex;
-  LoginTable table;  // guarded by mutex
+  Mutex mutex;
+  LoginTable table GUARDED_BY(mutex);
   // One entry per exchange in progress: as many as logins at once, not
   // codes in the window.
   std::unordered_map<CodeDigest, InFlight, DigestHash>
-      in_flight;  // guarded by mutex
+      in_flight GUARDED_BY(mutex);
 };
 
 namespace {
@@ -230,7 +231,7 @@ CodeMemory::Shard& CodeMemory::For(const CodeDigest& code) {
 CodeMemory::Claim CodeMemory::Begin(const CodeDigest& code, int64_t now) {
   Shard& shard = For(code);
   Claim claim;
-  std::lock_guard<std::mutex> lock(shard.mutex);
+  MutexLock lock(shard.mutex);
   auto found = shard.in_flight.find(code);
   if (found != shard.in_flight.end()) {
     claim.in_flight = found->second.outcome;
@@ -248,7 +249,7 @@ void CodeMemory::Finish(const CodeDigest& code,
   Shard& shard = For(code);
   std::promise<Result<std::string>> promise;
   {
-    std::lock_guard<std::mutex> lock(shard.mutex);
+    MutexLock lock(shard.mutex);
     auto found = shard.in_flight.find(code);
     if (found == shard.in_flight.end()) return;  // not Begin's owner
     promise = std::move(found->second.promise);
@@ -263,7 +264,7 @@ void CodeMemory::Finish(const CodeDigest& code,
 size_t CodeMemory::size() const {
   size_t total = 0;
   for (const auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mutex);
+    MutexLock lock(shard->mutex);
     total += shard->table.size();
   }
   return total;
@@ -271,7 +272,10 @@ size_t CodeMemory::size() const {
 
 size_t CodeMemory::AllocatedBytes() const {
   size_t total = 0;
-  for (const auto& shard : shards_) total += shard->table.AllocatedBytes();
+  for (const auto& shard : shards_) {
+    MutexLock lock(shard->mutex);
+    total += shard->table.AllocatedBytes();
+  }
   return total;
 }
 

@@ -1,5 +1,6 @@
 // GuardedServer: see http_connections.h for why.
 #include "http/connections.h"
+#include "wxsession/thread_annotations.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -640,7 +641,7 @@ class GuardedServer::IdleParker {
 
   ~IdleParker() {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       exiting_ = true;
     }
     Wake();
@@ -654,7 +655,7 @@ class GuardedServer::IdleParker {
   // epoll refuses it, the connection closes instead.
   void Park(std::unique_ptr<LiveConnection> live) {
     live->connection.ReleaseIdleMemory();
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (closed_) return;  // `live` closes on return
     LiveConnection* raw = live.get();
     raw->park_id = ++next_park_id_;
@@ -678,7 +679,7 @@ class GuardedServer::IdleParker {
   void CloseAll() {
     std::unordered_map<LiveConnection*, std::unique_ptr<LiveConnection>> all;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       closed_ = true;
       all.swap(parked_);
       expiries_.clear();
@@ -689,7 +690,7 @@ class GuardedServer::IdleParker {
   }
 
   size_t Parked() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     return parked_.size();
   }
 
@@ -709,7 +710,8 @@ class GuardedServer::IdleParker {
   // Removes `raw` from the parked set if it is still in the parking
   // `park_id`, and returns it (nullptr otherwise).
   std::unique_ptr<LiveConnection> TakeLocked(LiveConnection* raw,
-                                             uint64_t park_id) {
+                                             uint64_t park_id)
+      REQUIRES(mutex_) {
     auto found = parked_.find(raw);
     if (found == parked_.end() || found->second->park_id != park_id) {
       return nullptr;
@@ -726,7 +728,7 @@ class GuardedServer::IdleParker {
     while (true) {
       int wait_ms = -1;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(mutex_);
         if (exiting_) return;
         if (!expiries_.empty()) wait_ms = MillisecondsUntil(expiries_.front().at);
       }
@@ -734,7 +736,7 @@ class GuardedServer::IdleParker {
       std::vector<std::unique_ptr<LiveConnection>> ready;
       std::vector<std::unique_ptr<LiveConnection>> expired;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(mutex_);
         for (int i = 0; i < n; ++i) {
           auto* raw = static_cast<LiveConnection*>(events[i].data.ptr);
           if (raw == nullptr) {  // the wake-up: drain it
@@ -765,7 +767,7 @@ class GuardedServer::IdleParker {
       // malloc's per-thread arenas.
       size_t parked_now;
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(mutex_);
         parked_now = parked_.size();
       }
       peak_parked_ = std::max(peak_parked_, parked_now);
@@ -782,19 +784,19 @@ class GuardedServer::IdleParker {
   const int epoll_fd_;        // constant after construction
   const int wake_fd_;         // constant after construction
   std::thread thread_;
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   // Parked connections, owned here until resumed or closed.
   std::unordered_map<LiveConnection*, std::unique_ptr<LiveConnection>>
-      parked_;  // guarded by mutex_
+      parked_ GUARDED_BY(mutex_);
   // One entry per parking, oldest first (every parking lasts idle_ms_, so
   // parking order is expiry order); stale entries are skipped by park_id.
-  std::deque<Expiry> expiries_;  // guarded by mutex_
-  uint64_t next_park_id_ = 0;    // guarded by mutex_
+  std::deque<Expiry> expiries_ GUARDED_BY(mutex_);
+  uint64_t next_park_id_ GUARDED_BY(mutex_) = 0;
   // The parker thread's own: the most connections parked since malloc was
   // last trimmed.
   size_t peak_parked_ = 0;
-  bool closed_ = false;          // guarded by mutex_
-  bool exiting_ = false;         // guarded by mutex_
+  bool closed_ GUARDED_BY(mutex_) = false;
+  bool exiting_ GUARDED_BY(mutex_) = false;
 };
 
 // The task queue httplib's accept loop runs connections on, wrapped so that
@@ -805,7 +807,7 @@ class GuardedServer::ParkingQueue : public httplib::TaskQueue {
  public:
   ParkingQueue(httplib::TaskQueue* inner, GuardedServer* server)
       : inner_(inner), server_(server) {
-    std::lock_guard<std::mutex> lock(server_->queue_mutex_);
+    MutexLock lock(server_->queue_mutex_);
     server_->queue_ = this;
   }
   ~ParkingQueue() override = default;
@@ -850,14 +852,14 @@ size_t GuardedServer::ParkedConnections() const {
 
 void GuardedServer::StopParking() {
   {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
+    MutexLock lock(queue_mutex_);
     queue_ = nullptr;
   }
   if (parker_) parker_->CloseAll();
 }
 
 void GuardedServer::Resume(std::unique_ptr<LiveConnection> live) {
-  std::lock_guard<std::mutex> lock(queue_mutex_);
+  MutexLock lock(queue_mutex_);
   if (queue_ == nullptr) return;  // stopping: `live` closes on return
   // std::function must be copyable: the connection rides in a shared_ptr.
   auto shared = std::make_shared<std::unique_ptr<LiveConnection>>(

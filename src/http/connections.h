@@ -44,6 +44,7 @@
 
 #include "http/httplib_server.h"
 #include "wxsession/status.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -120,8 +121,8 @@ class GuardedServer : public DeepBacklogServer {
   std::unique_ptr<IdleParker> parker_;  // made by BindListener
   // The task queue httplib's accept loop runs, while it runs; null before
   // and after. Resume enqueues on it.
-  std::mutex queue_mutex_;
-  httplib::TaskQueue* queue_ = nullptr;  // guarded by queue_mutex_
+  Mutex queue_mutex_;
+  httplib::TaskQueue* queue_ GUARDED_BY(queue_mutex_) = nullptr;
 };
 
 }  // namespace wxsession

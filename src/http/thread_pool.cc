@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "wxsession/thread_annotations.h"
+
 namespace wxsession {
 
 GrowingThreadPool::GrowingThreadPool(size_t min_threads, size_t max_threads,
@@ -10,7 +12,7 @@ GrowingThreadPool::GrowingThreadPool(size_t min_threads, size_t max_threads,
     : min_threads_(min_threads),
       max_threads_(max_threads < 1 ? 1 : max_threads),
       idle_seconds_(idle_seconds) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   while (threads_ < min_threads_ && threads_ < max_threads_) {
     StartThreadLocked();
   }
@@ -28,7 +30,7 @@ void GrowingThreadPool::StartThreadLocked() {
 }
 
 void GrowingThreadPool::enqueue(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (shutting_down_) return;
   jobs_.push_back(std::move(job));
   if (idle_ < jobs_.size() && threads_ < max_threads_) StartThreadLocked();
@@ -36,23 +38,23 @@ void GrowingThreadPool::enqueue(std::function<void()> job) {
 }
 
 void GrowingThreadPool::shutdown() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   shutting_down_ = true;
   work_ready_.notify_all();
-  all_exited_.wait(lock, [this] { return threads_ == 0; });
+  lock.Wait(all_exited_, [this]() REQUIRES(mutex_) { return threads_ == 0; });
 }
 
 size_t GrowingThreadPool::threads() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return threads_;
 }
 
 void GrowingThreadPool::Work() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
-    bool woke = work_ready_.wait_for(
-        lock, std::chrono::seconds(idle_seconds_),
-        [this] { return !jobs_.empty() || shutting_down_; });
+    bool woke = lock.WaitFor(
+        work_ready_, std::chrono::seconds(idle_seconds_),
+        [this]() REQUIRES(mutex_) { return !jobs_.empty() || shutting_down_; });
     if (jobs_.empty()) {
       // Idle too long (and above the floor), or shutting down with nothing
       // left to run: retire.
@@ -62,9 +64,9 @@ void GrowingThreadPool::Work() {
     std::function<void()> job = std::move(jobs_.front());
     jobs_.pop_front();
     --idle_;
-    lock.unlock();
+    lock.Unlock();
     job();
-    lock.lock();
+    lock.Lock();
     ++idle_;
   }
   --idle_;

@@ -21,6 +21,8 @@
 #include <functional>
 #include <mutex>
 
+#include "wxsession/thread_annotations.h"
+
 namespace wxsession {
 
 class GrowingThreadPool : public httplib::TaskQueue {
@@ -36,19 +38,19 @@ class GrowingThreadPool : public httplib::TaskQueue {
   size_t threads() const;  // for tests and metrics
 
  private:
-  void StartThreadLocked();
+  void StartThreadLocked() REQUIRES(mutex_);
   void Work();
 
   const size_t min_threads_;  // constant after construction
   const size_t max_threads_;  // constant after construction
   const int idle_seconds_;    // constant after construction
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   std::condition_variable work_ready_;   // with mutex_
   std::condition_variable all_exited_;   // with mutex_
-  std::deque<std::function<void()>> jobs_;  // guarded by mutex_
-  size_t threads_ = 0;                      // guarded by mutex_
-  size_t idle_ = 0;                         // guarded by mutex_
-  bool shutting_down_ = false;              // guarded by mutex_
+  std::deque<std::function<void()>> jobs_ GUARDED_BY(mutex_);
+  size_t threads_ GUARDED_BY(mutex_) = 0;
+  size_t idle_ GUARDED_BY(mutex_) = 0;
+  bool shutting_down_ GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace wxsession

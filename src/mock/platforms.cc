@@ -142,9 +142,9 @@ class Routes {
     hooks_.count("baidu");
     const std::string client_id = Param(req, "client_id");
     const std::string code = Param(req, "code");
-    const auto error = [&res](const char* error, const char* description) {
+    const auto error = [&res](const char* name, const char* description) {
       ReplyJson(res, json{{"errno", 1},
-                          {"error", error},
+                          {"error", name},
                           {"error_description", description}});
     };
     const std::string sk = Param(req, "sk");

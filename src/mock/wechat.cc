@@ -1,6 +1,7 @@
 // MockWeChatServer on cpp-httplib. See mock_wechat.h for what it answers.
 
 #include "mock/wechat.h"
+#include "wxsession/thread_annotations.h"
 
 #include <httplib.h>
 
@@ -103,9 +104,9 @@ struct MockWeChatServer::Impl {
   // up by sleeping handlers.
   void Delay() {
     if (options.delay_ms <= 0) return;
-    std::unique_lock<std::mutex> lock(mutex);
-    stop_cv.wait_for(lock, std::chrono::milliseconds(options.delay_ms),
-                     [this] { return stopping; });
+    MutexLock lock(mutex);
+    lock.WaitFor(stop_cv, std::chrono::milliseconds(options.delay_ms),
+                     [this]() REQUIRES(mutex) { return stopping; });
   }
 
   void HandleCode2Session(const httplib::Request& req, httplib::Response& res) {
@@ -143,7 +144,7 @@ struct MockWeChatServer::Impl {
     const std::string session_key =
         crypto::Base64Encode(crypto::RandomBytes(kSessionKeyBytes));
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       // Only successful exchanges spend a code, as at WeChat.
       // Per app: QQ apps share this route with WeChat's.
       if (!used_codes.insert(appid + '\n' + code).second) {
@@ -163,7 +164,7 @@ struct MockWeChatServer::Impl {
     }
     std::string session_key;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       const auto it = latest_session_keys.find(
           UserKey(req.get_param_value("appid"), req.get_param_value("openid")));
       if (it != latest_session_keys.end()) session_key = it->second;
@@ -176,7 +177,7 @@ struct MockWeChatServer::Impl {
 
   void HandleReset(httplib::Response& res) {
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       used_codes.clear();
       used_phone_codes.clear();
     }
@@ -188,7 +189,7 @@ struct MockWeChatServer::Impl {
   bool ScriptedFailure(const std::string& api, httplib::Response& res) {
     int errcode = 0;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       ++calls[api];
       std::deque<int>& queue = scripted_failures[api];
       if (queue.empty()) return false;
@@ -223,7 +224,7 @@ struct MockWeChatServer::Impl {
     return false;
   }
 
-  std::string NewToken(const std::string& appid) {
+  std::string NewToken(const std::string& appid) REQUIRES(mutex) {
     std::string token =
         "mock-at-" +
         crypto::Base64UrlEncode(crypto::RandomBytes(kTokenRandomBytes));
@@ -263,7 +264,7 @@ struct MockWeChatServer::Impl {
     if (SpecialValueReply(secret, res)) return;
 
     const int64_t now = UnixNow();
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(mutex);
     if (force) ++calls["stable_token_forced"];
     AppToken& app = app_tokens[appid];
     if (force) {
@@ -284,8 +285,9 @@ struct MockWeChatServer::Impl {
   }
 
   // The app `req`'s access_token belongs to, or "" after answering the
-  // token's error. GUARDED_BY(mutex): callers hold it.
-  std::string AppForToken(const httplib::Request& req, httplib::Response& res) {
+  // token's error.
+  std::string AppForToken(const httplib::Request& req, httplib::Response& res)
+      REQUIRES(mutex) {
     const std::string token = req.has_param("access_token")
                                   ? req.get_param_value("access_token")
                                   : std::string();
@@ -322,7 +324,7 @@ struct MockWeChatServer::Impl {
     if (ScriptedFailure("getuserphonenumber", res)) return;
     std::string appid;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       appid = AppForToken(req, res);
     }
     if (appid.empty()) return;
@@ -341,7 +343,7 @@ struct MockWeChatServer::Impl {
     }
     if (SpecialValueReply(code, res)) return;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       // Button codes are single-use; WeChat answers a second use as invalid.
       if (!used_phone_codes.insert(appid + '\n' + code).second) {
         return ReplyWeChatError(res, 40029, "invalid code");
@@ -376,7 +378,7 @@ struct MockWeChatServer::Impl {
     };
     std::string session_key;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       const std::string appid = AppForToken(req, res);
       if (appid.empty()) return;
       const auto found =
@@ -418,7 +420,7 @@ struct MockWeChatServer::Impl {
                        400);
     }
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       for (long i = 0; i < *times; ++i) {
         scripted_failures[api].push_back(static_cast<int>(*errcode));
       }
@@ -434,7 +436,7 @@ struct MockWeChatServer::Impl {
       return ReplyJson(res, json{{"error", "appid is required"}}, 400);
     }
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       AppToken& app = app_tokens[appid];
       app.previous.clear();
       app.current = NewToken(appid);
@@ -445,7 +447,7 @@ struct MockWeChatServer::Impl {
 
   void HandleStats(httplib::Response& res) {
     json body = json::object();
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(mutex);
     for (const char* name :
          {"jscode2session", "stable_token", "stable_token_forced",
           "getuserphonenumber", "checksession", "douyin", "kuaishou", "baidu",
@@ -464,14 +466,14 @@ struct MockWeChatServer::Impl {
   // httplib's headers-then-body pair of segments.
   GuardedServer server;  // thread-safe as httplib documents
 
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable stop_cv;  // signalled when `stopping` turns true
-  bool stopping = false;            // GUARDED_BY(mutex)
-  bool serving = false;             // GUARDED_BY(mutex); Serve() is running
+  bool stopping GUARDED_BY(mutex) = false;
+  bool serving GUARDED_BY(mutex) = false;  // Serve() is running
   // Codes exchanged successfully, which WeChat answers with 40163 again.
-  std::set<std::string> used_codes;  // GUARDED_BY(mutex)
+  std::set<std::string> used_codes GUARDED_BY(mutex);
   // UserKey(appid, openid) -> the newest session_key issued.
-  std::map<std::string, std::string> latest_session_keys;  // GUARDED_BY(mutex)
+  std::map<std::string, std::string> latest_session_keys GUARDED_BY(mutex);
 
   // One app's access tokens.
   struct AppToken {
@@ -480,16 +482,16 @@ struct MockWeChatServer::Impl {
     std::string previous;    // still valid after a normal rotation
     int64_t previous_expires_at = 0;
   };
-  std::map<std::string, AppToken> app_tokens;  // GUARDED_BY(mutex)
+  std::map<std::string, AppToken> app_tokens GUARDED_BY(mutex);
   // Every token ever issued -> its appid.
-  std::map<std::string, std::string> token_apps;  // GUARDED_BY(mutex)
+  std::map<std::string, std::string> token_apps GUARDED_BY(mutex);
   // appid '\n' code for phone codes already exchanged.
-  std::set<std::string> used_phone_codes;  // GUARDED_BY(mutex)
+  std::set<std::string> used_phone_codes GUARDED_BY(mutex);
   // api -> errcodes its next calls answer (/mock/fail_next).
   std::map<std::string, std::deque<int>>
-      scripted_failures;  // GUARDED_BY(mutex)
+      scripted_failures GUARDED_BY(mutex);
   // Route name -> calls received (/mock/stats).
-  std::map<std::string, int64_t> calls;  // GUARDED_BY(mutex)
+  std::map<std::string, int64_t> calls GUARDED_BY(mutex);
   // The Alipay keys; constant after construction.
   std::shared_ptr<MockAlipayKeys> alipay_keys;
 };
@@ -554,17 +556,17 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
   MockPlatformHooks hooks;
   hooks.delay = [impl] { impl->Delay(); };
   hooks.spend_code = [impl](const std::string& key) {
-    std::lock_guard<std::mutex> lock(impl->mutex);
+    MutexLock lock(impl->mutex);
     return impl->used_codes.insert(key).second;
   };
   hooks.record_key = [impl](const std::string& appid,
                             const std::string& openid,
                             const std::string& session_key) {
-    std::lock_guard<std::mutex> lock(impl->mutex);
+    MutexLock lock(impl->mutex);
     impl->latest_session_keys[UserKey(appid, openid)] = session_key;
   };
   hooks.count = [impl](const std::string& api) {
-    std::lock_guard<std::mutex> lock(impl->mutex);
+    MutexLock lock(impl->mutex);
     ++impl->calls[api];
   };
   RegisterMockPlatformRoutes(server, std::move(hooks), impl->alipay_keys);
@@ -587,19 +589,19 @@ Result<int> MockWeChatServer::Bind(const std::string& host, int port) {
 
 bool MockWeChatServer::Serve() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     if (impl_->stopping) return true;  // stopped before it started
     impl_->serving = true;
   }
   const bool ok = impl_->server.listen_after_bind();
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->serving = false;
   return ok;
 }
 
 void MockWeChatServer::Stop() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     impl_->stopping = true;
   }
   impl_->stop_cv.notify_all();
@@ -608,7 +610,7 @@ void MockWeChatServer::Stop() {
   // and Serve() would never return. Wait out that short window.
   while (true) {
     {
-      std::lock_guard<std::mutex> lock(impl_->mutex);
+      MutexLock lock(impl_->mutex);
       if (!impl_->serving) return;
     }
     if (impl_->server.is_running()) {

@@ -6,6 +6,7 @@
 // cheaper than the request it describes, so contention is not a concern at
 // the request rates one wxsessiond serves.
 #include "ops/metrics.h"
+#include "wxsession/thread_annotations.h"
 
 #include <chrono>
 #include <cmath>
@@ -165,60 +166,60 @@ struct Metrics::Impl {
   const std::string version;          // constant after construction
   const double start_time_seconds;    // constant after construction
 
-  mutable std::mutex mutex;
-  // Everything below is guarded by mutex.
-  CounterFamily http_requests{"wxsessiond_http_requests_total",
+  mutable Mutex mutex;
+  CounterFamily http_requests GUARDED_BY(mutex){"wxsessiond_http_requests_total",
                               "HTTP requests answered, by route pattern and "
                               "status.",
                               {"route", "status"},
                               {}};
-  HistogramFamily http_duration{"wxsessiond_http_request_duration_seconds",
+  HistogramFamily http_duration GUARDED_BY(mutex){"wxsessiond_http_request_duration_seconds",
                                 "Time from reading a request to answering "
                                 "it, by route pattern.",
                                 {"route"},
                                 &kHttpBuckets,
                                 {}};
-  CounterFamily logins{"wxsessiond_logins_total",
+  CounterFamily logins GUARDED_BY(mutex){"wxsessiond_logins_total",
                        "POST /v1/login outcomes: ok or the error code.",
                        {"result"},
                        {}};
-  CounterFamily upstream_calls{"wxsessiond_upstream_requests_total",
+  CounterFamily upstream_calls GUARDED_BY(mutex){"wxsessiond_upstream_requests_total",
                                "Calls to WeChat, by API and outcome (ok or "
                                "the error code).",
                                {"api", "result", "platform"},
                                {}};
-  HistogramFamily upstream_duration{
+  HistogramFamily upstream_duration GUARDED_BY(mutex){
       "wxsessiond_upstream_request_duration_seconds",
       "Duration of calls to WeChat, retries included, by API.",
       {"api", "platform"},
       &kUpstreamBuckets,
       {}};
-  CounterFamily upstream_rejected{"wxsessiond_upstream_rejected_total",
+  CounterFamily upstream_rejected GUARDED_BY(mutex){"wxsessiond_upstream_rejected_total",
                                   "Calls refused by the upstream bulkhead "
                                   "(wechat.max_concurrent) before reaching "
                                   "WeChat.",
                                   {"api", "platform"},
                                   {}};
-  int64_t upstream_in_flight = 0;
-  CounterFamily sweeper_runs{"wxsessiond_sweeper_runs_total",
+  int64_t upstream_in_flight GUARDED_BY(mutex) = 0;
+  CounterFamily sweeper_runs GUARDED_BY(mutex){"wxsessiond_sweeper_runs_total",
                              "Sweeper runs, by result.",
                              {"result"},
                              {}};
-  CounterFamily admin_actions{"wxsessiond_admin_actions_total",
+  CounterFamily admin_actions GUARDED_BY(mutex){"wxsessiond_admin_actions_total",
                               "Admin actions (HTTP or CLI) by action.",
                               {"action"},
                               {}};
-  CounterFamily sweeper_deleted{"wxsessiond_sweeper_deleted_sessions_total",
+  CounterFamily sweeper_deleted GUARDED_BY(mutex){"wxsessiond_sweeper_deleted_sessions_total",
                                 "Expired sessions deleted by the sweeper.",
                                 {},
                                 {}};
-  std::function<std::optional<int64_t>()> live_sessions_source;
-  CounterFamily tokens_issued{"wxsessiond_tokens_issued_total",
+  std::function<std::optional<int64_t>()> live_sessions_source
+      GUARDED_BY(mutex);
+  CounterFamily tokens_issued GUARDED_BY(mutex){"wxsessiond_tokens_issued_total",
                               "JWTs issued by POST /v1/token, by signing "
                               "algorithm.",
                               {"algorithm"},
                               {}};
-  CounterFamily introspections{"wxsessiond_introspections_total",
+  CounterFamily introspections GUARDED_BY(mutex){"wxsessiond_introspections_total",
                                "POST /v1/introspect answers: active, "
                                "inactive or unauthorized.",
                                {"result"},
@@ -246,59 +247,59 @@ Metrics::~Metrics() = default;
 
 void Metrics::ObserveHttpRequest(const std::string& route, int status,
                                  double seconds) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->http_requests.series[{route, std::to_string(status)}] += 1;
   Observe(impl_->http_duration, {route}, seconds);
 }
 
 void Metrics::CountLogin(const std::string& result) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->logins.series[{result}] += 1;
 }
 
 void Metrics::CountAdminAction(const std::string& action) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->admin_actions.series[{action}] += 1;
 }
 
 void Metrics::ObserveUpstreamCall(const std::string& api,
                                   const std::string& result, double seconds,
                                   const std::string& platform) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->upstream_calls.series[{api, result, platform}] += 1;
   Observe(impl_->upstream_duration, {api, platform}, seconds);
 }
 
 void Metrics::CountUpstreamRejected(const std::string& api,
                                     const std::string& platform) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->upstream_rejected.series[{api, platform}] += 1;
 }
 
 void Metrics::AddUpstreamInFlight(int delta) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->upstream_in_flight += delta;
 }
 
 void Metrics::ObserveSweep(bool ok, int64_t deleted) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->sweeper_runs.series[{ok ? "ok" : "error"}] += 1;
   if (ok) impl_->sweeper_deleted.series[{}] += static_cast<double>(deleted);
 }
 
 void Metrics::CountTokenIssued(const std::string& algorithm) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->tokens_issued.series[{algorithm}] += 1;
 }
 
 void Metrics::CountIntrospection(const std::string& result) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->introspections.series[{result}] += 1;
 }
 
 void Metrics::SetLiveSessionsSource(
     std::function<std::optional<int64_t>()> source) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->live_sessions_source = std::move(source);
 }
 
@@ -307,7 +308,7 @@ std::string Metrics::RenderPrometheus() const {
   // request threads must not wait behind that.
   std::function<std::optional<int64_t>()> source;
   {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
+    MutexLock lock(impl_->mutex);
     source = impl_->live_sessions_source;
   }
   std::optional<int64_t> live;
@@ -330,7 +331,7 @@ std::string Metrics::RenderPrometheus() const {
            FormatNumber(static_cast<double>(*live)) + "\n";
   }
 
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   RenderCounter(out, impl_->http_requests);
   RenderHistogram(out, impl_->http_duration);
   RenderCounter(out, impl_->logins);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "wxsession/thread_annotations.h"
+
 namespace wxsession {
 
 Bulkhead::Bulkhead(int max_concurrent, int max_waiting)
@@ -9,15 +11,16 @@ Bulkhead::Bulkhead(int max_concurrent, int max_waiting)
       max_waiting_(std::max(0, max_waiting)) {}
 
 bool Bulkhead::Enter(std::chrono::milliseconds max_wait) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (in_use_ < max_concurrent_ && waiting_ == 0) {
     ++in_use_;
     return true;
   }
   if (waiting_ >= max_waiting_ || max_wait.count() <= 0) return false;
   ++waiting_;
-  const bool got = freed_.wait_for(
-      lock, max_wait, [this] { return in_use_ < max_concurrent_; });
+  const bool got = lock.WaitFor(freed_, max_wait, [this]() REQUIRES(mutex_) {
+    return in_use_ < max_concurrent_;
+  });
   --waiting_;
   if (!got) return false;
   ++in_use_;
@@ -26,19 +29,19 @@ bool Bulkhead::Enter(std::chrono::milliseconds max_wait) {
 
 void Bulkhead::Leave() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     --in_use_;
   }
   freed_.notify_one();
 }
 
 int Bulkhead::in_use() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return in_use_;
 }
 
 int Bulkhead::waiting() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return waiting_;
 }
 

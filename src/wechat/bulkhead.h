@@ -13,6 +13,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "wxsession/thread_annotations.h"
+
 namespace wxsession {
 
 class Bulkhead {
@@ -33,10 +35,10 @@ class Bulkhead {
  private:
   const int max_concurrent_;  // constant after construction
   const int max_waiting_;     // constant after construction
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   std::condition_variable freed_;  // with mutex_
-  int in_use_ = 0;                 // guarded by mutex_
-  int waiting_ = 0;                // guarded by mutex_
+  int in_use_ GUARDED_BY(mutex_) = 0;
+  int waiting_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace wxsession

@@ -33,6 +33,7 @@
 #include "wxsession/status.h"
 #include "wxsession/wechat.h"
 #include "wechat/upstream_http.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 namespace {
@@ -659,7 +660,7 @@ class HttpWeChatClient final : public WeChatClient {
 
   std::unique_ptr<httplib::Client> TakeClient() {
     {
-      std::lock_guard<std::mutex> lock(pool_mutex_);
+      MutexLock lock(pool_mutex_);
       if (!idle_clients_.empty()) {
         std::unique_ptr<httplib::Client> client =
             std::move(idle_clients_.back());
@@ -683,7 +684,7 @@ class HttpWeChatClient final : public WeChatClient {
   }
 
   void ReturnClient(std::unique_ptr<httplib::Client> client) {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     if (idle_clients_.size() < kMaxIdleClients) {
       idle_clients_.push_back(std::move(client));
     }
@@ -694,10 +695,10 @@ class HttpWeChatClient final : public WeChatClient {
   const std::optional<ApiBase> api_base_;    // constant after construction
   const std::chrono::milliseconds timeout_;  // constant after construction
 
-  std::mutex pool_mutex_;
+  Mutex pool_mutex_;
   // Clients not in use, each possibly holding an open connection.
-  // GUARDED_BY(pool_mutex_)
-  std::vector<std::unique_ptr<httplib::Client>> idle_clients_;
+  std::vector<std::unique_ptr<httplib::Client>> idle_clients_
+      GUARDED_BY(pool_mutex_);
 };
 
 }  // namespace

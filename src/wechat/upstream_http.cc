@@ -2,6 +2,7 @@
 // (src/wechat/client.cc): one httplib::Client serialises its requests, so each
 // call takes an idle client and gives it back with its connection open.
 #include "wechat/upstream_http.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 namespace {
@@ -61,7 +62,7 @@ UpstreamReply UpstreamHttp::Send(const std::string& method,
 
 std::unique_ptr<httplib::Client> UpstreamHttp::Take() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (!idle_.empty()) {
       std::unique_ptr<httplib::Client> client = std::move(idle_.back());
       idle_.pop_back();
@@ -79,7 +80,7 @@ std::unique_ptr<httplib::Client> UpstreamHttp::Take() {
 }
 
 void UpstreamHttp::Give(std::unique_ptr<httplib::Client> client) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (idle_.size() < kMaxIdleClients) idle_.push_back(std::move(client));
 }
 

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "wxsession/thread_annotations.h"
+
 namespace wxsession {
 
 // RFC 3986 percent-encoding (every byte but the unreserved ones).
@@ -78,8 +80,8 @@ class UpstreamHttp {
 
   const ApiBase base_;                       // constant after construction
   const std::chrono::milliseconds timeout_;  // constant after construction
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<httplib::Client>> idle_;  // GUARDED_BY(mutex_)
+  Mutex mutex_;
+  std::vector<std::unique_ptr<httplib::Client>> idle_ GUARDED_BY(mutex_);
 };
 
 }  // namespace wxsession

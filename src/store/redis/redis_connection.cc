@@ -8,6 +8,8 @@
 #include <cstring>
 #include <utility>
 
+#include "wxsession/thread_annotations.h"
+
 namespace wxsession {
 namespace {
 
@@ -110,7 +112,7 @@ std::string RedisConnectionPool::Describe() const {
 }
 
 int RedisConnectionPool::OpenConnections() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return open_;
 }
 
@@ -156,7 +158,7 @@ Result<std::vector<RedisReplyPtr>> RedisConnectionPool::Pipeline(
 Result<RedisConnectionPool::Lease> RedisConnectionPool::Borrow() {
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(options_.timeout_ms);
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
     while (!idle_.empty()) {
       std::unique_ptr<Connection> connection = std::move(idle_.back());
@@ -169,17 +171,17 @@ Result<RedisConnectionPool::Lease> RedisConnectionPool::Borrow() {
     if (open_ < options_.pool_size) {
       ++open_;
       const uint64_t generation = generation_;
-      lock.unlock();
+      lock.Unlock();
       Result<std::unique_ptr<Connection>> made = Connect(generation);
       if (!made.ok()) {
-        lock.lock();
+        lock.Lock();
         --open_;
         released_.notify_one();
         return made.status();
       }
       return Lease{std::move(made).value(), /*reused=*/false};
     }
-    if (released_.wait_until(lock, deadline) == std::cv_status::timeout &&
+    if (lock.WaitUntil(released_, deadline) == std::cv_status::timeout &&
         idle_.empty() && open_ >= options_.pool_size) {
       return Unavailable("all " + std::to_string(options_.pool_size) +
                          " connections stayed busy for " +
@@ -192,7 +194,7 @@ void RedisConnectionPool::GiveBack(std::unique_ptr<Connection> connection,
                                    bool healthy) {
   std::unique_ptr<Connection> to_close;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (healthy && connection->generation == generation_) {
       idle_.push_back(std::move(connection));
     } else {
@@ -206,7 +208,7 @@ void RedisConnectionPool::GiveBack(std::unique_ptr<Connection> connection,
 void RedisConnectionPool::Invalidate(uint64_t generation) {
   std::vector<std::unique_ptr<Connection>> to_close;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (generation != generation_) return;  // someone already did
     ++generation_;
     open_ -= static_cast<int>(idle_.size());
@@ -219,7 +221,7 @@ void RedisConnectionPool::Invalidate(uint64_t generation) {
 }
 
 void RedisConnectionPool::ForgetMaster(const Status& why) {
-  std::lock_guard<std::mutex> lock(master_mutex_);
+  MutexLock lock(master_mutex_);
   master_.reset();
   if (!why.ok()) {
     failed_at_ = std::chrono::steady_clock::now();
@@ -240,7 +242,7 @@ Result<RedisConnectionPool::Endpoint> RedisConnectionPool::CurrentMaster() {
     endpoint.port = locator.hosts.front().port;
     return endpoint;
   }
-  std::lock_guard<std::mutex> lock(master_mutex_);
+  MutexLock lock(master_mutex_);
   if (master_) return *master_;
   const auto now = std::chrono::steady_clock::now();
   if (last_lookup_error_ &&
@@ -258,7 +260,6 @@ Result<RedisConnectionPool::Endpoint> RedisConnectionPool::CurrentMaster() {
   return found;
 }
 
-// Requires master_mutex_.
 Result<RedisConnectionPool::Endpoint> RedisConnectionPool::AskSentinels() {
   const StoreLocator& locator = options_.locator;
   const timeval timeout = ToTimeval(options_.timeout_ms);

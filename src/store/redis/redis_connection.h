@@ -37,6 +37,7 @@
 
 #include "wxsession/status.h"
 #include "core/store_locator.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -117,7 +118,7 @@ class RedisConnectionPool {
 
   Result<std::unique_ptr<Connection>> Connect(uint64_t generation);
   Result<Endpoint> CurrentMaster();
-  Result<Endpoint> AskSentinels();
+  Result<Endpoint> AskSentinels() REQUIRES(master_mutex_);
   // Makes the next connect ask Sentinel again. With a non-OK `why` (the
   // master Sentinel named could not be used), connects fail fast with `why`
   // for kLookupBackoffMs first, so a failover in progress costs Sentinel a
@@ -136,19 +137,19 @@ class RedisConnectionPool {
 
   const RedisPoolOptions options_;  // constant after construction
 
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   std::condition_variable released_;                // with mutex_
-  std::vector<std::unique_ptr<Connection>> idle_;   // guarded by mutex_
-  int open_ = 0;            // idle + borrowed; guarded by mutex_
-  uint64_t generation_ = 1;  // guarded by mutex_
+  std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(mutex_);
+  int open_ GUARDED_BY(mutex_) = 0;  // idle + borrowed
+  uint64_t generation_ GUARDED_BY(mutex_) = 1;
 
   // Sentinel only. Held while asking the sentinels, so concurrent connects
   // share one lookup.
-  std::mutex master_mutex_;
-  std::optional<Endpoint> master_;                    // master_mutex_
-  size_t preferred_sentinel_ = 0;                     // master_mutex_
-  std::chrono::steady_clock::time_point failed_at_;   // master_mutex_
-  std::optional<Status> last_lookup_error_;           // master_mutex_
+  Mutex master_mutex_;
+  std::optional<Endpoint> master_ GUARDED_BY(master_mutex_);
+  size_t preferred_sentinel_ GUARDED_BY(master_mutex_) = 0;
+  std::chrono::steady_clock::time_point failed_at_ GUARDED_BY(master_mutex_);
+  std::optional<Status> last_lookup_error_ GUARDED_BY(master_mutex_);
 };
 
 // Whether an error reply means "this server cannot serve right now"

@@ -20,12 +20,12 @@
 #define WXSESSION_SQLITE_GROUP_COMMIT_H_
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstddef>
 #include <functional>
-#include <mutex>
 #include <utility>
 #include <vector>
+
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -45,29 +45,29 @@ class GroupCommit {
 
   // Returns once `item` has been through a commit (run by this thread or by
   // another); its outcome is whatever the commit function recorded in it.
-  void Submit(Item& item) {
+  void Submit(Item& item) EXCLUDES(mutex_) {
     Slot slot;
     slot.item = &item;
-    std::unique_lock<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     queue_.push_back(&slot);
     while (!slot.done) {
       if (leading_) {
-        slot.wake.wait(lock);
+        lock.Wait(slot.wake);
         continue;
       }
-      Lead(lock);
+      Lead();
     }
   }
 
   // Items waiting for a leader (for tests).
-  size_t queued() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+  size_t queued() const EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     return queue_.size();
   }
 
   // Commits run and items they carried (for tests and statistics).
-  size_t commits() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+  size_t commits() const EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     return commits_;
   }
 
@@ -78,24 +78,24 @@ class GroupCommit {
   // they all queued again on mutex_ (a tenth of a login profile).
   struct Slot {
     Item* item = nullptr;
-    bool done = false;               // mutex_
-    std::condition_variable wake;   // with mutex_
+    bool done = false;              // guarded by the GroupCommit's mutex_
+    std::condition_variable wake;   // waited on with mutex_
   };
 
   // Takes the oldest queued items (always including the caller's when the
   // queue is short, which it is unless max_batch_ is exceeded) and commits
   // them with mutex_ released.
-  void Lead(std::unique_lock<std::mutex>& lock) {
+  void Lead() REQUIRES(mutex_) {
     leading_ = true;
     const size_t take = std::min(queue_.size(), max_batch_);
     std::vector<Slot*> slots(queue_.begin(), queue_.begin() + take);
     queue_.erase(queue_.begin(), queue_.begin() + take);
-    lock.unlock();
+    mutex_.Unlock();
     std::vector<Item*> batch;
     batch.reserve(slots.size());
     for (Slot* slot : slots) batch.push_back(slot->item);
     commit_(batch);
-    lock.lock();
+    mutex_.Lock();
     // Notified with mutex_ held: a slot lives on its thread's stack until
     // that thread sees `done`, which it cannot before mutex_ is released.
     for (Slot* slot : slots) {
@@ -110,10 +110,10 @@ class GroupCommit {
 
   const CommitFn commit_;   // constant after construction
   const size_t max_batch_;  // constant after construction
-  mutable std::mutex mutex_;
-  std::vector<Slot*> queue_;         // mutex_
-  bool leading_ = false;             // mutex_: a commit is running
-  size_t commits_ = 0;               // mutex_
+  mutable Mutex mutex_;
+  std::vector<Slot*> queue_ GUARDED_BY(mutex_);
+  bool leading_ GUARDED_BY(mutex_) = false;  // a commit is running
+  size_t commits_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace wxsession

@@ -13,6 +13,7 @@
 // together share one commit (group_commit.h), and WAL checkpoints run on a
 // background thread instead of inside a login's commit.
 #include "store/sqlite/sqlite_store.h"
+#include "wxsession/thread_annotations.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -269,12 +270,12 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   ~SqliteStore() override {
     {
-      std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+      MutexLock lock(checkpoint_mutex_);
       checkpoint_stopping_ = true;
       checkpoint_cv_.notify_one();
     }
     if (checkpointer_.joinable()) checkpointer_.join();
-    std::lock_guard<std::mutex> lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     idle_.clear();
   }
 
@@ -324,7 +325,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Status Touch(const std::string& id_hash, int64_t last_seen_at,
                int64_t expires_at) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -468,7 +469,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
   Result<int64_t> PutBan(const Ban& ban) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -516,7 +517,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Status RemoveBan(const std::string& appid, const std::string& openid,
                    int64_t now) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -563,7 +564,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Result<int64_t> SweepUsers(int64_t now, int64_t last_login_before,
                              int64_t max_rows) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -625,7 +626,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   Result<bool> TryLockTokenRefresh(const std::string& appid,
                                    const std::string& owner, int64_t now_ms,
                                    int64_t lease_ms) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -692,7 +693,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   Result<bool> ReplaceSigningKey(const std::string& expected_kid,
                                  const StoredSigningKey& key,
                                  int64_t previous_verify_until) override {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -904,7 +905,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
   void RequestCheckpoint() {
-    std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+    MutexLock lock(checkpoint_mutex_);
     if (checkpoint_stopping_) return;
     checkpoint_wanted_ = true;
     if (!checkpointer_.joinable()) {
@@ -915,14 +916,14 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   void CheckpointLoop() {
     std::unique_ptr<Connection> conn;  // its own: never one lookups need
-    std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+    MutexLock lock(checkpoint_mutex_);
     while (true) {
-      checkpoint_cv_.wait(lock, [this] {
+      lock.Wait(checkpoint_cv_, [this]() REQUIRES(checkpoint_mutex_) {
         return checkpoint_wanted_ || checkpoint_stopping_;
       });
       if (checkpoint_stopping_) return;
       checkpoint_wanted_ = false;
-      lock.unlock();
+      lock.Unlock();
       if (!conn) {
         auto opened = OpenConnection();
         if (opened.ok()) conn = std::move(opened).value();
@@ -930,7 +931,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
       // A failure (a full disk) leaves the frames in the WAL, where readers
       // still find them; the next commit past the mark asks again.
       if (conn) CheckpointInBackground(*conn);
-      lock.lock();
+      lock.Lock();
     }
   }
 
@@ -944,7 +945,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
     int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                        nullptr, nullptr);
     if (rc != SQLITE_OK) return;
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     sqlite3_wal_checkpoint_v2(c.db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
                               nullptr);
   }
@@ -958,7 +959,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   // retried in its own transaction, so one bad row (a duplicate id) fails
   // only its own login and a fault reports the same error to each.
   void CommitSessions(const std::vector<PendingSession*>& batch) {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) {
       for (PendingSession* p : batch) p->status = conn.status();
@@ -1081,8 +1082,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Result<Lease> Acquire() {
     {
-      std::unique_lock<std::mutex> lock(pool_mutex_);
-      pool_available_.wait(lock, [this] {
+      MutexLock lock(pool_mutex_);
+      lock.Wait(pool_available_, [this]() REQUIRES(pool_mutex_) {
         return !idle_.empty() || open_ < options_.max_connections;
       });
       if (!idle_.empty()) {
@@ -1094,7 +1095,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
     }
     auto opened = OpenConnection();
     if (!opened.ok()) {
-      std::lock_guard<std::mutex> lock(pool_mutex_);
+      MutexLock lock(pool_mutex_);
       --open_;
       pool_available_.notify_one();
       return opened.status();
@@ -1103,7 +1104,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
   void Release(std::unique_ptr<Connection> conn) {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     idle_.push_back(std::move(conn));
     pool_available_.notify_one();
   }
@@ -1173,7 +1174,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   // number of rows it changed.
   template <typename Binder>
   Result<int64_t> WriteInTransaction(const char* sql, const char* what, Binder bind) {
-    std::lock_guard<std::mutex> writer(write_mutex_);
+    MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
@@ -1214,12 +1215,12 @@ class SqliteStore : public SessionStore, public StoreExporter {
     for (const auto& migration : migrations) {
       Status status = InTransaction(c, [&]() -> Status {
         sqlite3_stmt* raw = nullptr;
-        int rc = sqlite3_prepare_v2(
+        int step = sqlite3_prepare_v2(
             c.db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
             -1, &raw, nullptr);
-        if (rc != SQLITE_OK) return StoreError(rc, "migrate", c.db);
-        rc = sqlite3_step(raw);
-        int64_t current = rc == SQLITE_ROW ? sqlite3_column_int64(raw, 0) : 0;
+        if (step != SQLITE_OK) return StoreError(step, "migrate", c.db);
+        step = sqlite3_step(raw);
+        int64_t current = step == SQLITE_ROW ? sqlite3_column_int64(raw, 0) : 0;
         sqlite3_finalize(raw);
         if (current > known) {
           return Status::Fault(ErrorCode::kStoreUnavailable,
@@ -1258,7 +1259,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
   // which showed as context switches and 9 ms median logins under load,
   // and writers waiting for the lock held pool connections lookups need.
   // Other processes (the admin CLI) still meet busy_timeout.
-  std::mutex write_mutex_;
+  Mutex write_mutex_;
   GroupCommit<PendingSession> logins_{
       [this](const std::vector<PendingSession*>& batch) {
         try {
@@ -1270,15 +1271,15 @@ class SqliteStore : public SessionStore, public StoreExporter {
           }
         }
       }};
-  std::mutex checkpoint_mutex_;
+  Mutex checkpoint_mutex_;
   std::condition_variable checkpoint_cv_;  // with checkpoint_mutex_
-  bool checkpoint_wanted_ = false;         // checkpoint_mutex_
-  bool checkpoint_stopping_ = false;       // checkpoint_mutex_
+  bool checkpoint_wanted_ GUARDED_BY(checkpoint_mutex_) = false;
+  bool checkpoint_stopping_ GUARDED_BY(checkpoint_mutex_) = false;
   std::thread checkpointer_;               // started on the first request
-  std::mutex pool_mutex_;
+  Mutex pool_mutex_;
   std::condition_variable pool_available_;               // with pool_mutex_
-  std::vector<std::unique_ptr<Connection>> idle_;        // pool_mutex_
-  int open_ = 0;  // connections open, idle or lent; pool_mutex_
+  std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(pool_mutex_);
+  int open_ GUARDED_BY(pool_mutex_) = 0;  // connections open, idle or lent
 };
 
 }  // namespace

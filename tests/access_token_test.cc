@@ -24,89 +24,29 @@ constexpr char kApp[] = "wxapp1";
 
 // A SessionStore that passes everything to a real one, except that
 // PutAccessToken can be made to fail like a full disk.
-class FlakyStore : public SessionStore {
+class FlakyStore : public testing_support::ForwardingStore {
  public:
-  explicit FlakyStore(SessionStore& inner) : inner_(inner) {}
-  Status CreateSession(const NewSession& s) override {
-    return inner_.CreateSession(s);
-  }
-  Result<LiveSession> FindLive(const std::string& h, int64_t now) override {
-    return inner_.FindLive(h, now);
-  }
-  Status Touch(const std::string& h, int64_t seen, int64_t exp) override {
-    return inner_.Touch(h, seen, exp);
-  }
-  Result<int64_t> Revoke(const std::string& h) override {
-    return inner_.Revoke(h);
-  }
-  Result<int64_t> RevokeUser(const std::string& a,
-                             const std::string& o) override {
-    return inner_.RevokeUser(a, o);
-  }
-  Result<int64_t> RevokeAll() override { return inner_.RevokeAll(); }
-  Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) override {
-    return inner_.SweepExpired(now, max_rows);
-  }
-  Result<StoreStats> Stats(int64_t now) override { return inner_.Stats(now); }
-  Result<AccessToken> GetAccessToken(const std::string& appid) override {
-    return inner_.GetAccessToken(appid);
-  }
+  using ForwardingStore::ForwardingStore;
   Status PutAccessToken(const AccessToken& token) override {
     if (fail_put) {
       return Status(ErrorCode::kStoreUnavailable, "database or disk is full");
     }
-    return inner_.PutAccessToken(token);
-  }
-  Result<bool> TryLockTokenRefresh(const std::string& appid,
-                                   const std::string& owner, int64_t now_ms,
-                                   int64_t lease_ms) override {
-    return inner_.TryLockTokenRefresh(appid, owner, now_ms, lease_ms);
-  }
-  Status UnlockTokenRefresh(const std::string& appid,
-                            const std::string& owner) override {
-    return inner_.UnlockTokenRefresh(appid, owner);
-  }
-  Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
-    return inner_.ListSigningKeys(now);
-  }
-  Result<bool> ReplaceSigningKey(const std::string& expected_kid,
-                                 const StoredSigningKey& key,
-                                 int64_t previous_verify_until) override {
-    return inner_.ReplaceSigningKey(expected_kid, key, previous_verify_until);
-  }
-  Status Ping() override { return inner_.Ping(); }
-  Result<UserRecord> GetUser(const std::string& a, const std::string& o,
-                             int64_t now) override {
-    return inner_.GetUser(a, o, now);
-  }
-  Result<std::vector<SessionSummary>> ListSessions(const std::string& a,
-                                                   const std::string& o,
-                                                   int64_t now) override {
-    return inner_.ListSessions(a, o, now);
-  }
-  Result<int64_t> PutBan(const Ban& ban) override { return inner_.PutBan(ban); }
-  Status RemoveBan(const std::string& a, const std::string& o,
-                   int64_t now) override {
-    return inner_.RemoveBan(a, o, now);
-  }
-  Result<std::vector<Ban>> ListBans(const std::string& a, int64_t now) override {
-    return inner_.ListBans(a, now);
-  }
-  Result<int64_t> SweepUsers(int64_t now, int64_t before,
-                             int64_t max_rows) override {
-    return inner_.SweepUsers(now, before, max_rows);
+    return ForwardingStore::PutAccessToken(token);
   }
 
   std::atomic<bool> fail_put{false};
-
- private:
-  SessionStore& inner_;
 };
 
 class AccessTokenTest : public ::testing::Test {
  protected:
   AccessTokenTest() : clock_(kStart) {
     config_.apps.push_back({kApp, "secret-1"});
+    // The centre's polls sleep on the ManualClock: each lets its 50 ms pass
+    // at once, is counted, and runs `on_sleep`.
+    clock_.OnWait([this](int64_t) {
+      ++sleeps_;
+      if (on_sleep) on_sleep();
+    });
   }
 
   std::unique_ptr<SessionStore> OpenStore() {
@@ -119,20 +59,9 @@ class AccessTokenTest : public ::testing::Test {
     centre_ = NewCentre(*store_, wechat_);
   }
 
-  // Options whose waiting never really sleeps: each poll runs `on_sleep`.
-  AccessTokenCentre::Options TestOptions() {
-    AccessTokenCentre::Options options;
-    options.sleep = [this](int64_t) {
-      ++sleeps_;
-      if (on_sleep) on_sleep();
-    };
-    return options;
-  }
-
   std::unique_ptr<AccessTokenCentre> NewCentre(SessionStore& store,
                                                FakeWeChat& wechat) {
-    return std::make_unique<AccessTokenCentre>(config_, store, wechat, clock_,
-                                               TestOptions());
+    return std::make_unique<AccessTokenCentre>(config_, store, wechat, clock_);
   }
 
   TempDir dir_;
@@ -284,13 +213,14 @@ TEST_F(AccessTokenTest, ACrashedHoldersLeaseRunsOutAndIsTakenOver) {
                   ->TryLockTokenRefresh(kApp, "crashed", kStart * 1000,
                                         defaults.lease_ms)
                   .value());
-  // Each poll lets a second pass.
-  on_sleep = [this] { clock_.Advance(1); };
+  // Each poll lets poll_interval_ms pass: the lease runs out after
+  // lease_ms of them, and the next look takes it over.
   Result<AccessToken> token = centre_->Get(kApp);
   ASSERT_TRUE(token.ok()) << token.status().ToString();
   EXPECT_EQ(token->token, "token-1");
   EXPECT_EQ(wechat_.token_calls(), 1);
-  EXPECT_EQ(sleeps_.load(), defaults.lease_ms / 1000);
+  EXPECT_EQ(sleeps_.load(), defaults.lease_ms / defaults.poll_interval_ms);
+  EXPECT_EQ(clock_.Now(), kStart + defaults.lease_ms / 1000);
 }
 
 TEST_F(AccessTokenTest, WaitingIsBoundedAndEndsInUpstreamUnavailable) {

@@ -98,6 +98,82 @@ int ListenOnLoopback(int backlog, int* port);
 // result is then nullptr, so callers ASSERT_NE(store, nullptr).
 std::unique_ptr<SessionStore> OpenTestSqliteStore(const std::string& path);
 
+// A SessionStore that passes every call to `inner`: derive from it and
+// override the calls a test wants to fail, slow down or watch.
+class ForwardingStore : public SessionStore {
+ public:
+  explicit ForwardingStore(SessionStore& inner) : inner_(inner) {}
+  Status CreateSession(const NewSession& s) override {
+    return inner_.CreateSession(s);
+  }
+  Result<LiveSession> FindLive(const std::string& h, int64_t now) override {
+    return inner_.FindLive(h, now);
+  }
+  Status Touch(const std::string& h, int64_t seen, int64_t exp) override {
+    return inner_.Touch(h, seen, exp);
+  }
+  Result<int64_t> Revoke(const std::string& h) override {
+    return inner_.Revoke(h);
+  }
+  Result<int64_t> RevokeUser(const std::string& a,
+                             const std::string& o) override {
+    return inner_.RevokeUser(a, o);
+  }
+  Result<int64_t> RevokeAll() override { return inner_.RevokeAll(); }
+  Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) override {
+    return inner_.SweepExpired(now, max_rows);
+  }
+  Result<StoreStats> Stats(int64_t now) override { return inner_.Stats(now); }
+  Result<AccessToken> GetAccessToken(const std::string& appid) override {
+    return inner_.GetAccessToken(appid);
+  }
+  Status PutAccessToken(const AccessToken& token) override {
+    return inner_.PutAccessToken(token);
+  }
+  Result<bool> TryLockTokenRefresh(const std::string& appid,
+                                   const std::string& owner, int64_t now_ms,
+                                   int64_t lease_ms) override {
+    return inner_.TryLockTokenRefresh(appid, owner, now_ms, lease_ms);
+  }
+  Status UnlockTokenRefresh(const std::string& appid,
+                            const std::string& owner) override {
+    return inner_.UnlockTokenRefresh(appid, owner);
+  }
+  Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
+    return inner_.ListSigningKeys(now);
+  }
+  Result<bool> ReplaceSigningKey(const std::string& expected_kid,
+                                 const StoredSigningKey& key,
+                                 int64_t previous_verify_until) override {
+    return inner_.ReplaceSigningKey(expected_kid, key, previous_verify_until);
+  }
+  Status Ping() override { return inner_.Ping(); }
+  Result<UserRecord> GetUser(const std::string& a, const std::string& o,
+                             int64_t now) override {
+    return inner_.GetUser(a, o, now);
+  }
+  Result<std::vector<SessionSummary>> ListSessions(const std::string& a,
+                                                   const std::string& o,
+                                                   int64_t now) override {
+    return inner_.ListSessions(a, o, now);
+  }
+  Result<int64_t> PutBan(const Ban& ban) override { return inner_.PutBan(ban); }
+  Status RemoveBan(const std::string& a, const std::string& o,
+                   int64_t now) override {
+    return inner_.RemoveBan(a, o, now);
+  }
+  Result<std::vector<Ban>> ListBans(const std::string& a, int64_t now) override {
+    return inner_.ListBans(a, now);
+  }
+  Result<int64_t> SweepUsers(int64_t now, int64_t before,
+                             int64_t max_rows) override {
+    return inner_.SweepUsers(now, before, max_rows);
+  }
+
+ private:
+  SessionStore& inner_;
+};
+
 // Sends `request` bytes as-is to 127.0.0.1:port and returns everything read
 // until the peer closes or `timeout_ms` passes without data.
 std::string RawHttp(int port, const std::string& request, int timeout_ms);

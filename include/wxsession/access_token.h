@@ -27,16 +27,17 @@
 // share one forced refresh, and a token someone else has already replaced
 // is simply handed out.
 //
-// Time: expiry and the lease use the injected Clock (whole seconds, leases
-// in its milliseconds); waiting for another process counts polls of
-// poll_interval_ms through Options::sleep, which tests replace.
+// Time: expiry and the lease use the injected Clock's wall time (whole
+// seconds; leases in the store are those seconds in milliseconds, comparable
+// across processes); waiting for another process counts polls of
+// poll_interval_ms, each a Clock::SleepFor, which a ManualClock passes at
+// once.
 //
 // Thread-safety: every method may be called concurrently.
 #ifndef WXSESSION_ACCESS_TOKEN_H_
 #define WXSESSION_ACCESS_TOKEN_H_
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,8 +83,6 @@ class AccessTokenCentre final : public AccessTokenSource {
     // kUpstreamUnavailable: the holder's whole lease, then one refresh of
     // our own.
     int64_t wait_ms = 2 * kMinLeaseMs;
-    // Waits `milliseconds`; empty means std::this_thread::sleep_for.
-    std::function<void(int64_t milliseconds)> sleep;
   };
 
   // Options for a WeChat client with `wechat_timeout_ms` per call: the
@@ -129,12 +128,11 @@ class AccessTokenCentre final : public AccessTokenSource {
   // Whether `token` can be answered without a refresh.
   bool Acceptable(const AccessToken& token, int64_t now,
                   const std::string& rejected) const;
-  void Sleep(int64_t milliseconds) const;
 
   const Config& config_;  // constant after construction
   SessionStore& store_;   // thread-safe by contract
   WeChatClient& wechat_;  // thread-safe by contract
-  const Clock& clock_;
+  const Clock& clock_;     // thread-safe by contract
   const Options options_;  // constant after construction
   // Names this process in the store's lease. Constant after construction.
   const std::string lease_owner_;

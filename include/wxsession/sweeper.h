@@ -10,13 +10,20 @@
 // lookups running beside it, instead of competing for the CPU flat out.
 // It runs every `interval_seconds`.
 //
+// Every wait and every measure of a batch goes through the Clock: the
+// interval and the rests are Clock::WaitFor on the sweeper's condition
+// variable, so Stop ends them at once; with a ManualClock they pass at once
+// and are recorded (ManualClock::Waits), and a Start()ed sweeper on a
+// ManualClock runs round after round until stopped. Batches are timed with
+// MonotonicMillis: a batch under a millisecond may read 0 or 1, which
+// averages out to its true length over a backlog of many batches.
+//
 // Thread-safety: Start/Stop from one owning thread; RunOnce may be called
 // from any thread (tests call it directly with a ManualClock).
 #ifndef WXSESSION_SWEEPER_H_
 #define WXSESSION_SWEEPER_H_
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -37,13 +44,10 @@ class Sweeper {
 
   // Called after each run with the number of rows deleted (or the error).
   using Observer = std::function<void(const Result<int64_t>&)>;
-  // Rests between batches; the default waits (waking early on Stop).
-  // Tests pass one that records the rests instead.
-  using Rest = std::function<void(std::chrono::nanoseconds)>;
 
+  // `store` and `clock` must outlive the sweeper.
   Sweeper(SessionStore& store, const Clock& clock, int64_t interval_seconds,
-          int64_t batch_rows = kDefaultBatchRows, Observer observer = {},
-          Rest rest = {});
+          int64_t batch_rows = kDefaultBatchRows, Observer observer = {});
   ~Sweeper();  // stops the thread
 
   // Also delete users idle for `retention_seconds` (users.retention; see
@@ -64,15 +68,18 @@ class Sweeper {
 
  private:
   void Loop();
-  void RestFor(std::chrono::nanoseconds duration);
+  // Runs `batch` until it deletes fewer than batch_rows_ rows, resting after
+  // each full batch. The rows deleted, or the first error.
+  Result<int64_t> InBatches(const std::function<Result<int64_t>()>& batch);
+  // Waits `milliseconds`, or less if Stop is called.
+  void Rest(int64_t milliseconds);
 
   SessionStore& store_;
-  const Clock& clock_;
+  const Clock& clock_;              // thread-safe by contract
   const int64_t interval_seconds_;  // constant after construction
   const int64_t batch_rows_;        // constant after construction
   int64_t user_retention_seconds_ = 0;  // constant once started
   Observer observer_;               // constant after construction
-  Rest rest_;                       // constant after construction
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
   std::condition_variable wake_;  // with mutex_

@@ -352,7 +352,8 @@ int RunServer(const Config& config,
       config, *session_store, *wechat, clock,
       AccessTokenCentre::OptionsFor(config.wechat_timeout_ms));
   OpenDataService open_data(config, service, *wechat, tokens, clock);
-  HttpServer server(config, service, open_data, tokens, logger, &metrics);
+  HttpServer server(config, service, open_data, tokens, clock, logger,
+                    &metrics);
   // Signed tokens for backends (tokens.*), on when tokens.issuer is set.
   std::unique_ptr<TokenService> token_service;
   if (config.tokens.enabled()) {

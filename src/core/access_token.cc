@@ -4,9 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <future>
-#include <thread>
 #include <utility>
 
 #include "wxsession/crypto.h"
@@ -90,14 +88,6 @@ bool AccessTokenCentre::Acceptable(const AccessToken& token, int64_t now,
     return token.token != rejected && token.expires_at > now;
   }
   return token.expires_at - now > kRefreshMarginSeconds;
-}
-
-void AccessTokenCentre::Sleep(int64_t milliseconds) const {
-  if (options_.sleep) {
-    options_.sleep(milliseconds);
-  } else {
-    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
-  }
 }
 
 Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
@@ -255,7 +245,7 @@ Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
                         std::to_string(options_.wait_ms) + " ms")
           .set_retry_after(kWaitRetryAfterSeconds);
     }
-    Sleep(poll_ms);
+    clock_.SleepFor(poll_ms);
   }
 }
 

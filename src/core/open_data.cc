@@ -142,8 +142,7 @@ OpenDataService::OpenDataService(const Config& config, SessionService& sessions,
         static_cast<double>(config.wechat_per_session_per_minute);
     // A whole minute's worth at once: a page that asks for the phone number
     // and checks the key on load needs a few at a time, not a trickle.
-    wechat_limiter_ = std::make_unique<RateLimiter>(
-        rate, rate, [&clock] { return clock.Now() * 1000; });
+    wechat_limiter_ = std::make_unique<RateLimiter>(rate, rate, clock);
   }
 }
 

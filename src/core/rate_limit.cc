@@ -1,7 +1,6 @@
 #include "core/rate_limit.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
@@ -27,18 +26,18 @@ struct RateLimiter::Shard {
   std::unordered_map<std::string, Bucket> buckets;  // guarded by mutex
 };
 
-RateLimiter::RateLimiter(double per_minute, double burst, NowMillis now_ms,
+RateLimiter::RateLimiter(double per_minute, double burst, const Clock& clock,
                          size_t max_keys)
     : tokens_per_ms_(per_minute / 60000.0),  // 60,000 ms in a minute
       burst_(std::max(1.0, burst)),
-      now_ms_(std::move(now_ms)),
+      clock_(clock),
       max_keys_per_shard_(std::max<size_t>(1, max_keys / kShards)),
       shards_(new Shard[kShards]) {}
 
 RateLimiter::~RateLimiter() = default;
 
 RateLimiter::Decision RateLimiter::Take(const std::string& key) {
-  const int64_t now = now_ms_();
+  const int64_t now = clock_.MonotonicMillis();
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
   std::lock_guard<std::mutex> lock(shard.mutex);
 
@@ -92,14 +91,6 @@ size_t RateLimiter::TrackedKeys() const {
     total += shards_[i].buckets.size();
   }
   return total;
-}
-
-RateLimiter::NowMillis SteadyMillis() {
-  return [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  };
 }
 
 }  // namespace wxsession

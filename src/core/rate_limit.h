@@ -4,7 +4,8 @@
 // A bucket holds at most `burst` tokens and refills at `per_minute` / 60
 // tokens a second; each request takes one token, or is refused with the
 // whole seconds until a token will be there (the Retry-After to send).
-// Time comes from an injected millisecond clock, so tests need not sleep.
+// Time comes from the injected Clock's MonotonicMillis (a wall-clock step
+// neither refills nor drains a bucket), so tests need not sleep.
 //
 // Memory is bounded by `max_keys`. A bucket that has refilled to `burst`
 // carries no information (a new bucket would be the same), so when the table
@@ -19,17 +20,15 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
+
+#include "wxsession/clock.h"
 
 namespace wxsession {
 
 class RateLimiter {
  public:
-  // Milliseconds from any fixed origin; must never go backwards.
-  using NowMillis = std::function<int64_t()>;
-
   // 100,000 buckets of well under 100 bytes each: a few MB at most.
   static constexpr size_t kDefaultMaxKeys = 100000;
 
@@ -38,8 +37,8 @@ class RateLimiter {
     int retry_after_seconds = 0;  // set when !allowed; at least 1
   };
 
-  // `per_minute` > 0 and `burst` >= 1.
-  RateLimiter(double per_minute, double burst, NowMillis now_ms,
+  // `per_minute` > 0 and `burst` >= 1. `clock` must outlive the limiter.
+  RateLimiter(double per_minute, double burst, const Clock& clock,
               size_t max_keys = kDefaultMaxKeys);
   ~RateLimiter();
 
@@ -53,13 +52,10 @@ class RateLimiter {
   struct Shard;
   const double tokens_per_ms_;  // constant after construction
   const double burst_;          // constant after construction
-  const NowMillis now_ms_;      // constant after construction
+  const Clock& clock_;          // thread-safe by contract
   const size_t max_keys_per_shard_;  // constant after construction
   std::unique_ptr<Shard[]> shards_;  // each shard guards itself
 };
-
-// A NowMillis over std::chrono::steady_clock.
-RateLimiter::NowMillis SteadyMillis();
 
 }  // namespace wxsession
 

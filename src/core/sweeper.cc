@@ -1,51 +1,50 @@
 #include "wxsession/sweeper.h"
 
-#include <chrono>
-
 namespace wxsession {
 
 Sweeper::Sweeper(SessionStore& store, const Clock& clock,
                  int64_t interval_seconds, int64_t batch_rows,
-                 Observer observer, Rest rest)
+                 Observer observer)
     : store_(store),
       clock_(clock),
       interval_seconds_(interval_seconds),
       batch_rows_(batch_rows),
-      observer_(std::move(observer)),
-      rest_(std::move(rest)) {}
+      observer_(std::move(observer)) {}
 
 Sweeper::~Sweeper() { Stop(); }
 
 Result<int64_t> Sweeper::RunOnce() {
   const int64_t now = clock_.Now();
+  Result<int64_t> sessions =
+      InBatches([&] { return store_.SweepExpired(now, batch_rows_); });
+  if (!sessions.ok() || user_retention_seconds_ <= 0) return sessions;
+  Result<int64_t> users = InBatches([&] {
+    return store_.SweepUsers(now, now - user_retention_seconds_, batch_rows_);
+  });
+  if (!users.ok()) return users;
+  return sessions.value() + users.value();
+}
+
+Result<int64_t> Sweeper::InBatches(
+    const std::function<Result<int64_t>()>& batch) {
   int64_t total = 0;
   // Each batch is its own short transaction: a lookup or login waits behind
   // at most one batch, never behind the whole sweep.
   while (!stopping_.load()) {
-    const auto started = std::chrono::steady_clock::now();
-    Result<int64_t> deleted = store_.SweepExpired(now, batch_rows_);
+    const int64_t started_ms = clock_.MonotonicMillis();
+    Result<int64_t> deleted = batch();
     if (!deleted.ok()) return deleted;
     total += deleted.value();
     if (deleted.value() < batch_rows_) break;
-    RestFor((std::chrono::steady_clock::now() - started) * kRestPerBatch);
-  }
-  if (user_retention_seconds_ <= 0) return total;
-  while (!stopping_.load()) {
-    const auto started = std::chrono::steady_clock::now();
-    Result<int64_t> deleted =
-        store_.SweepUsers(now, now - user_retention_seconds_, batch_rows_);
-    if (!deleted.ok()) return deleted;
-    total += deleted.value();
-    if (deleted.value() < batch_rows_) break;
-    RestFor((std::chrono::steady_clock::now() - started) * kRestPerBatch);
+    Rest((clock_.MonotonicMillis() - started_ms) * kRestPerBatch);
   }
   return total;
 }
 
-void Sweeper::RestFor(std::chrono::nanoseconds duration) {
-  if (rest_) return rest_(duration);
+void Sweeper::Rest(int64_t milliseconds) {
   std::unique_lock<std::mutex> lock(mutex_);
-  wake_.wait_for(lock, duration, [this] { return stopping_.load(); });
+  clock_.WaitFor(wake_, lock, milliseconds,
+                 [this] { return stopping_.load(); });
 }
 
 void Sweeper::Start() {
@@ -66,7 +65,8 @@ void Sweeper::Stop() {
 void Sweeper::Loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_.load()) {
-    wake_.wait_for(lock, std::chrono::seconds(interval_seconds_),
+    // 1,000 ms in a second.
+    clock_.WaitFor(wake_, lock, interval_seconds_ * 1000,
                    [this] { return stopping_.load(); });
     if (stopping_.load()) break;
     lock.unlock();

@@ -247,7 +247,7 @@ std::string ForwardedFor(const httplib::Request& req) {
 
 struct HttpServer::Impl {
   Impl(const Config& c, SessionService& s, OpenDataService& o,
-       AccessTokenCentre& t, Logger& l, Metrics* m)
+       AccessTokenCentre& t, const Clock& clock, Logger& l, Metrics* m)
       : config(c),
         service(s),
         open_data(o),
@@ -264,7 +264,7 @@ struct HttpServer::Impl {
     if (c.login_rate_per_minute > 0) {
       login_limiter = std::make_unique<RateLimiter>(
           static_cast<double>(c.login_rate_per_minute),
-          static_cast<double>(c.login_rate_burst), SteadyMillis());
+          static_cast<double>(c.login_rate_burst), clock);
     }
   }
 
@@ -853,9 +853,9 @@ void HttpServer::EnableAdmin(AdminService& admin) {
 
 HttpServer::HttpServer(const Config& config, SessionService& service,
                        OpenDataService& open_data, AccessTokenCentre& tokens,
-                       Logger& logger, Metrics* metrics)
-    : impl_(std::make_unique<Impl>(config, service, open_data, tokens, logger,
-                                   metrics)) {
+                       const Clock& clock, Logger& logger, Metrics* metrics)
+    : impl_(std::make_unique<Impl>(config, service, open_data, tokens, clock,
+                                   logger, metrics)) {
   impl_->Configure();
   impl_->RegisterRoutes();
   impl_->RegisterOperationsRoutes();

@@ -31,6 +31,7 @@
 
 #include "wxsession/access_token.h"
 #include "wxsession/admin_service.h"
+#include "wxsession/clock.h"
 #include "wxsession/config.h"
 #include "ops/log.h"
 #include "wxsession/open_data.h"
@@ -51,11 +52,12 @@ class HttpServer {
  public:
   static constexpr size_t kMaxBodyBytes = 64 * 1024;
 
-  // Everything passed in must outlive the server. `metrics` may be null:
-  // then nothing is counted and /metrics is 404.
+  // Everything passed in must outlive the server. `clock` times the login
+  // limiter. `metrics` may be null: then nothing is counted and /metrics is
+  // 404.
   HttpServer(const Config& config, SessionService& service,
              OpenDataService& open_data, AccessTokenCentre& tokens,
-             Logger& logger, Metrics* metrics = nullptr);
+             const Clock& clock, Logger& logger, Metrics* metrics = nullptr);
   ~HttpServer();
 
   // Serves the token routes (POST /v1/token, POST /v1/introspect, GET

@@ -40,10 +40,10 @@ TEST(SystemClock, MonotonicMillisNeverGoBackAndFollowSleeps) {
 
 TEST(SystemClock, WaitForTimesOutOrEndsWhenDone) {
   SystemClock clock;
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable wake;
-  bool done = false;  // guarded by mutex
-  std::unique_lock<std::mutex> lock(mutex);
+  bool done = false;  // written under mutex
+  MutexLock lock(mutex);
 
   const int64_t before = clock.MonotonicMillis();
   EXPECT_FALSE(clock.WaitFor(wake, lock, 20, [&] { return done; }));
@@ -51,12 +51,12 @@ TEST(SystemClock, WaitForTimesOutOrEndsWhenDone) {
 
   // Another thread ends an hour-long wait.
   std::thread stopper([&] {
-    std::lock_guard<std::mutex> guard(mutex);
+    MutexLock guard(mutex);
     done = true;
     wake.notify_all();
   });
   EXPECT_TRUE(clock.WaitFor(wake, lock, 3'600'000, [&] { return done; }));
-  lock.unlock();
+  lock.Unlock();
   stopper.join();
 }
 
@@ -101,15 +101,15 @@ TEST(ManualClock, SleepPassesTheTimeAtOnceAndIsRecorded) {
 
 TEST(ManualClock, WaitForPassesUnlessAlreadyDone) {
   ManualClock clock(kStart);
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable wake;
-  std::unique_lock<std::mutex> lock(mutex);
+  MutexLock lock(mutex);
   EXPECT_FALSE(clock.WaitFor(wake, lock, 60'000, [] { return false; }));
   EXPECT_EQ(clock.Now(), kStart + 60);
   EXPECT_TRUE(clock.WaitFor(wake, lock, 60'000, [] { return true; }));
   EXPECT_EQ(clock.Now(), kStart + 60);
   EXPECT_EQ(clock.Waits(), (std::vector<int64_t>{60'000}));
-  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_TRUE(lock.held());
 }
 
 }  // namespace

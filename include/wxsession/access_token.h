@@ -48,6 +48,7 @@
 #include "wxsession/status.h"
 #include "wxsession/store.h"
 #include "wxsession/wechat.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -137,9 +138,9 @@ class AccessTokenCentre final : public AccessTokenSource {
   // Names this process in the store's lease. Constant after construction.
   const std::string lease_owner_;
 
-  std::mutex mutex_;
-  // appid -> refresh state. GUARDED_BY(mutex_)
-  std::map<std::string, std::unique_ptr<AppState>> apps_;
+  Mutex mutex_;
+  // appid -> refresh state.
+  std::map<std::string, std::unique_ptr<AppState>> apps_ GUARDED_BY(mutex_);
 };
 
 }  // namespace wxsession

@@ -21,9 +21,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <utility>
 #include <vector>
+
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -45,7 +46,7 @@ class Clock {
   // `milliseconds` have passed. Whoever makes done() true must do so under
   // that mutex and then notify `wake`. Returns done(): false on a timeout.
   virtual bool WaitFor(std::condition_variable& wake,
-                       std::unique_lock<std::mutex>& lock,
+                       MutexLock& lock,
                        int64_t milliseconds,
                        const std::function<bool()>& done) const = 0;
 };
@@ -58,7 +59,7 @@ class SystemClock : public Clock {
   int64_t MonotonicMillis() const override;
   void SleepFor(int64_t milliseconds) const override;
   bool WaitFor(std::condition_variable& wake,
-               std::unique_lock<std::mutex>& lock, int64_t milliseconds,
+               MutexLock& lock, int64_t milliseconds,
                const std::function<bool()>& done) const override;
 };
 
@@ -83,7 +84,7 @@ class ManualClock : public Clock {
   void SleepFor(int64_t milliseconds) const override;
   // Returns true at once, without advancing, when done() already is.
   bool WaitFor(std::condition_variable& wake,
-               std::unique_lock<std::mutex>& lock, int64_t milliseconds,
+               MutexLock& lock, int64_t milliseconds,
                const std::function<bool()>& done) const override;
 
   void Set(int64_t now) { wall_ms_.store(now * 1000); }
@@ -112,8 +113,8 @@ class ManualClock : public Clock {
   // Both mutable: waiting on a const Clock lets time pass.
   mutable std::atomic<int64_t> wall_ms_;
   mutable std::atomic<int64_t> monotonic_ms_;
-  mutable std::mutex waits_mutex_;
-  mutable std::vector<int64_t> waits_;  // guarded by waits_mutex_
+  mutable Mutex waits_mutex_;
+  mutable std::vector<int64_t> waits_ GUARDED_BY(waits_mutex_);
   std::function<void(int64_t)> on_wait_;  // constant once in use
 };
 

@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "wxsession/clock.h"
+#include "wxsession/thread_annotations.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
 
@@ -81,7 +82,7 @@ class Sweeper {
   int64_t user_retention_seconds_ = 0;  // constant once started
   Observer observer_;               // constant after construction
   std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable wake_;  // with mutex_
   std::thread thread_;            // owned by the Start/Stop caller
 };

@@ -73,6 +73,8 @@ class SCOPED_CAPABILITY MutexLock {
 
   void Unlock() RELEASE() { lock_.unlock(); }
   void Lock() ACQUIRE() { lock_.lock(); }
+  // Whether the mutex is held now (false between Unlock and Lock).
+  bool held() const { return lock_.owns_lock(); }
 
   // The waits of std::condition_variable: the mutex is released while
   // waiting and held again on return.

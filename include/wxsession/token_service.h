@@ -34,6 +34,7 @@
 #include "wxsession/service.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -127,10 +128,10 @@ class TokenService {
   const Clock& clock_;
   Metrics* const metrics_;    // thread-safe; may be null
   bool keys_from_file_ = false;  // constant after Open
-  std::mutex mutex_;
-  std::shared_ptr<const KeySet> keys_;  // guarded by mutex_
-  int64_t keys_read_at_ = 0;            // guarded by mutex_
-  int64_t forced_read_at_ = 0;          // guarded by mutex_
+  Mutex mutex_;
+  std::shared_ptr<const KeySet> keys_ GUARDED_BY(mutex_);
+  int64_t keys_read_at_ GUARDED_BY(mutex_) = 0;
+  int64_t forced_read_at_ GUARDED_BY(mutex_) = 0;
 };
 
 // `wxsessiond rotate-signing-key`: makes a new current key of

@@ -1,5 +1,6 @@
 // AccessTokenCentre: see access_token.h for the algorithm.
 #include "wxsession/access_token.h"
+#include "wxsession/thread_annotations.h"
 
 #include <unistd.h>
 
@@ -119,7 +120,7 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     std::promise<Result<AccessToken>> promise;
     std::shared_future<Result<AccessToken>> running;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       std::unique_ptr<AppState>& slot = apps_[appid];
       if (!slot) slot = std::make_unique<AppState>();
       state = slot.get();
@@ -171,7 +172,7 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     }
     if (!refreshed.ok() && still_works) refreshed = cached;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       state->flight = {};
       state->next_attempt_at = now + kRetryIntervalSeconds;
       if (called_with_force) {

@@ -28,12 +28,12 @@ void SystemClock::SleepFor(int64_t milliseconds) const {
 }
 
 bool SystemClock::WaitFor(std::condition_variable& wake,
-                          std::unique_lock<std::mutex>& lock,
+                          MutexLock& lock,
                           int64_t milliseconds,
                           const std::function<bool()>& done) const {
   // wait_for measures on steady_clock, so the wait ignores wall-clock steps.
   const std::chrono::milliseconds timeout(std::max<int64_t>(0, milliseconds));
-  return wake.wait_for(lock, timeout, done);
+  return lock.WaitFor(wake, timeout, done);
 }
 
 void ManualClock::SleepFor(int64_t milliseconds) const {
@@ -41,7 +41,7 @@ void ManualClock::SleepFor(int64_t milliseconds) const {
 }
 
 bool ManualClock::WaitFor(std::condition_variable& /*wake*/,
-                          std::unique_lock<std::mutex>& /*lock*/,
+                          MutexLock& /*lock*/,
                           int64_t milliseconds,
                           const std::function<bool()>& done) const {
   if (done()) return true;
@@ -50,7 +50,7 @@ bool ManualClock::WaitFor(std::condition_variable& /*wake*/,
 }
 
 std::vector<int64_t> ManualClock::Waits() const {
-  std::lock_guard<std::mutex> lock(waits_mutex_);
+  MutexLock lock(waits_mutex_);
   return waits_;
 }
 
@@ -58,7 +58,7 @@ void ManualClock::PassWait(int64_t milliseconds) const {
   wall_ms_.fetch_add(milliseconds);
   monotonic_ms_.fetch_add(milliseconds);
   {
-    std::lock_guard<std::mutex> lock(waits_mutex_);
+    MutexLock lock(waits_mutex_);
     waits_.push_back(milliseconds);
   }
   if (on_wait_) on_wait_(milliseconds);

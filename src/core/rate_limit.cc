@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -22,8 +21,8 @@ struct Bucket {
 }  // namespace
 
 struct RateLimiter::Shard {
-  std::mutex mutex;
-  std::unordered_map<std::string, Bucket> buckets;  // guarded by mutex
+  Mutex mutex;
+  std::unordered_map<std::string, Bucket> buckets GUARDED_BY(mutex);
 };
 
 RateLimiter::RateLimiter(double per_minute, double burst, const Clock& clock,
@@ -39,7 +38,7 @@ RateLimiter::~RateLimiter() = default;
 RateLimiter::Decision RateLimiter::Take(const std::string& key) {
   const int64_t now = clock_.MonotonicMillis();
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
-  std::lock_guard<std::mutex> lock(shard.mutex);
+  MutexLock lock(shard.mutex);
 
   auto found = shard.buckets.find(key);
   if (found == shard.buckets.end()) {
@@ -87,7 +86,7 @@ RateLimiter::Decision RateLimiter::Take(const std::string& key) {
 size_t RateLimiter::TrackedKeys() const {
   size_t total = 0;
   for (size_t i = 0; i < kShards; ++i) {
-    std::lock_guard<std::mutex> lock(shards_[i].mutex);
+    MutexLock lock(shards_[i].mutex);
     total += shards_[i].buckets.size();
   }
   return total;

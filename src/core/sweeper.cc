@@ -42,7 +42,7 @@ Result<int64_t> Sweeper::InBatches(
 }
 
 void Sweeper::Rest(int64_t milliseconds) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   clock_.WaitFor(wake_, lock, milliseconds,
                  [this] { return stopping_.load(); });
 }
@@ -55,7 +55,7 @@ void Sweeper::Start() {
 
 void Sweeper::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_.store(true);
   }
   wake_.notify_all();
@@ -63,16 +63,16 @@ void Sweeper::Stop() {
 }
 
 void Sweeper::Loop() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   while (!stopping_.load()) {
     // 1,000 ms in a second.
     clock_.WaitFor(wake_, lock, interval_seconds_ * 1000,
                    [this] { return stopping_.load(); });
     if (stopping_.load()) break;
-    lock.unlock();
+    lock.Unlock();
     Result<int64_t> deleted = RunOnce();
     if (observer_) observer_(deleted);
-    lock.lock();
+    lock.Lock();
   }
 }
 

@@ -1,5 +1,6 @@
 // TokenService: see token_service.h.
 #include "wxsession/token_service.h"
+#include "wxsession/thread_annotations.h"
 
 #include "ops/metrics.h"
 
@@ -117,6 +118,7 @@ Result<std::unique_ptr<TokenService>> TokenService::Open(
     auto set = std::make_shared<KeySet>();
     set->keys.push_back(Key{std::move(pair).value(), 0, 0});
     service->keys_from_file_ = true;
+    MutexLock lock(service->mutex_);  // not shared yet; for the analysis
     service->keys_ = std::move(set);
     return service;
   }
@@ -138,7 +140,7 @@ Status TokenService::EnsureStoreKey() {
         !set.keys.empty() && set.keys.front().retired_at == 0;
     if (has_current && jwt::AlgorithmName(set.keys.front().pair.algorithm()) ==
                            config_.tokens.algorithm) {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       keys_ = read.value();
       keys_read_at_ = clock_.Now();
       return Status::Ok();
@@ -174,7 +176,7 @@ TokenService::ReadStoreKeys() {
 std::shared_ptr<const TokenService::KeySet> TokenService::Keys(bool force) {
   const int64_t now = clock_.Now();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     const bool stale = now - keys_read_at_ >= kKeyRefreshSeconds;
     const bool forced = force && now > forced_read_at_;
     if (keys_from_file_ || (!stale && !forced)) return keys_;
@@ -186,7 +188,7 @@ std::shared_ptr<const TokenService::KeySet> TokenService::Keys(bool force) {
                           : keys_read_at_;
   }
   Result<std::shared_ptr<const KeySet>> read = ReadStoreKeys();
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   // An empty list (the store was emptied) keeps the keys we have: signing
   // must not stop; the next start makes a new key.
   if (read.ok() && !read.value()->keys.empty() &&
@@ -205,7 +207,7 @@ Status TokenService::Reload() {
     return Status::Fault(ErrorCode::kStoreUnavailable,
                   "tokens: the store holds no current signing key");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   keys_ = read.value();
   keys_read_at_ = clock_.Now();
   return Status::Ok();

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -360,14 +361,31 @@ TEST(BlockedSignalSource, TakesASignalSentToTheProcess) {
   EXPECT_EQ(received, SIGTERM);
 }
 
+// Polls `condition` until it holds or kPatience has passed.
+bool Eventually(const std::function<bool()>& condition) {
+  const auto give_up = std::chrono::steady_clock::now() + kPatience;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 TEST(BlockedSignalSource, InterruptWakesAWaiterWithZero) {
   BlockedSignalSource signals;
-  int received = -1;
+  std::atomic<int> received{-1};
   std::thread waiter([&] { received = signals.Wait(); });
+  // Interrupt once the waiter is in Wait, so that it has to be woken (by
+  // the SIGTERM sent to that thread) rather than see the flag on entry.
+  ASSERT_TRUE(Eventually([&] { return signals.Waiting(); }));
   signals.Interrupt();
+  if (!Eventually([&] { return received != -1; })) {
+    ADD_FAILURE() << "Interrupt did not wake the waiter";
+    ::kill(::getpid(), SIGTERM);  // free it, so the test can end
+  }
   waiter.join();
   EXPECT_EQ(received, 0);
-  // And every later Wait returns at once.
+  // And a later Wait returns at once.
   EXPECT_EQ(signals.Wait(), 0);
 }
 

@@ -47,6 +47,11 @@ void BlockedSignalSource::Interrupt() {
   if (waiting_) pthread_kill(waiter_, SIGTERM);
 }
 
+bool BlockedSignalSource::Waiting() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return waiting_;
+}
+
 // --- StopCoordinator -------------------------------------------------------------
 
 StopSteps StopCoordinator::ProcessSteps(std::function<void()> stop_accepting,

@@ -59,6 +59,8 @@ class BlockedSignalSource : public StopSignalSource {
   BlockedSignalSource();
   int Wait() override;
   void Interrupt() override;
+  // True while a thread is in Wait (for tests).
+  bool Waiting();
 
  private:
   const sigset_t signals_;  // constant after construction

@@ -11,15 +11,16 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "ops/log.h"
-#include "store/factory.h"
 #include "store/sealed_store.h"
 #include "wxsession/config.h"
 #include "wxsession/status.h"
+#include "wxsession/store.h"
 
 #ifndef WXSESSIOND_VERSION
 #define WXSESSIOND_VERSION "dev"

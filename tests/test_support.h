@@ -149,7 +149,9 @@ class ServerFixture {
 };
 
 // A scripted WeChatClient: answers from a queue (or a default), counts calls.
-class FakeWeChat : public WeChatClient {
+// It replaces the whole client inside the service's tests; the HTTP client's
+// own tests talk to a FakeWeChatServer (wechat_fakes.h) instead.
+class ScriptedWeChatClient : public WeChatClient {
  public:
   Result<WeChatSession> Code2Session(const std::string& appid,
                                      const std::string& secret,

@@ -308,9 +308,10 @@ TEST(UpstreamTextTest, TruncateUtf8NeverCutsACharacter) {
 }
 
 TEST(UpstreamTextTest, RedactReplacesTheLongestValueAndNeverItsLabels) {
+  // A code "c" inside a token "cab": the token wins where both start.
   const std::vector<std::pair<std::string, std::string>> redactions = {
-      {"c", "[code]"}, {"abc", "[token]"}, {"", "[empty]"}};
-  EXPECT_EQ(Redact("token abc, code c", redactions),
+      {"c", "[code]"}, {"cab", "[token]"}, {"", "[empty]"}};
+  EXPECT_EQ(Redact("token cab, code c", redactions),
             "token [token], [code]ode [code]");
   // "[code]" contains "c"; it is not rewritten again.
   EXPECT_EQ(Redact("cc", redactions), "[code][code]");

@@ -16,7 +16,7 @@
 namespace wxsession {
 namespace {
 
-using testing_support::FakeWeChat;
+using testing_support::ScriptedWeChatClient;
 using testing_support::TempDir;
 
 constexpr int64_t kStart = 1'700'000'000;  // unix seconds
@@ -60,14 +60,14 @@ class AccessTokenTest : public ::testing::Test {
   }
 
   std::unique_ptr<AccessTokenCentre> NewCentre(SessionStore& store,
-                                               FakeWeChat& wechat) {
+                                               ScriptedWeChatClient& wechat) {
     return std::make_unique<AccessTokenCentre>(config_, store, wechat, clock_);
   }
 
   TempDir dir_;
   Config config_;
   ManualClock clock_;
-  FakeWeChat wechat_;
+  ScriptedWeChatClient wechat_;
   std::unique_ptr<SessionStore> store_;
   std::unique_ptr<AccessTokenCentre> centre_;
   std::atomic<int> sleeps_{0};
@@ -126,7 +126,7 @@ TEST_F(AccessTokenTest, ARestartKeepsTheToken) {
 
   std::unique_ptr<SessionStore> reopened = OpenStore();
   ASSERT_NE(reopened, nullptr);
-  FakeWeChat fresh_wechat;
+  ScriptedWeChatClient fresh_wechat;
   auto centre = NewCentre(*reopened, fresh_wechat);
   EXPECT_EQ(centre->Get(kApp)->token, "token-1");
   EXPECT_EQ(fresh_wechat.token_calls(), 0);
@@ -161,7 +161,7 @@ TEST_F(AccessTokenTest, HundredConcurrentCallersMakeOneUpstreamCall) {
 
 TEST_F(AccessTokenTest, TwoProcessesShareOneToken) {
   std::unique_ptr<SessionStore> other_store = OpenStore();
-  FakeWeChat other_wechat;
+  ScriptedWeChatClient other_wechat;
   auto other = NewCentre(*other_store, other_wechat);
   ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
   EXPECT_EQ(other->Get(kApp)->token, "token-1");
@@ -171,7 +171,7 @@ TEST_F(AccessTokenTest, TwoProcessesShareOneToken) {
 
 TEST_F(AccessTokenTest, AProcessWaitsForAnotherProcesssRefresh) {
   std::unique_ptr<SessionStore> other_store = OpenStore();
-  FakeWeChat other_wechat;
+  ScriptedWeChatClient other_wechat;
   auto other = NewCentre(*other_store, other_wechat);
 
   // This process fetches and stalls inside WeChat, holding the lease.
@@ -340,7 +340,7 @@ TEST_F(AccessTokenTest, ConcurrentRejectionsShareOneForcedRefresh) {
 TEST_F(AccessTokenTest, AnotherProcesssReplacementIsUsedWithoutForcing) {
   ASSERT_EQ(centre_->Get(kApp)->token, "token-1");
   std::unique_ptr<SessionStore> other_store = OpenStore();
-  FakeWeChat other_wechat;
+  ScriptedWeChatClient other_wechat;
   other_wechat.PushToken(StableAccessToken{"from-other-process", 7200});
   auto other = NewCentre(*other_store, other_wechat);
   ASSERT_EQ(other->ReplaceRejectedAccessToken(kApp, "token-1").value(),

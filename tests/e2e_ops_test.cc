@@ -42,6 +42,7 @@ using testing_support::PromText;
 using testing_support::RunCommand;
 using testing_support::ServerFixture;
 using testing_support::TempDir;
+using testing_support::WaitFor;
 using testing_support::WriteFile;
 
 httplib::Client ClientFor(int port) {
@@ -74,17 +75,18 @@ httplib::Result GetSession(int port, const std::string& id) {
 // Polling, because a request is counted just after its answer is sent: the
 // scrape that follows it can arrive first.
 PromText Scrape(int port, const std::function<bool(const PromText&)>& ready) {
-  auto deadline = steady_clock::now() + std::chrono::seconds(5);
   PromText parsed;
-  while (true) {
-    auto res = ClientFor(port).Get("/metrics");
-    EXPECT_TRUE(res);
-    if (!res) return parsed;
-    parsed = ParsePrometheusText(res->body);
-    EXPECT_EQ(parsed.error, "") << res->body;
-    if (ready(parsed) || steady_clock::now() > deadline) return parsed;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitFor(
+      [&] {
+        auto res = ClientFor(port).Get("/metrics");
+        EXPECT_TRUE(res);
+        if (!res) return true;  // give up: the failure is recorded
+        parsed = ParsePrometheusText(res->body);
+        EXPECT_EQ(parsed.error, "") << res->body;
+        return ready(parsed);
+      },
+      std::chrono::seconds(5));
+  return parsed;
 }
 
 // Starts `wxsessiond serve --config config` with `env`; sets *port.
@@ -430,9 +432,27 @@ TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
       return res ? res->status : -1;
     }));
   }
+  // Wait until the storm has arrived: 14 logins hold the bulkhead (4 at
+  // WeChat, 10 waiting), the other 26 were turned away, and calls are still
+  // stuck at WeChat. Without this the lookups below could all run before
+  // the storm and check nothing.
+  const std::map<std::string, std::string> wechat = {
+      {"api", "jscode2session"}, {"platform", "wechat"}};
+  double rejected = 0;
+  double in_flight = 0;
+  const bool arrived = WaitFor([&] {
+    auto res = ClientFor(port).Get("/metrics");
+    if (!res) return false;
+    const PromText text = ParsePrometheusText(res->body);
+    rejected =
+        text.Value("wxsessiond_upstream_rejected_total", wechat).value_or(0);
+    in_flight = text.Value("wxsessiond_upstream_in_flight").value_or(0);
+    return rejected >= 26 && in_flight >= 1;
+  });
+  ASSERT_TRUE(arrived) << "the storm never filled the bulkhead: " << rejected
+                       << " rejected, " << in_flight << " in flight";
   // While they are stuck, lookups on the kept-alive connection and on new
   // connections answer at once.
-  std::this_thread::sleep_for(milliseconds(300));  // let the storm arrive
   double slowest_ms = 0;
   for (int i = 0; i < 40; ++i) {
     auto started = steady_clock::now();
@@ -539,7 +559,12 @@ TEST(E2EBackup, ACopyTakenDuringLoginsOpensAndHoldsTheSessions) {
       if (res && res->status == 200) during.fetch_add(1);
     }
   });
-  while (during.load() < 5) std::this_thread::sleep_for(milliseconds(5));
+  // The copy must be taken while logins are being written.
+  if (!WaitFor([&] { return during.load() >= 5; })) {
+    stop.store(true);
+    writer.join();
+    FAIL() << "logins never got going: " << during.load() << " answered";
+  }
   const std::string out = fixture.dir().File("backup.db");
   auto backup = RunCommand(
       {BinaryPath(), "backup", "--config", fixture.config_path(), out});
@@ -634,7 +659,17 @@ TEST(E2EShutdown, SigtermDuringLoadFinishesInFlightRequestsAndExitsZero) {
       }
     });
   }
-  std::this_thread::sleep_for(milliseconds(1000));  // load running
+  // Signal only once the load is running: some sessions are acknowledged
+  // (the restart below must find them) and logins keep coming.
+  const bool loaded = WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    int acknowledged = 0;
+    for (const Outcome& outcome : outcomes) {
+      if (!outcome.session_id.empty()) ++acknowledged;
+    }
+    return acknowledged > 10;
+  });
+  EXPECT_TRUE(loaded) << "the load never got going";
   const auto signalled = steady_clock::now();
   server->Signal(SIGTERM);
   std::optional<int> code = server->Wait(5000);
@@ -795,11 +830,7 @@ std::string StderrOfAFailedLogin(const std::string& journal_stream_export) {
   }
   // The line is written before the answer is sent, but wait for it rather
   // than rely on that.
-  auto deadline = steady_clock::now() + std::chrono::seconds(10);
-  while (LinesWith(server.Stderr(), "login_failed").empty() &&
-         steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  WaitFor([&] { return !LinesWith(server.Stderr(), "login_failed").empty(); });
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(5000), 0);
   return server.Stderr();

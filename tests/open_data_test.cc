@@ -22,7 +22,7 @@ namespace wxsession {
 namespace {
 
 using json = nlohmann::json;
-using testing_support::FakeWeChat;
+using testing_support::ScriptedWeChatClient;
 using testing_support::TempDir;
 
 constexpr int64_t kNow = 1'700'000'000;  // unix seconds
@@ -378,7 +378,7 @@ class OpenDataServiceTest : public ::testing::Test {
   TempDir dir_;
   Config config_;
   ManualClock clock_;
-  FakeWeChat wechat_;
+  ScriptedWeChatClient wechat_;
   std::unique_ptr<SessionStore> store_;
   std::unique_ptr<SessionService> sessions_;
   std::unique_ptr<AccessTokenCentre> tokens_;

@@ -247,7 +247,7 @@ TEST(PlatformConfig, MistakesNameTheKey) {
 // The guard (bulkhead, metrics) serves every platform's login, labelled
 // with the platform and that platform's api name.
 TEST(PlatformGuard, LoginsAreLabelledAndBulkheadedPerPlatform) {
-  testing_support::FakeWeChat fake;
+  testing_support::ScriptedWeChatClient fake;
   Metrics metrics("test");
   UpstreamGuardOptions options;
   options.max_concurrent = 1;

@@ -13,7 +13,7 @@
 namespace wxsession {
 namespace {
 
-using testing_support::FakeWeChat;
+using testing_support::ScriptedWeChatClient;
 using testing_support::TempDir;
 
 constexpr int64_t kStart = 1'700'000'000;  // unix seconds
@@ -36,7 +36,7 @@ class ServiceTest : public ::testing::Test {
   TempDir dir_;
   Config config_;
   ManualClock clock_;
-  FakeWeChat wechat_;
+  ScriptedWeChatClient wechat_;
   std::unique_ptr<SessionStore> store_;
   std::unique_ptr<SessionService> service_;
 };

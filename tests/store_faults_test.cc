@@ -19,7 +19,7 @@
 namespace wxsession {
 namespace {
 
-using testing_support::FakeWeChat;
+using testing_support::ScriptedWeChatClient;
 using testing_support::TempDir;
 
 constexpr int64_t kNow = 1'700'000'000;  // unix seconds
@@ -234,7 +234,7 @@ TEST(StoreSizeCap, LoginsFailAtTheCapLookupsWorkAndFreedSpaceIsReused) {
   Config config;
   config.apps.push_back({"wxapp1", "secret"});
   ManualClock clock(kNow);
-  FakeWeChat wechat;
+  ScriptedWeChatClient wechat;
   SessionService service(config, *store, wechat, clock);
 
   std::vector<std::string> ids;

@@ -60,6 +60,16 @@ std::string ReadFile(const std::string& path) {
   return buffer.str();
 }
 
+bool WaitFor(const std::function<bool()>& condition,
+             std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 std::string FindProgram(const std::string& name) {
   std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
   path += ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -373,9 +383,8 @@ std::optional<int> ServerFixture::WaitServer(int timeout_ms) {
   return server_ ? server_->Wait(timeout_ms) : std::nullopt;
 }
 
-Result<WeChatSession> FakeWeChat::Code2Session(const std::string&,
-                                               const std::string&,
-                                               const std::string& code) {
+Result<WeChatSession> ScriptedWeChatClient::Code2Session(
+    const std::string&, const std::string&, const std::string& code) {
   calls_.fetch_add(1);
   if (on_call) on_call();
   std::lock_guard<std::mutex> lock(mutex_);
@@ -391,14 +400,13 @@ Result<WeChatSession> FakeWeChat::Code2Session(const std::string&,
   return session;
 }
 
-void FakeWeChat::Push(Result<WeChatSession> answer) {
+void ScriptedWeChatClient::Push(Result<WeChatSession> answer) {
   std::lock_guard<std::mutex> lock(mutex_);
   queue_.push_back(std::move(answer));
 }
 
-Result<StableAccessToken> FakeWeChat::StableToken(const std::string&,
-                                                  const std::string&,
-                                                  bool force_refresh) {
+Result<StableAccessToken> ScriptedWeChatClient::StableToken(
+    const std::string&, const std::string&, bool force_refresh) {
   const int call = token_calls_.fetch_add(1) + 1;
   if (force_refresh) forced_token_calls_.fetch_add(1);
   if (on_token_call) on_token_call();
@@ -411,15 +419,14 @@ Result<StableAccessToken> FakeWeChat::StableToken(const std::string&,
   return StableAccessToken{"token-" + std::to_string(call), 7200};
 }
 
-void FakeWeChat::PushToken(Result<StableAccessToken> answer) {
+void ScriptedWeChatClient::PushToken(Result<StableAccessToken> answer) {
   std::lock_guard<std::mutex> lock(mutex_);
   token_queue_.push_back(std::move(answer));
 }
 
-Result<PhoneNumber> FakeWeChat::GetPhoneNumber(AccessTokenSource& tokens,
-                                               const std::string& appid,
-                                               const std::string& code,
-                                               const std::string& openid) {
+Result<PhoneNumber> ScriptedWeChatClient::GetPhoneNumber(
+    AccessTokenSource& tokens, const std::string& appid,
+    const std::string& code, const std::string& openid) {
   if (phone) return phone(tokens, appid, code, openid);
   Result<std::string> token = tokens.AccessTokenFor(appid);
   if (!token.ok()) return token.status();
@@ -431,15 +438,14 @@ Result<PhoneNumber> FakeWeChat::GetPhoneNumber(AccessTokenSource& tokens,
   return number;
 }
 
-Result<bool> FakeWeChat::CheckSessionKey(AccessTokenSource& tokens,
-                                         const std::string& appid,
-                                         const std::string& openid,
-                                         const std::string& session_key) {
+Result<bool> ScriptedWeChatClient::CheckSessionKey(
+    AccessTokenSource& tokens, const std::string& appid,
+    const std::string& openid, const std::string& session_key) {
   if (check_session) return check_session(tokens, appid, openid, session_key);
   return true;
 }
 
-std::string FakeWeChat::last_code() const {
+std::string ScriptedWeChatClient::last_code() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return last_code_;
 }

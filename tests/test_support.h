@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +34,12 @@ class TempDir {
 
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
+
+// Polls `condition` every few milliseconds until it holds or `timeout`
+// passes; true when it held. What a test uses instead of a fixed sleep: it
+// waits on the outcome, as long as the outcome takes and no longer.
+bool WaitFor(const std::function<bool()>& condition,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // The first executable `name` on PATH or in the usual bin and sbin
 // directories (root's PATH may lack sbin, where nginx lives), or "".
@@ -225,7 +232,9 @@ class ServerFixture {
 };
 
 // A scripted WeChatClient: answers from a queue (or a default), counts calls.
-class FakeWeChat : public WeChatClient {
+// It replaces the whole client inside the service's tests; the HTTP client's
+// own tests talk to a FakeWeChatServer (wechat_fakes.h) instead.
+class ScriptedWeChatClient : public WeChatClient {
  public:
   Result<WeChatSession> Code2Session(const std::string& appid,
                                      const std::string& secret,

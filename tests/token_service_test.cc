@@ -20,7 +20,7 @@ namespace wxsession {
 namespace {
 
 using json = nlohmann::json;
-using testing_support::FakeWeChat;
+using testing_support::ScriptedWeChatClient;
 using testing_support::TempDir;
 
 constexpr int64_t kStart = 1'700'000'000;  // unix seconds
@@ -160,7 +160,7 @@ class TokenServiceTest : public ::testing::Test {
   TempDir dir_;
   Config config_;
   ManualClock clock_;
-  FakeWeChat wechat_;
+  ScriptedWeChatClient wechat_;
   std::unique_ptr<SessionStore> store_;
   std::unique_ptr<SessionService> sessions_;
 };

@@ -15,7 +15,7 @@
 namespace wxsession {
 namespace {
 
-using testing_support::FakeWeChat;
+using testing_support::ScriptedWeChatClient;
 using testing_support::ParsePrometheusText;
 
 // Holds every call to the fake WeChat until Open().
@@ -46,7 +46,7 @@ class Gate {
 };
 
 TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
-  FakeWeChat fake;
+  ScriptedWeChatClient fake;
   Gate gate;
   fake.on_call = [&] { gate.Wait(); };
   Metrics metrics("t");
@@ -88,7 +88,7 @@ TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
 }
 
 TEST(WeChatGuard, AWaitingCallProceedsWhenAPlaceFreesUp) {
-  FakeWeChat fake;
+  ScriptedWeChatClient fake;
   Gate gate;
   fake.on_call = [&] { gate.Wait(); };
   UpstreamGuardOptions options;
@@ -110,7 +110,7 @@ TEST(WeChatGuard, AWaitingCallProceedsWhenAPlaceFreesUp) {
 }
 
 TEST(WeChatGuard, ErrorsPassThroughAndAreCountedByCode) {
-  FakeWeChat fake;
+  ScriptedWeChatClient fake;
   fake.Push(Status(ErrorCode::kInvalidCode, "WeChat jscode2session failed: 40029"));
   Metrics metrics("t");
   auto guarded = NewGuardedWeChatClient(fake, UpstreamGuardOptions{}, &metrics);

@@ -869,7 +869,8 @@ describe("credential: 'jwt'", () => {
   it('fetches a JWT right after login', async () => {
     const { server, session } = jwtSetup()
     await session.login()
-    await new Promise((resolve) => setTimeout(resolve, 10))
+    // The fetch runs in the background: wait for it, not for a while.
+    await until(() => server.tokenCalls > 0)
     assert.strictEqual(server.tokenCalls, 1)
     await session.request({ url: '/api/x' })
     assert.strictEqual(server.tokenCalls, 1)

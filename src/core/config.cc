@@ -1,10 +1,11 @@
 // Config loading: file, then environment, then command-line overrides, then
 // the derived defaults (ResolveDefaults) checked together.
 //
-// The file is read one top-level key at a time (kTopLevelKeys): each key has
+// The file is read one top-level key at a time (TopLevelKeys): each key has
 // one function, and each reads its values through a Section
 // (core/json_section.h), which owns the range, duration, enumeration and
-// unknown-key checks and their messages. Every error is one line, "config:
+// unknown-key checks and their messages; apps (and the app the environment
+// names) are read in core/app_section.cc. Every error is one line, "config:
 // <key path>: <what is wrong>". No message ever quotes a secret value, and
 // parse errors drop the JSON token text, which could be part of a secret.
 //
@@ -32,13 +33,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <set>
 
+#include "core/app_section.h"
 #include "core/ip_network.h"
 #include "core/json_section.h"
 #include "core/secret_file.h"
 #include "core/store_locator.h"
-#include "wxsession/crypto.h"
 
 namespace wxsession {
 namespace {
@@ -53,13 +53,6 @@ constexpr int64_t kMaxSessionsPerUser = 1000;  // more is a typo
 constexpr int64_t kMaxTokenTtlSeconds = 3600;  // the contract: at most 1h
 constexpr char kUrlHint[] = "expected a URL starting with http:// or https://";
 
-// How file paths that hold secrets are resolved, and whether the secrets
-// that only `serve` needs are read (ConfigOverrides::without_secrets).
-struct SecretSource {
-  const GetEnv& env;
-  bool skip;
-};
-
 Status ParseListen(const std::string& text, const std::string& key_path,
                    Config* config) {
   auto host_port = ParseHostPort(text);
@@ -73,115 +66,8 @@ Status ParseListen(const std::string& text, const std::string& key_path,
   return Status::Ok();
 }
 
-// --- apps: one object per app.
-
-// Reads one of an Alipay app's key files and checks that it holds the key
-// `check` expects (never quoting the file's content).
-Status ReadAlipayKey(const Section& app, const char* key,
-                     const SecretSource& secrets,
-                     Status (*check)(const std::string&), std::string* out) {
-  if (!app.Has(key)) {
-    return app.Error(key, "missing (Alipay apps sign with RSA keys)");
-  }
-  std::string file;
-  if (secrets.skip) return app.Path(key, &file);
-  std::string text;
-  if (Status s = app.SecretFile(key, secrets.env, &file, &text); !s.ok()) {
-    return s;
-  }
-  Status s = check(text);
-  if (!s.ok()) return app.Error(key, file + ": " + s.message());
-  *out = std::move(text);
-  return Status::Ok();
-}
-
-// apps[].platform, apps[].api_base and, for Alipay, the two key files.
-Status ParsePlatformKeys(const Section& app, const SecretSource& secrets,
-                         AppConfig* out) {
-  if (const json* platform = app.Find("platform")) {
-    std::optional<Platform> parsed;
-    if (platform->is_string()) parsed = ParsePlatform(platform->get<std::string>());
-    if (!parsed) {
-      return app.Error("platform",
-                       std::string("expected one of ") + PlatformNames());
-    }
-    out->platform = *parsed;
-  }
-  if (Status s = app.BaseUrl("api_base", &out->api_base); !s.ok()) return s;
-  const bool alipay = out->platform == Platform::kAlipay;
-  for (const char* key : {"private_key_file", "alipay_public_key_file"}) {
-    if (!alipay && app.Has(key)) {
-      return app.Error(key,
-                       "only Alipay apps (platform \"alipay\") take key "
-                       "files; this app uses secret or secret_file");
-    }
-  }
-  if (!alipay) return Status::Ok();
-  for (const char* key : {"secret", "secret_file"}) {
-    if (app.Has(key)) {
-      return app.Error(key,
-                       "Alipay apps take private_key_file and "
-                       "alipay_public_key_file, not a secret");
-    }
-  }
-  Status s = ReadAlipayKey(app, "private_key_file", secrets,
-                           &crypto::CheckRsaPrivateKey, &out->private_key);
-  if (!s.ok()) return s;
-  return ReadAlipayKey(app, "alipay_public_key_file", secrets,
-                       &crypto::CheckRsaPublicKey, &out->alipay_public_key);
-}
-
-// apps[].secret or apps[].secret_file (never quoting the value: a secret
-// with the wrong type is still a secret).
-Status ParseAppSecret(const Section& app, const SecretSource& secrets,
-                      AppConfig* out) {
-  const bool has_secret = app.Has("secret");
-  if (has_secret && app.Has("secret_file")) {
-    return ConfigError(app.path(), "set either secret or secret_file, not both");
-  }
-  if (!has_secret && !app.Has("secret_file")) {
-    return ConfigError(app.path(), "missing secret or secret_file");
-  }
-  if (has_secret) return app.String("secret", &out->secret);
-  std::string file;
-  if (secrets.skip) return app.Path("secret_file", &file);
-  return app.SecretFile("secret_file", secrets.env, &out->secret_file,
-                        &out->secret);
-}
-
-Status ParseApp(const json& entry, const std::string& path,
-                const SecretSource& secrets, AppConfig* out) {
-  if (!entry.is_object()) return ConfigError(path, "expected an object");
-  const Section app(entry, path);
-  Status s = app.CheckKnownKeys({"appid", "secret", "secret_file", "platform",
-                                 "api_base", "private_key_file",
-                                 "alipay_public_key_file"});
-  if (s.ok() && !app.Has("appid")) s = app.Error("appid", "missing");
-  if (s.ok()) s = app.String("appid", &out->appid);
-  if (s.ok()) s = ParsePlatformKeys(app, secrets, out);
-  if (!s.ok() || out->platform == Platform::kAlipay) return s;
-  return ParseAppSecret(app, secrets, out);
-}
-
-Status ApplyApps(const Section& root, const SecretSource& secrets,
-                 Config* config) {
-  const json* apps = root.Find("apps");
-  if (apps == nullptr) return Status::Ok();
-  if (!apps->is_array()) return root.Error("apps", "expected an array");
-  std::set<std::string> seen;
-  for (size_t i = 0; i < apps->size(); ++i) {
-    const std::string path = "apps[" + std::to_string(i) + "]";
-    AppConfig app;
-    if (Status s = ParseApp((*apps)[i], path, secrets, &app); !s.ok()) return s;
-    if (!seen.insert(app.appid).second) {
-      return ConfigError(path + ".appid", "duplicate appid " + app.appid);
-    }
-    config->apps.push_back(std::move(app));
-  }
-  return Status::Ok();
-}
-
-// --- The other top-level keys, one function each, in kTopLevelKeys.
+// --- The other top-level keys, one function each (TopLevelKeys). An
+// object key's function gets its object; any other gets the top level.
 
 Status ApplyListen(const Section& root, const SecretSource&, Config* config) {
   const json* listen = root.Find("listen");
@@ -197,16 +83,13 @@ Status ApplyDatabase(const Section& root, const SecretSource&,
   return root.Path("database", &config->database);
 }
 
-Status ApplySession(const Section& root, const SecretSource&, Config* config) {
-  std::optional<Section> session;
-  Status s = root.Object("session", {"ttl", "idle_ttl", "max_per_user"},
-                         &session);
-  if (!s.ok() || !session) return s;
-  s = session->Duration("ttl", 1, &config->session_ttl);
-  if (s.ok()) s = session->Duration("idle_ttl", 0, &config->session_idle_ttl);
+Status ApplySession(const Section& session, const SecretSource&,
+                    Config* config) {
+  Status s = session.Duration("ttl", 1, &config->session_ttl);
+  if (s.ok()) s = session.Duration("idle_ttl", 0, &config->session_idle_ttl);
   if (!s.ok()) return s;
-  return session->Int("max_per_user", 0, kMaxSessionsPerUser,
-                      &config->session_max_per_user, "no limit");
+  return session.Int("max_per_user", 0, kMaxSessionsPerUser,
+                     &config->session_max_per_user, "no limit");
 }
 
 Status ApplySweepInterval(const Section& root, const SecretSource&,
@@ -214,17 +97,14 @@ Status ApplySweepInterval(const Section& root, const SecretSource&,
   return root.Duration("sweep_interval", 1, &config->sweep_interval);
 }
 
-Status ApplyWechat(const Section& root, const SecretSource&, Config* config) {
-  std::optional<Section> wechat;
-  Status s = root.Object("wechat", {"api_base", "timeout", "max_concurrent"},
-                         &wechat);
-  if (!s.ok() || !wechat) return s;
-  s = wechat->BaseUrl("api_base", &config->wechat_api_base);
-  if (s.ok()) s = wechat->Timeout("timeout", &config->wechat_timeout_ms);
+Status ApplyWechat(const Section& wechat, const SecretSource&,
+                   Config* config) {
+  Status s = wechat.BaseUrl("api_base", &config->wechat_api_base);
+  if (s.ok()) s = wechat.Timeout("timeout", &config->wechat_timeout_ms);
   if (!s.ok()) return s;
   // Checked against the HTTP threads in ResolveDefaults.
-  return wechat->Int("max_concurrent", 1, kMaxHttpThreads,
-                     &config->wechat_max_concurrent);
+  return wechat.Int("max_concurrent", 1, kMaxHttpThreads,
+                    &config->wechat_max_concurrent);
 }
 
 Status ApplyExposeOpenid(const Section& root, const SecretSource&,
@@ -239,38 +119,9 @@ Status ApplyDurability(const Section& root, const SecretSource&,
                    &config->durability);
 }
 
-Status ApplyHttp(const Section& root, const SecretSource&, Config* config) {
-  std::optional<Section> http;
-  Status s = root.Object("http", {"threads"}, &http);
-  if (!s.ok() || !http) return s;
-  return http->Int("threads", 0, kMaxHttpThreads, &config->http_threads,
-                   "automatic");
-}
-
-// storage: sealing at rest and a size cap. The key files are read by the
-// caller (sealed_store.h), so a bad key stops start-up there.
-Status ApplyStorage(const Section& root, const SecretSource& secrets,
-                    Config* config) {
-  std::optional<Section> storage;
-  Status s = root.Object(
-      "storage", {"master_key_file", "previous_master_key_files", "max_pages"},
-      &storage);
-  if (!s.ok() || !storage) return s;
-  s = storage->SecretPath("master_key_file", secrets.env,
-                          &config->master_key_file);
-  if (s.ok()) {
-    s = storage->SecretPaths("previous_master_key_files", secrets.env,
-                             &config->previous_master_key_files);
-  }
-  if (s.ok() && !config->previous_master_key_files.empty() &&
-      config->master_key_file.empty()) {
-    s = storage->Error("previous_master_key_files",
-                       "needs storage.master_key_file as well");
-  }
-  if (!s.ok()) return s;
-  // 2^31 - 2: SQLite's own ceiling for max_page_count.
-  return storage->Int("max_pages", 0, 2147483646, &config->storage_max_pages,
-                      "no cap");
+Status ApplyHttp(const Section& http, const SecretSource&, Config* config) {
+  return http.Int("threads", 0, kMaxHttpThreads, &config->http_threads,
+                  "automatic");
 }
 
 // `store`: "sqlite" or a Redis URL (issue 6).
@@ -290,91 +141,92 @@ Status ApplyStore(const Section& root, const SecretSource&, Config* config) {
   return Status::Ok();
 }
 
-Status ApplyRedis(const Section& root, const SecretSource& secrets,
+Status ApplyRedis(const Section& redis, const SecretSource& secrets,
                   Config* config) {
-  std::optional<Section> redis;
-  Status s = root.Object("redis",
-                         {"prefix", "timeout", "pool_size", "min_replicas_ack",
-                          "password_file"},
-                         &redis);
-  if (!s.ok() || !redis) return s;
   RedisConfig& out = config->redis;
-  if (const json* prefix = redis->Find("prefix")) {
+  if (const json* prefix = redis.Find("prefix")) {
     // 64 bytes: a namespace, not data; keeps every key short.
     const std::string text = prefix->is_string() ? prefix->get<std::string>() : "";
     if (text.empty() || text.size() > 64 ||
         text.find_first_of(" \t\r\n") != std::string::npos) {
-      return redis->Error("prefix",
-                          "expected a non-empty string without spaces, at "
-                          "most 64 characters, e.g. \"wxs:\"");
+      return redis.Error("prefix",
+                         "expected a non-empty string without spaces, at "
+                         "most 64 characters, e.g. \"wxs:\"");
     }
     out.prefix = text;
   }
-  s = redis->Timeout("timeout", &out.timeout_ms);
+  Status s = redis.Timeout("timeout", &out.timeout_ms);
   // 1024 connections and 64 replicas: more is a typo, not a deployment.
-  if (s.ok()) s = redis->Int("pool_size", 1, 1024, &out.pool_size);
+  if (s.ok()) s = redis.Int("pool_size", 1, 1024, &out.pool_size);
   if (s.ok()) {
-    s = redis->Int("min_replicas_ack", 0, 64, &out.min_replicas_ack, "no wait");
+    s = redis.Int("min_replicas_ack", 0, 64, &out.min_replicas_ack, "no wait");
   }
   std::string file;
   if (!s.ok()) return s;
-  return redis->SecretFile("password_file", secrets.env, &file, &out.password);
+  return redis.SecretFile("password_file", secrets.env, &file, &out.password);
 }
 
-Status ApplyOpenData(const Section& root, const SecretSource&,
+// storage: sealing at rest and a size cap. The key files are read by the
+// caller (sealed_store.h), so a bad key stops start-up there.
+Status ApplyStorage(const Section& storage, const SecretSource& secrets,
+                    Config* config) {
+  Status s = storage.SecretPath("master_key_file", secrets.env,
+                                &config->master_key_file);
+  if (s.ok()) {
+    s = storage.SecretPaths("previous_master_key_files", secrets.env,
+                            &config->previous_master_key_files);
+  }
+  if (s.ok() && !config->previous_master_key_files.empty() &&
+      config->master_key_file.empty()) {
+    s = storage.Error("previous_master_key_files",
+                      "needs storage.master_key_file as well");
+  }
+  if (!s.ok()) return s;
+  // 2^31 - 2: SQLite's own ceiling for max_page_count.
+  return storage.Int("max_pages", 0, 2147483646, &config->storage_max_pages,
+                     "no cap");
+}
+
+Status ApplyOpenData(const Section& open_data, const SecretSource&,
                      Config* config) {
-  std::optional<Section> open_data;
-  Status s = root.Object("open_data", {"max_age"}, &open_data);
-  if (!s.ok() || !open_data) return s;
-  return open_data->Duration("max_age", 0, &config->open_data_max_age);
+  return open_data.Duration("max_age", 0, &config->open_data_max_age);
 }
 
 // admin.token_file: the token operators send to the admin routes.
-Status ApplyAdmin(const Section& root, const SecretSource& secrets,
+Status ApplyAdmin(const Section& admin, const SecretSource& secrets,
                   Config* config) {
-  std::optional<Section> admin;
   std::string file;
-  Status s = root.Object("admin", {"token_file"}, &admin);
-  if (s.ok() && admin) s = admin->SecretPath("token_file", secrets.env, &file);
+  Status s = admin.SecretPath("token_file", secrets.env, &file);
   if (!s.ok() || file.empty()) return s;
-  Result<std::string> token = ReadTokenFile(file, admin->PathOf("token_file"));
+  Result<std::string> token = ReadTokenFile(file, admin.PathOf("token_file"));
   if (!token.ok()) return token.status();
   config->admin_token_file = file;
   config->admin_token = std::move(token).value();
   return Status::Ok();
 }
 
-Status ApplyLog(const Section& root, const SecretSource&, Config* config) {
-  std::optional<Section> log;
-  Status s = root.Object("log", {"format", "level"}, &log);
-  if (!s.ok() || !log) return s;
-  s = log->Enum("format",
-                {{"json", LogFormat::kJson}, {"text", LogFormat::kText}},
-                &config->log_format);
+Status ApplyLog(const Section& log, const SecretSource&, Config* config) {
+  Status s = log.Enum("format",
+                      {{"json", LogFormat::kJson}, {"text", LogFormat::kText}},
+                      &config->log_format);
   if (!s.ok()) return s;
-  return log->Enum("level",
-                   {{"debug", LogLevel::kDebug},
-                    {"info", LogLevel::kInfo},
-                    {"warn", LogLevel::kWarn},
-                    {"error", LogLevel::kError}},
-                   &config->log_level);
+  return log.Enum("level",
+                  {{"debug", LogLevel::kDebug},
+                   {"info", LogLevel::kInfo},
+                   {"warn", LogLevel::kWarn},
+                   {"error", LogLevel::kError}},
+                  &config->log_level);
 }
 
-Status ApplyRateLimit(const Section& root, const SecretSource&,
+Status ApplyRateLimit(const Section& limits, const SecretSource&,
                       Config* config) {
-  std::optional<Section> limits;
-  Status s = root.Object("rate_limit",
-                         {"login_per_minute", "login_burst",
-                          "wechat_per_session_per_minute"},
-                         &limits);
-  if (!s.ok() || !limits) return s;
-  s = limits->Int("login_per_minute", 0, kMaxRate,
-                  &config->login_rate_per_minute, "no limit");
+  Status s = limits.Int("login_per_minute", 0, kMaxRate,
+                        &config->login_rate_per_minute, "no limit");
   // Unset, login_burst stays 0 and ResolveDefaults derives it.
-  if (s.ok()) s = limits->Int("login_burst", 1, kMaxRate, &config->login_rate_burst);
+  if (s.ok()) s = limits.Int("login_burst", 1, kMaxRate, &config->login_rate_burst);
   if (!s.ok()) return s;
-  return limits->Int("wechat_per_session_per_minute", 0, kMaxRate,
-                     &config->wechat_per_session_per_minute, "no limit");
+  return limits.Int("wechat_per_session_per_minute", 0, kMaxRate,
+                    &config->wechat_per_session_per_minute, "no limit");
 }
 
 Status ApplyTrustedProxies(const Section& root, const SecretSource&,
@@ -413,113 +265,98 @@ Status TlsPath(const Section& tls, const char* key, const SecretSource& secrets,
   return Status::Ok();
 }
 
-Status ApplyTls(const Section& root, const SecretSource& secrets,
+Status ApplyTls(const Section& tls, const SecretSource& secrets,
                 Config* config) {
-  std::optional<Section> tls;
-  Status s = root.Object("tls", {"cert", "key"}, &tls);
-  if (!s.ok() || !tls || (!tls->Has("cert") && !tls->Has("key"))) return s;
-  if (tls->Has("cert") != tls->Has("key")) {
+  if (tls.Has("cert") != tls.Has("key")) {
     return ConfigError("tls", "set both cert and key, or neither");
   }
-  s = TlsPath(*tls, "cert", secrets, &config->tls_cert);
+  if (!tls.Has("cert")) return Status::Ok();
+  Status s = TlsPath(tls, "cert", secrets, &config->tls_cert);
   if (!s.ok()) return s;
-  return TlsPath(*tls, "key", secrets, &config->tls_key);
+  return TlsPath(tls, "key", secrets, &config->tls_key);
 }
 
 // tokens.issuer is a URL (OIDC discovery appends /.well-known/... to it):
 // http(s), no query or fragment, no trailing slash. Tokens are on only with
 // an issuer, so any other tokens key needs one.
-Status CheckIssuer(const Section& section, const std::string& issuer) {
+Status CheckIssuer(const Section& tokens, const std::string& issuer) {
   if (issuer.empty()) {
-    if (section.size() == 0) return Status::Ok();
-    return section.Error("issuer",
-                         "required when any tokens key is set (tokens are on "
-                         "only with an issuer)");
+    if (tokens.size() == 0) return Status::Ok();
+    return tokens.Error("issuer",
+                        "required when any tokens key is set (tokens are on "
+                        "only with an issuer)");
   }
   const bool scheme =
       issuer.rfind("https://", 0) == 0 || issuer.rfind("http://", 0) == 0;
   if (!scheme || issuer.find_first_of("?# \t\r\n") != std::string::npos ||
       issuer.back() == '/') {
-    return section.Error("issuer",
-                         "expected the URL wxsessiond is reached at, e.g. "
-                         "https://auth.example.com (http or https, no query, "
-                         "no trailing slash)");
+    return tokens.Error("issuer",
+                        "expected the URL wxsessiond is reached at, e.g. "
+                        "https://auth.example.com (http or https, no query, "
+                        "no trailing slash)");
   }
   return Status::Ok();
 }
 
 // tokens: signed JWTs for backends (issue 16).
-Status ApplyTokens(const Section& root, const SecretSource& secrets,
+Status ApplyTokens(const Section& section, const SecretSource& secrets,
                    Config* config) {
-  std::optional<Section> section;
-  Status s = root.Object("tokens",
-                         {"issuer", "audience", "ttl", "algorithm",
-                          "signing_key_file", "introspection_tokens_file"},
-                         &section);
-  if (!s.ok() || !section) return s;
   TokensConfig& tokens = config->tokens;
   constexpr char kWhat[] = "expected a non-empty string";
   std::string list_file;
-  s = section->String("issuer", &tokens.issuer);
-  if (s.ok()) s = section->String("audience", &tokens.audience);
+  Status s = section.String("issuer", &tokens.issuer);
+  if (s.ok()) s = section.String("audience", &tokens.audience);
   if (s.ok()) {
-    s = section->SecretPath("signing_key_file", secrets.env,
-                            &tokens.signing_key_file, kWhat);
+    s = section.SecretPath("signing_key_file", secrets.env,
+                           &tokens.signing_key_file, kWhat);
   }
   if (s.ok()) {
-    s = section->SecretPath("introspection_tokens_file", secrets.env,
-                            &list_file, kWhat);
+    s = section.SecretPath("introspection_tokens_file", secrets.env,
+                           &list_file, kWhat);
   }
   if (s.ok()) {
-    s = section->Enum("algorithm", {{"ES256", "ES256"}, {"EdDSA", "EdDSA"}},
-                      &tokens.algorithm);
+    s = section.Enum("algorithm", {{"ES256", "ES256"}, {"EdDSA", "EdDSA"}},
+                     &tokens.algorithm);
   }
-  if (s.ok()) s = section->Duration("ttl", 1, &tokens.ttl);
+  if (s.ok()) s = section.Duration("ttl", 1, &tokens.ttl);
   if (s.ok() && tokens.ttl > kMaxTokenTtlSeconds) {
-    s = section->Error("ttl",
-                       "must be at most 1h: a token stays valid for its "
-                       "whole ttl after a logout or ban (5m-10m is "
-                       "recommended)");
+    s = section.Error("ttl",
+                      "must be at most 1h: a token stays valid for its "
+                      "whole ttl after a logout or ban (5m-10m is "
+                      "recommended)");
   }
-  if (s.ok()) s = CheckIssuer(*section, tokens.issuer);
+  if (s.ok()) s = CheckIssuer(section, tokens.issuer);
   if (!s.ok() || list_file.empty()) return s;
   Result<std::vector<std::string>> list = ReadTokenListFile(
-      list_file, section->PathOf("introspection_tokens_file"));
+      list_file, section.PathOf("introspection_tokens_file"));
   if (!list.ok()) return list.status();
   tokens.introspection_tokens = std::move(list).value();
   tokens.introspection_tokens_file = list_file;
   return Status::Ok();
 }
 
-Status ApplyUsers(const Section& root, const SecretSource&, Config* config) {
-  std::optional<Section> users;
-  Status s = root.Object("users", {"retention"}, &users);
-  if (!s.ok() || !users) return s;
-  return users->Duration("retention", 1, &config->user_retention);
+Status ApplyUsers(const Section& users, const SecretSource&, Config* config) {
+  return users.Duration("retention", 1, &config->user_retention);
 }
 
 // hooks: the login hook (issue 15), asked before a session is minted.
-Status ApplyHooks(const Section& root, const SecretSource& secrets,
+Status ApplyHooks(const Section& hooks, const SecretSource& secrets,
                   Config* config) {
-  std::optional<Section> hooks;
-  Status s = root.Object(
-      "hooks", {"login_url", "secret_file", "timeout", "on_failure"}, &hooks);
-  if (!s.ok() || !hooks) return s;
-  s = hooks->Timeout("timeout", &config->hook_timeout_ms);
+  Status s = hooks.Timeout("timeout", &config->hook_timeout_ms);
   if (s.ok()) {
-    s = hooks->Enum("on_failure", {{"allow", false}, {"deny", true}},
-                    &config->hook_deny_on_failure);
+    s = hooks.Enum("on_failure", {{"allow", false}, {"deny", true}},
+                   &config->hook_deny_on_failure);
   }
   if (!s.ok()) return s;
-  if (!hooks->Has("login_url")) {
-    if (!hooks->Has("secret_file")) return Status::Ok();
-    return hooks->Error("secret_file", "set hooks.login_url as well");
+  if (!hooks.Has("login_url")) {
+    if (!hooks.Has("secret_file")) return Status::Ok();
+    return hooks.Error("secret_file", "set hooks.login_url as well");
   }
-  const json& url = *hooks->Find("login_url");
+  const json& url = *hooks.Find("login_url");
   const std::string text = url.is_string() ? url.get<std::string>() : "";
   if (!(text.rfind("http://", 0) == 0 && text.size() > 7) &&
       !(text.rfind("https://", 0) == 0 && text.size() > 8)) {
-    return hooks->Error("login_url", kUrlHint);
+    return hooks.Error("login_url", kUrlHint);
   }
   config->hook_login_url = text;
   // The signature is what lets the hook trust the call: no secret, no hook.
@@ -527,109 +364,79 @@ Status ApplyHooks(const Section& root, const SecretSource& secrets,
       "expected a non-empty path (the key of the X-WXS-Signature HMAC); "
       "required with hooks.login_url";
   std::string file;
-  if (!hooks->Has("secret_file")) return hooks->Error("secret_file", kWhat);
-  if (secrets.skip) return hooks->Path("secret_file", &file, kWhat);
-  return hooks->SecretFile("secret_file", secrets.env,
-                           &config->hook_secret_file, &config->hook_secret,
-                           kWhat);
+  if (!hooks.Has("secret_file")) return hooks.Error("secret_file", kWhat);
+  if (secrets.skip) return hooks.Path("secret_file", &file, kWhat);
+  return hooks.SecretFile("secret_file", secrets.env, &config->hook_secret_file,
+                          &config->hook_secret, kWhat);
 }
 
-// Every top-level key and its one function, applied in this order.
+// Every top-level key, its members when it is an object, and its function,
+// applied in this order.
 struct TopLevelKey {
   const char* name;
-  Status (*apply)(const Section& root, const SecretSource& secrets,
+  std::vector<const char*> members;  // empty: not an object
+  Status (*apply)(const Section& section, const SecretSource& secrets,
                   Config* config);
 };
-const TopLevelKey kTopLevelKeys[] = {
-    {"listen", ApplyListen},
-    {"database", ApplyDatabase},
-    {"apps", ApplyApps},
-    {"session", ApplySession},
-    {"sweep_interval", ApplySweepInterval},
-    {"wechat", ApplyWechat},
-    {"expose_openid", ApplyExposeOpenid},
-    {"durability", ApplyDurability},
-    {"http", ApplyHttp},
-    {"store", ApplyStore},
-    {"redis", ApplyRedis},
-    {"storage", ApplyStorage},
-    {"open_data", ApplyOpenData},
-    {"admin", ApplyAdmin},
-    {"log", ApplyLog},
-    {"rate_limit", ApplyRateLimit},
-    {"trusted_proxies", ApplyTrustedProxies},
-    {"tls", ApplyTls},
-    {"tokens", ApplyTokens},
-    {"users", ApplyUsers},
-    {"hooks", ApplyHooks},
-};
+
+const std::vector<TopLevelKey>& TopLevelKeys() {
+  static const auto* keys = new std::vector<TopLevelKey>{
+      {"listen", {}, ApplyListen},
+      {"database", {}, ApplyDatabase},
+      {"apps", {}, ApplyApps},
+      {"session", {"ttl", "idle_ttl", "max_per_user"}, ApplySession},
+      {"sweep_interval", {}, ApplySweepInterval},
+      {"wechat", {"api_base", "timeout", "max_concurrent"}, ApplyWechat},
+      {"expose_openid", {}, ApplyExposeOpenid},
+      {"durability", {}, ApplyDurability},
+      {"http", {"threads"}, ApplyHttp},
+      {"store", {}, ApplyStore},
+      {"redis",
+       {"prefix", "timeout", "pool_size", "min_replicas_ack", "password_file"},
+       ApplyRedis},
+      {"storage",
+       {"master_key_file", "previous_master_key_files", "max_pages"},
+       ApplyStorage},
+      {"open_data", {"max_age"}, ApplyOpenData},
+      {"admin", {"token_file"}, ApplyAdmin},
+      {"log", {"format", "level"}, ApplyLog},
+      {"rate_limit",
+       {"login_per_minute", "login_burst", "wechat_per_session_per_minute"},
+       ApplyRateLimit},
+      {"trusted_proxies", {}, ApplyTrustedProxies},
+      {"tls", {"cert", "key"}, ApplyTls},
+      {"tokens",
+       {"issuer", "audience", "ttl", "algorithm", "signing_key_file",
+        "introspection_tokens_file"},
+       ApplyTokens},
+      {"users", {"retention"}, ApplyUsers},
+      {"hooks", {"login_url", "secret_file", "timeout", "on_failure"},
+       ApplyHooks},
+  };
+  return *keys;
+}
 
 Status ApplyFile(const std::string& path, const SecretSource& secrets,
                  Config* config) {
   Result<std::string> text = ReadWholeFile(path, kMaxConfigFileBytes);
   if (!text.ok()) return ConfigError(path, text.status().operator_text());
   json object;
-  if (Status s = ParseConfigText(path, text.value(), &object); !s.ok()) {
-    return s;
-  }
+  Status s = ParseConfigText(path, text.value(), &object);
   const Section root(object, "");
   std::vector<const char*> names;
-  for (const TopLevelKey& key : kTopLevelKeys) names.push_back(key.name);
-  if (Status s = root.CheckKnownKeys(names); !s.ok()) return s;
-  for (const TopLevelKey& key : kTopLevelKeys) {
-    if (Status s = key.apply(root, secrets, config); !s.ok()) return s;
+  for (const TopLevelKey& key : TopLevelKeys()) names.push_back(key.name);
+  if (s.ok()) s = root.CheckKnownKeys(names);
+  for (auto key = TopLevelKeys().begin(); s.ok() && key != TopLevelKeys().end();
+       ++key) {
+    std::optional<Section> section;
+    if (key->members.empty()) {
+      s = key->apply(root, secrets, config);
+    } else if (s = root.Object(key->name, key->members, &section);
+               s.ok() && section) {
+      s = key->apply(*section, secrets, config);
+    }
   }
-  return Status::Ok();
-}
-
-// Empty counts as unset (see the file comment).
-std::optional<std::string> NonEmptyEnv(const GetEnv& env,
-                                       const std::string& name) {
-  std::optional<std::string> value = env(name);
-  if (value && value->empty()) return std::nullopt;
-  return value;
-}
-
-// WXSESSIOND_APPID with WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE.
-Status ApplyEnvironmentApp(const GetEnv& env, bool without_secrets,
-                           Config* config) {
-  std::optional<std::string> appid = NonEmptyEnv(env, "WXSESSIOND_APPID");
-  std::optional<std::string> secret = NonEmptyEnv(env, "WXSESSIOND_SECRET");
-  std::optional<std::string> file = NonEmptyEnv(env, "WXSESSIOND_SECRET_FILE");
-  if (secret && file) {
-    return ConfigError("WXSESSIOND_SECRET",
-                       "set either WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE, "
-                       "not both");
-  }
-  if (!appid && (secret || file)) {
-    return ConfigError(
-        "WXSESSIOND_APPID",
-        std::string("missing; required when ") +
-            (secret ? "WXSESSIOND_SECRET" : "WXSESSIOND_SECRET_FILE") +
-            " is set");
-  }
-  if (!appid) return Status::Ok();
-  if (!secret && !file) {
-    return ConfigError("WXSESSIOND_APPID",
-                       "set WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE as "
-                       "well");
-  }
-  std::string value = secret ? *secret : std::string();
-  const std::string value_file = secret ? std::string() : *file;
-  if (!secret && !without_secrets) {
-    Result<std::string> read = ReadSecretFile(*file, "WXSESSIOND_SECRET_FILE");
-    if (!read.ok()) return read.status();
-    value = std::move(read).value();
-  }
-  bool replaced = false;
-  for (AppConfig& app : config->apps) {
-    if (app.appid != *appid) continue;
-    app.secret = value;
-    app.secret_file = value_file;
-    replaced = true;
-  }
-  if (!replaced) config->apps.push_back(AppConfig{*appid, value, value_file});
-  return Status::Ok();
+  return s;
 }
 
 Status ApplyEnvironment(const GetEnv& env, bool without_secrets,

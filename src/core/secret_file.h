@@ -21,6 +21,14 @@ constexpr size_t kMaxSecretFileBytes = size_t{64} << 10;
 // makes 64.
 constexpr size_t kMinTokenChars = 16;
 
+// How the configuration resolves paths to secrets (env, for
+// $CREDENTIALS_DIRECTORY) and whether it reads the secrets only `serve`
+// needs (skip: ConfigOverrides::without_secrets, for admin commands).
+struct SecretSource {
+  const GetEnv& env;
+  bool skip;
+};
+
 // A whole file of at most `max_bytes`. kInvalidRequest "cannot read:
 // <reason>" (missing, unreadable, a directory, too large).
 Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes);

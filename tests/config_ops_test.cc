@@ -99,6 +99,45 @@ TEST_F(ConfigOpsTest, EveryKeyIsRead) {
   EXPECT_EQ(c.tls_key, dir_.File("key.pem"));
 }
 
+// `dev` builds its Config in code and calls ResolveDefaults itself: it must
+// get what LoadConfig gives, and a second call must change nothing.
+TEST_F(ConfigOpsTest, ResolveDefaultsGivesABuiltConfigWhatLoadConfigGives) {
+  auto loaded = Load("");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  Config built;
+  ASSERT_TRUE(ResolveDefaults(&built).ok());
+  EXPECT_EQ(built.login_rate_burst, loaded->login_rate_burst);
+  EXPECT_EQ(built.wechat_max_concurrent, loaded->wechat_max_concurrent);
+  EXPECT_EQ(built.wechat_max_waiting, loaded->wechat_max_waiting);
+  EXPECT_EQ(built.login_rate_burst, 100);     // a sixth of 600 a minute
+  EXPECT_GT(built.wechat_max_concurrent, 0);  // the bug dev once had
+  Config again = built;
+  ASSERT_TRUE(ResolveDefaults(&again).ok());
+  EXPECT_EQ(again.login_rate_burst, built.login_rate_burst);
+  EXPECT_EQ(again.wechat_max_concurrent, built.wechat_max_concurrent);
+  EXPECT_EQ(again.wechat_max_waiting, built.wechat_max_waiting);
+
+  Config small;
+  small.http_threads = 16;
+  small.wechat_max_concurrent = 15;
+  Status too_many = ResolveDefaults(&small);
+  EXPECT_EQ(too_many.message().rfind("config: wechat.max_concurrent: ", 0), 0u)
+      << too_many.message();
+
+  Config overridden;
+  ConfigOverrides overrides;
+  overrides.listen = "[::1]:9000";
+  overrides.database = "/tmp/dev.db";
+  ASSERT_TRUE(ApplyOverrides(overrides, &overridden).ok());
+  EXPECT_EQ(overridden.listen_host, "::1");
+  EXPECT_EQ(overridden.listen_port, 9000);
+  EXPECT_EQ(overridden.database, "/tmp/dev.db");
+  overrides.listen = "nonsense";
+  EXPECT_EQ(ApplyOverrides(overrides, &overridden).message().rfind(
+                "config: --listen: ", 0),
+            0u);
+}
+
 TEST_F(ConfigOpsTest, BurstDefaultsToTenSecondsOfTheRate) {
   auto result = Load(R"("rate_limit": {"login_per_minute": 60})");
   ASSERT_TRUE(result.ok());

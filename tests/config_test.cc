@@ -813,6 +813,49 @@ TEST_F(ConfigTest, RedisPasswordFromFileOrEnvironment) {
                     "redis.password_file");
 }
 
+TEST_F(ConfigTest, EveryFileKeyExpandsTheCredentialsDirectory) {
+  // Before the section helper only apps[].secret_file, the Alipay key files,
+  // hooks.secret_file and tls.* expanded $CREDENTIALS_DIRECTORY; these were
+  // taken literally.
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  Write("admin_token", token + "\n");
+  Write("redis_password", std::string(kSecret) + "\n");
+  Write("introspection", token + "\n");
+  const GetEnv env = FakeEnv({{"CREDENTIALS_DIRECTORY", dir_}});
+  auto result = Load(
+      WriteWithApp(
+          R"("admin": {"token_file": "$CREDENTIALS_DIRECTORY/admin_token"},
+             "redis": {"password_file": "${CREDENTIALS_DIRECTORY}/redis_password"},
+             "storage": {"master_key_file": "$CREDENTIALS_DIRECTORY/master",
+                         "previous_master_key_files":
+                             ["$CREDENTIALS_DIRECTORY/old"]},
+             "tokens": {"issuer": "https://auth.example.com",
+                        "signing_key_file": "$CREDENTIALS_DIRECTORY/jwt.pem",
+                        "introspection_tokens_file":
+                            "$CREDENTIALS_DIRECTORY/introspection"})"),
+      env);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->admin_token, token);
+  EXPECT_EQ(result->admin_token_file, dir_ + "/admin_token");
+  EXPECT_EQ(result->redis.password, kSecret);
+  EXPECT_EQ(result->master_key_file, dir_ + "/master");
+  EXPECT_EQ(result->previous_master_key_files,
+            std::vector<std::string>{dir_ + "/old"});
+  EXPECT_EQ(result->tokens.signing_key_file, dir_ + "/jwt.pem");
+  EXPECT_EQ(result->tokens.introspection_tokens,
+            std::vector<std::string>{token});
+
+  // Unset, each names its own key.
+  ExpectConfigError(
+      Load(WriteWithApp(
+          R"("storage": {"master_key_file": "$CREDENTIALS_DIRECTORY/m"})")),
+      "storage.master_key_file", "CREDENTIALS_DIRECTORY is not set");
+  ExpectConfigError(
+      Load(WriteWithApp(
+          R"("admin": {"token_file": "$CREDENTIALS_DIRECTORY/admin_token"})")),
+      "admin.token_file", "CREDENTIALS_DIRECTORY is not set");
+}
+
 // --- tokens (signed JWTs for backends)
 
 TEST_F(ConfigTest, TokensAreOffByDefaultAndDefaultToTenMinutesOfES256) {

@@ -6,6 +6,8 @@
 #include <set>
 #include <string>
 
+#include "platforms/alipay_crypto.h"
+
 namespace wxsession::crypto {
 namespace {
 
@@ -471,6 +473,44 @@ TEST(Aes256GcmTest, AnyChangeFailsAuthentication) {
   EXPECT_FALSE(Aes256GcmSeal(key, nonce.substr(0, 8), "x", "").has_value());
   // A failed open leaves no OpenSSL error behind for unrelated callers.
   EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
+// The configuration checks Alipay key files with these (src/core may not
+// use platforms/): they must agree with what alipay::RsaKey loads, in
+// verdict and in message.
+TEST(Crypto, RsaKeyChecksAgreeWithTheAlipayLoader) {
+  Result<alipay::RsaKey> key = alipay::GenerateRsaKey(2048);
+  ASSERT_TRUE(key.ok());
+  const std::string private_pem = key->PrivatePem();
+  const std::string public_pem = key->PublicPem();
+  EXPECT_TRUE(CheckRsaPrivateKey(private_pem).ok());
+  EXPECT_TRUE(CheckRsaPublicKey(public_pem).ok());
+  // The bare base64 of the DER, as the Alipay console shows it.
+  const size_t begin = public_pem.find('\n') + 1;
+  const std::string bare =
+      public_pem.substr(begin, public_pem.find("-----END") - begin);
+  EXPECT_TRUE(CheckRsaPublicKey(bare).ok());
+  EXPECT_TRUE(alipay::RsaKey::PublicFromText(bare).ok());
+
+  for (const std::string& text :
+       {public_pem, std::string("not a key"), std::string(),
+        std::string(20000, 'A')}) {
+    Status check = CheckRsaPrivateKey(text);
+    Result<alipay::RsaKey> loaded = alipay::RsaKey::PrivateFromText(text);
+    EXPECT_FALSE(check.ok());
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_EQ(check.message(), loaded.status().message());
+    EXPECT_EQ(check.code(), ErrorCode::kInvalidRequest);
+  }
+  for (const std::string& text :
+       {std::string("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
+        std::string("%%%"), std::string(20000, 'A')}) {
+    Status check = CheckRsaPublicKey(text);
+    Result<alipay::RsaKey> loaded = alipay::RsaKey::PublicFromText(text);
+    EXPECT_FALSE(check.ok());
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_EQ(check.message(), loaded.status().message());
+  }
 }
 
 }  // namespace

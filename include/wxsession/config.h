@@ -107,10 +107,10 @@ struct Config {
   LogFormat log_format = LogFormat::kJson;  // log.format
   LogLevel log_level = LogLevel::kInfo;     // log.level
   // POST /v1/login per client address (rate_limit.login_per_minute; 0 = no
-  // limit) and the bucket size (rate_limit.login_burst; when not set,
-  // LoadConfig makes it a sixth of the rate: ten seconds' worth).
+  // limit) and the bucket size (rate_limit.login_burst; 0 = not set, and
+  // ResolveDefaults makes it a sixth of the rate: ten seconds' worth).
   int64_t login_rate_per_minute = 600;
-  int64_t login_rate_burst = 100;
+  int64_t login_rate_burst = 0;
   // Calls to WeChat made for one session (/v1/phone, /v1/session/check) per
   // minute (rate_limit.wechat_per_session_per_minute; 0 = no limit): each
   // spends the app's daily WeChat quota.
@@ -119,7 +119,7 @@ struct Config {
   // Loopback by default: a proxy on the same machine is the usual setup.
   std::vector<std::string> trusted_proxies = {"127.0.0.0/8", "::1/128"};
   // Calls to WeChat in flight at once (wechat.max_concurrent), and how many
-  // more may wait for a place. LoadConfig resolves both: max_concurrent
+  // more may wait for a place. ResolveDefaults sets both: max_concurrent
   // defaults to a quarter of the HTTP threads, and together they leave
   // UpstreamReservedThreads() threads that logins can never hold.
   int wechat_max_concurrent = 0;
@@ -171,11 +171,28 @@ struct ConfigOverrides {
 // environment and `overrides`, and validates the result. Every failure is
 // kInvalidRequest with one line that names the offending key, e.g.
 // "config: session.ttl: expected a duration like 30d, 12h, 90s or a number
-// of seconds". A config with no app is an error. Paths in secret_file,
-// tls.cert and tls.key may start with $CREDENTIALS_DIRECTORY/ (systemd's
-// LoadCredential=), which is replaced by that environment variable.
+// of seconds". A config with no app is an error. Every *_file key,
+// storage.previous_master_key_files, tls.cert and tls.key may start with
+// $CREDENTIALS_DIRECTORY/ (systemd's LoadCredential=), which is replaced by
+// that environment variable. Ends with ApplyOverrides and ResolveDefaults.
 Result<Config> LoadConfig(const std::string& path, const GetEnv& env,
                           const ConfigOverrides& overrides);
+
+// Applies --listen and --database to `config`. kInvalidRequest
+// "config: --listen: expected HOST:PORT ..." for a malformed address and
+// "config: --database: expected a non-empty path" for an empty one.
+Status ApplyOverrides(const ConfigOverrides& overrides, Config* config);
+
+// Fills in the settings whose defaults follow from other settings, and checks
+// them together: login_rate_burst when 0 (a sixth of login_rate_per_minute),
+// and wechat_max_concurrent (when 0, a quarter of the HTTP threads) and
+// wechat_max_waiting, which leave UpstreamReservedThreads() threads that
+// logins never hold. LoadConfig calls it last (`serve`, `check-config`); a
+// command that builds a Config itself (`dev`) calls it before using it.
+// Calling it again changes nothing. kInvalidRequest
+// "config: wechat.max_concurrent: must be at most N with T HTTP worker
+// threads, ..." when wechat_max_concurrent leaves lookups too few threads.
+Status ResolveDefaults(Config* config);
 
 // The most HTTP worker threads when http.threads is 0. Threads are made on
 // demand up to this cap (each open connection holds one while open, and a

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "wxsession/status.h"
+
 namespace wxsession::crypto {
 
 // `n` bytes from the CSPRNG. Aborts the process if the CSPRNG fails, since no
@@ -74,6 +76,16 @@ std::optional<std::string> Aes256GcmOpen(std::string_view key,
                                          std::string_view nonce,
                                          std::string_view sealed,
                                          std::string_view associated_data);
+
+// Whether `text` holds an RSA private key (PEM "BEGIN RSA PRIVATE KEY",
+// PKCS#1, or "BEGIN PRIVATE KEY", PKCS#8) or the bare base64 of its DER, the
+// forms the Alipay console hands out; the configuration checks key files with
+// it before anything signs. kInvalidRequest ("private key: ...") otherwise,
+// never quoting the text.
+Status CheckRsaPrivateKey(const std::string& text);
+// The same for an RSA public key (PEM "BEGIN PUBLIC KEY", SPKI, or "BEGIN
+// RSA PUBLIC KEY", PKCS#1, or bare base64 DER); "public key: ..." otherwise.
+Status CheckRsaPublicKey(const std::string& text);
 
 // Compares in time that depends only on the lengths, not on the contents.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

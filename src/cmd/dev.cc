@@ -19,11 +19,12 @@ namespace wxsession {
 namespace cmd {
 namespace {
 
-// One app per other platform, all against the mock (docs/PLATFORMS.md).
+// One app per platform, all against the mock (docs/PLATFORMS.md).
 void AddDevPlatformApps(const alipay::RsaKey& dev_app_key,
                         const MockWeChatServer& mock, Config& config) {
   for (const auto& [appid, platform] :
        std::vector<std::pair<std::string, Platform>>{
+           {"wxdev000000000000", Platform::kWeChat},
            {"qqdev000000000000", Platform::kQQ},
            {"ttdev000000000000", Platform::kDouyin},
            {"ksdev000000000000", Platform::kKuaishou},
@@ -90,29 +91,23 @@ int CmdDev(int argc, char** argv) {
   if (!mock_port.ok()) return Fail(mock_port.status());
   std::thread mock_thread([&mock] { mock.Serve(); });
 
-  // The same loading and default resolution as `serve` (bulkhead sizes,
-  // rate-limit burst...), fed by an environment naming one app and the
-  // mock: a Config built by hand here once left the WeChat bulkhead at 0.
-  const std::string mock_base =
-      "http://127.0.0.1:" + std::to_string(mock_port.value());
-  const GetEnv dev_env =
-      [&mock_base](const std::string& name) -> std::optional<std::string> {
-    if (name == "WXSESSIOND_APPID") return std::string("wxdev000000000000");
-    if (name == "WXSESSIOND_SECRET") return std::string("dev-secret");
-    if (name == "WXSESSIOND_API_BASE") return mock_base;
-    return std::nullopt;
-  };
+  // A Config of dev's own, given the same derived defaults as `serve`
+  // (ResolveDefaults: bulkhead sizes, rate-limit burst): a Config built by
+  // hand here once left the WeChat bulkhead at 0.
+  Config config;
   ConfigOverrides overrides;
   overrides.database = args.Has("database") ? args.Get("database")
                                             : std::string("./dev/wxsessiond.db");
   if (args.Has("listen")) overrides.listen = args.Get("listen");
-  Result<Config> loaded = LoadConfig("", dev_env, overrides);
-  if (!loaded.ok()) {
+  Status built = ApplyOverrides(overrides, &config);
+  if (built.ok()) built = ResolveDefaults(&config);
+  if (!built.ok()) {
     mock.Stop();
     mock_thread.join();
-    return Usage(usage, loaded.status().operator_text());
+    return Usage(usage, built.operator_text());
   }
-  Config config = std::move(loaded).value();
+  config.wechat_api_base =
+      "http://127.0.0.1:" + std::to_string(mock_port.value());
   AddDevPlatformApps(dev_app_key.value(), mock, config);
   config.expose_openid = true;
   // A request that names no app means the WeChat one, as with one app (the

@@ -1,6 +1,8 @@
 #include "wxsession/crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -400,6 +402,59 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   // lengths), so an early return on a length mismatch leaks nothing useful.
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(Bytes(a), Bytes(b), a.size()) == 0;
+}
+
+namespace {
+
+// Longest key text accepted: a 4096-bit PEM private key is about 3.3 KiB.
+constexpr size_t kMaxRsaKeyTextBytes = 16 * 1024;
+
+// Whether `data` (input type "PEM" or "DER") decodes to an RSA key of the
+// kind `selection` asks for.
+bool DecodesAsRsa(std::string_view data, const char* input_type,
+                  int selection) {
+  EVP_PKEY* key = nullptr;
+  OSSL_DECODER_CTX* ctx = OSSL_DECODER_CTX_new_for_pkey(
+      &key, input_type, nullptr, "RSA", selection, nullptr, nullptr);
+  if (ctx == nullptr) return false;
+  const unsigned char* bytes = Bytes(data);
+  size_t length = data.size();
+  const bool ok = OSSL_DECODER_from_data(ctx, &bytes, &length) == 1;
+  OSSL_DECODER_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  return ok && key != nullptr;
+}
+
+// PEM when the text has a PEM header, else the bare base64 of the DER.
+Status CheckRsaKey(const std::string& text, int selection, const char* what,
+                   const char* forms) {
+  if (text.size() > kMaxRsaKeyTextBytes) {
+    return Status(ErrorCode::kInvalidRequest,
+                  std::string(what) + ": longer than 16 KiB, not an RSA key");
+  }
+  bool ok = false;
+  if (text.find("-----BEGIN") != std::string::npos) {
+    ok = DecodesAsRsa(text, "PEM", selection);
+  } else if (std::optional<std::string> der = Base64Decode(text)) {
+    ok = !der->empty() && DecodesAsRsa(*der, "DER", selection);
+  }
+  if (ok) return Status::Ok();
+  return Status(ErrorCode::kInvalidRequest, std::string(what) + ": " + forms);
+}
+
+}  // namespace
+
+Status CheckRsaPrivateKey(const std::string& text) {
+  return CheckRsaKey(text, OSSL_KEYMGMT_SELECT_PRIVATE_KEY, "private key",
+                     "not an RSA private key in PEM (PKCS#1 or PKCS#8) or "
+                     "the bare base64 the Alipay console shows");
+}
+
+Status CheckRsaPublicKey(const std::string& text) {
+  return CheckRsaKey(text, OSSL_KEYMGMT_SELECT_PUBLIC_KEY, "public key",
+                     "not an RSA public key in PEM (\"PUBLIC KEY\" or \"RSA "
+                     "PUBLIC KEY\") or the bare base64 the Alipay console "
+                     "shows");
 }
 
 }  // namespace wxsession::crypto

@@ -14,6 +14,9 @@ WXS_PACKAGES=(
   "${WXS_BUILD_PACKAGES[@]}"
   libgtest-dev googletest
   sqlite3 ca-certificates
+  # The concurrency suite is built with clang (ThreadSanitizer and the
+  # thread-safety analysis of the GUARDED_BY/REQUIRES annotations).
+  clang libclang-rt-14-dev
   # Running in production: the real nginx and Caddy the gateway tests run
   # the shipped configs in, and the openssl CLI that makes the TLS test's
   # certificate.

@@ -33,10 +33,10 @@ int main(int argc, char** argv) {
       R"({"appid":"wxbench00000000000","openid":"o0123456789abcdefghijklmnopq",)"
       R"("unionid":null,"created_at":1700000000,"last_seen_at":1700000000,)"
       R"("expires_at":1700604800})";
-  server.Get("/v1/session", [&body](const httplib::Request&,
-                                    httplib::Response& res) {
-    res.set_content(body, "application/json");
-  });
+  server.Get("/v1/session",
+             [&body](const httplib::Request&, httplib::Response& res) {
+               res.set_content(body, "application/json");
+             });
   server.Get("/v1/auth", [](const httplib::Request&, httplib::Response& res) {
     res.status = 204;
     res.set_header("X-WX-AppID", "wxbench00000000000");

@@ -40,10 +40,14 @@ int main(int argc, char** argv) {
   std::string tokens_path;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--live") live = std::atoll(argv[i + 1]);
-    else if (flag == "--expired") expired = std::atoll(argv[i + 1]);
-    else if (flag == "--tokens") tokens_path = argv[i + 1];
-    else if (flag == "--sample") sample = std::atoll(argv[i + 1]);
+    if (flag == "--live")
+      live = std::atoll(argv[i + 1]);
+    else if (flag == "--expired")
+      expired = std::atoll(argv[i + 1]);
+    else if (flag == "--tokens")
+      tokens_path = argv[i + 1];
+    else if (flag == "--sample")
+      sample = std::atoll(argv[i + 1]);
   }
   {
     // Creates the file with the real schema (migrations).
@@ -59,14 +63,16 @@ int main(int argc, char** argv) {
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return Fail("open", db);
   // A throwaway bulk load: no fsync, one transaction.
-  sqlite3_exec(db, "PRAGMA synchronous = OFF; BEGIN", nullptr, nullptr, nullptr);
+  sqlite3_exec(db, "PRAGMA synchronous = OFF; BEGIN", nullptr, nullptr,
+               nullptr);
   sqlite3_stmt* user = nullptr;
   sqlite3_stmt* session = nullptr;
-  if (sqlite3_prepare_v2(db,
-                         "INSERT OR REPLACE INTO users (appid, openid, unionid, "
-                         "session_key, created_at, updated_at) VALUES "
-                         "('wxbench00000000000', ?1, NULL, ?2, ?3, ?3)",
-                         -1, &user, nullptr) != SQLITE_OK ||
+  if (sqlite3_prepare_v2(
+          db,
+          "INSERT OR REPLACE INTO users (appid, openid, unionid, "
+          "session_key, created_at, updated_at) VALUES "
+          "('wxbench00000000000', ?1, NULL, ?2, ?3, ?3)",
+          -1, &user, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(db,
                          "INSERT INTO sessions (id_hash, appid, openid, "
                          "created_at, last_seen_at, expires_at) VALUES "
@@ -76,9 +82,11 @@ int main(int argc, char** argv) {
   }
   const long long now = std::time(nullptr);
   const std::string key = wxsession::crypto::Base64Encode(std::string(16, 'k'));
-  FILE* tokens = tokens_path.empty() ? nullptr : std::fopen(tokens_path.c_str(), "w");
+  FILE* tokens =
+      tokens_path.empty() ? nullptr : std::fopen(tokens_path.c_str(), "w");
   const long long total = live + expired;
-  const long long sample_every = sample > 0 && live > sample ? live / sample : 1;
+  const long long sample_every =
+      sample > 0 && live > sample ? live / sample : 1;
   auto started = std::chrono::steady_clock::now();
   for (long long i = 0; i < total; ++i) {
     const bool is_live = i < live;
@@ -113,12 +121,15 @@ int main(int argc, char** argv) {
   if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Fail("commit", db);
   }
-  sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr,
+               nullptr);
   sqlite3_close(db);
   if (tokens) std::fclose(tokens);
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - started).count();
-  std::fprintf(stderr, "bench_seed: %lld live + %lld expired sessions in %.1f s\n",
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
+  std::fprintf(stderr,
+               "bench_seed: %lld live + %lld expired sessions in %.1f s\n",
                live, expired, seconds);
   return 0;
 }

@@ -41,8 +41,8 @@ void CheckCanonical(const RequestHead& head, std::string_view body) {
   const std::string canonical = wxsession::CanonicalRequest(head, body);
   const size_t end = canonical.find("\r\n\r\n");
   Require(end != std::string::npos);
-  Result<RequestHead> again =
-      wxsession::ParseRequestHead(std::string_view(canonical).substr(0, end + 4));
+  Result<RequestHead> again = wxsession::ParseRequestHead(
+      std::string_view(canonical).substr(0, end + 4));
   Require(again.ok());
   Require(again->method == head.method && again->target == head.target);
   Require(again->framing == BodyFraming::kContentLength);
@@ -61,7 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Require(!head.ok() && !head.status().message().empty());
     return 0;
   }
-  Result<RequestHead> head = wxsession::ParseRequestHead(stream.substr(0, end + 4));
+  Result<RequestHead> head =
+      wxsession::ParseRequestHead(stream.substr(0, end + 4));
   if (!head.ok()) {
     Require(!head.status().message().empty());
     return 0;

@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       newline == std::string::npos ? "" : input.substr(newline + 1);
   std::string id = wxsession::SessionIdFromHeaders(authorization, x_wx_session);
   // The admin routes take their token through the same Bearer parsing.
-  std::optional<std::string> bearer = wxsession::BearerCredential(authorization);
+  std::optional<std::string> bearer =
+      wxsession::BearerCredential(authorization);
   if (bearer && id != *bearer) std::abort();
   if (wxsession::crypto::LooksLikeSessionId(id)) {
     if (id.size() != 43) std::abort();

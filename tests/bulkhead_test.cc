@@ -39,8 +39,9 @@ TEST(Bulkhead, LetsInUpToTheLimitAndNoMoreWithoutWaiting) {
 TEST(Bulkhead, AWaiterGetsThePlaceALeaverFrees) {
   Bulkhead bulkhead(1, 1);
   ASSERT_TRUE(bulkhead.Enter(milliseconds(0)));
-  auto waiter = std::async(std::launch::async,
-                           [&] { return bulkhead.Enter(std::chrono::hours(1)); });
+  auto waiter = std::async(std::launch::async, [&] {
+    return bulkhead.Enter(std::chrono::hours(1));
+  });
   ASSERT_TRUE(Eventually([&] { return bulkhead.waiting() == 1; }));
   bulkhead.Leave();
   EXPECT_TRUE(waiter.get());
@@ -52,13 +53,15 @@ TEST(Bulkhead, AWaiterGetsThePlaceALeaverFrees) {
 TEST(Bulkhead, AFullWaitingRoomRefusesAtOnce) {
   Bulkhead bulkhead(1, 1);
   ASSERT_TRUE(bulkhead.Enter(milliseconds(0)));
-  auto waiter = std::async(std::launch::async,
-                           [&] { return bulkhead.Enter(std::chrono::hours(1)); });
+  auto waiter = std::async(std::launch::async, [&] {
+    return bulkhead.Enter(std::chrono::hours(1));
+  });
   ASSERT_TRUE(Eventually([&] { return bulkhead.waiting() == 1; }));
   // Would wait an hour if it queued; it must not queue.
   auto started = std::chrono::steady_clock::now();
   EXPECT_FALSE(bulkhead.Enter(std::chrono::hours(1)));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - started,
+            std::chrono::seconds(5));
   bulkhead.Leave();
   EXPECT_TRUE(waiter.get());
   bulkhead.Leave();

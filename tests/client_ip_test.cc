@@ -58,8 +58,10 @@ TEST(RateLimitKey, IsTheAddressForV4AndTheSlash64ForV6) {
   EXPECT_EQ(RateLimitKeyFor("192.0.2.7"), "192.0.2.7");
   EXPECT_EQ(RateLimitKeyFor("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
             "2001:db8:1:2::/64");
-  EXPECT_EQ(RateLimitKeyFor("2001:db8:1:2::9"), RateLimitKeyFor("2001:db8:1:2::1"));
-  EXPECT_NE(RateLimitKeyFor("2001:db8:1:3::1"), RateLimitKeyFor("2001:db8:1:2::1"));
+  EXPECT_EQ(RateLimitKeyFor("2001:db8:1:2::9"),
+            RateLimitKeyFor("2001:db8:1:2::1"));
+  EXPECT_NE(RateLimitKeyFor("2001:db8:1:3::1"),
+            RateLimitKeyFor("2001:db8:1:2::1"));
   EXPECT_EQ(RateLimitKeyFor("weird"), "weird");
 }
 

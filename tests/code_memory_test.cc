@@ -62,7 +62,8 @@ TEST(LoginTable, GivesItsPagesBackOnceEveryCodeHasExpired) {
   const int64_t empty = ResidentKiB();
   ASSERT_GT(empty, 0);
   for (uint32_t i = 0; i < 100000; ++i) {
-    ASSERT_TRUE(table.Remember(MakeDigest(i * 2654435761u, i), IdFor(i), kStart));
+    ASSERT_TRUE(
+        table.Remember(MakeDigest(i * 2654435761u, i), IdFor(i), kStart));
   }
   const int64_t full = ResidentKiB();
   // The ring's pages (5,469 KiB) and the index's (1,024 KiB), written.
@@ -125,7 +126,8 @@ TEST(LoginTable, ExpiredCodesLeaveWhenTheNextArrives) {
   for (uint32_t i = 0; i < 5; ++i) {
     ASSERT_TRUE(table.Remember(MakeDigest(i, i), IdFor(i), kStart + i));
   }
-  ASSERT_TRUE(table.Remember(MakeDigest(9, 9), IdFor(9), kStart + 2 + kLifetime + 1));
+  ASSERT_TRUE(
+      table.Remember(MakeDigest(9, 9), IdFor(9), kStart + 2 + kLifetime + 1));
   // Codes 0..2 are older than the lifetime; 3 and 4 are not.
   EXPECT_EQ(table.size(), 3u);
   EXPECT_EQ(table.Find(MakeDigest(3, 3), kStart + 3 + kLifetime), IdFor(3));
@@ -215,11 +217,11 @@ TEST(LoginTable, AgreesWithAPlainModelUnderRandomUse) {
   for (uint32_t step = 0; step < 5000; ++step) {
     if (random() % 8 == 0) now += random() % 60;
     if (random() % 500 == 0) now += 2 * kLifetime;  // all expire: Release
-    const uint64_t hash = random() % 6 + 28;  // homes 28..31, 0 and 1
+    const uint64_t hash = random() % 6 + 28;        // homes 28..31, 0 and 1
     const uint32_t tag = random() % 40;
     const std::pair<uint64_t, uint32_t> key(hash, tag);
-    ASSERT_TRUE(table.Remember(MakeDigest(key.first, key.second), IdFor(step),
-                               now));
+    ASSERT_TRUE(
+        table.Remember(MakeDigest(key.first, key.second), IdFor(step), now));
     // The model: drop expired arrivals, then a replaced one, then the oldest
     // when full.
     while (!model.arrivals.empty() &&
@@ -253,8 +255,7 @@ TEST(LoginTable, AgreesWithAPlainModelUnderRandomUse) {
     for (uint64_t h = 28; h < 34; ++h) {
       for (uint32_t t = 0; t < 40; ++t) {
         auto expected = model.live.find({h, t});
-        std::optional<std::string> found =
-            table.Find(MakeDigest(h, t), now);
+        std::optional<std::string> found = table.Find(MakeDigest(h, t), now);
         if (expected == model.live.end()) {
           ASSERT_EQ(found, std::nullopt) << "step " << step;
         } else {
@@ -287,8 +288,7 @@ TEST(CodeMemory, AFailedExchangeReachesWaitersAndIsForgotten) {
   const CodeDigest code = CodeDigest::Of("wxapp1", "a");
   ASSERT_TRUE(memory.Begin(code, kStart).owner());
   CodeMemory::Claim waiter = memory.Begin(code, kStart);
-  memory.Finish(code, Status(ErrorCode::kUpstreamUnavailable, "busy"),
-                kStart);
+  memory.Finish(code, Status(ErrorCode::kUpstreamUnavailable, "busy"), kStart);
   ASSERT_FALSE(waiter.in_flight.get().ok());
   EXPECT_EQ(waiter.in_flight.get().status().code(),
             ErrorCode::kUpstreamUnavailable);
@@ -325,8 +325,8 @@ TEST(CodeMemory, ConcurrentClaimsOfACodeShareOneExchange) {
   CodeMemory memory(100000, kLifetime);  // sharded, as in the service
   std::vector<std::atomic<int>> exchanges(kCodes);
   std::vector<std::atomic<int>> joined(kCodes);
-  std::vector<std::vector<std::string>> seen(
-      kThreads, std::vector<std::string>(kCodes));
+  std::vector<std::vector<std::string>> seen(kThreads,
+                                             std::vector<std::string>(kCodes));
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {

@@ -29,8 +29,9 @@ class ConfigOpsTest : public ::testing::Test {
  protected:
   // A config with one inline-secret app plus `extra` top-level members.
   std::string WriteWithApp(const std::string& extra) {
-    std::string text = std::string(R"({"apps": [{"appid": "wx1", "secret": ")") +
-                       kSecret + "\"}]";
+    std::string text =
+        std::string(R"({"apps": [{"appid": "wx1", "secret": ")") + kSecret +
+        "\"}]";
     if (!extra.empty()) text += ", " + extra;
     text += "}";
     std::string path = dir_.File("config.json");
@@ -38,8 +39,7 @@ class ConfigOpsTest : public ::testing::Test {
     return path;
   }
 
-  Result<Config> Load(const std::string& extra,
-                      const GetEnv& env = FakeEnv({}),
+  Result<Config> Load(const std::string& extra, const GetEnv& env = FakeEnv({}),
                       const ConfigOverrides& overrides = {}) {
     return LoadConfig(WriteWithApp(extra), env, overrides);
   }
@@ -84,7 +84,8 @@ TEST_F(ConfigOpsTest, EveryKeyIsRead) {
       "trusted_proxies": ["10.0.0.0/8", "fd00::/8", "192.0.2.1"],
       "http": {"threads": 32},
       "wechat": {"max_concurrent": 7},
-      "tls": {"cert": ")" + dir_.File("cert.pem") + R"(", "key": ")" +
+      "tls": {"cert": ")" +
+                     dir_.File("cert.pem") + R"(", "key": ")" +
                      dir_.File("key.pem") + "\"}");
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   const Config& c = result.value();
@@ -133,8 +134,9 @@ TEST_F(ConfigOpsTest, ResolveDefaultsGivesABuiltConfigWhatLoadConfigGives) {
   EXPECT_EQ(overridden.listen_port, 9000);
   EXPECT_EQ(overridden.database, "/tmp/dev.db");
   overrides.listen = "nonsense";
-  EXPECT_EQ(ApplyOverrides(overrides, &overridden).message().rfind(
-                "config: --listen: ", 0),
+  EXPECT_EQ(ApplyOverrides(overrides, &overridden)
+                .message()
+                .rfind("config: --listen: ", 0),
             0u);
 }
 
@@ -186,8 +188,9 @@ TEST_F(ConfigOpsTest, BadValuesNameTheirKey) {
   ExpectError(Load(R"("wechat": {"max_concurrent": 0})"),
               "wechat.max_concurrent");
   // Calls to WeChat must leave threads for lookups (2 of 8 here).
-  ExpectError(Load(R"("http": {"threads": 8}, "wechat": {"max_concurrent": 7})"),
-              "wechat.max_concurrent");
+  ExpectError(
+      Load(R"("http": {"threads": 8}, "wechat": {"max_concurrent": 7})"),
+      "wechat.max_concurrent");
   auto six = Load(R"("http": {"threads": 8}, "wechat": {"max_concurrent": 6})");
   ASSERT_TRUE(six.ok());
   EXPECT_EQ(six->wechat_max_waiting, 0);
@@ -230,8 +233,9 @@ TEST_F(ConfigOpsTest, CredentialsDirectoryIsExpandedInSecretFilesAndTls) {
 
 TEST_F(ConfigOpsTest, AdminLoadsLeaveSecretFilesUnread) {
   std::string path = dir_.File("config.json");
-  WriteFile(path,
-            R"({"apps": [{"appid": "wx1", "secret_file": "/nonexistent/secret"}],
+  WriteFile(
+      path,
+      R"({"apps": [{"appid": "wx1", "secret_file": "/nonexistent/secret"}],
                 "tls": {"cert": "$CREDENTIALS_DIRECTORY/c", "key": "/nope"},
                 "database": "/var/lib/x.db"})");
   ExpectError(LoadConfig(path, FakeEnv({}), {}), "apps[0].secret_file");
@@ -242,10 +246,11 @@ TEST_F(ConfigOpsTest, AdminLoadsLeaveSecretFilesUnread) {
   EXPECT_EQ(result->database, "/var/lib/x.db");
   EXPECT_TRUE(result->apps[0].secret.empty());
   // Environment secret files too.
-  auto from_env = LoadConfig(
-      "", FakeEnv({{"WXSESSIOND_APPID", "wx9"},
-                   {"WXSESSIOND_SECRET_FILE", "/nonexistent/secret"}}),
-      admin);
+  auto from_env =
+      LoadConfig("",
+                 FakeEnv({{"WXSESSIOND_APPID", "wx9"},
+                          {"WXSESSIOND_SECRET_FILE", "/nonexistent/secret"}}),
+                 admin);
   ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
   EXPECT_EQ(from_env->apps[0].appid, "wx9");
 }

@@ -601,7 +601,8 @@ TEST(ParseHostPortTest, Accepts) {
   EXPECT_EQ(ParseHostPort("example.com:00080"), HostPort("example.com", 80));
 }
 
-// --- storage (issue 7) --------------------------------------------------------
+// --- storage (issue 7)
+// --------------------------------------------------------
 
 TEST_F(ConfigTest, StorageKeysAreReadAndDefaultToOff) {
   Result<Config> plain = Load(WriteWithApp(""));
@@ -624,9 +625,8 @@ TEST_F(ConfigTest, StorageErrorsNameTheKey) {
   ExpectConfigError(Load(WriteWithApp(R"("storage": 1)")), "storage");
   ExpectConfigError(Load(WriteWithApp(R"("storage": {"master_key": "x"})")),
                     "storage.master_key");
-  ExpectConfigError(
-      Load(WriteWithApp(R"("storage": {"master_key_file": ""})")),
-      "storage.master_key_file");
+  ExpectConfigError(Load(WriteWithApp(R"("storage": {"master_key_file": ""})")),
+                    "storage.master_key_file");
   ExpectConfigError(
       Load(WriteWithApp(R"("storage": {"previous_master_key_files": "x"})")),
       "storage.previous_master_key_files");
@@ -777,12 +777,11 @@ TEST_F(ConfigTest, StoreDefaultsToSqliteAndAcceptsRedisUrls) {
 
 TEST_F(ConfigTest, InvalidStoreAndRedisKeysNameTheirKey) {
   // The URL's password must not appear in the message.
-  ExpectConfigError(
-      Load(WriteWithApp(std::string(R"("store": "redis://:)") + kSecret +
-                        R"(@host:notaport")")),
-      "store");
-  ExpectConfigError(Load(WriteWithApp(
-                        std::string(R"("store": "mysql://:)") + kSecret + "@h\"")),
+  ExpectConfigError(Load(WriteWithApp(std::string(R"("store": "redis://:)") +
+                                      kSecret + R"(@host:notaport")")),
+                    "store");
+  ExpectConfigError(Load(WriteWithApp(std::string(R"("store": "mysql://:)") +
+                                      kSecret + "@h\"")),
                     "store");
   ExpectConfigError(Load(WriteWithApp(R"("store": 6379)")), "store");
   ExpectConfigError(Load(WriteWithApp(R"("redis": {"prefix": ""})")),
@@ -800,17 +799,17 @@ TEST_F(ConfigTest, InvalidStoreAndRedisKeysNameTheirKey) {
 
 TEST_F(ConfigTest, RedisPasswordFromFileOrEnvironment) {
   std::string file = Write("redis-password", std::string(kSecret) + "\n");
-  Result<Config> from_file = Load(
-      WriteWithApp(R"("redis": {"password_file": ")" + file + "\"}"));
+  Result<Config> from_file =
+      Load(WriteWithApp(R"("redis": {"password_file": ")" + file + "\"}"));
   ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
   EXPECT_EQ(from_file->redis.password, kSecret);
-  Result<Config> from_env =
-      Load(WriteWithApp(""), FakeEnv({{"WXSESSIOND_REDIS_PASSWORD", kEnvSecret}}));
+  Result<Config> from_env = Load(
+      WriteWithApp(""), FakeEnv({{"WXSESSIOND_REDIS_PASSWORD", kEnvSecret}}));
   ASSERT_TRUE(from_env.ok()) << from_env.status().ToString();
   EXPECT_EQ(from_env->redis.password, kEnvSecret);
-  ExpectConfigError(Load(WriteWithApp(
-                        R"("redis": {"password_file": "/nonexistent/pw"})")),
-                    "redis.password_file");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("redis": {"password_file": "/nonexistent/pw"})")),
+      "redis.password_file");
 }
 
 TEST_F(ConfigTest, EveryFileKeyExpandsTheCredentialsDirectory) {
@@ -822,9 +821,9 @@ TEST_F(ConfigTest, EveryFileKeyExpandsTheCredentialsDirectory) {
   Write("redis_password", std::string(kSecret) + "\n");
   Write("introspection", token + "\n");
   const GetEnv env = FakeEnv({{"CREDENTIALS_DIRECTORY", dir_}});
-  auto result = Load(
-      WriteWithApp(
-          R"("admin": {"token_file": "$CREDENTIALS_DIRECTORY/admin_token"},
+  auto result =
+      Load(WriteWithApp(
+               R"("admin": {"token_file": "$CREDENTIALS_DIRECTORY/admin_token"},
              "redis": {"password_file": "${CREDENTIALS_DIRECTORY}/redis_password"},
              "storage": {"master_key_file": "$CREDENTIALS_DIRECTORY/master",
                          "previous_master_key_files":
@@ -833,7 +832,7 @@ TEST_F(ConfigTest, EveryFileKeyExpandsTheCredentialsDirectory) {
                         "signing_key_file": "$CREDENTIALS_DIRECTORY/jwt.pem",
                         "introspection_tokens_file":
                             "$CREDENTIALS_DIRECTORY/introspection"})"),
-      env);
+           env);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(result->admin_token, token);
   EXPECT_EQ(result->admin_token_file, dir_ + "/admin_token");
@@ -862,7 +861,8 @@ TEST_F(ConfigTest, TokensAreOffByDefaultAndDefaultToTenMinutesOfES256) {
   auto off = Load(WriteWithApp(""));
   ASSERT_TRUE(off.ok()) << off.status().ToString();
   EXPECT_FALSE(off->tokens.enabled());
-  auto on = Load(WriteWithApp(R"("tokens": {"issuer": "https://a.example.com"})"));
+  auto on =
+      Load(WriteWithApp(R"("tokens": {"issuer": "https://a.example.com"})"));
   ASSERT_TRUE(on.ok()) << on.status().ToString();
   EXPECT_TRUE(on->tokens.enabled());
   EXPECT_EQ(on->tokens.ttl, 600);
@@ -871,24 +871,27 @@ TEST_F(ConfigTest, TokensAreOffByDefaultAndDefaultToTenMinutesOfES256) {
 }
 
 TEST_F(ConfigTest, TokensKeysAreReadAndChecked) {
-  std::string file = Write("introspect", "# callers\n\n  token-of-billing-api-01  \r\nsecond-token-0123456789\n");
+  std::string file = Write(
+      "introspect",
+      "# callers\n\n  token-of-billing-api-01  \r\nsecond-token-0123456789\n");
   auto config = Load(WriteWithApp(
       R"("tokens": {"issuer": "https://a.example.com", "audience": "api",
           "ttl": "1h", "algorithm": "EdDSA", "signing_key_file": "/k.pem",
-          "introspection_tokens_file": ")" + file + R"("})"));
+          "introspection_tokens_file": ")" +
+      file + R"("})"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->tokens.ttl, 3600);
   EXPECT_EQ(config->tokens.audience, "api");
   EXPECT_EQ(config->tokens.algorithm, "EdDSA");
   EXPECT_EQ(config->tokens.signing_key_file, "/k.pem");
   EXPECT_EQ(config->tokens.introspection_tokens,
-            std::vector<std::string>({"token-of-billing-api-01",
-                                      "second-token-0123456789"}));
+            std::vector<std::string>(
+                {"token-of-billing-api-01", "second-token-0123456789"}));
 
   const std::string issuer = R"("issuer": "https://a.example.com")";
-  ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
-                                      R"(, "ttl": "61m"})")),
-                    "tokens.ttl", "at most 1h");
+  ExpectConfigError(
+      Load(WriteWithApp(R"("tokens": {)" + issuer + R"(, "ttl": "61m"})")),
+      "tokens.ttl", "at most 1h");
   ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
                                       R"(, "algorithm": "HS256"})")),
                     "tokens.algorithm");
@@ -900,15 +903,14 @@ TEST_F(ConfigTest, TokensKeysAreReadAndChecked) {
   ExpectConfigError(
       Load(WriteWithApp(R"("tokens": {"issuer": "https://a.example.com/"})")),
       "tokens.issuer");
-  ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
-                                      R"(, "isuser": 1})")),
-                    "tokens.isuser", "unknown key");
-  std::string short_token = Write("short", "abc\n");
   ExpectConfigError(
-      Load(WriteWithApp(R"("tokens": {)" + issuer +
-                        R"(, "introspection_tokens_file": ")" + short_token +
-                        R"("})")),
-      "tokens.introspection_tokens_file", "line 1");
+      Load(WriteWithApp(R"("tokens": {)" + issuer + R"(, "isuser": 1})")),
+      "tokens.isuser", "unknown key");
+  std::string short_token = Write("short", "abc\n");
+  ExpectConfigError(Load(WriteWithApp(R"("tokens": {)" + issuer +
+                                      R"(, "introspection_tokens_file": ")" +
+                                      short_token + R"("})")),
+                    "tokens.introspection_tokens_file", "line 1");
 }
 
 }  // namespace

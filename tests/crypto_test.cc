@@ -431,8 +431,8 @@ TEST(Aes256GcmTest, NistVectors) {
                                      std::string(16, '\0'), "")),
             "cea7403d4d606b6e074ec5d3baf39d18"
             "d0d1c8a799996bf0265b98b5d48ab919");
-  const std::string key = Unhex(
-      "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
+  const std::string key =
+      Unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
   const std::string nonce = Unhex("cafebabefacedbaddecaf888");
   const std::string plain = Unhex(
       "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
@@ -458,8 +458,8 @@ TEST(Aes256GcmTest, AnyChangeFailsAuthentication) {
   EXPECT_FALSE(Aes256GcmOpen(key, nonce, *sealed, "wxapp|other").has_value());
   EXPECT_FALSE(Aes256GcmOpen(RandomBytes(32), nonce, *sealed, "wxapp|openid")
                    .has_value());
-  EXPECT_FALSE(Aes256GcmOpen(key, RandomBytes(12), *sealed, "wxapp|openid")
-                   .has_value());
+  EXPECT_FALSE(
+      Aes256GcmOpen(key, RandomBytes(12), *sealed, "wxapp|openid").has_value());
   for (size_t i = 0; i < sealed->size(); ++i) {
     std::string flipped = *sealed;
     flipped[i] = static_cast<char>(flipped[i] ^ 0x01);
@@ -467,8 +467,10 @@ TEST(Aes256GcmTest, AnyChangeFailsAuthentication) {
         << "byte " << i;
   }
   // Truncated (no room for the tag) and wrong sizes.
-  EXPECT_FALSE(Aes256GcmOpen(key, nonce, sealed->substr(0, 15), "").has_value());
-  EXPECT_FALSE(Aes256GcmOpen(key.substr(0, 16), nonce, *sealed, "").has_value());
+  EXPECT_FALSE(
+      Aes256GcmOpen(key, nonce, sealed->substr(0, 15), "").has_value());
+  EXPECT_FALSE(
+      Aes256GcmOpen(key.substr(0, 16), nonce, *sealed, "").has_value());
   EXPECT_FALSE(Aes256GcmSeal(key.substr(0, 31), nonce, "x", "").has_value());
   EXPECT_FALSE(Aes256GcmSeal(key, nonce.substr(0, 8), "x", "").has_value());
   // A failed open leaves no OpenSSL error behind for unrelated callers.
@@ -492,9 +494,8 @@ TEST(Crypto, RsaKeyChecksAgreeWithTheAlipayLoader) {
   EXPECT_TRUE(CheckRsaPublicKey(bare).ok());
   EXPECT_TRUE(alipay::RsaKey::PublicFromText(bare).ok());
 
-  for (const std::string& text :
-       {public_pem, std::string("not a key"), std::string(),
-        std::string(20000, 'A')}) {
+  for (const std::string& text : {public_pem, std::string("not a key"),
+                                  std::string(), std::string(20000, 'A')}) {
     Status check = CheckRsaPrivateKey(text);
     Result<alipay::RsaKey> loaded = alipay::RsaKey::PrivateFromText(text);
     EXPECT_FALSE(check.ok());
@@ -503,7 +504,8 @@ TEST(Crypto, RsaKeyChecksAgreeWithTheAlipayLoader) {
     EXPECT_EQ(check.code(), ErrorCode::kInvalidRequest);
   }
   for (const std::string& text :
-       {std::string("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
+       {std::string(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
         std::string("%%%"), std::string(20000, 'A')}) {
     Status check = CheckRsaPublicKey(text);
     Result<alipay::RsaKey> loaded = alipay::RsaKey::PublicFromText(text);

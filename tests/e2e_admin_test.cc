@@ -5,12 +5,12 @@
 #include <httplib.h>
 #include <openssl/hmac.h>
 
+#include <signal.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
-#include <signal.h>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -36,8 +36,8 @@ constexpr char kHookSecret[] = "hook-secret-must-never-leak";
 std::string AdminConfig(const TempDir& dir, const std::string& extra) {
   const std::string path = dir.File("admin_token");
   WriteFile(path, std::string(kAdminToken) + "\n");
-  std::string config = R"("admin": {"token_file": ")" + path +
-                       R"("}, "expose_openid": true)";
+  std::string config =
+      R"("admin": {"token_file": ")" + path + R"("}, "expose_openid": true)";
   if (!extra.empty()) config += ",\n  " + extra;
   return config;
 }
@@ -124,21 +124,21 @@ TEST_F(AdminE2E, ListRevokeOneBanUnbanAndALapsedBan) {
             crypto::HexEncode(crypto::Sha256(third)));
 
   // Revoke one: that id is 401, the others live.
-  auto revoked = Client().Delete(("/v1/admin/sessions/" + handle).c_str(),
-                                 Admin());
+  auto revoked =
+      Client().Delete(("/v1/admin/sessions/" + handle).c_str(), Admin());
   ASSERT_TRUE(revoked);
   EXPECT_EQ(revoked->status, 204);
   EXPECT_EQ(SessionStatus(first), 401);
   EXPECT_EQ(SessionStatus(second), 200);
   EXPECT_EQ(SessionStatus(third), 200);
-  ExpectError(Client().Delete(("/v1/admin/sessions/" + handle).c_str(),
-                              Admin()),
-              404, "not_found");
+  ExpectError(
+      Client().Delete(("/v1/admin/sessions/" + handle).c_str(), Admin()), 404,
+      "not_found");
   ExpectError(Client().Delete("/v1/admin/sessions/ABC", Admin()), 400,
               "invalid_request");
   ExpectError(Client().Get(UserPath(openid).c_str()), 401, "unauthorized");
-  ExpectError(Client().Get("/v1/admin/users/wxnotconfigured/o1", Admin()),
-              400, "unknown_app");
+  ExpectError(Client().Get("/v1/admin/users/wxnotconfigured/o1", Admin()), 400,
+              "unknown_app");
   ExpectError(Client().Get(UserPath("nobody").c_str(), Admin()), 404,
               "not_found");
 
@@ -163,8 +163,8 @@ TEST_F(AdminE2E, ListRevokeOneBanUnbanAndALapsedBan) {
   EXPECT_EQ(json::parse(refused->body)["message"], "this account is suspended");
   EXPECT_EQ(refused->body.find("chargeback"), std::string::npos);
 
-  json bans = GetJson(std::string("/v1/admin/bans?appid=") +
-                      ServerFixture::kAppId);
+  json bans =
+      GetJson(std::string("/v1/admin/bans?appid=") + ServerFixture::kAppId);
   ASSERT_EQ(bans["bans"].size(), 1u);
   EXPECT_EQ(bans["bans"][0]["openid"], openid);
   EXPECT_EQ(bans["bans"][0]["reason"], "chargeback fraud");
@@ -188,9 +188,9 @@ TEST_F(AdminE2E, ListRevokeOneBanUnbanAndALapsedBan) {
   EXPECT_EQ(SessionStatus(LoginOk("alice.6").first), 200);
 
   // A ban on an openid that never logged in creates its user.
-  auto fresh = Client().Put((UserPath("oNeverSeen") + "/ban").c_str(), Admin(),
-                            json{{"reason", "pre-emptive"}}.dump(),
-                            "application/json");
+  auto fresh =
+      Client().Put((UserPath("oNeverSeen") + "/ban").c_str(), Admin(),
+                   json{{"reason", "pre-emptive"}}.dump(), "application/json");
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->status, 200) << fresh->body;
   EXPECT_TRUE(json::parse(fresh->body)["last_login_at"].is_null());
@@ -215,8 +215,8 @@ TEST_F(AdminE2E, ListRevokeOneBanUnbanAndALapsedBan) {
 TEST_F(AdminE2E, CliListsBansAndUnbansWhileTheServerRuns) {
   auto [id, openid] = LoginOk("carol.1");
   auto cli = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {BinaryPath(), args[0], "--config",
-                               fixture_.config_path()});
+    args.insert(args.begin(),
+                {BinaryPath(), args[0], "--config", fixture_.config_path()});
     args.erase(args.begin() + 4);
     return RunCommand(args);
   };
@@ -231,8 +231,8 @@ TEST_F(AdminE2E, CliListsBansAndUnbansWhileTheServerRuns) {
   EXPECT_NE(table.out.find(crypto::HexEncode(crypto::Sha256(id))),
             std::string::npos);
 
-  auto ban = cli({"ban", "--openid", openid, "--reason", "abuse",
-                  "--appid", ServerFixture::kAppId});
+  auto ban = cli({"ban", "--openid", openid, "--reason", "abuse", "--appid",
+                  ServerFixture::kAppId});
   ASSERT_EQ(ban.exit_code, 0) << ban.err;
   EXPECT_EQ(json::parse(ban.out)["ban"]["reason"], "abuse");
   // An admin action from the CLI writes its log line too (on stderr).
@@ -248,9 +248,8 @@ TEST_F(AdminE2E, CliListsBansAndUnbansWhileTheServerRuns) {
   EXPECT_EQ(cli({"unban", "--openid", openid}).exit_code, 1);
   EXPECT_EQ(cli({"ban", "--openid", openid}).exit_code, 2);  // no --reason
   EXPECT_EQ(cli({"ban", "--openid", "a b", "--reason", "x"}).exit_code, 1);
-  EXPECT_EQ(cli({"sessions", "--openid", openid, "--appid", "wxnope"})
-                .exit_code,
-            1);
+  EXPECT_EQ(
+      cli({"sessions", "--openid", openid, "--appid", "wxnope"}).exit_code, 1);
 }
 
 class CapE2E : public AdminE2E {
@@ -275,25 +274,25 @@ class HookServer {
   enum class Mode { kAllow, kDeny, kStall };
 
   HookServer() {
-    server_.Post("/hook", [this](const httplib::Request& req,
-                                 httplib::Response& res) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        bodies_.push_back(req.body);
-        signatures_ok_ = signatures_ok_ && SignatureHolds(req);
-      }
-      if (mode_ == Mode::kDeny) {
-        res.status = 403;
-        res.set_content(json{{"message", std::string(300, 'x')}}.dump(),
-                        "application/json");
-        return;
-      }
-      if (mode_ == Mode::kStall) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        released_.wait(lock, [this] { return released; });
-      }
-      res.status = 204;
-    });
+    server_.Post(
+        "/hook", [this](const httplib::Request& req, httplib::Response& res) {
+          {
+            std::lock_guard<std::mutex> lock(mutex_);
+            bodies_.push_back(req.body);
+            signatures_ok_ = signatures_ok_ && SignatureHolds(req);
+          }
+          if (mode_ == Mode::kDeny) {
+            res.status = 403;
+            res.set_content(json{{"message", std::string(300, 'x')}}.dump(),
+                            "application/json");
+            return;
+          }
+          if (mode_ == Mode::kStall) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            released_.wait(lock, [this] { return released; });
+          }
+          res.status = 204;
+        });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
   }
@@ -312,7 +311,8 @@ class HookServer {
     const size_t comma = header.find(",v1=");
     if (header.rfind("t=", 0) != 0 || comma == std::string::npos) return false;
     const std::string t = header.substr(2, comma - 2);
-    const long long age = static_cast<long long>(std::time(nullptr)) - std::stoll(t);
+    const long long age =
+        static_cast<long long>(std::time(nullptr)) - std::stoll(t);
     if (age > 300 || age < -300) return false;
     const std::string signed_text = t + "." + req.body;
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -346,10 +346,10 @@ class HookServer {
   int port_ = 0;
   std::atomic<Mode> mode_{Mode::kAllow};
   std::mutex mutex_;
-  std::condition_variable released_;       // with mutex_
-  bool released = false;                   // mutex_
-  std::vector<std::string> bodies_;        // mutex_
-  bool signatures_ok_ = true;              // mutex_
+  std::condition_variable released_;  // with mutex_
+  bool released = false;              // mutex_
+  std::vector<std::string> bodies_;   // mutex_
+  bool signatures_ok_ = true;         // mutex_
 };
 
 std::string HookConfig(const TempDir& dir, int port, const char* policy) {

@@ -50,15 +50,15 @@ TEST(Cli, UsageErrorsExitTwo) {
   auto secret = RunCommand({BinaryPath(), "serve", "--secret", "s3cr3t"});
   EXPECT_EQ(secret.exit_code, 2);
   EXPECT_EQ(secret.err.find("s3cr3t"), std::string::npos);
-  EXPECT_EQ(RunCommand({BinaryPath(), "revoke", "--config", "x.json"}).exit_code,
-            2);
+  EXPECT_EQ(
+      RunCommand({BinaryPath(), "revoke", "--config", "x.json"}).exit_code, 2);
   EXPECT_EQ(RunCommand({BinaryPath(), "revoke", "--config", "x.json", "--all",
                         "--openid", "o"})
                 .exit_code,
             2);
-  EXPECT_EQ(RunCommand({BinaryPath(), "mock-wechat", "--delay", "soon"})
-                .exit_code,
-            2);
+  EXPECT_EQ(
+      RunCommand({BinaryPath(), "mock-wechat", "--delay", "soon"}).exit_code,
+      2);
 }
 
 TEST(Cli, InvalidConfigStopsStartupWithOneLineNamingTheKey) {
@@ -66,23 +66,22 @@ TEST(Cli, InvalidConfigStopsStartupWithOneLineNamingTheKey) {
   WriteFile(dir.File("secret"), "very-secret-value\n");
   WriteFile(dir.File("bad.json"),
             R"({"apps": [{"appid": "wx1", "secret_file": ")" +
-                dir.File("secret") +
-                R"("}], "session": {"ttl": "forever"}})");
-  auto bad = RunCommand(
-      {BinaryPath(), "serve", "--config", dir.File("bad.json")});
+                dir.File("secret") + R"("}], "session": {"ttl": "forever"}})");
+  auto bad =
+      RunCommand({BinaryPath(), "serve", "--config", dir.File("bad.json")});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("session.ttl"), std::string::npos) << bad.err;
   EXPECT_EQ(bad.err.find("very-secret-value"), std::string::npos);
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
 
-  auto missing = RunCommand(
-      {BinaryPath(), "serve", "--config", dir.File("nope.json")});
+  auto missing =
+      RunCommand({BinaryPath(), "serve", "--config", dir.File("nope.json")});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("nope.json"), std::string::npos);
 
   WriteFile(dir.File("syntax.json"), "{\"apps\": [");
-  auto syntax = RunCommand(
-      {BinaryPath(), "serve", "--config", dir.File("syntax.json")});
+  auto syntax =
+      RunCommand({BinaryPath(), "serve", "--config", dir.File("syntax.json")});
   EXPECT_EQ(syntax.exit_code, 1);
 }
 
@@ -92,17 +91,18 @@ TEST(Cli, EnvironmentAloneConfiguresOneAppAndListenOverrides) {
   auto mock_line = mock.WaitForLine("listening on", 10000);
   ASSERT_TRUE(mock_line);
   WriteFile(dir.File("secret"), "env-secret\n");
-  Process server(
-      {BinaryPath(), "serve", "--listen", "127.0.0.1:0", "--database",
-       dir.File("env.db")},
-      {{"WXSESSIOND_APPID", "wxenvapp"},
-       {"WXSESSIOND_SECRET_FILE", dir.File("secret")},
-       {"WXSESSIOND_API_BASE",
-        "http://127.0.0.1:" + std::to_string(PortFromListeningLine(*mock_line))}});
+  Process server({BinaryPath(), "serve", "--listen", "127.0.0.1:0",
+                  "--database", dir.File("env.db")},
+                 {{"WXSESSIOND_APPID", "wxenvapp"},
+                  {"WXSESSIOND_SECRET_FILE", dir.File("secret")},
+                  {"WXSESSIOND_API_BASE",
+                   "http://127.0.0.1:" +
+                       std::to_string(PortFromListeningLine(*mock_line))}});
   auto line = server.WaitForLine("listening on", 10000);
   ASSERT_TRUE(line) << server.Stderr();
   httplib::Client client("127.0.0.1", PortFromListeningLine(*line));
-  auto res = client.Post("/v1/login", R"({"code":"env.1"})", "application/json");
+  auto res =
+      client.Post("/v1/login", R"({"code":"env.1"})", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
   server.Signal(SIGINT);
@@ -207,10 +207,10 @@ TEST(Cli, CheckConfigSaysOkWithASummaryAndTouchesNothing) {
 
   // Usage errors exit 2.
   EXPECT_EQ(RunCommand({BinaryPath(), "check-config"}).exit_code, 2);
-  EXPECT_EQ(RunCommand({BinaryPath(), "check-config", "--config", config,
-                        "extra"})
-                .exit_code,
-            2);
+  EXPECT_EQ(
+      RunCommand({BinaryPath(), "check-config", "--config", config, "extra"})
+          .exit_code,
+      2);
 }
 
 TEST(Cli, CheckConfigNamesTheFirstBadKeyAndExitsOne) {
@@ -254,7 +254,8 @@ TEST(Cli, CheckConfigNamesTheFirstBadKeyAndExitsOne) {
     EXPECT_EQ(checked.exit_code, 1) << bad.extra << "\n" << checked.out;
     EXPECT_EQ(checked.out, "") << bad.extra;
     EXPECT_NE(checked.err.find(bad.key + ":"), std::string::npos)
-        << bad.extra << "\n" << checked.err;
+        << bad.extra << "\n"
+        << checked.err;
     EXPECT_EQ(std::count(checked.err.begin(), checked.err.end(), '\n'), 1)
         << checked.err;
     EXPECT_EQ(checked.err.find("check-config-secret"), std::string::npos);
@@ -272,9 +273,11 @@ TEST(Cli, CheckConfigNamesTheFirstBadKeyAndExitsOne) {
 
 TEST(Cli, StatsOnAnEmptyDatabase) {
   TempDir dir;
-  WriteFile(dir.File("c.json"), R"({"database": ")" + dir.File("s.db") +
-                                    R"(", "apps": [{"appid": "wx1", "secret": "s"}]})");
-  auto stats = RunCommand({BinaryPath(), "stats", "--config", dir.File("c.json")});
+  WriteFile(dir.File("c.json"),
+            R"({"database": ")" + dir.File("s.db") +
+                R"(", "apps": [{"appid": "wx1", "secret": "s"}]})");
+  auto stats =
+      RunCommand({BinaryPath(), "stats", "--config", dir.File("c.json")});
   ASSERT_EQ(stats.exit_code, 0) << stats.err;
   json out = json::parse(stats.out);
   EXPECT_EQ(out["sessions"], 0);
@@ -298,14 +301,14 @@ TEST(Cli, SqliteOnlyCommandsRefuseARedisStore) {
       << backup.err;
   EXPECT_FALSE(std::filesystem::exists(dir.File("out.db")));
   WriteFile(dir.File("key"), std::string(64, 'a'));
-  auto rekey = RunCommand({BinaryPath(), "rekey", "--config",
-                           dir.File("c.json"), "--new-key-file",
-                           dir.File("key")});
+  auto rekey =
+      RunCommand({BinaryPath(), "rekey", "--config", dir.File("c.json"),
+                  "--new-key-file", dir.File("key")});
   EXPECT_EQ(rekey.exit_code, 1);
   EXPECT_NE(rekey.err.find("cannot rewrite a Redis store"), std::string::npos)
       << rekey.err;
-  auto extra = RunCommand({BinaryPath(), "backup", "--config",
-                           dir.File("c.json"), "a.db", "b.db"});
+  auto extra = RunCommand(
+      {BinaryPath(), "backup", "--config", dir.File("c.json"), "a.db", "b.db"});
   EXPECT_EQ(extra.exit_code, 2);
   EXPECT_NE(extra.err.find("unexpected argument b.db"), std::string::npos)
       << extra.err;

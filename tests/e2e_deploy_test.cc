@@ -78,8 +78,9 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
   }
   EXPECT_EQ(replaced, 2);
   WriteFile(dir.File("wxsessiond.service"), unit);
-  auto verified = RunCommand({analyze, "verify", dir.File("wxsessiond.service")},
-                             {{"SYSTEMD_LOG_COLOR", "0"}});
+  auto verified =
+      RunCommand({analyze, "verify", dir.File("wxsessiond.service")},
+                 {{"SYSTEMD_LOG_COLOR", "0"}});
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   // Unknown keys and bad values are only warnings; none is acceptable.
   EXPECT_EQ(verified.out + verified.err, "") << "systemd-analyze complained";
@@ -90,8 +91,8 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
                              {{"SYSTEMD_LOG_COLOR", "0"}});
   size_t score_at = security.out.find("Overall exposure level");
   ASSERT_NE(score_at, std::string::npos) << security.out << security.err;
-  std::string score_line =
-      security.out.substr(score_at, security.out.find('\n', score_at) - score_at);
+  std::string score_line = security.out.substr(
+      score_at, security.out.find('\n', score_at) - score_at);
   std::cout << "[ measured ] " << score_line << "\n";
   size_t colon = score_line.find(": ");
   ASSERT_NE(colon, std::string::npos);
@@ -140,8 +141,8 @@ std::string ShippedDeployFile(const std::string& name) {
 // The paths the mini-program SDK (client/wxsession.js) calls on wxsessiond,
 // directly or through WxSession.request.
 const std::set<std::string> kSdkPaths = {
-    "/v1/login",  "/v1/logout",  "/v1/session", "/v1/session/check",
-    "/v1/phone",  "/v1/decrypt", "/v1/verify"};
+    "/v1/login", "/v1/logout",  "/v1/session", "/v1/session/check",
+    "/v1/phone", "/v1/decrypt", "/v1/verify"};
 
 // nginx.conf: the alternatives of the one regex location that proxies to
 // wxsessiond, "location ~ ^/v1/(a|b|...)$".
@@ -279,22 +280,23 @@ TEST(MesonInstall, InstallsBinaryUnitAndExampleConfig) {
   EXPECT_NE(unit_text.find("\nExecStart=" + installed_path + " serve "),
             std::string::npos)
       << unit_text;
-  EXPECT_NE(unit_text.find("\nExecStartPre=" + installed_path +
-                           " check-config "),
-            std::string::npos)
+  EXPECT_NE(
+      unit_text.find("\nExecStartPre=" + installed_path + " check-config "),
+      std::string::npos)
       << unit_text;
 
   // The example config loads as the unit would run it: the secret comes
   // from the credentials directory.
   TempDir credentials;
   WriteFile(credentials.File("appsecret"), "example-secret\n");
-  auto config = LoadConfig(
-      example,
-      [&](const std::string& name) -> std::optional<std::string> {
-        if (name == "CREDENTIALS_DIRECTORY") return credentials.path();
-        return std::nullopt;
-      },
-      {});
+  auto config =
+      LoadConfig(example,
+                 [&](const std::string& name) -> std::optional<std::string> {
+                   if (name == "CREDENTIALS_DIRECTORY")
+                     return credentials.path();
+                   return std::nullopt;
+                 },
+                 {});
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->apps.at(0).secret, "example-secret");
   EXPECT_EQ(config->database, "/var/lib/wxsessiond/sessions.db");
@@ -336,9 +338,8 @@ TEST(DebianPackage, HoldsTheFilesWithRuntimeDependsOnlyAndStartsNothing) {
   EXPECT_EQ(field("Package"), "wxsessiond");
   EXPECT_EQ(field("Version"), version);
   const std::string depends = field("Depends");
-  for (const char* library :
-       {"libc6", "libstdc++6", "libssl3", "libsqlite3-0", "libhiredis0.14",
-        "libcpp-httplib0.11"}) {
+  for (const char* library : {"libc6", "libstdc++6", "libssl3", "libsqlite3-0",
+                              "libhiredis0.14", "libcpp-httplib0.11"}) {
     EXPECT_TRUE(Contains(depends, std::string(library) + " ")) << depends;
   }
   // Each dependency's package name: no compiler, no -dev package, no
@@ -360,17 +361,16 @@ TEST(DebianPackage, HoldsTheFilesWithRuntimeDependsOnlyAndStartsNothing) {
 
   // The files, owned by root, the config root-only.
   const std::string listing = RunCommand({dpkg_deb, "-c", deb}).out;
-  for (const char* entry :
-       {"-rwxr-xr-x root/root", "./usr/bin/wxsessiond\n",
-        "./lib/systemd/system/wxsessiond.service\n",
-        "./usr/share/wxsessiond/nginx.conf\n",
-        "./usr/share/wxsessiond/Caddyfile\n",
-        "./usr/share/wxsessiond/traefik.yml\n",
-        "./usr/share/wxsessiond/config.example.json\n",
-        "./usr/share/doc/wxsessiond/copyright\n",
-        "./usr/share/doc/wxsessiond/README.md\n",
-        "./usr/share/doc/wxsessiond/CHANGELOG.md\n",
-        "./usr/share/doc/wxsessiond/docs/DEPLOY.md\n"}) {
+  for (const char* entry : {"-rwxr-xr-x root/root", "./usr/bin/wxsessiond\n",
+                            "./lib/systemd/system/wxsessiond.service\n",
+                            "./usr/share/wxsessiond/nginx.conf\n",
+                            "./usr/share/wxsessiond/Caddyfile\n",
+                            "./usr/share/wxsessiond/traefik.yml\n",
+                            "./usr/share/wxsessiond/config.example.json\n",
+                            "./usr/share/doc/wxsessiond/copyright\n",
+                            "./usr/share/doc/wxsessiond/README.md\n",
+                            "./usr/share/doc/wxsessiond/CHANGELOG.md\n",
+                            "./usr/share/doc/wxsessiond/docs/DEPLOY.md\n"}) {
     EXPECT_TRUE(Contains(listing, entry)) << entry << "\n" << listing;
   }
   size_t config_line = listing.find("./etc/wxsessiond/config.json\n");
@@ -392,28 +392,32 @@ TEST(DebianPackage, HoldsTheFilesWithRuntimeDependsOnlyAndStartsNothing) {
   EXPECT_EQ(version_of_packaged.out, "wxsessiond " + version + "\n");
   const std::string unit =
       ReadFile(tree.File("lib/systemd/system/wxsessiond.service"));
-  EXPECT_TRUE(Contains(unit, "\nExecStartPre=/usr/bin/wxsessiond check-config "
-                             "--config %d/config.json\n"))
+  EXPECT_TRUE(Contains(unit,
+                       "\nExecStartPre=/usr/bin/wxsessiond check-config "
+                       "--config %d/config.json\n"))
       << unit;
-  EXPECT_TRUE(Contains(unit, "\nExecStart=/usr/bin/wxsessiond serve --config "
-                             "%d/config.json\n"))
+  EXPECT_TRUE(Contains(unit,
+                       "\nExecStart=/usr/bin/wxsessiond serve --config "
+                       "%d/config.json\n"))
       << unit;
-  EXPECT_TRUE(
-      Contains(unit, "\nLoadCredential=config.json:/etc/wxsessiond/config.json\n"));
+  EXPECT_TRUE(Contains(
+      unit, "\nLoadCredential=config.json:/etc/wxsessiond/config.json\n"));
   const std::string copyright =
       ReadFile(tree.File("usr/share/doc/wxsessiond/copyright"));
   EXPECT_TRUE(Contains(copyright, "License: Expat\n")) << copyright;
-  EXPECT_TRUE(Contains(copyright, " Permission is hereby granted")) << copyright;
+  EXPECT_TRUE(Contains(copyright, " Permission is hereby granted"))
+      << copyright;
   // The shipped config as the unit runs it (credentials directory).
   TempDir credentials;
   WriteFile(credentials.File("appsecret"), "packaged-secret\n");
-  auto loaded = LoadConfig(
-      tree.File("etc/wxsessiond/config.json"),
-      [&](const std::string& name) -> std::optional<std::string> {
-        if (name == "CREDENTIALS_DIRECTORY") return credentials.path();
-        return std::nullopt;
-      },
-      {});
+  auto loaded =
+      LoadConfig(tree.File("etc/wxsessiond/config.json"),
+                 [&](const std::string& name) -> std::optional<std::string> {
+                   if (name == "CREDENTIALS_DIRECTORY")
+                     return credentials.path();
+                   return std::nullopt;
+                 },
+                 {});
   EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
 
   // Installing starts and enables nothing: the app is not configured yet.
@@ -441,9 +445,8 @@ TEST(DebianPackage, HoldsTheFilesWithRuntimeDependsOnlyAndStartsNothing) {
     return RunCommand({"/bin/sh", tree.File("DEBIAN/postrm"), action}, env)
         .exit_code;
   };
-  EXPECT_EQ(RunCommand({"/bin/sh", tree.File("DEBIAN/postinst"), "configure",
-                        ""},
-                       env)
+  EXPECT_EQ(RunCommand(
+                {"/bin/sh", tree.File("DEBIAN/postinst"), "configure", ""}, env)
                 .exit_code,
             0);
   EXPECT_EQ(postrm("remove"), 0);

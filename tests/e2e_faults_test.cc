@@ -10,8 +10,8 @@
 
 #include <chrono>
 #include <future>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,8 +85,7 @@ TEST(E2EStoreFull, LoginsAnswer503LookupsGoOnAndServiceReturnsWithSpace) {
   ASSERT_FALSE(failures.empty()) << fixture.server()->Stderr();
   EXPECT_EQ(failures.back().value("level", ""), "warn");
   EXPECT_EQ(failures.back().value("error", ""), "store_unavailable");
-  EXPECT_NE(failures.back().value("detail", "").find("full"),
-            std::string::npos)
+  EXPECT_NE(failures.back().value("detail", "").find("full"), std::string::npos)
       << failures.back().dump();
 
   // Every acknowledged session is still served; health is fine (reads work).
@@ -127,9 +126,8 @@ class E2EUpstreamFaults : public ::testing::Test {
   }
 
   void StartMock(const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {
-        BinaryPath(), "mock-wechat", "--listen",
-        "127.0.0.1:" + std::to_string(mock_port_)};
+    std::vector<std::string> argv = {BinaryPath(), "mock-wechat", "--listen",
+                                     "127.0.0.1:" + std::to_string(mock_port_)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     mock_ = std::make_unique<Process>(argv);
     auto line = mock_->WaitForLine("listening on", 10000);

@@ -31,17 +31,23 @@ using testing_support::WriteFile;
 
 constexpr char kAdminToken[] = "admin-framing-0123456789abcdef";
 
-const std::vector<std::string> kRoutes = {
-    "/healthz",          "/metrics",        "/v1/login",
-    "/v1/session",       "/v1/logout",      "/v1/auth",
-    "/v1/decrypt",       "/v1/verify",      "/v1/phone",
-    "/v1/session/check", "/v1/admin/access-token", "/no/such/route"};
-const std::vector<std::string> kMethods = {"GET",    "HEAD",  "OPTIONS",
-                                           "POST",   "PUT",   "DELETE",
-                                           "PATCH"};
+const std::vector<std::string> kRoutes = {"/healthz",
+                                          "/metrics",
+                                          "/v1/login",
+                                          "/v1/session",
+                                          "/v1/logout",
+                                          "/v1/auth",
+                                          "/v1/decrypt",
+                                          "/v1/verify",
+                                          "/v1/phone",
+                                          "/v1/session/check",
+                                          "/v1/admin/access-token",
+                                          "/no/such/route"};
+const std::vector<std::string> kMethods = {"GET", "HEAD",   "OPTIONS", "POST",
+                                           "PUT", "DELETE", "PATCH"};
 const std::vector<std::string> kPostRoutes = {
-    "/v1/login", "/v1/decrypt", "/v1/verify", "/v1/phone",
-    "/v1/session/check", "/v1/logout"};
+    "/v1/login", "/v1/decrypt",       "/v1/verify",
+    "/v1/phone", "/v1/session/check", "/v1/logout"};
 
 // A whole request that must never be answered: its X-Request-Id would be
 // echoed in the answer.
@@ -155,12 +161,12 @@ TEST_F(E2EFraming, EveryBodyIsConsumedOnEveryRouteWithEveryMethod) {
           method + " " + route + " HTTP/1.1\r\nHost: x\r\n" +
           (route == "/v1/logout" ? "" : "Authorization: Bearer " + id + "\r\n");
       ExpectFramed(what + " (Content-Length)",
-                   head + "Content-Length: " +
-                       std::to_string(kSmuggled.size()) + "\r\n\r\n" +
-                       kSmuggled);
-      ExpectFramed(what + " (chunked)",
-                   head + "Transfer-Encoding: chunked\r\n\r\n" +
-                       Chunked(kSmuggled));
+                   head +
+                       "Content-Length: " + std::to_string(kSmuggled.size()) +
+                       "\r\n\r\n" + kSmuggled);
+      ExpectFramed(
+          what + " (chunked)",
+          head + "Transfer-Encoding: chunked\r\n\r\n" + Chunked(kSmuggled));
     }
   }
   // The session was used by every request above and is still live: none
@@ -172,12 +178,13 @@ TEST_F(E2EFraming, PipelinedRequestsBehindBodiesAreAnsweredInOrder) {
   const std::string login_body = R"({"code":"pipeline.1"})";
   const std::string got = Exchange(
       "POST /v1/login HTTP/1.1\r\nHost: x\r\nX-Request-Id: first\r\n"
-      "Content-Length: " + std::to_string(login_body.size()) + "\r\n\r\n" +
-      login_body +
+      "Content-Length: " +
+      std::to_string(login_body.size()) + "\r\n\r\n" + login_body +
       "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: second\r\n"
       "Content-Length: 5\r\n\r\nhello" +
       "POST /v1/login HTTP/1.1\r\nHost: x\r\nX-Request-Id: third\r\n"
-      "Transfer-Encoding: chunked\r\n\r\n" + Chunked(login_body) + kPipelined);
+      "Transfer-Encoding: chunked\r\n\r\n" +
+      Chunked(login_body) + kPipelined);
   const size_t first = got.find("X-Request-Id: first");
   const size_t second = got.find("X-Request-Id: second");
   const size_t third = got.find("X-Request-Id: third");
@@ -194,8 +201,8 @@ TEST_F(E2EFraming, RangeIsIgnoredOnEveryRoute) {
   const std::string id = Login("range.1");
   for (const std::string& route : kRoutes) {
     const std::string got = Exchange(
-        "GET " + route + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-        id + "\r\nRange: " + ranges + "\r\nConnection: close\r\n\r\n");
+        "GET " + route + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + id +
+        "\r\nRange: " + ranges + "\r\nConnection: close\r\n\r\n");
     ASSERT_FALSE(got.empty()) << route;
     EXPECT_EQ(got.find("HTTP/1.1 206"), std::string::npos) << route;
     EXPECT_EQ(got.find("multipart/byteranges"), std::string::npos) << route;
@@ -216,7 +223,9 @@ TEST_F(E2EFraming, ControlCharactersInHeadersAreRefusedAndClose) {
       {"admin token with NUL",
        std::string("Authorization: Bearer ") + kAdminToken + nul + "junk"},
       {"X-Request-Id with NUL", "X-Request-Id: abc" + nul + "def"},
-      {"SOH in a value", "X-Request-Id: abc\x01" "def"},
+      {"SOH in a value",
+       "X-Request-Id: abc\x01"
+       "def"},
       {"ESC in a value", "X-WX-Session: " + id + "\x1b"},
       {"DEL in a value", "X-WX-Session: " + id + "\x7f"},
       {"NUL in a name", "X-" + nul + "WX-Session: " + id},
@@ -229,7 +238,8 @@ TEST_F(E2EFraming, ControlCharactersInHeadersAreRefusedAndClose) {
           Exchange("GET " + route + " HTTP/1.1\r\nHost: x\r\n" + field +
                    "\r\n\r\n" + kPipelined);
       EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u)
-          << what << " on " << route << ":\n" << got.substr(0, 300);
+          << what << " on " << route << ":\n"
+          << got.substr(0, 300);
       EXPECT_NE(got.find("\"error\":\"invalid_request\""), std::string::npos)
           << what;
       EXPECT_EQ(Count(got, "HTTP/1.1 "), 1u)
@@ -240,7 +250,8 @@ TEST_F(E2EFraming, ControlCharactersInHeadersAreRefusedAndClose) {
   // A tab inside a value is fine, and the session still works.
   const std::string ok = Exchange(
       "GET /v1/session HTTP/1.1\r\nHost: x\r\nX-Note: a\tb\r\n"
-      "X-WX-Session: " + id + "\r\nConnection: close\r\n\r\n");
+      "X-WX-Session: " +
+      id + "\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(ok.rfind("HTTP/1.1 200 ", 0), 0u) << ok;
 }
 
@@ -250,8 +261,8 @@ TEST_F(E2EFraming, Http11WithoutHostIs400) {
       Exchange("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
   EXPECT_NE(got.find("Host"), std::string::npos) << "names the rule: " << got;
-  const std::string two = Exchange(
-      "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+  const std::string two =
+      Exchange("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
   EXPECT_EQ(two.rfind("HTTP/1.1 400 ", 0), 0u) << two;
   // HTTP/1.0 has no Host requirement.
   const std::string old = Exchange("GET /healthz HTTP/1.0\r\n\r\n");
@@ -338,10 +349,10 @@ TEST_F(E2EFraming, WeChatCallsPerSessionAreLimited) {
   const std::string other = Login("quota2.1");
   const json before = MockStats();
   auto phone = [&](const std::string& session, int n) {
-    return Client().Post("/v1/phone", {{"Authorization", "Bearer " + session}},
-                         json{{"code", "quota-phone." + std::to_string(n)}}
-                             .dump(),
-                         "application/json");
+    return Client().Post(
+        "/v1/phone", {{"Authorization", "Bearer " + session}},
+        json{{"code", "quota-phone." + std::to_string(n)}}.dump(),
+        "application/json");
   };
   auto check = [&](const std::string& session) {
     return Client().Post("/v1/session/check",
@@ -370,9 +381,8 @@ TEST_F(E2EFraming, WeChatCallsPerSessionAreLimited) {
   EXPECT_EQ(after["getuserphonenumber"].get<int>() -
                 before["getuserphonenumber"].get<int>(),
             2);
-  EXPECT_EQ(after["checksession"].get<int>() -
-                before["checksession"].get<int>(),
-            1);
+  EXPECT_EQ(
+      after["checksession"].get<int>() - before["checksession"].get<int>(), 1);
   // Another session has its own calls.
   auto theirs = phone(other, 200);
   ASSERT_TRUE(theirs);
@@ -386,19 +396,16 @@ TEST_F(E2EFraming, ASecondServerOnAnAddressInUseExits1) {
   TempDir dir;
   for (const std::vector<std::string>& argv :
        {std::vector<std::string>{testing_support::BinaryPath(), "serve",
-                                 "--config", fixture_.config_path(),
-                                 "--listen", listen, "--database",
-                                 dir.File("second.db")},
+                                 "--config", fixture_.config_path(), "--listen",
+                                 listen, "--database", dir.File("second.db")},
         std::vector<std::string>{testing_support::BinaryPath(), "mock-wechat",
                                  "--listen", listen},
-        std::vector<std::string>{testing_support::BinaryPath(), "mock-wechat",
-                                 "--listen",
-                                 "127.0.0.1:" +
-                                     std::to_string(fixture_.mock_port())}}) {
+        std::vector<std::string>{
+            testing_support::BinaryPath(), "mock-wechat", "--listen",
+            "127.0.0.1:" + std::to_string(fixture_.mock_port())}}) {
     Process second(argv);
     EXPECT_EQ(second.Wait(10000), std::optional<int>(1)) << argv[1];
-    EXPECT_NE(second.Stderr().find("address already in use"),
-              std::string::npos)
+    EXPECT_NE(second.Stderr().find("address already in use"), std::string::npos)
         << argv[1] << ": " << second.Stderr();
     EXPECT_FALSE(second.WaitForLine("listening", 0)) << argv[1];
   }

@@ -38,8 +38,8 @@ namespace wxsession {
 namespace {
 
 using json = nlohmann::json;
-using testing_support::Process;
 using testing_support::FindProgram;
+using testing_support::Process;
 using testing_support::ReadFile;
 using testing_support::ServerFixture;
 using testing_support::TempDir;
@@ -74,7 +74,8 @@ class EchoBackend {
            {"X-WX-AppID", "X-WX-OpenID", "X-WX-UnionID", "Authorization",
             "X-WX-Session", "X-WX-Platform"}) {
         size_t count = req.get_header_value_count(name);
-        body[name] = count == 0 ? json(nullptr) : json(req.get_header_value(name));
+        body[name] =
+            count == 0 ? json(nullptr) : json(req.get_header_value(name));
         body[std::string(name) + "#"] = count;
       }
       res.set_content(body.dump(), "application/json");
@@ -103,8 +104,8 @@ class EchoBackend {
 };
 
 bool WaitForPort(int port, Process& process, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     if (process.Wait(0)) return false;  // exited: the config was refused
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -178,18 +179,20 @@ void CheckGateway(int proxy_port, const EchoBackend& backend) {
   ASSERT_TRUE(login);
   ASSERT_EQ(login->status, 200) << login->body;
   std::string yuri = json::parse(login->body)["session_id"];
-  auto session = proxy().Get("/v1/session", {{"Authorization", "Bearer " + zoe}});
+  auto session =
+      proxy().Get("/v1/session", {{"Authorization", "Bearer " + zoe}});
   ASSERT_TRUE(session);
   ASSERT_EQ(session->status, 200) << session->body;
   json zoe_info = json::parse(session->body);
-  json yuri_info = json::parse(
-      proxy().Get("/v1/session", {{"X-WX-Session", yuri}})->body);
+  json yuri_info =
+      json::parse(proxy().Get("/v1/session", {{"X-WX-Session", yuri}})->body);
   ASSERT_TRUE(zoe_info["unionid"].is_string());
   ASSERT_TRUE(yuri_info["unionid"].is_null());
 
   // A live session gets through; the backend sees the session's identity
   // and not the session id.
-  json seen = Echo(proxy().Get("/api/profile", {{"Authorization", "Bearer " + zoe}}));
+  json seen =
+      Echo(proxy().Get("/api/profile", {{"Authorization", "Bearer " + zoe}}));
   EXPECT_EQ(seen["path"], "/api/profile");
   EXPECT_EQ(seen["X-WX-OpenID"], zoe_info["openid"]);
   EXPECT_EQ(seen["X-WX-AppID"], ServerFixture::kAppId);
@@ -201,17 +204,18 @@ void CheckGateway(int proxy_port, const EchoBackend& backend) {
   EXPECT_TRUE(seen["X-WX-Session"].is_null()) << seen.dump();
   EXPECT_EQ(seen.dump().find(yuri), std::string::npos);
   // POST bodies reach the backend too.
-  auto posted = proxy().Post("/api/orders", {{"Authorization", "Bearer " + zoe}},
-                             R"({"item": 1})", "application/json");
+  auto posted =
+      proxy().Post("/api/orders", {{"Authorization", "Bearer " + zoe}},
+                   R"({"item": 1})", "application/json");
   EXPECT_EQ(Echo(posted)["X-WX-OpenID"], zoe_info["openid"]);
 
   // A client-forged identity never reaches the backend: overwritten for a
   // live session...
-  seen = Echo(proxy().Get("/api/profile",
-                          {{"Authorization", "Bearer " + zoe},
-                           {"X-WX-OpenID", "forged-openid"},
-                           {"X-WX-AppID", "forged-app"},
-                           {"X-WX-Platform", "forged-platform"}}));
+  seen =
+      Echo(proxy().Get("/api/profile", {{"Authorization", "Bearer " + zoe},
+                                        {"X-WX-OpenID", "forged-openid"},
+                                        {"X-WX-AppID", "forged-app"},
+                                        {"X-WX-Platform", "forged-platform"}}));
   EXPECT_EQ(seen["X-WX-OpenID"], zoe_info["openid"]);
   EXPECT_EQ(seen["X-WX-Platform"], "wechat");
   EXPECT_EQ(seen["X-WX-Platform#"], 1);
@@ -239,11 +243,12 @@ void CheckGateway(int proxy_port, const EchoBackend& backend) {
   EXPECT_EQ(backend.hits(), hits_before);
 
   // After logout the session no longer gets through.
-  auto logout = proxy().Post("/v1/logout", {{"Authorization", "Bearer " + zoe}},
-                             "", "");
+  auto logout =
+      proxy().Post("/v1/logout", {{"Authorization", "Bearer " + zoe}}, "", "");
   ASSERT_TRUE(logout);
   EXPECT_EQ(logout->status, 204);
-  auto after = proxy().Get("/api/profile", {{"Authorization", "Bearer " + zoe}});
+  auto after =
+      proxy().Get("/api/profile", {{"Authorization", "Bearer " + zoe}});
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 401);
   EXPECT_EQ(backend.hits(), hits_before);
@@ -291,12 +296,12 @@ std::unique_ptr<RunningProxy> StartShippedNginx(int wxsessiond_port,
       "nginx",
       [&](int port) {
         std::string site = shipped;
-        site = ReplaceExactly(site, "server 127.0.0.1:8080;",
-                              "server 127.0.0.1:" +
-                                  std::to_string(wxsessiond_port) + ";");
-        site = ReplaceExactly(site, "server 127.0.0.1:3000;",
-                              "server 127.0.0.1:" +
-                                  std::to_string(backend_port) + ";");
+        site = ReplaceExactly(
+            site, "server 127.0.0.1:8080;",
+            "server 127.0.0.1:" + std::to_string(wxsessiond_port) + ";");
+        site = ReplaceExactly(
+            site, "server 127.0.0.1:3000;",
+            "server 127.0.0.1:" + std::to_string(backend_port) + ";");
         site = ReplaceExactly(site, "listen 80;",
                               "listen 127.0.0.1:" + std::to_string(port) + ";");
         // Everything nginx writes stays in the temp dir; one process, so a
@@ -304,17 +309,31 @@ std::unique_ptr<RunningProxy> StartShippedNginx(int wxsessiond_port,
         const std::string& d = dir.path();
         WriteFile(dir.File("nginx.conf"),
                   "master_process off;\n"
-                  "pid " + d + "/nginx.pid;\n"
-                  "error_log " + d + "/error.log info;\n"
-                  "events { worker_connections 64; }\n"
-                  "http {\n"
-                  "  access_log " + d + "/access.log;\n"
-                  "  client_body_temp_path " + d + "/client_body;\n"
-                  "  proxy_temp_path " + d + "/proxy;\n"
-                  "  fastcgi_temp_path " + d + "/fastcgi;\n"
-                  "  uwsgi_temp_path " + d + "/uwsgi;\n"
-                  "  scgi_temp_path " + d + "/scgi;\n" +
-                  site + "\n}\n");
+                  "pid " +
+                      d +
+                      "/nginx.pid;\n"
+                      "error_log " +
+                      d +
+                      "/error.log info;\n"
+                      "events { worker_connections 64; }\n"
+                      "http {\n"
+                      "  access_log " +
+                      d +
+                      "/access.log;\n"
+                      "  client_body_temp_path " +
+                      d +
+                      "/client_body;\n"
+                      "  proxy_temp_path " +
+                      d +
+                      "/proxy;\n"
+                      "  fastcgi_temp_path " +
+                      d +
+                      "/fastcgi;\n"
+                      "  uwsgi_temp_path " +
+                      d +
+                      "/uwsgi;\n"
+                      "  scgi_temp_path " +
+                      d + "/scgi;\n" + site + "\n}\n");
         return std::make_unique<Process>(std::vector<std::string>{
             nginx, "-p", d, "-c", dir.File("nginx.conf"), "-e",
             dir.File("error.log"), "-g", "daemon off;"});
@@ -346,13 +365,14 @@ std::unique_ptr<RunningProxy> StartShippedCaddy(int wxsessiond_port,
       "caddy",
       [&](int port) {
         std::string site = shipped;
-        site = ReplaceExactly(site, "127.0.0.1:8080",
-                              "127.0.0.1:" + std::to_string(wxsessiond_port),
-                              2);
+        site =
+            ReplaceExactly(site, "127.0.0.1:8080",
+                           "127.0.0.1:" + std::to_string(wxsessiond_port), 2);
         site = ReplaceExactly(site, "127.0.0.1:3000",
                               "127.0.0.1:" + std::to_string(backend_port));
-        site = ReplaceExactly(site, "example.com {",
-                              "http://127.0.0.1:" + std::to_string(port) + " {");
+        site =
+            ReplaceExactly(site, "example.com {",
+                           "http://127.0.0.1:" + std::to_string(port) + " {");
         WriteFile(dir.File("Caddyfile"),
                   "{\n\tadmin off\n\tauto_https off\n}\n" + site);
         return std::make_unique<Process>(
@@ -477,8 +497,8 @@ TEST(NginxGateway, BodiesCannotSmuggleRequestsPastAuthRequest) {
   // as `curl -X GET --data-binary ...` does, and reads the answer.
   auto attack = [&](const std::string& method, const std::string& route,
                     const std::string& body, bool chunked) {
-    const std::string head = method + " " + route +
-                             " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    const std::string head =
+        method + " " + route + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
     return testing_support::RawHttp(
         port,
         chunked ? head + "Transfer-Encoding: chunked\r\n\r\n" + Chunked(body)

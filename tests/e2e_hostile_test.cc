@@ -93,8 +93,8 @@ class E2EHostile : public ::testing::Test {
   // connection closed with no answer at all. Then the server still serves.
   void ExpectRefused(const std::string& what, const std::string& request,
                      bool half_close = false, int timeout_ms = 3000) {
-    Exchange got = RawExchange(fixture_.port(), request, timeout_ms,
-                               half_close);
+    Exchange got =
+        RawExchange(fixture_.port(), request, timeout_ms, half_close);
     bool is_4xx = got.response.rfind("HTTP/1.1 4", 0) == 0;
     bool closed_silently = got.response.empty() && got.closed_by_server;
     EXPECT_TRUE(is_4xx || closed_silently)
@@ -106,8 +106,8 @@ class E2EHostile : public ::testing::Test {
       std::string text =
           body == std::string::npos ? "" : got.response.substr(body + 4);
       if (!text.empty() && text.front() == '{') {
-        json parsed = json::parse(text.substr(0, text.find('}') + 1), nullptr,
-                                  false);
+        json parsed =
+            json::parse(text.substr(0, text.find('}') + 1), nullptr, false);
         EXPECT_TRUE(parsed.is_object() && parsed.contains("error"))
             << what << ": " << text;
       }
@@ -144,11 +144,11 @@ TEST_F(E2EHostile, HugeHeaders) {
   std::string many;
   for (int i = 0; i < 5000; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
   ExpectRefused("5000 headers", Get("/healthz", many));
-  ExpectRefused("a 100 KB request line",
-                "GET /" + std::string(100000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  ExpectRefused("a 100 KB request line", "GET /" + std::string(100000, 'a') +
+                                             " HTTP/1.1\r\nHost: x\r\n\r\n");
   ExpectRefused("a 100 KB token",
-                Get("/v1/session",
-                    "Authorization: Bearer " + std::string(100000, 'A') + "\r\n"));
+                Get("/v1/session", "Authorization: Bearer " +
+                                       std::string(100000, 'A') + "\r\n"));
 }
 
 TEST_F(E2EHostile, NegativeOrLyingContentLength) {
@@ -175,24 +175,26 @@ TEST_F(E2EHostile, NegativeOrLyingContentLength) {
   ASSERT_EQ(body.size(), 17u);
   ExpectRefused("two Content-Length headers",
                 "POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n"
-                "Content-Length: 5\r\n\r\n" + body);
+                "Content-Length: 5\r\n\r\n" +
+                    body);
   ExpectRefused("Content-Length and Transfer-Encoding",
                 "POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n11\r\n" + body +
-                    "\r\n0\r\n\r\n");
+                "Transfer-Encoding: chunked\r\n\r\n11\r\n" +
+                    body + "\r\n0\r\n\r\n");
   ExpectRefused("Transfer-Encoding: gzip, chunked",
                 "POST /v1/login HTTP/1.1\r\nHost: x\r\n"
                 "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
   ExpectRefused("a chunk size that lies",
                 "POST /v1/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
-                "chunked\r\n\r\nfffffff\r\n" + body,
+                "chunked\r\n\r\nfffffff\r\n" +
+                    body,
                 /*half_close=*/true);
 }
 
 TEST_F(E2EHostile, DeeplyNestedJson) {
-  ExpectRefused("30000 nested arrays",
-                Post("/v1/login", "",
-                     std::string(30000, '[') + std::string(30000, ']')));
+  ExpectRefused(
+      "30000 nested arrays",
+      Post("/v1/login", "", std::string(30000, '[') + std::string(30000, ']')));
   std::string objects;
   for (int i = 0; i < 10000; ++i) objects += "{\"a\":";
   objects += "1" + std::string(10000, '}');
@@ -204,23 +206,27 @@ TEST_F(E2EHostile, DeeplyNestedJson) {
 TEST_F(E2EHostile, InvalidUtf8AndNulBytesInFieldsAndTokens) {
   ExpectRefused("invalid UTF-8 in code",
                 Post("/v1/login", "", "{\"code\":\"\xff\xfe\xfd\"}"));
-  ExpectRefused("an overlong UTF-8 slash in appid",
-                Post("/v1/login", "", "{\"code\":\"x.1\",\"appid\":\"\xc0\xaf\"}"));
+  ExpectRefused(
+      "an overlong UTF-8 slash in appid",
+      Post("/v1/login", "", "{\"code\":\"x.1\",\"appid\":\"\xc0\xaf\"}"));
   ExpectRefused("an escaped NUL in code",
                 Post("/v1/login", "", R"({"code":"nul\u0000.1"})"));
   ExpectRefused("a raw NUL inside a JSON string",
                 Post("/v1/login", "", std::string("{\"code\":\"a\0b\"}", 14)));
   ExpectRefused("a NUL before the JSON",
                 Post("/v1/login", "", std::string("\0{\"code\":\"x.1\"}", 15)));
-  ExpectRefused("a NUL in the token",
-                Get("/v1/session",
-                    std::string("Authorization: Bearer abc\0def", 29) + "\r\n"));
+  ExpectRefused(
+      "a NUL in the token",
+      Get("/v1/session",
+          std::string("Authorization: Bearer abc\0def", 29) + "\r\n"));
   ExpectRefused("invalid UTF-8 in the token",
                 Get("/v1/session", "Authorization: Bearer \xff\xfe\xfd\r\n"));
-  ExpectRefused("a NUL in X-WX-Session",
-                Get("/v1/session", std::string("X-WX-Session: \0", 15) + "\r\n"));
-  ExpectRefused("a NUL in the path",
-                std::string("GET /healthz\0/x HTTP/1.1\r\nHost: x\r\n\r\n", 37));
+  ExpectRefused(
+      "a NUL in X-WX-Session",
+      Get("/v1/session", std::string("X-WX-Session: \0", 15) + "\r\n"));
+  ExpectRefused(
+      "a NUL in the path",
+      std::string("GET /healthz\0/x HTTP/1.1\r\nHost: x\r\n\r\n", 37));
   // A valid-looking id with one byte swapped for a NUL.
   std::string id(43, 'A');
   id[20] = '\0';
@@ -231,10 +237,11 @@ TEST_F(E2EHostile, InvalidUtf8AndNulBytesInFieldsAndTokens) {
 TEST_F(E2EHostile, TlsBytesOnThePlainPortAreCutAtOnce) {
   // A TLS 1.2 ClientHello record: handshake (0x16), version 3.1, length,
   // then a ClientHello body with no newline in sight.
-  std::string hello = std::string("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11) +
-                      std::string(32, '\x42') +
-                      std::string("\x00\x00\x04\x13\x01\x13\x02\x01\x00", 9) +
-                      std::string(150, '\x00');
+  std::string hello =
+      std::string("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11) +
+      std::string(32, '\x42') +
+      std::string("\x00\x00\x04\x13\x01\x13\x02\x01\x00", 9) +
+      std::string(150, '\x00');
   Exchange got = RawExchange(fixture_.port(), hello, 5000);
   EXPECT_TRUE(got.closed_by_server);
   EXPECT_TRUE(got.response.empty() || got.response.rfind("HTTP/1.1 4", 0) == 0)
@@ -253,8 +260,8 @@ TEST_F(E2EHostile, NullAndEmptyBodies) {
 
 TEST_F(E2EHostile, RepeatedHeaders) {
   httplib::Client client("127.0.0.1", fixture_.port());
-  auto login = client.Post("/v1/login", R"({"code":"twice.1"})",
-                           "application/json");
+  auto login =
+      client.Post("/v1/login", R"({"code":"twice.1"})", "application/json");
   ASSERT_TRUE(login && login->status == 200);
   std::string id = json::parse(login->body)["session_id"];
   // Each header alone is a valid session; which of two counts is exactly
@@ -267,13 +274,14 @@ TEST_F(E2EHostile, RepeatedHeaders) {
                 Get("/v1/session", "X-WX-Session: " + id +
                                        "\r\nX-WX-Session: " + id + "\r\n"));
   ExpectRefused("two Host headers", Get("/healthz", "Host: y\r\n"));
-  ExpectRefused("two Content-Type headers",
-                Post("/v1/login", "Content-Type: text/plain\r\n",
-                     R"({"code":"x.1"})"));
+  ExpectRefused(
+      "two Content-Type headers",
+      Post("/v1/login", "Content-Type: text/plain\r\n", R"({"code":"x.1"})"));
 }
 
 TEST_F(E2EHostile, GarbageRequestLines) {
-  ExpectRefused("an unknown method", "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ExpectRefused("an unknown method",
+                "BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   ExpectRefused("no version", "GET /healthz\r\n\r\n");
   ExpectRefused("HTTP/9", "GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n");
   ExpectRefused("binary noise", std::string(2000, '\x01') + "\r\n\r\n");

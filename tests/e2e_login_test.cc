@@ -119,18 +119,18 @@ TEST_F(E2E, RequestErrorsAreInvalidRequest) {
               400, "invalid_request");
   ExpectError(client.Post("/v1/login", R"({"code": ""})", "application/json"),
               400, "invalid_request");
-  ExpectError(client.Post("/v1/login",
-                          json({{"code", std::string(129, 'c')}}).dump(),
-                          "application/json"),
-              400, "invalid_request");
+  ExpectError(
+      client.Post("/v1/login", json({{"code", std::string(129, 'c')}}).dump(),
+                  "application/json"),
+      400, "invalid_request");
   ExpectError(client.Post("/v1/login", R"({"code": "x", "appid": 7})",
                           "application/json"),
               400, "invalid_request");
 }
 
 TEST_F(E2E, OversizedBodyIsPayloadTooLarge) {
-  std::string big = json({{"code", "x"}, {"pad", std::string(70000, 'p')}})
-                        .dump();
+  std::string big =
+      json({{"code", "x"}, {"pad", std::string(70000, 'p')}}).dump();
   ExpectError(Client().Post("/v1/login", big, "application/json"), 413,
               "payload_too_large");
 }
@@ -206,8 +206,8 @@ TEST_F(E2E, TheSameCodeAgainReturnsTheSameSession) {
 TEST_F(E2E, ConcurrentPostsOfOneCodeGetOneSession) {
   std::vector<std::future<std::string>> logins;
   for (int i = 0; i < 10; ++i) {
-    logins.push_back(std::async(std::launch::async,
-                                [this] { return LoginOk("dave.1"); }));
+    logins.push_back(
+        std::async(std::launch::async, [this] { return LoginOk("dave.1"); }));
   }
   std::set<std::string> ids;
   for (auto& login : logins) ids.insert(login.get());
@@ -231,8 +231,8 @@ TEST_F(E2E, FiftyParallelLoginsWithLookups) {
   int ok = 0;
   for (auto& user : users) ok += user.get() ? 1 : 0;
   EXPECT_EQ(ok, 50);
-  auto stats = RunCommand({BinaryPath(), "stats", "--config",
-                           fixture_.config_path()});
+  auto stats =
+      RunCommand({BinaryPath(), "stats", "--config", fixture_.config_path()});
   ASSERT_EQ(stats.exit_code, 0) << stats.err;
   json counts = json::parse(stats.out);
   EXPECT_EQ(counts["sessions"], 50);
@@ -301,14 +301,15 @@ TEST_F(E2E, DatabaseAndLogsNeverHoldARawSessionIdOrTheSecret) {
 class E2EShortTtl : public E2E {
  protected:
   E2EShortTtl()
-      : E2E(R"("session": {"ttl": "1s", "idle_ttl": 0}, "sweep_interval": 1)") {}
+      : E2E(R"("session": {"ttl": "1s", "idle_ttl": 0}, "sweep_interval": 1)") {
+  }
 };
 
 TEST_F(E2EShortTtl, ExpiredSessionsAreRefusedAndSwept) {
   std::string id = LoginOk("henry.1");
   auto stats = [&] {
-    auto out = RunCommand(
-        {BinaryPath(), "stats", "--config", fixture_.config_path()});
+    auto out =
+        RunCommand({BinaryPath(), "stats", "--config", fixture_.config_path()});
     return json::parse(out.out, nullptr, false);
   };
   EXPECT_EQ(stats()["sessions"], 1);

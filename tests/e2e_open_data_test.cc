@@ -453,15 +453,14 @@ TEST_F(OpenDataE2E, ABodilessPostWithoutContentLengthIsAnsweredAtOnce) {
   // What `curl -X POST` sends: no Content-Length, no body. HTTP/1.1 says
   // the body is empty; the server must not wait for one.
   const std::string id = LoginOk("kim.1");
-  const std::string reply =
-      testing_support::RawHttp(
-          fixture_.port(),
-          "POST /v1/session/check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-          "Authorization: Bearer " +
-              id + "\r\nConnection: close\r\n\r\n",
-          // Milliseconds without an answer: under the server's 5 s read
-          // timeout, which a server waiting for a body would run into.
-          3000);
+  const std::string reply = testing_support::RawHttp(
+      fixture_.port(),
+      "POST /v1/session/check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Authorization: Bearer " +
+          id + "\r\nConnection: close\r\n\r\n",
+      // Milliseconds without an answer: under the server's 5 s read
+      // timeout, which a server waiting for a body would run into.
+      3000);
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
   EXPECT_NE(reply.find(R"({"session_key_valid":true})"), std::string::npos)
       << reply;

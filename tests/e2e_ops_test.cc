@@ -54,9 +54,8 @@ httplib::Client ClientFor(int port) {
 
 httplib::Result PostLogin(int port, const std::string& code,
                           const httplib::Headers& headers = {}) {
-  return ClientFor(port).Post("/v1/login", headers,
-                              json({{"code", code}}).dump(),
-                              "application/json");
+  return ClientFor(port).Post(
+      "/v1/login", headers, json({{"code", code}}).dump(), "application/json");
 }
 
 std::string LoginOk(int port, const std::string& code) {
@@ -68,7 +67,8 @@ std::string LoginOk(int port, const std::string& code) {
 }
 
 httplib::Result GetSession(int port, const std::string& id) {
-  return ClientFor(port).Get("/v1/session", {{"Authorization", "Bearer " + id}});
+  return ClientFor(port).Get("/v1/session",
+                             {{"Authorization", "Bearer " + id}});
 }
 
 // Fetches /metrics until `ready` holds (up to 5 s) and returns it parsed.
@@ -162,8 +162,8 @@ TEST(E2EMetrics, ParseAsPrometheusTextAndCountByRoutePatternOnly) {
   auto res = ClientFor(port).Get("/metrics");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200);
-  EXPECT_EQ(res->get_header_value("Content-Type").rfind(
-                "text/plain; version=0.0.4", 0),
+  EXPECT_EQ(res->get_header_value("Content-Type")
+                .rfind("text/plain; version=0.0.4", 0),
             0u)
       << res->get_header_value("Content-Type");
   PromText parsed = ParsePrometheusText(res->body);
@@ -193,11 +193,11 @@ TEST(E2EMetrics, ParseAsPrometheusTextAndCountByRoutePatternOnly) {
                          {{"route", "/v1/login"}}),
             3);
   EXPECT_EQ(parsed.Value("wxsessiond_logins_total", {{"result", "ok"}}), 2);
-  EXPECT_EQ(parsed.Value("wxsessiond_logins_total",
-                         {{"result", "invalid_code"}}),
-            1);
+  EXPECT_EQ(
+      parsed.Value("wxsessiond_logins_total", {{"result", "invalid_code"}}), 1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"},
+                         {{"api", "jscode2session"},
+                          {"result", "ok"},
                           {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_request_duration_seconds_count",
@@ -218,7 +218,8 @@ TEST(E2EAuth, LiveSessionGets204WithIdentityHeadersOthers401) {
   std::string dave = LoginOk(port, "dave.1");          // has none
   json carol_info = json::parse(GetSession(port, carol)->body);
 
-  auto ok = ClientFor(port).Get("/v1/auth", {{"Authorization", "Bearer " + carol}});
+  auto ok =
+      ClientFor(port).Get("/v1/auth", {{"Authorization", "Bearer " + carol}});
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 204);
   EXPECT_TRUE(ok->body.empty());
@@ -239,11 +240,11 @@ TEST(E2EAuth, LiveSessionGets204WithIdentityHeadersOthers401) {
   EXPECT_FALSE(missing->has_header("X-WX-OpenID"));
   ExpectError(ClientFor(port).Get("/v1/auth", {{"Authorization", "Bearer x"}}),
               401, "invalid_session");
-  ASSERT_EQ(ClientFor(port)
-                .Post("/v1/logout", {{"Authorization", "Bearer " + dave}}, "",
-                      "")
-                ->status,
-            204);
+  ASSERT_EQ(
+      ClientFor(port)
+          .Post("/v1/logout", {{"Authorization", "Bearer " + dave}}, "", "")
+          ->status,
+      204);
   ExpectError(ClientFor(port).Get("/v1/auth", {{"X-WX-Session", dave}}), 401,
               "invalid_session");
 }
@@ -258,8 +259,8 @@ std::vector<json> LogLines(const std::string& stderr_text,
   while (start < stderr_text.size()) {
     size_t end = stderr_text.find('\n', start);
     if (end == std::string::npos) end = stderr_text.size();
-    json line = json::parse(stderr_text.substr(start, end - start), nullptr,
-                            false);
+    json line =
+        json::parse(stderr_text.substr(start, end - start), nullptr, false);
     if (line.is_object() && line.value("event", "") == event) {
       lines.push_back(line);
     }
@@ -328,7 +329,8 @@ TEST(E2ELogs, TextFormatAndLevelAreConfigurable) {
   std::string log = text.server()->Stderr();
   EXPECT_NE(log.find(" info request request_id="), std::string::npos) << log;
   EXPECT_NE(log.find(" route=/v1/login status=200 "), std::string::npos) << log;
-  EXPECT_EQ(log.find("{\""), std::string::npos) << "JSON in a text log: " << log;
+  EXPECT_EQ(log.find("{\""), std::string::npos)
+      << "JSON in a text log: " << log;
 
   ServerFixture quiet(R"("log": {"level": "warn"})");
   ASSERT_TRUE(quiet.Start());
@@ -371,10 +373,12 @@ TEST(E2ERateLimit, LoginsPastTheBurstGet429WithRetryAfter) {
   auto metrics = Scrape(port, [](const PromText& text) {
     return text.Value("wxsessiond_logins_total", {{"result", "ok"}}) == 4;
   });
-  EXPECT_EQ(metrics.Value("wxsessiond_logins_total", {{"result", "rate_limited"}}),
-            1);
+  EXPECT_EQ(
+      metrics.Value("wxsessiond_logins_total", {{"result", "rate_limited"}}),
+      1);
   EXPECT_EQ(metrics.Value("wxsessiond_upstream_requests_total",
-                          {{"api", "jscode2session"}, {"result", "ok"},
+                          {{"api", "jscode2session"},
+                           {"result", "ok"},
                            {"platform", "wechat"}}),
             4);
 }
@@ -392,7 +396,8 @@ TEST(E2ERateLimit, ForwardedHeadersFromAnUntrustedPeerDoNotEscapeTheLimit) {
   }
 }
 
-// --- Bulkhead: a stalled WeChat -----------------------------------------------
+// --- Bulkhead: a stalled WeChat
+// -----------------------------------------------
 
 TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
   TempDir dir;
@@ -404,8 +409,10 @@ TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
   int port = 0;
   std::vector<std::string> ids;
   {
-    auto server = StartServer(WriteConfig(dir, "fast.json", fast, extra), &port);
-    for (int i = 0; i < 4; ++i) ids.push_back(LoginOk(port, "kim" + std::to_string(i) + ".1"));
+    auto server =
+        StartServer(WriteConfig(dir, "fast.json", fast, extra), &port);
+    for (int i = 0; i < 4; ++i)
+      ids.push_back(LoginOk(port, "kim" + std::to_string(i) + ".1"));
     server->Signal(SIGTERM);
     ASSERT_EQ(server->Wait(5000), 0);
   }
@@ -436,8 +443,8 @@ TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
   // WeChat, 10 waiting), the other 26 were turned away, and calls are still
   // stuck at WeChat. Without this the lookups below could all run before
   // the storm and check nothing.
-  const std::map<std::string, std::string> wechat = {
-      {"api", "jscode2session"}, {"platform", "wechat"}};
+  const std::map<std::string, std::string> wechat = {{"api", "jscode2session"},
+                                                     {"platform", "wechat"}};
   double rejected = 0;
   double in_flight = 0;
   const bool arrived = WaitFor([&] {
@@ -460,10 +467,11 @@ TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
                    ? lookups.Get("/v1/session",
                                  {{"Authorization", "Bearer " + ids[i % 4]}})
                    : GetSession(port, ids[i % 4]);
-    double ms = std::chrono::duration<double, std::milli>(steady_clock::now() -
-                                                          started)
-                    .count();
-    ASSERT_TRUE(res) << "lookup " << i << ": " << httplib::to_string(res.error());
+    double ms =
+        std::chrono::duration<double, std::milli>(steady_clock::now() - started)
+            .count();
+    ASSERT_TRUE(res) << "lookup " << i << ": "
+                     << httplib::to_string(res.error());
     EXPECT_EQ(res->status, 200);
     slowest_ms = std::max(slowest_ms, ms);
   }
@@ -479,12 +487,14 @@ TEST(E2EBulkhead, LookupsStayFastWhileWeChatStalls) {
     if (status == 503) ++refused;
   }
   auto metrics = Scrape(port, [](const PromText& text) {
-    return text.Value("wxsessiond_upstream_rejected_total",
-                      {{"api", "jscode2session"}, {"platform", "wechat"}})
+    return text
+        .Value("wxsessiond_upstream_rejected_total",
+               {{"api", "jscode2session"}, {"platform", "wechat"}})
         .has_value();
   });
-  EXPECT_GT(metrics.Value("wxsessiond_upstream_rejected_total",
-                          {{"api", "jscode2session"}, {"platform", "wechat"}})
+  EXPECT_GT(metrics
+                .Value("wxsessiond_upstream_rejected_total",
+                       {{"api", "jscode2session"}, {"platform", "wechat"}})
                 .value_or(0),
             0);
   EXPECT_EQ(refused, 40);
@@ -504,10 +514,10 @@ TEST(E2ETls, ServesHttpsWithAConfiguredCertificate) {
       << "the openssl CLI (Debian package openssl) is needed: " << made.err;
   std::unique_ptr<Process> mock;
   std::string api_base = StartMock(&mock);
-  std::string config = WriteConfig(
-      dir, "tls.json", api_base,
-      R"("tls": {"cert": ")" + dir.File("cert.pem") + R"(", "key": ")" +
-          dir.File("key.pem") + "\"}");
+  std::string config =
+      WriteConfig(dir, "tls.json", api_base,
+                  R"("tls": {"cert": ")" + dir.File("cert.pem") +
+                      R"(", "key": ")" + dir.File("key.pem") + "\"}");
   auto server = std::make_unique<Process>(
       std::vector<std::string>{BinaryPath(), "serve", "--config", config});
   auto line = server->WaitForLine("listening on", 10000);
@@ -518,7 +528,8 @@ TEST(E2ETls, ServesHttpsWithAConfiguredCertificate) {
   httplib::SSLClient tls("127.0.0.1", port);
   tls.set_ca_cert_path(dir.File("cert.pem").c_str());
   tls.enable_server_certificate_verification(true);
-  auto login = tls.Post("/v1/login", R"({"code":"lena.1"})", "application/json");
+  auto login =
+      tls.Post("/v1/login", R"({"code":"lena.1"})", "application/json");
   ASSERT_TRUE(login) << httplib::to_string(login.error());
   ASSERT_EQ(login->status, 200) << login->body;
   std::string id = json::parse(login->body)["session_id"];
@@ -532,10 +543,10 @@ TEST(E2ETls, ServesHttpsWithAConfiguredCertificate) {
 
   // A key that is not a key: start-up fails naming the keys.
   WriteFile(dir.File("bad.pem"), "not a pem file\n");
-  std::string bad = WriteConfig(
-      dir, "bad.json", api_base,
-      R"("tls": {"cert": ")" + dir.File("bad.pem") + R"(", "key": ")" +
-          dir.File("bad.pem") + "\"}");
+  std::string bad =
+      WriteConfig(dir, "bad.json", api_base,
+                  R"("tls": {"cert": ")" + dir.File("bad.pem") +
+                      R"(", "key": ")" + dir.File("bad.pem") + "\"}");
   auto refused = RunCommand({BinaryPath(), "serve", "--config", bad});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("tls.cert"), std::string::npos) << refused.err;
@@ -581,8 +592,8 @@ TEST(E2EBackup, ACopyTakenDuringLoginsOpensAndHoldsTheSessions) {
 
   // A second server on the copy answers for every session made before it.
   int copy_port = 0;
-  auto copy = StartServer(fixture.config_path(), &copy_port,
-                          {}, {"--database", out, "--listen", "127.0.0.1:0"});
+  auto copy = StartServer(fixture.config_path(), &copy_port, {},
+                          {"--database", out, "--listen", "127.0.0.1:0"});
   ASSERT_GT(copy_port, 0);
   for (const std::string& id : before) {
     auto res = GetSession(copy_port, id);
@@ -597,16 +608,17 @@ TEST(E2EBackup, ACopyTakenDuringLoginsOpensAndHoldsTheSessions) {
       {BinaryPath(), "backup", "--config", fixture.config_path(), out});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
-  auto usage = RunCommand({BinaryPath(), "backup", "--config",
-                           fixture.config_path()});
+  auto usage =
+      RunCommand({BinaryPath(), "backup", "--config", fixture.config_path()});
   EXPECT_EQ(usage.exit_code, 2);
 
   // With a Redis store there is no SQLite file to copy: refused, clearly.
   TempDir dir;
-  std::string redis_config = WriteConfig(dir, "redis.json", "http://127.0.0.1:9",
-                                         R"("store": "redis://127.0.0.1:9")");
-  auto redis = RunCommand({BinaryPath(), "backup", "--config", redis_config,
-                           dir.File("out.db")});
+  std::string redis_config =
+      WriteConfig(dir, "redis.json", "http://127.0.0.1:9",
+                  R"("store": "redis://127.0.0.1:9")");
+  auto redis = RunCommand(
+      {BinaryPath(), "backup", "--config", redis_config, dir.File("out.db")});
   EXPECT_EQ(redis.exit_code, 1);
   EXPECT_NE(redis.err.find("Redis"), std::string::npos) << redis.err;
 }
@@ -635,8 +647,8 @@ TEST(E2EShutdown, SigtermDuringLoadFinishesInFlightRequestsAndExitsZero) {
   for (int c = 0; c < 6; ++c) {
     clients.emplace_back([&, c] {
       for (int i = 0;; ++i) {
-        auto res = PostLogin(port, "load" + std::to_string(c) + "x" +
-                                       std::to_string(i) + ".1");
+        auto res = PostLogin(
+            port, "load" + std::to_string(c) + "x" + std::to_string(i) + ".1");
         if (!res) {
           transport_failures.fetch_add(1);
           return;  // the server has stopped accepting
@@ -678,10 +690,10 @@ TEST(E2EShutdown, SigtermDuringLoadFinishesInFlightRequestsAndExitsZero) {
 
   ASSERT_TRUE(code.has_value()) << "did not exit within 5 s";
   EXPECT_EQ(*code, 0) << server->Stderr();
-  std::cout << "[ measured ] SIGTERM to exit under load: "
-            << std::chrono::duration<double, std::milli>(exited - signalled)
-                   .count()
-            << " ms\n";
+  std::cout
+      << "[ measured ] SIGTERM to exit under load: "
+      << std::chrono::duration<double, std::milli>(exited - signalled).count()
+      << " ms\n";
   int answered_after_signal = 0;
   std::vector<std::string> acknowledged;
   for (const Outcome& outcome : outcomes) {
@@ -709,7 +721,8 @@ TEST(E2EShutdown, SigtermDuringLoadFinishesInFlightRequestsAndExitsZero) {
   }
 }
 
-TEST(E2EShutdown, AStuckRequestOrAnIdleConnectionCannotHoldTheStopPastFiveSeconds) {
+TEST(E2EShutdown,
+     AStuckRequestOrAnIdleConnectionCannotHoldTheStopPastFiveSeconds) {
   TempDir dir;
   std::unique_ptr<Process> mock;
   // WeChat answers after 20 s and the timeout is 15 s: a login is stuck.
@@ -717,8 +730,10 @@ TEST(E2EShutdown, AStuckRequestOrAnIdleConnectionCannotHoldTheStopPastFiveSecond
   std::string config = dir.File("config.json");
   WriteFile(dir.File("secret"), "s\n");
   WriteFile(config, "{\"listen\": \"127.0.0.1:0\", \"database\": \"" +
-                        dir.File("sessions.db") + "\", \"apps\": [{\"appid\": "
-                        "\"wxa\", \"secret_file\": \"" + dir.File("secret") +
+                        dir.File("sessions.db") +
+                        "\", \"apps\": [{\"appid\": "
+                        "\"wxa\", \"secret_file\": \"" +
+                        dir.File("secret") +
                         "\"}], \"wechat\": {\"api_base\": \"" + api_base +
                         "\", \"timeout\": \"15s\"}}");
   int port = 0;
@@ -740,9 +755,9 @@ TEST(E2EShutdown, AStuckRequestOrAnIdleConnectionCannotHoldTheStopPastFiveSecond
   const auto signalled = steady_clock::now();
   server->Signal(SIGTERM);
   std::optional<int> code = server->Wait(5000);
-  const double ms = std::chrono::duration<double, std::milli>(
-                        steady_clock::now() - signalled)
-                        .count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(steady_clock::now() - signalled)
+          .count();
   ASSERT_TRUE(code.has_value()) << "still running 5 s after SIGTERM";
   EXPECT_EQ(*code, 0);
   std::cout << "[ measured ] SIGTERM to exit with a stuck login: " << ms
@@ -783,13 +798,14 @@ TEST(E2EShutdown, AnIdleKeptAliveConnectionDelaysTheStopByTheIdleTimeoutOnly) {
   const auto signalled = steady_clock::now();
   fixture.StopServer(SIGTERM);
   std::optional<int> code = fixture.WaitServer(5000);
-  const double ms = std::chrono::duration<double, std::milli>(
-                        steady_clock::now() - signalled)
-                        .count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(steady_clock::now() - signalled)
+          .count();
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
   std::cout << "[ measured ] SIGTERM to exit with an idle kept-alive "
-               "connection: " << ms << " ms\n";
+               "connection: "
+            << ms << " ms\n";
   // The 2 s keep-alive timeout, well before the 4 s drain deadline.
   EXPECT_LT(ms, 3500);
   EXPECT_EQ(fixture.server()->Stderr().find("drain_timeout"),
@@ -853,8 +869,7 @@ TEST(E2EJournal, LinesCarryTheirPriorityWhenStderrIsTheJournal) {
 TEST(E2EJournal, LinesStayPlainWhenStderrIsAnotherFile) {
   // A JOURNAL_STREAM inherited from a parent whose stderr was the journal:
   // this stderr is another file, so no prefixes.
-  const std::string err =
-      StderrOfAFailedLogin("export JOURNAL_STREAM=1:1");
+  const std::string err = StderrOfAFailedLogin("export JOURNAL_STREAM=1:1");
   std::vector<std::string> failed = LinesWith(err, "\"login_failed\"");
   ASSERT_FALSE(failed.empty()) << err;
   EXPECT_EQ(failed[0].rfind("{", 0), 0u) << failed[0];
@@ -876,8 +891,8 @@ class NotifyListener {
     socklen_t length = sizeof(address);
     if (name[0] == '@') {
       address.sun_path[0] = '\0';
-      length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                      name.size());
+      length =
+          static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
     }
     bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0;
   }
@@ -908,8 +923,8 @@ void CheckReadyAndStopping(const std::string& notify_socket,
   Process server({BinaryPath(), "serve", "--config", fixture.config_path()},
                  {{"NOTIFY_SOCKET", notify_socket}});
   std::string ready = listener.Receive(10000);
-  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready
-                                                      << server.Stderr();
+  EXPECT_NE(ready.find("READY=1"), std::string::npos)
+      << ready << server.Stderr();
   EXPECT_NE(ready.find("STATUS=listening on 127.0.0.1:"), std::string::npos)
       << ready;
   auto line = server.WaitForLine("listening on", 10000);

@@ -75,8 +75,7 @@ class PlatformsTest : public ::testing::Test {
     WriteFile(dir_->File("app_public.pem"), app_key->PublicPem());
     // The app's key as the Alipay console shows it: bare base64, no PEM.
     std::string bare;
-    for (const std::string& line :
-         {app_key->PrivatePem()}) {
+    for (const std::string& line : {app_key->PrivatePem()}) {
       size_t at = 0;
       while (at < line.size()) {
         size_t end = line.find('\n', at);
@@ -89,9 +88,9 @@ class PlatformsTest : public ::testing::Test {
     WriteFile(dir_->File("app_private.txt"), bare + "\n");
     WriteFile(dir_->File("other_private.pem"), other_key->PrivatePem());
 
-    mock_ = new Process({BinaryPath(), "mock-wechat", "--listen",
-                         "127.0.0.1:0", "--alipay-app-public-key",
-                         dir_->File("app_public.pem")});
+    mock_ =
+        new Process({BinaryPath(), "mock-wechat", "--listen", "127.0.0.1:0",
+                     "--alipay-app-public-key", dir_->File("app_public.pem")});
     std::string mock_public;
     while (true) {
       std::optional<std::string> line = mock_->ReadLine(30000);
@@ -117,8 +116,8 @@ class PlatformsTest : public ::testing::Test {
         // WeChat apps too: a per-app api_base beats wechat.api_base.
         entry["api_base"] = base;
         if (app.platform == Platform::kAlipay) {
-          entry["private_key_file"] = dir_->File(
-              wrong ? "other_private.pem" : "app_private.txt");
+          entry["private_key_file"] =
+              dir_->File(wrong ? "other_private.pem" : "app_private.txt");
           entry["alipay_public_key_file"] = dir_->File("alipay_public.pem");
         } else {
           entry["secret"] = wrong ? "wrong-secret" : "platform-secret";
@@ -126,16 +125,18 @@ class PlatformsTest : public ::testing::Test {
         apps.push_back(entry);
       }
     }
-    json config = {{"listen", "127.0.0.1:0"},
-                   {"database", dir_->File("sessions.db")},
-                   {"apps", apps},
-                   {"admin", {{"token_file", dir_->File("admin_token")}}},
-                   // Nothing listens on port 9: only per-app api_base works.
-                   {"wechat", {{"api_base", "http://127.0.0.1:9"}, {"timeout", 2}}}};
+    json config = {
+        {"listen", "127.0.0.1:0"},
+        {"database", dir_->File("sessions.db")},
+        {"apps", apps},
+        {"admin", {{"token_file", dir_->File("admin_token")}}},
+        // Nothing listens on port 9: only per-app api_base works.
+        {"wechat", {{"api_base", "http://127.0.0.1:9"}, {"timeout", 2}}}};
     WriteFile(dir_->File("config.json"), config.dump(2));
     server_ = new Process(
         {BinaryPath(), "serve", "--config", dir_->File("config.json")});
-    std::optional<std::string> line = server_->WaitForLine("listening on", 30000);
+    std::optional<std::string> line =
+        server_->WaitForLine("listening on", 30000);
     ASSERT_TRUE(line) << server_->Stderr();
     port_ = PortFromListeningLine(*line);
   }
@@ -158,14 +159,12 @@ class PlatformsTest : public ::testing::Test {
     AppConfig config;
     config.appid = wrong ? WrongAppId(app) : app.appid;
     config.platform = app.platform;
-    config.api_base = base.empty()
-                          ? "http://127.0.0.1:" + std::to_string(mock_port_)
-                          : base;
+    config.api_base =
+        base.empty() ? "http://127.0.0.1:" + std::to_string(mock_port_) : base;
     config.secret = wrong ? "wrong-secret" : "platform-secret";
     if (app.platform == Platform::kAlipay) {
-      config.private_key =
-          testing_support::ReadFile(dir_->File(wrong ? "other_private.pem"
-                                                     : "app_private.txt"));
+      config.private_key = testing_support::ReadFile(
+          dir_->File(wrong ? "other_private.pem" : "app_private.txt"));
       config.alipay_public_key =
           testing_support::ReadFile(dir_->File("alipay_public.pem"));
     }
@@ -181,7 +180,8 @@ class PlatformsTest : public ::testing::Test {
                        "application/json");
   }
 
-  static std::string LoginOk(const std::string& appid, const std::string& code) {
+  static std::string LoginOk(const std::string& appid,
+                             const std::string& code) {
     httplib::Result res = Login(appid, code);
     EXPECT_TRUE(res && res->status == 200)
         << appid << " " << code << ": " << (res ? res->body : "no answer");
@@ -199,15 +199,18 @@ class PlatformsTest : public ::testing::Test {
   static std::string StatsRoute(Platform platform) {
     switch (platform) {
       case Platform::kWeChat:
-      case Platform::kQQ: return "jscode2session";
-      default: return PlatformName(platform);
+      case Platform::kQQ:
+        return "jscode2session";
+      default:
+        return PlatformName(platform);
     }
   }
 
   static std::string SessionKey(const std::string& appid,
                                 const std::string& openid) {
     httplib::Client mock = ClientFor(mock_port_);
-    auto res = mock.Get("/mock/session_key?appid=" + appid + "&openid=" + openid);
+    auto res =
+        mock.Get("/mock/session_key?appid=" + appid + "&openid=" + openid);
     if (!res || res->status != 200) return "";
     return json::parse(res->body).value("session_key", "");
   }
@@ -234,8 +237,7 @@ TEST_F(PlatformsTest, EveryPlatformLogsInLooksUpAndLogsOut) {
         LoginOk(app.appid, std::string("life.") + PlatformName(app.platform));
     ASSERT_FALSE(id.empty());
     httplib::Client client = ClientFor(port_);
-    auto session =
-        client.Get("/v1/session", {{"Authorization", Bearer(id)}});
+    auto session = client.Get("/v1/session", {{"Authorization", Bearer(id)}});
     ASSERT_TRUE(session && session->status == 200);
     const json info = json::parse(session->body);
     EXPECT_EQ(info["appid"], app.appid);
@@ -252,8 +254,8 @@ TEST_F(PlatformsTest, EveryPlatformLogsInLooksUpAndLogsOut) {
                            "application/json");
     ASSERT_TRUE(out);
     EXPECT_EQ(out->status, 204);
-    ExpectError(client.Get("/v1/session", {{"Authorization", Bearer(id)}}),
-                401, "invalid_session");
+    ExpectError(client.Get("/v1/session", {{"Authorization", Bearer(id)}}), 401,
+                "invalid_session");
   }
 }
 
@@ -342,20 +344,20 @@ TEST_F(PlatformsTest, WeChatOnlyRoutesAnswerUnsupportedElsewhere) {
     const std::string id =
         LoginOk(app.appid, std::string("routes.") + PlatformName(app.platform));
     const httplib::Headers auth = {{"Authorization", Bearer(id)}};
-    ExpectError(client.Post("/v1/phone", auth, R"({"code":"p1"})",
-                            "application/json"),
-                400, "unsupported_for_platform");
+    ExpectError(
+        client.Post("/v1/phone", auth, R"({"code":"p1"})", "application/json"),
+        400, "unsupported_for_platform");
     ExpectError(client.Post("/v1/session/check", auth, "", "application/json"),
                 400, "unsupported_for_platform");
-    ExpectError(client.Get(std::string("/v1/admin/access-token?appid=") +
-                               app.appid,
-                           {{"Authorization", Bearer(kAdminToken)}}),
-                400, "unsupported_for_platform");
-    const bool verifies = app.platform != Platform::kBaidu &&
-                          app.platform != Platform::kAlipay;
-    auto verify = client.Post("/v1/verify", auth,
-                              R"({"rawData":"{}","signature":"00"})",
-                              "application/json");
+    ExpectError(
+        client.Get(std::string("/v1/admin/access-token?appid=") + app.appid,
+                   {{"Authorization", Bearer(kAdminToken)}}),
+        400, "unsupported_for_platform");
+    const bool verifies =
+        app.platform != Platform::kBaidu && app.platform != Platform::kAlipay;
+    auto verify =
+        client.Post("/v1/verify", auth, R"({"rawData":"{}","signature":"00"})",
+                    "application/json");
     if (verifies) {
       ASSERT_TRUE(verify);
       EXPECT_EQ(verify->status, 200) << verify->body;
@@ -387,13 +389,13 @@ TEST_F(PlatformsTest, WeChatStyleOpenDataDecryptsOnQQDouyinAndKuaishou) {
     ASSERT_FALSE(key.empty());
     const auto body = [&](const json& payload) {
       const std::string iv = crypto::RandomBytes(16);
-      return json{{"encryptedData",
-                   crypto::Base64Encode(
-                       crypto::Aes128CbcEncrypt(
-                           crypto::Base64Decode(key).value_or(""), iv,
-                           payload.dump())
-                           .value_or(""))},
-                  {"iv", crypto::Base64Encode(iv)}}
+      return json{
+          {"encryptedData",
+           crypto::Base64Encode(
+               crypto::Aes128CbcEncrypt(crypto::Base64Decode(key).value_or(""),
+                                        iv, payload.dump())
+                   .value_or(""))},
+          {"iv", crypto::Base64Encode(iv)}}
           .dump();
     };
     const httplib::Headers auth = {{"Authorization", Bearer(id)}};
@@ -433,8 +435,8 @@ std::string NodeBaiduCiphertext(const std::string& key_b64,
       "  Buffer.from(key, 'base64'), Buffer.from(iv, 'base64'));"
       "process.stdout.write(Buffer.concat([cipher.update(plain),"
       "  cipher.final()]).toString('base64') + '\\n');";
-  testing_support::CommandResult result = RunCommand(
-      {node, "-e", script, key_b64, iv_b64, json_text, app_key});
+  testing_support::CommandResult result =
+      RunCommand({node, "-e", script, key_b64, iv_b64, json_text, app_key});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   std::string out = result.out;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) {
@@ -475,14 +477,13 @@ TEST_F(PlatformsTest, BaiduOpenDataDecryptsAVectorMadeByNode) {
       422, "watermark_mismatch");
   // Another key: the padding or the layout fails, never a 200.
   const std::string other = crypto::Base64Encode(crypto::RandomBytes(24));
-  ExpectError(
-      client.Post("/v1/decrypt", auth,
-                  json{{"encryptedData",
-                        NodeBaiduCiphertext(other, iv, text, appid)},
-                       {"iv", iv}}
-                      .dump(),
-                  "application/json"),
-      422, "decrypt_failed");
+  ExpectError(client.Post("/v1/decrypt", auth,
+                          json{{"encryptedData",
+                                NodeBaiduCiphertext(other, iv, text, appid)},
+                               {"iv", iv}}
+                              .dump(),
+                          "application/json"),
+              422, "decrypt_failed");
 }
 
 TEST_F(PlatformsTest, AlipaySignaturesHoldBothWays) {
@@ -525,7 +526,8 @@ TEST_F(PlatformsTest, EveryErrorRowPerPlatformClient) {
       Result<WeChatSession> result = client->Code2Session(app.appid, "", code);
       return result.ok() ? ErrorCode::kOk : result.status().code();
     };
-    const std::string direct = std::string("direct.") + PlatformName(app.platform);
+    const std::string direct =
+        std::string("direct.") + PlatformName(app.platform);
     EXPECT_EQ(code_of(direct), ErrorCode::kOk);
     // Used twice -> invalid (Kuaishou: unclassified -> upstream_error).
     const ErrorCode invalid = app.platform == Platform::kKuaishou
@@ -638,11 +640,10 @@ TEST(PlatformSingleFlight, ConcurrentPostsOfOneCodeShareOneCall) {
     }
     apps.push_back(entry);
   }
-  WriteFile(dir.File("config.json"),
-            json{{"listen", "127.0.0.1:0"},
-                 {"database", dir.File("sessions.db")},
-                 {"apps", apps}}
-                .dump());
+  WriteFile(dir.File("config.json"), json{{"listen", "127.0.0.1:0"},
+                                          {"database", dir.File("sessions.db")},
+                                          {"apps", apps}}
+                                         .dump());
   Process server({BinaryPath(), "serve", "--config", dir.File("config.json")});
   std::optional<std::string> line = server.WaitForLine("listening on", 30000);
   ASSERT_TRUE(line) << server.Stderr();
@@ -650,15 +651,16 @@ TEST(PlatformSingleFlight, ConcurrentPostsOfOneCodeShareOneCall) {
 
   for (const App& app : Apps()) {
     SCOPED_TRACE(PlatformName(app.platform));
-    const std::string code = std::string("flight.") + PlatformName(app.platform);
+    const std::string code =
+        std::string("flight.") + PlatformName(app.platform);
     std::vector<std::string> ids(4);
     std::vector<std::thread> posts;
     for (size_t i = 0; i < ids.size(); ++i) {
       posts.emplace_back([&, i] {
         httplib::Client client = ClientFor(port);
-        auto res = client.Post("/v1/login",
-                               json{{"appid", app.appid}, {"code", code}}.dump(),
-                               "application/json");
+        auto res = client.Post(
+            "/v1/login", json{{"appid", app.appid}, {"code", code}}.dump(),
+            "application/json");
         if (res && res->status == 200) {
           ids[i] = json::parse(res->body).value("session_id", "");
         }
@@ -731,15 +733,16 @@ TEST(PlatformMock, AlipayKeyFlagIsUsedAndChecked) {
     std::optional<std::string> line = mock.ReadLine(30000);
     ASSERT_TRUE(line) << mock.Stderr();
     if (line->find("listening on") != std::string::npos) break;
-    if (line->rfind("-----", 0) == 0 || !printed.empty()) printed += *line + "\n";
+    if (line->rfind("-----", 0) == 0 || !printed.empty())
+      printed += *line + "\n";
   }
   EXPECT_EQ(printed, key->PublicPem());
   mock.Signal(SIGTERM);
   mock.Wait(5000);
 
   WriteFile(dir.File("bad.key"), "not a key\n");
-  testing_support::CommandResult bad =
-      RunCommand({BinaryPath(), "mock-wechat", "--alipay-key", dir.File("bad.key")});
+  testing_support::CommandResult bad = RunCommand(
+      {BinaryPath(), "mock-wechat", "--alipay-key", dir.File("bad.key")});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--alipay-key"), std::string::npos) << bad.err;
 }

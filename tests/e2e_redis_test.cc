@@ -62,8 +62,8 @@ httplib::Result GetSession(int port, const std::string& id) {
 }
 
 httplib::Result Logout(int port, const std::string& id) {
-  return ClientFor(port).Post("/v1/logout",
-                              {{"Authorization", "Bearer " + id}}, "", "");
+  return ClientFor(port).Post("/v1/logout", {{"Authorization", "Bearer " + id}},
+                              "", "");
 }
 
 int StatusOf(const httplib::Result& res) { return res ? res->status : -1; }
@@ -164,10 +164,10 @@ TEST(E2ERedis, RedisDownIs503NeverA401AndServiceResumesByItself) {
   options.password = "e2e-redis-password-never-logged";
   RedisServerProcess redis(options);
   ASSERT_TRUE(redis.Start()) << redis.error();
-  ServerFixture server(RedisConfig(
-      "redis://:" + options.password + "@127.0.0.1:" +
-          std::to_string(redis.port()),
-      R"("timeout": "300ms")"));
+  ServerFixture server(
+      RedisConfig("redis://:" + options.password +
+                      "@127.0.0.1:" + std::to_string(redis.port()),
+                  R"("timeout": "300ms")"));
   ASSERT_TRUE(server.Start());
   const int port = server.port();
 
@@ -216,8 +216,8 @@ TEST(E2ERedis, ErrorsNameNoHostOrLibraryToClientsButTheLogDoes) {
   answers.push_back(GetSession(port, id));
   answers.push_back(Login(port, "erin.2"));
   answers.push_back(Logout(port, id));
-  answers.push_back(ClientFor(port).Get("/v1/auth",
-                                        {{"Authorization", "Bearer " + id}}));
+  answers.push_back(
+      ClientFor(port).Get("/v1/auth", {{"Authorization", "Bearer " + id}}));
   answers.push_back(ClientFor(port).Post(
       "/v1/decrypt", {{"Authorization", "Bearer " + id}},
       R"({"encryptedData":"AAAA","iv":"AAAAAAAAAAAAAAAAAAAAAA=="})",
@@ -259,7 +259,8 @@ TEST(E2ERedis, SentinelFailoverKeepsEveryAcknowledgedSession) {
                    .find(std::to_string(replica.port())) != std::string::npos;
       },
       15))
-      << "sentinel never saw the replica; log:\n" << sentinel.Log();
+      << "sentinel never saw the replica; log:\n"
+      << sentinel.Log();
 
   ServerFixture server(RedisConfig(
       "redis-sentinel://127.0.0.1:" + std::to_string(sentinel.port()) +
@@ -292,9 +293,10 @@ TEST(E2ERedis, SentinelFailoverKeepsEveryAcknowledgedSession) {
       },
       30);
   ASSERT_TRUE(resumed) << "no recovery; sentinel log:\n" << sentinel.Log();
-  std::printf("[ measured ] sessions served again %lld ms after the master "
-              "was killed (%zu polls)\n",
-              static_cast<long long>(resumed->count()), statuses.size());
+  std::printf(
+      "[ measured ] sessions served again %lld ms after the master "
+      "was killed (%zu polls)\n",
+      static_cast<long long>(resumed->count()), statuses.size());
   for (int status : statuses) {
     EXPECT_TRUE(status == 200 || status == 503)
         << "a failover must never log anyone out; got " << status;
@@ -325,7 +327,8 @@ TEST(E2ERedis, MigrateStoreMovesSqliteSessionsToRedis) {
 
   auto help = RunCommand({BinaryPath(), "migrate-store", "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  EXPECT_NE(help.out.find("usage: wxsessiond migrate-store"), std::string::npos);
+  EXPECT_NE(help.out.find("usage: wxsessiond migrate-store"),
+            std::string::npos);
   auto bad = RunCommand({BinaryPath(), "migrate-store", "--config",
                          server.config_path(), "--to", "mysql://x"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;

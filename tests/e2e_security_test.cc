@@ -117,11 +117,12 @@ class E2ESealed : public ::testing::Test {
   // The newest session_key the mock issued to `user`, in the clear.
   std::string IssuedKey(const std::string& user) {
     httplib::Client mock("127.0.0.1", fixture_.mock_port());
-    std::string openid = MockWeChatServer::OpenIdFor(ServerFixture::kAppId, user);
-    auto res = mock.Get(("/mock/session_key?appid=" +
-                         std::string(ServerFixture::kAppId) +
-                         "&openid=" + openid)
-                            .c_str());
+    std::string openid =
+        MockWeChatServer::OpenIdFor(ServerFixture::kAppId, user);
+    auto res = mock.Get(
+        ("/mock/session_key?appid=" + std::string(ServerFixture::kAppId) +
+         "&openid=" + openid)
+            .c_str());
     EXPECT_TRUE(res && res->status == 200);
     return res ? json::parse(res->body).value("session_key", "") : "";
   }
@@ -173,16 +174,16 @@ TEST_F(E2ESealed, AWrongKeyAnswers503NeverLogsUsersOut) {
 
 TEST_F(E2ESealed, AnUnreadableOrMalformedKeyFileStopsStartUp) {
   WriteFile(key1_, "too short\n");
-  auto bad = RunCommand({BinaryPath(), "serve", "--config",
-                         fixture_.config_path()});
+  auto bad =
+      RunCommand({BinaryPath(), "serve", "--config", fixture_.config_path()});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("config: storage.master_key_file: " + key1_),
             std::string::npos)
       << bad.err;
   EXPECT_EQ(bad.err.find("too short"), std::string::npos) << bad.err;
   ::unlink(key1_.c_str());
-  auto missing = RunCommand({BinaryPath(), "serve", "--config",
-                             fixture_.config_path()});
+  auto missing =
+      RunCommand({BinaryPath(), "serve", "--config", fixture_.config_path()});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
 }
@@ -228,10 +229,11 @@ TEST_F(E2ESealed, RekeyRefusesRowsItCannotOpenAndChangesNothing) {
   auto rekey = RunCommand({BinaryPath(), "rekey", "--config",
                            fixture_.config_path(), "--new-key-file", key2_});
   EXPECT_EQ(rekey.exit_code, 1);
-  EXPECT_NE(rekey.err.find("not among the configured keys"), std::string::npos) << rekey.err;
+  EXPECT_NE(rekey.err.find("not among the configured keys"), std::string::npos)
+      << rekey.err;
   EXPECT_EQ(StoredKeys(fixture_.database()), stored);
-  auto usage = RunCommand(
-      {BinaryPath(), "rekey", "--config", fixture_.config_path()});
+  auto usage =
+      RunCommand({BinaryPath(), "rekey", "--config", fixture_.config_path()});
   EXPECT_EQ(usage.exit_code, 2);
 }
 
@@ -242,8 +244,8 @@ TEST(E2ESealing, FirstTimeSealingOfAnExistingDatabase) {
   ServerFixture fixture;
   ASSERT_TRUE(fixture.Start());
   httplib::Client client("127.0.0.1", fixture.port());
-  auto login = client.Post("/v1/login", R"({"code":"hal.1"})",
-                           "application/json");
+  auto login =
+      client.Post("/v1/login", R"({"code":"hal.1"})", "application/json");
   ASSERT_TRUE(login && login->status == 200);
   std::string id = json::parse(login->body)["session_id"];
   ASSERT_EQ(StoredKeys(fixture.database()).front().size(), 24u);  // clear

@@ -156,8 +156,8 @@ TEST(E2ESlowClients, AnInterimContinueIsSentBeforeTheBodyIsRead) {
                  "POST /v1/login HTTP/1.1\r\nHost: t\r\n"
                  "Content-Type: application/json\r\n"
                  "Expect: 100-continue\r\n"
-                 "Content-Length: " + std::to_string(body.size()) +
-                     "\r\n\r\n");
+                 "Content-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n");
   ASSERT_TRUE(client.connected());
   std::string got;
   // Well inside the 10 s request deadline that would otherwise end it.
@@ -230,10 +230,9 @@ TEST(E2ESlowClients, HundredsOfIdleConnectionsHoldNoThreadAndDelayNoClient) {
     ASSERT_TRUE(health) << "client " << i << ": "
                         << httplib::to_string(health.error());
     EXPECT_EQ(health->status, 200);
-    auto login = client->Post("/v1/login",
-                              json{{"code", "idle" + std::to_string(i) + ".1"}}
-                                  .dump(),
-                              "application/json");
+    auto login = client->Post(
+        "/v1/login", json{{"code", "idle" + std::to_string(i) + ".1"}}.dump(),
+        "application/json");
     ASSERT_TRUE(login) << httplib::to_string(login.error());
     EXPECT_EQ(login->status, 200) << login->body;
   }

@@ -33,9 +33,9 @@ constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
 // Files the config names, made before the fixture writes the config.
 struct TokenFiles {
   TokenFiles() {
-    WriteFile(dir.File("introspect"),
-              std::string("# one token a line\n\n  ") + kIntrospectionToken +
-                  "  \nother-token-0123456789abcdef\n");
+    WriteFile(dir.File("introspect"), std::string("# one token a line\n\n  ") +
+                                          kIntrospectionToken +
+                                          "  \nother-token-0123456789abcdef\n");
     WriteFile(dir.File("admin"), std::string(kAdminToken) + "\n");
   }
   std::string Config(const std::string& ttl) const {
@@ -136,8 +136,8 @@ TEST(TokensOff, TheRoutesAreNotFoundWithoutAnIssuer) {
 TEST(TokensConfig, ATtlOverAnHourStopsStartUp) {
   TokenFiles files;
   ServerFixture fixture(files.Config("61m"));
-  testing_support::CommandResult run = RunCommand(
-      {BinaryPath(), "serve", "--config", fixture.config_path()});
+  testing_support::CommandResult run =
+      RunCommand({BinaryPath(), "serve", "--config", fixture.config_path()});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("config: tokens.ttl"), std::string::npos) << run.err;
   EXPECT_EQ(run.err.find(kIntrospectionToken), std::string::npos);
@@ -146,8 +146,8 @@ TEST(TokensConfig, ATtlOverAnHourStopsStartUp) {
 TEST_F(Tokens, ALiveSessionGetsAJwtItsKeyIsPublished) {
   ExpectError(Client().Post("/v1/token", "", ""), 401, "invalid_session");
   const std::string id = Login("alice.1");
-  auto res = Client().Post("/v1/token", {{"Authorization", "Bearer " + id}},
-                           "", "");
+  auto res =
+      Client().Post("/v1/token", {{"Authorization", "Bearer " + id}}, "", "");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   EXPECT_EQ(res->get_header_value("Cache-Control"), "no-store");
@@ -221,8 +221,8 @@ TEST_F(Tokens, IntrospectionAnswersActiveOnlyForLiveCredentials) {
     EXPECT_EQ(body["exp"], Claims(token)["exp"]);
   }
   EXPECT_EQ(json::parse(Introspect(id)->body)["active"], true);
-  for (const std::string& bad : {std::string("garbage"), token + "x",
-                                 std::string("a.b.c")}) {
+  for (const std::string& bad :
+       {std::string("garbage"), token + "x", std::string("a.b.c")}) {
     auto res = Introspect(bad);
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
@@ -285,9 +285,8 @@ TEST_F(Tokens, RotationWithTwoInstancesOnOneDatabase) {
   const std::string id = Login("alice.1");
   const std::string old_token = Token(id);
   const std::string old_kid = Kid(old_token);
-  testing_support::CommandResult rotated =
-      RunCommand({BinaryPath(), "rotate-signing-key", "--config",
-                  fixture_.config_path()});
+  testing_support::CommandResult rotated = RunCommand(
+      {BinaryPath(), "rotate-signing-key", "--config", fixture_.config_path()});
   ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
   const std::string new_kid = json::parse(rotated.out).value("kid", "");
   ASSERT_FALSE(new_kid.empty());

@@ -39,8 +39,8 @@ TEST(SensitiveFiles, NamesTheDatabaseSecretsKeysAndAnInlineSecretConfig) {
   EXPECT_FALSE(Contains(paths, "/etc/x/cert.pem"));
   EXPECT_FALSE(Contains(paths, "/etc/x/config.json"));
   config.apps.push_back({"wx2", "inline-secret"});
-  EXPECT_TRUE(
-      Contains(SensitiveFiles(config, "/etc/x/config.json"), "/etc/x/config.json"));
+  EXPECT_TRUE(Contains(SensitiveFiles(config, "/etc/x/config.json"),
+                       "/etc/x/config.json"));
   // Never the secret itself.
   for (const std::string& path : SensitiveFiles(config, "")) {
     EXPECT_EQ(path.find("inline-secret"), std::string::npos);
@@ -70,9 +70,9 @@ TEST(FindLooseFiles, ReportsGroupOrOtherReadOrWriteOnly) {
 
   std::vector<LooseFile> loose = FindLooseFiles(paths);
   for (const Case& c : cases) {
-    auto found = std::find_if(loose.begin(), loose.end(), [&](const LooseFile& f) {
-      return f.path == dir.File(c.name);
-    });
+    auto found = std::find_if(
+        loose.begin(), loose.end(),
+        [&](const LooseFile& f) { return f.path == dir.File(c.name); });
     EXPECT_EQ(found != loose.end(), c.loose) << c.name;
     if (found != loose.end()) {
       EXPECT_EQ(found->mode, c.mode) << c.name;

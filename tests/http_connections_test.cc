@@ -76,9 +76,10 @@ class GuardedServerTest : public ::testing::Test {
     // Idle connections would close after 2 s; long enough here that only
     // the cap closes them.
     server_->set_keep_alive_timeout(60);
-    server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("{\"status\":\"ok\"}", "application/json");
-    });
+    server_->Get("/healthz",
+                 [](const httplib::Request&, httplib::Response& res) {
+                   res.set_content("{\"status\":\"ok\"}", "application/json");
+                 });
     Result<int> port = server_->BindListener("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status().message();
     port_ = port.value();
@@ -132,7 +133,8 @@ TEST_F(GuardedServerTest, AtTheCapTheLongestIdleCloseAndNotARequestInProgress) {
   std::vector<int> idle;
   for (int i = 0; i < 50; ++i) {
     idle.push_back(Open());
-    ASSERT_TRUE(WaitFor([&] { return server_->ParkedConnections() == idle.size(); }));
+    ASSERT_TRUE(
+        WaitFor([&] { return server_->ParkedConnections() == idle.size(); }));
   }
   // Past the cap each new idle connection makes the longest-idle one close.
   for (int i = 50; i < 100; ++i) {

@@ -38,13 +38,14 @@ TEST(ParseRequestHead, ReadsTheRequestLineFieldsAndFraming) {
 
 TEST(ParseRequestHead, AGetWithABodyIsFramedLikeAnyOther) {
   // The root of the smuggling report: a GET's body is still a body.
-  Result<RequestHead> head = Parse(
-      "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n");
+  Result<RequestHead> head =
+      Parse("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n");
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->framing, BodyFraming::kContentLength);
   EXPECT_EQ(head->content_length, 34u);
-  head = Parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n"
-               "Transfer-Encoding: chunked\r\n\r\n");
+  head = Parse(
+      "OPTIONS * HTTP/1.1\r\nHost: x\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n");
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->framing, BodyFraming::kChunked);
 }
@@ -58,9 +59,9 @@ TEST(ParseRequestHead, SkipsEmptyLinesBeforeTheRequestLine) {
 
 TEST(ParseRequestHead, RefusesControlCharactersAnywhere) {
   const std::string nul("\0", 1);
-  ExpectRefused("GET / HTTP/1.1\r\nHost: x\r\nX-WX-Session: abc" + nul +
-                    "junk\r\n\r\n",
-                "NUL in a value");
+  ExpectRefused(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-WX-Session: abc" + nul + "junk\r\n\r\n",
+      "NUL in a value");
   ExpectRefused("GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\x01z\r\n\r\n",
                 "SOH in a value");
   ExpectRefused("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fz\r\n\r\n",
@@ -103,12 +104,14 @@ TEST(ParseRequestHead, Http11NeedsExactlyOneHost) {
 }
 
 TEST(ParseRequestHead, RefusesAmbiguousBodyLengths) {
-  ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n",
-                "CL and TE");
-  ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                "Content-Length: 4\r\n\r\n",
-                "two different CLs");
+  ExpectRefused(
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n",
+      "CL and TE");
+  ExpectRefused(
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+      "Content-Length: 4\r\n\r\n",
+      "two different CLs");
   ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\n",
                 "a CL list that disagrees");
   ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
@@ -117,15 +120,18 @@ TEST(ParseRequestHead, RefusesAmbiguousBodyLengths) {
                 "hex CL");
   ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
                 "empty CL");
-  ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\n"
-                "Content-Length: 99999999999999999999\r\n\r\n",
-                "CL past 64 bits");
-  ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
-                "chunked\r\n\r\n",
-                "TE other than chunked");
-  ExpectRefused("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n",
-                "TE twice");
+  ExpectRefused(
+      "POST / HTTP/1.1\r\nHost: x\r\n"
+      "Content-Length: 99999999999999999999\r\n\r\n",
+      "CL past 64 bits");
+  ExpectRefused(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
+      "chunked\r\n\r\n",
+      "TE other than chunked");
+  ExpectRefused(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n",
+      "TE twice");
   ExpectRefused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
                 "chunked on HTTP/1.0");
   // Repeats that agree are one length.
@@ -230,9 +236,9 @@ TEST(ChunkedBodyDecoder, RefusesMalformedFraming) {
 TEST(ChunkedBodyDecoder, RefusesBodiesOverTheLimit) {
   ChunkedBodyDecoder decoder(8);
   size_t consumed = 0;
-  EXPECT_EQ(FeedInSteps(decoder, "5\r\nhello\r\n5\r\nworld\r\n", 1000,
-                        &consumed),
-            ChunkedBodyDecoder::State::kError);
+  EXPECT_EQ(
+      FeedInSteps(decoder, "5\r\nhello\r\n5\r\nworld\r\n", 1000, &consumed),
+      ChunkedBodyDecoder::State::kError);
   EXPECT_EQ(decoder.error().code(), ErrorCode::kPayloadTooLarge);
   ChunkedBodyDecoder huge(1 << 20);
   EXPECT_EQ(FeedInSteps(huge, "ffffffffffffffffff\r\n", 1000, &consumed),

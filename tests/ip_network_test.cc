@@ -37,10 +37,10 @@ TEST(IpNetwork, ContainsChecksThePrefixOnly) {
   EXPECT_FALSE(v6->Contains(*IpAddress::Parse("fe80::1")));
   EXPECT_FALSE(v6->Contains(*IpAddress::Parse("10.0.0.1")));
   // Host bits in the base are cleared, not a reason to refuse.
-  EXPECT_TRUE(IpNetwork::Parse("10.1.2.3/8")->Contains(
-      *IpAddress::Parse("10.200.0.1")));
-  EXPECT_TRUE(IpNetwork::Parse("0.0.0.0/0")->Contains(
-      *IpAddress::Parse("8.8.8.8")));
+  EXPECT_TRUE(IpNetwork::Parse("10.1.2.3/8")
+                  ->Contains(*IpAddress::Parse("10.200.0.1")));
+  EXPECT_TRUE(
+      IpNetwork::Parse("0.0.0.0/0")->Contains(*IpAddress::Parse("8.8.8.8")));
   for (const char* bad : {"10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x",
                           "10.0.0.0/-1", "/8", "nonsense/8"}) {
     EXPECT_FALSE(IpNetwork::Parse(bad)) << bad;

@@ -134,20 +134,21 @@ TEST(JsonSection, EnumListsTheChoicesInItsMessage) {
   const json value = json::parse(R"({"a": "high", "b": "medium", "c": 1})");
   const Section section(value, "log");
   Level level = Level::kLow;
-  EXPECT_TRUE(section.Enum("a", {{"low", Level::kLow}, {"high", Level::kHigh}},
-                           &level)
-                  .ok());
+  EXPECT_TRUE(
+      section.Enum("a", {{"low", Level::kLow}, {"high", Level::kHigh}}, &level)
+          .ok());
   EXPECT_EQ(level, Level::kHigh);
-  EXPECT_EQ(section.Enum("b", {{"low", Level::kLow}, {"high", Level::kHigh}},
-                         &level)
-                .message(),
-            "config: log.b: expected \"low\" or \"high\"");
+  EXPECT_EQ(
+      section.Enum("b", {{"low", Level::kLow}, {"high", Level::kHigh}}, &level)
+          .message(),
+      "config: log.b: expected \"low\" or \"high\"");
   std::string word;
-  EXPECT_EQ(section.Enum("c",
-                         {{"x", std::string("x")},
-                          {"y", std::string("y")},
-                          {"z", std::string("z")}},
-                         &word)
+  EXPECT_EQ(section
+                .Enum("c",
+                      {{"x", std::string("x")},
+                       {"y", std::string("y")},
+                       {"z", std::string("z")}},
+                      &word)
                 .message(),
             "config: log.c: expected \"x\", \"y\" or \"z\"");
   EXPECT_TRUE(section.Enum("absent", {{"x", std::string("x")}}, &word).ok());
@@ -234,7 +235,8 @@ TEST(SecretFile, TokensMustBeLongVisibleAscii) {
   WriteFile(dir.File("space"), "0123456789 abcdef0123\n");
   WriteFile(dir.File("list"),
             "# comment\n\n  0123456789abcdef\nbad token here!!\n");
-  Result<std::string> good = ReadTokenFile(dir.File("good"), "admin.token_file");
+  Result<std::string> good =
+      ReadTokenFile(dir.File("good"), "admin.token_file");
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good.value(), "0123456789abcdef0123");
   Result<std::string> short_token =
@@ -248,7 +250,8 @@ TEST(SecretFile, TokensMustBeLongVisibleAscii) {
   EXPECT_EQ(ReadTokenFile(dir.File("space"), "k").status().message(),
             "config: k: " + dir.File("space") +
                 ": the token must be one line of visible ASCII characters");
-  Result<std::vector<std::string>> list = ReadTokenListFile(dir.File("list"), "k");
+  Result<std::vector<std::string>> list =
+      ReadTokenListFile(dir.File("list"), "k");
   EXPECT_EQ(list.status().message(),
             "config: k: " + dir.File("list") +
                 ": line 4: a token must be visible ASCII characters");

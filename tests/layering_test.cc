@@ -30,8 +30,7 @@ const std::map<std::string, std::vector<std::string>>& AllowedAreas() {
       {"wechat", {"wxsession/", "core/", "ops/", "wechat/"}},
       {"platforms", {"wxsession/", "core/", "ops/", "wechat/", "platforms/"}},
       {"http", {"wxsession/", "core/", "ops/", "http/"}},
-      {"mock",
-       {"wxsession/", "core/", "ops/", "http/", "platforms/", "mock/"}},
+      {"mock", {"wxsession/", "core/", "ops/", "http/", "platforms/", "mock/"}},
   };
   return allowed;
 }
@@ -82,9 +81,9 @@ std::vector<std::string> LayeringBreaches(const std::string& path,
       continue;
     }
     const std::vector<std::string>& prefixes = allowed->second;
-    const bool ok =
-        std::any_of(prefixes.begin(), prefixes.end(),
-                    [&](const std::string& p) { return header.rfind(p, 0) == 0; });
+    const bool ok = std::any_of(
+        prefixes.begin(), prefixes.end(),
+        [&](const std::string& p) { return header.rfind(p, 0) == 0; });
     if (!ok) {
       breaches.push_back(where + area + " includes \"" + header + "\"");
     }
@@ -102,13 +101,13 @@ TEST(LayeringRules, FlagTheDomainNamingALibrary) {
                              "#include <openssl/evp.h>\n#include <vector>\n")
                 .size(),
             1u);
-  EXPECT_EQ(LayeringBreaches("include/wxsession/store.h",
-                             "#include <sqlite3.h>\n")
-                .size(),
-            1u);
-  EXPECT_EQ(LayeringBreaches("src/core/x.cc", "  #  include <httplib.h>\n")
-                .size(),
-            1u);
+  EXPECT_EQ(
+      LayeringBreaches("include/wxsession/store.h", "#include <sqlite3.h>\n")
+          .size(),
+      1u);
+  EXPECT_EQ(
+      LayeringBreaches("src/core/x.cc", "  #  include <httplib.h>\n").size(),
+      1u);
   EXPECT_EQ(LayeringBreaches("include/wxsession/x.h",
                              "#include <hiredis/hiredis.h>\n")
                 .size(),
@@ -120,21 +119,21 @@ TEST(LayeringRules, FlagTheDomainNamingALibrary) {
 }
 
 TEST(LayeringRules, FlagAnAreaReachingOutward) {
-  EXPECT_EQ(LayeringBreaches("src/core/config.cc",
-                             "#include \"http/client_ip.h\"\n")
-                .size(),
-            1u);
+  EXPECT_EQ(
+      LayeringBreaches("src/core/config.cc", "#include \"http/client_ip.h\"\n")
+          .size(),
+      1u);
   EXPECT_EQ(LayeringBreaches("include/wxsession/service.h",
                              "#include \"ops/log.h\"\n")
                 .size(),
             1u);
-  EXPECT_EQ(LayeringBreaches("src/ops/log.cc", "#include \"core/clock.h\"\n")
-                .size(),
-            1u);
-  EXPECT_EQ(LayeringBreaches("src/http/api.cc",
-                             "#include \"store/factory.h\"\n")
-                .size(),
-            1u);
+  EXPECT_EQ(
+      LayeringBreaches("src/ops/log.cc", "#include \"core/clock.h\"\n").size(),
+      1u);
+  EXPECT_EQ(
+      LayeringBreaches("src/http/api.cc", "#include \"store/factory.h\"\n")
+          .size(),
+      1u);
   EXPECT_EQ(LayeringBreaches("src/newarea/x.cc", "").size(), 1u);
   EXPECT_TRUE(LayeringBreaches("src/http/api.cc",
                                "#include \"core/rate_limit.h\"\n"
@@ -151,7 +150,8 @@ TEST(Layering, TheTreeKeepsTheRules) {
   std::vector<std::string> breaches;
   size_t files = 0;
   for (const char* top : {"include", "src"}) {
-    for (const auto& entry : fs::recursive_directory_iterator(root + "/" + top)) {
+    for (const auto& entry :
+         fs::recursive_directory_iterator(root + "/" + top)) {
       const std::string ext = entry.path().extension();
       if (!entry.is_regular_file() || (ext != ".h" && ext != ".cc")) continue;
       const std::string relative =

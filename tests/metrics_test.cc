@@ -33,12 +33,13 @@ TEST(Metrics, AFreshRegistryIsValidTextWithPrefixedNamesAndBuildInfo) {
   EXPECT_EQ(parsed.families["wxsessiond_http_requests_total"].type, "counter");
   EXPECT_EQ(parsed.families["wxsessiond_http_request_duration_seconds"].type,
             "histogram");
-  EXPECT_EQ(parsed.families["wxsessiond_upstream_request_duration_seconds"].type,
-            "histogram");
+  EXPECT_EQ(
+      parsed.families["wxsessiond_upstream_request_duration_seconds"].type,
+      "histogram");
   // Known series start at zero.
   EXPECT_EQ(parsed.Value("wxsessiond_logins_total", {{"result", "ok"}}), 0);
-  EXPECT_EQ(parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "error"}}),
-            0);
+  EXPECT_EQ(
+      parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "error"}}), 0);
   EXPECT_EQ(parsed.Value("wxsessiond_sweeper_deleted_sessions_total"), 0);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_in_flight"), 0);
   EXPECT_GT(*parsed.Value("wxsessiond_process_start_time_seconds"), 1.6e9);
@@ -66,7 +67,7 @@ TEST(Metrics, HttpRequestsAreCountedByRouteAndStatusWithADurationHistogram) {
   EXPECT_EQ(bucket("0.0005"), 1);  // 0.0002
   EXPECT_EQ(bucket("0.0025"), 1);  // 0.003 is above
   EXPECT_EQ(bucket("0.005"), 2);
-  EXPECT_EQ(bucket("10"), 2);      // 20 s only in +Inf
+  EXPECT_EQ(bucket("10"), 2);  // 20 s only in +Inf
   EXPECT_EQ(bucket("+Inf"), 3);
   EXPECT_EQ(parsed.Value(h + "_count", {{"route", "/v1/session"}}), 3);
   EXPECT_NEAR(*parsed.Value(h + "_sum", {{"route", "/v1/session"}}), 20.0032,
@@ -89,10 +90,11 @@ TEST(Metrics, LoginsUpstreamCallsAndSweepsAreCounted) {
   metrics.ObserveSweep(false, 0);
   PromText parsed = Parse(metrics);
   EXPECT_EQ(parsed.Value("wxsessiond_logins_total", {{"result", "ok"}}), 1);
-  EXPECT_EQ(parsed.Value("wxsessiond_logins_total", {{"result", "invalid_code"}}),
-            2);
+  EXPECT_EQ(
+      parsed.Value("wxsessiond_logins_total", {{"result", "invalid_code"}}), 2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"},
+                         {{"api", "jscode2session"},
+                          {"result", "ok"},
                           {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_request_duration_seconds_count",
@@ -102,9 +104,10 @@ TEST(Metrics, LoginsUpstreamCallsAndSweepsAreCounted) {
                          {{"api", "jscode2session"}, {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_in_flight"), 2);
-  EXPECT_EQ(parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "ok"}}), 2);
-  EXPECT_EQ(parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "error"}}),
-            1);
+  EXPECT_EQ(parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "ok"}}),
+            2);
+  EXPECT_EQ(
+      parsed.Value("wxsessiond_sweeper_runs_total", {{"result", "error"}}), 1);
   EXPECT_EQ(parsed.Value("wxsessiond_sweeper_deleted_sessions_total"), 42);
 }
 
@@ -121,7 +124,8 @@ TEST(Metrics, LabelValuesAreEscaped) {
   Metrics metrics("v\"1\\\n");
   metrics.ObserveHttpRequest("a\"b\\c\nd", 200, 0.1);
   PromText parsed = Parse(metrics);
-  EXPECT_EQ(parsed.Value("wxsessiond_build_info", {{"version", "v\"1\\\n"}}), 1);
+  EXPECT_EQ(parsed.Value("wxsessiond_build_info", {{"version", "v\"1\\\n"}}),
+            1);
   EXPECT_EQ(parsed.Value("wxsessiond_http_requests_total",
                          {{"route", "a\"b\\c\nd"}, {"status", "200"}}),
             1);
@@ -160,7 +164,8 @@ TEST(PrometheusTextParser, RejectsMalformedText) {
       "# HELP x_total help\n# TYPE x_total counter\nx_total one\n",
       "# HELP x_total help\n# TYPE x_total counter\ny_total 1\n",
       "# HELP x_total help\n# TYPE x_total counter\n\nx_total 1\n",
-      "# HELP x_total help\n# TYPE x_total counter\nx_total{a=\"1\",a=\"2\"} 1\n",
+      "# HELP x_total help\n# TYPE x_total counter\nx_total{a=\"1\",a=\"2\"} "
+      "1\n",
       // Histogram: decreasing buckets, no +Inf, +Inf != count, no sum.
       "# HELP h help\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
       "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",

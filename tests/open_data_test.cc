@@ -571,7 +571,8 @@ TEST_F(OpenDataServiceTest, WeChatCallsPerSessionRefillWithTheClock) {
   config_.wechat_per_session_per_minute = 0;
   open_data_ = std::make_unique<OpenDataService>(config_, *sessions_, wechat_,
                                                  *tokens_, clock_);
-  for (int i = 0; i < 20; ++i) EXPECT_TRUE(open_data_->CheckSessionKey(id).ok());
+  for (int i = 0; i < 20; ++i)
+    EXPECT_TRUE(open_data_->CheckSessionKey(id).ok());
 }
 
 }  // namespace

@@ -11,16 +11,16 @@
 #include <string>
 #include <thread>
 
+#include "ops/metrics.h"
 #include "platforms/alipay_crypto.h"
 #include "prometheus_text.h"
+#include "store/sealed_store.h"
 #include "test_support.h"
-#include "ops/metrics.h"
 #include "wechat/guard.h"
 #include "wxsession/config.h"
 #include "wxsession/crypto.h"
 #include "wxsession/open_data.h"
 #include "wxsession/platform.h"
-#include "store/sealed_store.h"
 
 namespace wxsession {
 namespace {
@@ -46,7 +46,8 @@ std::string BareBase64(const std::string& pem) {
 
 // The key in PKCS#1 ("BEGIN RSA PRIVATE KEY"), written by OpenSSL itself.
 std::string Pkcs1Pem(const std::string& pkcs8_pem) {
-  BIO* in = BIO_new_mem_buf(pkcs8_pem.data(), static_cast<int>(pkcs8_pem.size()));
+  BIO* in =
+      BIO_new_mem_buf(pkcs8_pem.data(), static_cast<int>(pkcs8_pem.size()));
   EVP_PKEY* key = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
   BIO_free(in);
   BIO* out = BIO_new(BIO_s_mem());
@@ -69,13 +70,15 @@ TEST(AlipayKeys, EveryFormTheConsoleHandsOutLoadsAndSignsAlike) {
   const std::string pkcs8 = TestKey().PrivatePem();
   const std::string pkcs1 = Pkcs1Pem(pkcs8);
   ASSERT_NE(pkcs1.find("BEGIN RSA PRIVATE KEY"), std::string::npos);
-  const RsaKey public_key = RsaKey::PublicFromText(TestKey().PublicPem()).value();
+  const RsaKey public_key =
+      RsaKey::PublicFromText(TestKey().PublicPem()).value();
   for (const std::string& text :
        {pkcs8, pkcs1, BareBase64(pkcs8), BareBase64(pkcs1)}) {
     Result<RsaKey> key = RsaKey::PrivateFromText(text);
     ASSERT_TRUE(key.ok()) << key.status().message();
     EXPECT_TRUE(public_key.VerifyBase64("a=1&b=2", key->SignBase64("a=1&b=2")));
-    EXPECT_FALSE(public_key.VerifyBase64("a=1&b=3", key->SignBase64("a=1&b=2")));
+    EXPECT_FALSE(
+        public_key.VerifyBase64("a=1&b=3", key->SignBase64("a=1&b=2")));
   }
   EXPECT_TRUE(RsaKey::PublicFromText(BareBase64(TestKey().PublicPem())).ok());
 }
@@ -83,7 +86,8 @@ TEST(AlipayKeys, EveryFormTheConsoleHandsOutLoadsAndSignsAlike) {
 TEST(AlipayKeys, AnythingElseIsRefusedWithoutQuotingIt) {
   for (const std::string& text :
        {std::string("not a key at all"), std::string("QUJD"),
-        std::string("-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n"),
+        std::string(
+            "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n"),
         TestKey().PublicPem()}) {
     Result<RsaKey> key = RsaKey::PrivateFromText(text);
     ASSERT_FALSE(key.ok());
@@ -111,7 +115,8 @@ TEST(AlipaySign, TimestampIsBeijingTime) {
 
 TEST(RawMemberValue, ReturnsTheExactBytesOfTheValue) {
   const std::string body =
-      "{ \"sign\" : \"x\",\n \"node\" :  { \"b\" : [1, 2.5e3, {\"c\":\"}\\\"\"}],"
+      "{ \"sign\" : \"x\",\n \"node\" :  { \"b\" : [1, 2.5e3, "
+      "{\"c\":\"}\\\"\"}],"
       " \"a\":null }  , \"tail\": true }";
   EXPECT_EQ(RawMemberValue(body, "node").value_or("?"),
             "{ \"b\" : [1, 2.5e3, {\"c\":\"}\\\"\"}], \"a\":null }");
@@ -130,7 +135,7 @@ TEST(RawMemberValue, RefusesAmbiguousOrBrokenBodies) {
   EXPECT_FALSE(RawMemberValue(R"(["node"])", "node").has_value());
   EXPECT_FALSE(RawMemberValue(R"({"node":01})", "node").has_value());
   EXPECT_FALSE(RawMemberValue(R"({"node":"a)", "node").has_value());
-  EXPECT_FALSE(RawMemberValue(std::string(1000, '[') , "node").has_value());
+  EXPECT_FALSE(RawMemberValue(std::string(1000, '['), "node").has_value());
 }
 
 // Baidu's layout, built here with OpenSSL's EVP API directly.
@@ -145,7 +150,8 @@ std::string BaiduCiphertext(const std::string& key, const std::string& iv,
   EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
                     reinterpret_cast<const unsigned char*>(plain.data()),
                     static_cast<int>(plain.size()));
-  EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &m);
+  EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n,
+                      &m);
   EVP_CIPHER_CTX_free(ctx);
   out.resize(static_cast<size_t>(n + m));
   return out;
@@ -165,9 +171,10 @@ TEST(BaiduOpenData, LayoutLengthAndAppKeyAreChecked) {
   const std::string iv = crypto::RandomBytes(16);
   const std::string text = R"({"openid":"x"})";
   const auto decrypt = [&](const std::string& plain, const std::string& app) {
-    return DecryptBaiduOpenData(crypto::Base64Encode(key),
-                                crypto::Base64Encode(BaiduCiphertext(key, iv, plain)),
-                                crypto::Base64Encode(iv), app);
+    return DecryptBaiduOpenData(
+        crypto::Base64Encode(key),
+        crypto::Base64Encode(BaiduCiphertext(key, iv, plain)),
+        crypto::Base64Encode(iv), app);
   };
   Result<std::string> ok = decrypt(BaiduPlain(text, "appkey", 14), "appkey");
   ASSERT_TRUE(ok.ok()) << ok.status().message();
@@ -176,8 +183,9 @@ TEST(BaiduOpenData, LayoutLengthAndAppKeyAreChecked) {
             ErrorCode::kWatermarkMismatch);
   EXPECT_EQ(decrypt(BaiduPlain(text, "appkey", 9999), "appkey").status().code(),
             ErrorCode::kDecryptFailed);
-  EXPECT_EQ(decrypt(BaiduPlain("not json", "appkey", 8), "appkey").status().code(),
-            ErrorCode::kDecryptFailed);
+  EXPECT_EQ(
+      decrypt(BaiduPlain("not json", "appkey", 8), "appkey").status().code(),
+      ErrorCode::kDecryptFailed);
   // A 16-byte (WeChat-style) key is not Baidu's.
   EXPECT_EQ(DecryptBaiduOpenData(crypto::Base64Encode(crypto::RandomBytes(16)),
                                  "AAAA", crypto::Base64Encode(iv), "appkey")
@@ -197,13 +205,14 @@ TEST(PlatformConfig, PlatformApiBaseAndAlipayKeysLoad) {
   TempDir dir;
   WriteFile(dir.File("app.key"), BareBase64(TestKey().PrivatePem()));
   WriteFile(dir.File("alipay.pub"), TestKey().PublicPem());
-  Result<Config> config = Load(
-      dir, R"([{"appid": "wx1", "secret": "s"},
+  Result<Config> config = Load(dir, R"([{"appid": "wx1", "secret": "s"},
                {"appid": "tt1", "secret": "s", "platform": "douyin",
                 "api_base": "http://127.0.0.1:9/"},
                {"appid": "2021", "platform": "alipay",
-                "private_key_file": ")" + dir.File("app.key") + R"(",
-                "alipay_public_key_file": ")" + dir.File("alipay.pub") + R"("}])");
+                "private_key_file": ")" +
+                                        dir.File("app.key") + R"(",
+                "alipay_public_key_file": ")" +
+                                        dir.File("alipay.pub") + R"("}])");
   ASSERT_TRUE(config.ok()) << config.status().message();
   EXPECT_EQ(config->apps[0].platform, Platform::kWeChat);
   EXPECT_EQ(config->apps[1].platform, Platform::kDouyin);
@@ -236,10 +245,10 @@ TEST(PlatformConfig, MistakesNameTheKey) {
   EXPECT_NE(error(R"([{"appid":"a","secret":"s","api_base":"ftp://x"}])")
                 .find("apps[0].api_base"),
             std::string::npos);
-  const std::string bad_key = error(
-      R"([{"appid":"a","platform":"alipay","private_key_file":")" +
-      dir.File("bad.key") + R"(","alipay_public_key_file":")" +
-      dir.File("alipay.pub") + R"("}])");
+  const std::string bad_key =
+      error(R"([{"appid":"a","platform":"alipay","private_key_file":")" +
+            dir.File("bad.key") + R"(","alipay_public_key_file":")" +
+            dir.File("alipay.pub") + R"("}])");
   EXPECT_NE(bad_key.find("apps[0].private_key_file"), std::string::npos);
   EXPECT_EQ(bad_key.find("secret-looking-garbage"), std::string::npos);
 }
@@ -276,7 +285,8 @@ TEST(PlatformGuard, LoginsAreLabelledAndBulkheadedPerPlatform) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), ErrorCode::kUpstreamUnavailable);
 
-  testing_support::PromText parsed = testing_support::ParsePrometheusText(metrics.RenderPrometheus());
+  testing_support::PromText parsed =
+      testing_support::ParsePrometheusText(metrics.RenderPrometheus());
   ASSERT_EQ(parsed.error, "");
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
                          {{"api", "jscode2session"},
@@ -288,9 +298,9 @@ TEST(PlatformGuard, LoginsAreLabelledAndBulkheadedPerPlatform) {
                           {"result", "ok"},
                           {"platform", "alipay"}}),
             1);
-  EXPECT_EQ(parsed.Value("wxsessiond_upstream_rejected_total",
-                         {{"api", "alipay.system.oauth.token"},
-                          {"platform", "alipay"}}),
+  EXPECT_EQ(parsed.Value(
+                "wxsessiond_upstream_rejected_total",
+                {{"api", "alipay.system.oauth.token"}, {"platform", "alipay"}}),
             1);
 }
 
@@ -305,7 +315,8 @@ TEST(AlipaySessions, AnEmptySessionKeySealsAndOpens) {
 }
 
 TEST(PlatformNames, RoundTrip) {
-  for (const char* name : {"wechat", "qq", "douyin", "kuaishou", "baidu", "alipay"}) {
+  for (const char* name :
+       {"wechat", "qq", "douyin", "kuaishou", "baidu", "alipay"}) {
     ASSERT_TRUE(ParsePlatform(name).has_value()) << name;
     EXPECT_STREQ(PlatformName(*ParsePlatform(name)), name);
   }

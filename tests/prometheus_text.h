@@ -97,7 +97,8 @@ inline std::optional<double> ParseValue(const std::string& text) {
 }
 
 // Parses `name{labels} value` into `sample`; returns an error or "".
-inline std::string ParseSampleLine(const std::string& line, PromSample* sample) {
+inline std::string ParseSampleLine(const std::string& line,
+                                   PromSample* sample) {
   size_t i = 0;
   while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
   sample->name = line.substr(0, i);
@@ -151,7 +152,8 @@ inline std::string ParseSampleLine(const std::string& line, PromSample* sample) 
       return "expected ',' or '}' after a label";
     }
   }
-  if (i >= line.size() || line[i] != ' ') return "expected one space before the value";
+  if (i >= line.size() || line[i] != ' ')
+    return "expected one space before the value";
   ++i;
   std::string rest = line.substr(i);
   size_t space = rest.find(' ');
@@ -258,7 +260,8 @@ inline PromText ParsePrometheusText(const std::string& text) {
   size_t start = 0;
   int line_number = 0;
   auto fail = [&](const std::string& why, const std::string& line) {
-    out.error = "line " + std::to_string(line_number) + ": " + why + ": " + line;
+    out.error =
+        "line " + std::to_string(line_number) + ": " + why + ": " + line;
     return out;
   };
   while (start < text.size()) {
@@ -273,7 +276,8 @@ inline PromText ParsePrometheusText(const std::string& text) {
         bool help = rest.rfind(" HELP ", 0) == 0;
         std::string body = rest.substr(6);
         size_t space = body.find(' ');
-        if (space == std::string::npos) return fail("no text after the name", line);
+        if (space == std::string::npos)
+          return fail("no text after the name", line);
         std::string name = body.substr(0, space);
         std::string value = body.substr(space + 1);
         if (!IsMetricName(name)) return fail("bad metric name", line);
@@ -307,10 +311,12 @@ inline PromText ParsePrometheusText(const std::string& text) {
     std::string error = ParseSampleLine(line, &sample);
     if (!error.empty()) return fail(error, line);
     std::string family_name = FamilyOf(sample.name, out.families);
-    if (family_name.empty()) return fail("sample of an undeclared family", line);
+    if (family_name.empty())
+      return fail("sample of an undeclared family", line);
     PromFamily& family = out.families[family_name];
     if (family.type.empty()) return fail("sample before TYPE", line);
-    if (finished.count(family_name)) return fail("family samples not contiguous", line);
+    if (finished.count(family_name))
+      return fail("family samples not contiguous", line);
     if (current != family_name) {
       if (!current.empty()) finished.insert(current);
       current = family_name;

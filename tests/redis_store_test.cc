@@ -113,7 +113,8 @@ TEST_F(RedisStoreTest, KeysHoldTheIdsHashNeverTheIdItself) {
 
 TEST_F(RedisStoreTest, SessionTtlIsItsExpiryAndTouchMovesIt) {
   const std::string id = "ttl-id";
-  const std::string key = prefix_ + "s:" + crypto::HexEncode(crypto::Sha256(id));
+  const std::string key =
+      prefix_ + "s:" + crypto::HexEncode(crypto::Sha256(id));
   ASSERT_TRUE(store_->CreateSession(MakeSession(id, "o1", kNow + 100)).ok());
   int64_t ttl = ToInt(Cmd({"PTTL", key}));
   EXPECT_GT(ttl, 98'000);  // ms; 100 s minus a little test time
@@ -136,7 +137,8 @@ TEST_F(RedisStoreTest, SessionTtlIsItsExpiryAndTouchMovesIt) {
 
 TEST_F(RedisStoreTest, RedisDeletesAnExpiredSessionByItself) {
   const std::string id = "short-lived";
-  const std::string key = prefix_ + "s:" + crypto::HexEncode(crypto::Sha256(id));
+  const std::string key =
+      prefix_ + "s:" + crypto::HexEncode(crypto::Sha256(id));
   ASSERT_TRUE(store_->CreateSession(MakeSession(id, "o2", kNow + 1)).ok());
   EXPECT_EQ(Cmd({"EXISTS", key}), "1");
   // A bounded wait for Redis's own expiry (a 1 s TTL).
@@ -180,8 +182,9 @@ TEST_F(RedisStoreTest, AUsersSessionSetForgetsEndedSessionsLazily) {
   }
   // End them behind the store's back, as expiry does.
   for (int i = 0; i < 10; ++i) {
-    Cmd({"DEL", prefix_ + "s:" +
-                    crypto::HexEncode(crypto::Sha256("dead" + std::to_string(i)))});
+    Cmd({"DEL",
+         prefix_ + "s:" +
+             crypto::HexEncode(crypto::Sha256("dead" + std::to_string(i)))});
   }
   EXPECT_EQ(Cmd({"SCARD", prefix_ + "o:lazy"}), "10");
   for (int i = 0; i < 10; ++i) {
@@ -202,8 +205,10 @@ TEST_F(RedisStoreTest, PrefixesKeepAppsSharingARedisApart) {
     return Open(TcpLocator(redis_->port()));
   }();
   ASSERT_NE(other, nullptr);
-  ASSERT_TRUE(store_->CreateSession(MakeSession("same-id", "o", kNow + 99)).ok());
-  ASSERT_TRUE(other->CreateSession(MakeSession("same-id", "o", kNow + 99)).ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("same-id", "o", kNow + 99)).ok());
+  ASSERT_TRUE(
+      other->CreateSession(MakeSession("same-id", "o", kNow + 99)).ok());
   EXPECT_EQ(store_->RevokeAll().value(), 1);
   EXPECT_FALSE(store_->FindLive(crypto::Sha256("same-id"), kNow).ok());
   EXPECT_TRUE(other->FindLive(crypto::Sha256("same-id"), kNow).ok());
@@ -217,12 +222,15 @@ TEST_F(RedisStoreTest, UnixSocketAndDatabaseNumberAreHonoured) {
   locator.db = 3;
   auto store = Open(locator);
   ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->CreateSession(MakeSession("in-db-3", "o", kNow + 99)).ok());
+  ASSERT_TRUE(
+      store->CreateSession(MakeSession("in-db-3", "o", kNow + 99)).ok());
   EXPECT_TRUE(store->FindLive(crypto::Sha256("in-db-3"), kNow).ok());
   // The key is in database 3, not 0.
-  std::string key = prefix_ + "s:" + crypto::HexEncode(crypto::Sha256("in-db-3"));
+  std::string key =
+      prefix_ + "s:" + crypto::HexEncode(crypto::Sha256("in-db-3"));
   EXPECT_EQ(Cmd({"EXISTS", key}), "0");
-  EXPECT_EQ(Cmd({"EVAL", "redis.call('SELECT', 3) return redis.call('EXISTS', KEYS[1])",
+  EXPECT_EQ(Cmd({"EVAL",
+                 "redis.call('SELECT', 3) return redis.call('EXISTS', KEYS[1])",
                  "1", key}),
             "1");
 }
@@ -353,7 +361,8 @@ TEST_F(RedisStoreTest, PasswordsAreSentAndNeverPrinted) {
   ASSERT_NE(none, nullptr);
   Status refused = none->Ping();
   EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable) << refused.ToString();
-  EXPECT_EQ(refused.operator_text().find("correct-horse-battery"), std::string::npos);
+  EXPECT_EQ(refused.operator_text().find("correct-horse-battery"),
+            std::string::npos);
 }
 
 TEST_F(RedisStoreTest, ServiceResumesWhenRedisComesBack) {
@@ -394,10 +403,10 @@ TEST_F(RedisStoreTest, MinReplicasAckWaitsForAReplica) {
   Status acknowledged = store->CreateSession(MakeSession("w2", "o", kNow + 99));
   EXPECT_TRUE(acknowledged.ok()) << acknowledged.ToString();
   // The replica holds it the moment the login is answered.
-  EXPECT_EQ(replica.Command({"EXISTS", prefix_ + "s:" +
-                                           crypto::HexEncode(
-                                               crypto::Sha256("w2"))}),
-            "1");
+  EXPECT_EQ(
+      replica.Command(
+          {"EXISTS", prefix_ + "s:" + crypto::HexEncode(crypto::Sha256("w2"))}),
+      "1");
 }
 
 // Answers every request on a port with one fixed RESP reply: enough to play
@@ -455,9 +464,9 @@ TEST_F(RedisStoreTest, AMasterTurnedReplicaIsStoreUnavailable) {
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->CreateSession(MakeSession("d", "o", kNow + 99)).ok());
   // What a failover does to an old master that comes back.
-  ASSERT_EQ(demoted.Command({"REPLICAOF", "127.0.0.1",
-                             std::to_string(other.port())}),
-            "OK");
+  ASSERT_EQ(
+      demoted.Command({"REPLICAOF", "127.0.0.1", std::to_string(other.port())}),
+      "OK");
   Status refused = store->CreateSession(MakeSession("d2", "o", kNow + 99));
   EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable) << refused.ToString();
   EXPECT_NE(refused.operator_text().find("READONLY"), std::string::npos)
@@ -495,10 +504,10 @@ TEST_F(RedisStoreTest, SentinelsAnswerIsConfirmedWithRole) {
   ASSERT_NE(guided, nullptr);
   EXPECT_TRUE(guided->CreateSession(MakeSession("m", "o", kNow + 9)).ok());
   EXPECT_TRUE(guided->FindLive(crypto::Sha256("m"), kNow).ok());
-  EXPECT_EQ(master.Command({"EXISTS", prefix_ + "s:" +
-                                          crypto::HexEncode(
-                                              crypto::Sha256("m"))}),
-            "1");
+  EXPECT_EQ(
+      master.Command(
+          {"EXISTS", prefix_ + "s:" + crypto::HexEncode(crypto::Sha256("m"))}),
+      "1");
 }
 
 TEST_F(RedisStoreTest, NoSentinelAnsweringIsStoreUnavailable) {

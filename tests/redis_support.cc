@@ -15,7 +15,7 @@
 namespace wxsession::testing_support {
 namespace {
 
-constexpr int kStartAttempts = 5;      // fresh ports tried before giving up
+constexpr int kStartAttempts = 5;       // fresh ports tried before giving up
 constexpr int kReadyTimeoutMs = 10000;  // redis starts in ~50 ms; CI is slow
 constexpr int kStopTimeoutMs = 10000;   // a clean shutdown flushes the AOF
 
@@ -23,8 +23,8 @@ constexpr int kStopTimeoutMs = 10000;   // a clean shutdown flushes the AOF
 // on a condition, not a sleep hoping for timing.
 bool WaitForLogLine(const std::string& path, const std::string& needle,
                     Process& process, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     if (ReadFile(path).find(needle) != std::string::npos) return true;
     if (process.Wait(0)) return false;  // exited
@@ -116,27 +116,35 @@ bool RedisServerProcess::StartOnPort(int port) {
         "./scripts/test installs it)";
     return false;
   }
-  std::string config =
-      "port " + std::to_string(port) + "\n"
-      "bind 127.0.0.1\n"
-      "unixsocket " + socket_path() + "\n"
-      "unixsocketperm 700\n"
-      "dir " + dir_.path() + "\n"
-      "logfile " + dir_.File("redis.log") + "\n"
-      "daemonize no\n"
-      "save \"\"\n"
-      "appendonly " + (options_.append_only ? "yes" : "no") + "\n"
-      "appendfsync everysec\n"
-      // A master waits 5 s by default for more replicas before a full sync;
-      // tests have one and no time to spare.
-      "repl-diskless-sync-delay 0\n";
+  std::string config = "port " + std::to_string(port) +
+                       "\n"
+                       "bind 127.0.0.1\n"
+                       "unixsocket " +
+                       socket_path() +
+                       "\n"
+                       "unixsocketperm 700\n"
+                       "dir " +
+                       dir_.path() +
+                       "\n"
+                       "logfile " +
+                       dir_.File("redis.log") +
+                       "\n"
+                       "daemonize no\n"
+                       "save \"\"\n"
+                       "appendonly " +
+                       (options_.append_only ? "yes" : "no") +
+                       "\n"
+                       "appendfsync everysec\n"
+                       // A master waits 5 s by default for more replicas before
+                       // a full sync; tests have one and no time to spare.
+                       "repl-diskless-sync-delay 0\n";
   if (!options_.password.empty()) {
     config += "requirepass " + options_.password + "\n";
     config += "masterauth " + options_.password + "\n";
   }
   if (options_.replica_of > 0) {
-    config += "replicaof 127.0.0.1 " + std::to_string(options_.replica_of) +
-              "\n";
+    config +=
+        "replicaof 127.0.0.1 " + std::to_string(options_.replica_of) + "\n";
   }
   WriteFile(dir_.File("redis.conf"), config);
   // A fresh log per start, so the ready line found is this start's.
@@ -186,18 +194,27 @@ bool RedisSentinelProcess::Start() {
     int port = PickFreePort();
     if (port <= 0) continue;
     std::string config =
-        "port " + std::to_string(port) + "\n"
+        "port " + std::to_string(port) +
+        "\n"
         "bind 127.0.0.1\n"
         "daemonize no\n"
-        "dir " + dir_.path() + "\n"
-        "logfile " + dir_.File("sentinel.log") + "\n"
-        "sentinel monitor " + master_name_ + " 127.0.0.1 " +
-        std::to_string(master_port_) + " 1\n"
-        "sentinel down-after-milliseconds " + master_name_ + " " +
-        std::to_string(down_after_ms_) + "\n"
-        "sentinel failover-timeout " + master_name_ + " " +
-        std::to_string(failover_timeout_ms_) + "\n"
-        "sentinel parallel-syncs " + master_name_ + " 1\n";
+        "dir " +
+        dir_.path() +
+        "\n"
+        "logfile " +
+        dir_.File("sentinel.log") +
+        "\n"
+        "sentinel monitor " +
+        master_name_ + " 127.0.0.1 " + std::to_string(master_port_) +
+        " 1\n"
+        "sentinel down-after-milliseconds " +
+        master_name_ + " " + std::to_string(down_after_ms_) +
+        "\n"
+        "sentinel failover-timeout " +
+        master_name_ + " " + std::to_string(failover_timeout_ms_) +
+        "\n"
+        "sentinel parallel-syncs " +
+        master_name_ + " 1\n";
     if (!password_.empty()) {
       config += "sentinel auth-pass " + master_name_ + " " + password_ + "\n";
     }
@@ -206,8 +223,8 @@ bool RedisSentinelProcess::Start() {
     WriteFile(dir_.File("sentinel.log"), "");
     process_ = std::make_unique<Process>(
         std::vector<std::string>{program, dir_.File("sentinel.conf")});
-    if (WaitForLogLine(dir_.File("sentinel.log"), "+monitor master",
-                       *process_, kReadyTimeoutMs)) {
+    if (WaitForLogLine(dir_.File("sentinel.log"), "+monitor master", *process_,
+                       kReadyTimeoutMs)) {
       port_ = port;
       return true;
     }

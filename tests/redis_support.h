@@ -45,7 +45,9 @@ class RedisServerProcess {
 
   int port() const { return port_; }
   std::string socket_path() const { return dir_.File("redis.sock"); }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return "redis://127.0.0.1:" + std::to_string(port_);
+  }
   const std::string& error() const { return error_; }
   std::string Log() const { return ReadFile(dir_.File("redis.log")); }
 

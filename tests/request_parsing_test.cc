@@ -25,7 +25,8 @@ TEST(ParseLoginRequest, ReadsCodeAndOptionalAppid) {
   ASSERT_TRUE(both.ok()) << both.status().ToString();
   EXPECT_EQ(both->code, "0a3X");
   EXPECT_EQ(both->appid, "wx1");
-  Result<LoginRequest> code_only = ParseLoginRequest(R"({"code":"c","appid":null})");
+  Result<LoginRequest> code_only =
+      ParseLoginRequest(R"({"code":"c","appid":null})");
   ASSERT_TRUE(code_only.ok());
   EXPECT_EQ(code_only->appid, "");
 }

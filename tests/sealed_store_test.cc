@@ -42,10 +42,11 @@ TEST(SessionKeyring, SealsAndOpensWithAFreshNonceEachTime) {
 TEST(SessionKeyring, ASealedKeyOpensOnlyOnItsOwnRow) {
   SessionKeyring ring(Key('k'));
   std::string sealed = ring.Seal("wxapp", "openid-1", kSessionKey);
-  for (auto [appid, openid] :
-       std::vector<std::pair<std::string, std::string>>{
-           {"wxapp", "openid-2"}, {"wxother", "openid-1"},
-           {"wxappo", "penid-1"}, {"", "wxappopenid-1"}}) {
+  for (auto [appid, openid] : std::vector<std::pair<std::string, std::string>>{
+           {"wxapp", "openid-2"},
+           {"wxother", "openid-1"},
+           {"wxappo", "penid-1"},
+           {"", "wxappopenid-1"}}) {
     Result<std::string> moved = ring.Open(appid, openid, sealed);
     ASSERT_FALSE(moved.ok()) << appid << "/" << openid;
     EXPECT_EQ(moved.status().code(), ErrorCode::kStoreUnavailable);
@@ -143,7 +144,8 @@ TEST(MasterKey, ReadingAFileNamesThePathOnError) {
   WriteFile(dir.File("short.key"), "0123456789abcdef\n");
   Result<std::string> short_key = ReadMasterKeyFile(dir.File("short.key"));
   ASSERT_FALSE(short_key.ok());
-  EXPECT_NE(short_key.status().operator_text().find("short.key"), std::string::npos);
+  EXPECT_NE(short_key.status().operator_text().find("short.key"),
+            std::string::npos);
   EXPECT_EQ(short_key.status().operator_text().find("0123456789abcdef"),
             std::string::npos);
   WriteFile(dir.File("huge.key"), std::string(100000, 'a'));
@@ -255,8 +257,8 @@ TEST_F(SealedSqlite, SigningKeysAreSealedAndBoundToTheirKid) {
     ASSERT_EQ(keys->size(), 1u);
     EXPECT_EQ(keys->front().private_key, pem);
   }
-  std::string stored = RawColumn(dir_.File("sealed.db"),
-                                 "SELECT private_key FROM signing_keys");
+  std::string stored =
+      RawColumn(dir_.File("sealed.db"), "SELECT private_key FROM signing_keys");
   EXPECT_EQ(stored.rfind("wxs1:", 0), 0u) << stored;
   EXPECT_EQ(stored.find("signing-key-material"), std::string::npos);
   // Another master key cannot open it: an error, never a key to sign with.

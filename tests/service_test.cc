@@ -29,8 +29,8 @@ class ServiceTest : public ::testing::Test {
   void SetUp() override {
     store_ = testing_support::OpenTestSqliteStore(dir_.File("s.db"));
     ASSERT_NE(store_, nullptr);
-    service_ = std::make_unique<SessionService>(config_, *store_, wechat_,
-                                                clock_);
+    service_ =
+        std::make_unique<SessionService>(config_, *store_, wechat_, clock_);
   }
 
   TempDir dir_;

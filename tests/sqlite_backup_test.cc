@@ -1,5 +1,5 @@
-// Online backup (src/store/sqlite/sqlite_backup.cc) and the WAL checkpoint run at
-// shutdown (SessionStore::Checkpoint on SQLite).
+// Online backup (src/store/sqlite/sqlite_backup.cc) and the WAL checkpoint run
+// at shutdown (SessionStore::Checkpoint on SQLite).
 #include "store/sqlite/sqlite_backup.h"
 
 #include <gtest/gtest.h>
@@ -53,7 +53,8 @@ TEST(SqliteBackup, ACopyTakenDuringWritesOpensAndHoldsEveryEarlierSession) {
   auto store = Open(dir.File("live.db"));
   ASSERT_NE(store, nullptr);
   for (int i = 0; i < 200; ++i) {
-    ASSERT_TRUE(store->CreateSession(Session("before" + std::to_string(i))).ok());
+    ASSERT_TRUE(
+        store->CreateSession(Session("before" + std::to_string(i))).ok());
   }
   std::atomic<bool> stop{false};
   std::atomic<int> written{0};
@@ -104,13 +105,14 @@ TEST(SqliteBackup, RefusesToOverwriteAndLeavesNothingBehindOnFailure) {
   auto store = Open(dir.File("live.db"));
   ASSERT_NE(store, nullptr);
   WriteFile(dir.File("exists.db"), "precious");
-  auto exists = BackupSqliteDatabase(dir.File("live.db"), dir.File("exists.db"));
+  auto exists =
+      BackupSqliteDatabase(dir.File("live.db"), dir.File("exists.db"));
   ASSERT_FALSE(exists.ok());
   EXPECT_EQ(exists.status().code(), ErrorCode::kInvalidRequest);
   EXPECT_EQ(testing_support::ReadFile(dir.File("exists.db")), "precious");
 
-  auto no_dir = BackupSqliteDatabase(dir.File("live.db"),
-                                     dir.File("missing/out.db"));
+  auto no_dir =
+      BackupSqliteDatabase(dir.File("live.db"), dir.File("missing/out.db"));
   ASSERT_FALSE(no_dir.ok());
   EXPECT_EQ(no_dir.status().code(), ErrorCode::kInvalidRequest);
 
@@ -129,7 +131,8 @@ TEST(SqliteBackup, RefusesToOverwriteAndLeavesNothingBehindOnFailure) {
   // No temporary file is left in the directory.
   int partials = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
-    if (entry.path().string().find(".partial-") != std::string::npos) ++partials;
+    if (entry.path().string().find(".partial-") != std::string::npos)
+      ++partials;
   }
   EXPECT_EQ(partials, 0);
 }

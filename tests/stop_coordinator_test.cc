@@ -70,9 +70,9 @@ class QueuedSignals : public StopSignalSource {
  private:
   Mutex mutex_;
   std::condition_variable cv_;  // with mutex_
-  std::deque<int> queue_;  // guarded by mutex_
-  bool interrupted_ = false;  // guarded by mutex_
-  int waits_ = 0;  // guarded by mutex_
+  std::deque<int> queue_;       // guarded by mutex_
+  bool interrupted_ = false;    // guarded by mutex_
+  int waits_ = 0;               // guarded by mutex_
 };
 
 // Records what the coordinator does to the server.
@@ -132,12 +132,12 @@ class Server {
   }
 
   Mutex mutex_;
-  std::condition_variable cv_;             // with mutex_
-  int stop_accepting_ = 0;  // guarded by mutex_
-  int checkpoints_ = 0;  // guarded by mutex_
-  int checkpoints_at_exit_ = 0;  // guarded by mutex_
-  std::optional<int> exit_code_;  // guarded by mutex_
-  std::vector<std::string> notified_;  // guarded by mutex_
+  std::condition_variable cv_;               // with mutex_
+  int stop_accepting_ = 0;                   // guarded by mutex_
+  int checkpoints_ = 0;                      // guarded by mutex_
+  int checkpoints_at_exit_ = 0;              // guarded by mutex_
+  std::optional<int> exit_code_;             // guarded by mutex_
+  std::vector<std::string> notified_;        // guarded by mutex_
   Status checkpoint_result_ = Status::Ok();  // guarded by mutex_
 };
 
@@ -198,7 +198,8 @@ class LogCapture {
   Logger logger_;
 };
 
-TEST(StopCoordinator, SigtermStopsAcceptingAndFinishCheckpointsOnceAndExitsZero) {
+TEST(StopCoordinator,
+     SigtermStopsAcceptingAndFinishCheckpointsOnceAndExitsZero) {
   QueuedSignals signals;
   Server server;
   Drain drain(Drain::Time::kStandsStill);

@@ -177,8 +177,7 @@ TEST_P(StoreFaults, WritesFailAsUnavailableReadsGoOnAndItRecovers) {
 
   Status refused = store_->CreateSession(Session("during", "ben"));
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable)
-      << refused.ToString();
+  EXPECT_EQ(refused.code(), ErrorCode::kStoreUnavailable) << refused.ToString();
   EXPECT_NE(refused.operator_text().find("session store"), std::string::npos);
   EXPECT_FALSE(store_->Revoke(crypto::Sha256("before")).ok());
   EXPECT_FALSE(store_->Touch(crypto::Sha256("before"), kNow, kNow + 5).ok());
@@ -199,19 +198,19 @@ TEST_P(StoreFaults, WritesFailAsUnavailableReadsGoOnAndItRecovers) {
   EXPECT_EQ(store_->Stats(kNow)->sessions, 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Faults, StoreFaults,
-    ::testing::Values(SQLITE_FULL, SQLITE_IOERR_WRITE, SQLITE_READONLY),
-    [](const auto& test) {
-      switch (test.param) {
-        case SQLITE_FULL:
-          return std::string("DiskFull");
-        case SQLITE_IOERR_WRITE:
-          return std::string("ReadOnlyRemount");
-        default:
-          return std::string("ReadOnly");
-      }
-    });
+INSTANTIATE_TEST_SUITE_P(Faults, StoreFaults,
+                         ::testing::Values(SQLITE_FULL, SQLITE_IOERR_WRITE,
+                                           SQLITE_READONLY),
+                         [](const auto& test) {
+                           switch (test.param) {
+                             case SQLITE_FULL:
+                               return std::string("DiskFull");
+                             case SQLITE_IOERR_WRITE:
+                               return std::string("ReadOnlyRemount");
+                             default:
+                               return std::string("ReadOnly");
+                           }
+                         });
 
 // storage.max_pages: the database cannot grow past the cap, as on a full
 // disk, and space freed by revoking sessions is used again.
@@ -250,7 +249,8 @@ TEST(StoreSizeCap, LoginsFailAtTheCapLookupsWorkAndFreedSpaceIsReused) {
   }
   ASSERT_FALSE(full.ok()) << "the cap was never reached";
   EXPECT_EQ(full.code(), ErrorCode::kStoreUnavailable) << full.ToString();
-  EXPECT_NE(full.operator_text().find("full"), std::string::npos) << full.message();
+  EXPECT_NE(full.operator_text().find("full"), std::string::npos)
+      << full.message();
   ASSERT_GT(ids.size(), 10u);
 
   // Every acknowledged session is still served, touch failures or not.

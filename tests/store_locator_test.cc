@@ -80,8 +80,9 @@ TEST(StoreLocator, RedactedMasksThePassword) {
   EXPECT_EQ(shown.find("hunter2"), std::string::npos) << shown;
   EXPECT_EQ(shown.find("admin"), std::string::npos) << shown;
   EXPECT_EQ(shown, "redis://***:***@db.example:6379/1");
-  EXPECT_EQ(ParseStoreLocator("redis-sentinel://:hunter2@a:1,b:2/m")->Redacted(),
-            "redis-sentinel://***:***@a:1,b:2/m");
+  EXPECT_EQ(
+      ParseStoreLocator("redis-sentinel://:hunter2@a:1,b:2/m")->Redacted(),
+      "redis-sentinel://***:***@a:1,b:2/m");
   EXPECT_EQ(ParseStoreLocator("redis+unix:///x.sock")->Redacted(),
             "redis+unix:///x.sock");
 }

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "store/redis/redis_store.h"
 #include "redis_support.h"
+#include "store/redis/redis_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
@@ -77,7 +77,8 @@ TEST_F(MigrationTest, CopiesLiveSessionsWithEveryFieldAndSkipsTheRest) {
   Login("s3", "bob", "bob-key", kNow - 10, kNow + 3000);
   Login("s4", "carol", "carol-key", kNow - 900, kNow - 1);  // over
   ASSERT_TRUE(sqlite_->Touch(crypto::Sha256("s1"), kNow - 5, kNow + 900).ok());
-  ASSERT_TRUE(sqlite_->PutAccessToken({"wxapp1", "token-live", kNow + 60}).ok());
+  ASSERT_TRUE(
+      sqlite_->PutAccessToken({"wxapp1", "token-live", kNow + 60}).ok());
   ASSERT_TRUE(sqlite_->PutAccessToken({"wxapp2", "token-old", kNow - 60}).ok());
 
   int progress = 0;
@@ -142,7 +143,8 @@ TEST(SqliteExporter, RefusesAMissingFileAndCreatesNone) {
   auto exporter = OpenSqliteExporter(options);
   ASSERT_FALSE(exporter.ok());
   EXPECT_EQ(exporter.status().code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(exporter.status().operator_text().find(options.path), std::string::npos);
+  EXPECT_NE(exporter.status().operator_text().find(options.path),
+            std::string::npos);
   struct stat info;
   EXPECT_NE(::stat(options.path.c_str(), &info), 0);
 }

@@ -14,13 +14,13 @@
 #include <thread>
 #include <vector>
 
-#include "store/sqlite/migrations.h"
-#include "store/redis/redis_store.h"
 #include "redis_support.h"
+#include "store/redis/redis_store.h"
+#include "store/sealed_store.h"
+#include "store/sqlite/migrations.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
-#include "store/sealed_store.h"
 #include "wxsession/store.h"
 
 namespace wxsession {
@@ -44,7 +44,9 @@ std::unique_ptr<SessionStore> OpenSqlite(TempDir& dir) {
 }
 
 // Test names and failure messages show the backend's name.
-void PrintTo(const Backend& backend, std::ostream* out) { *out << backend.name; }
+void PrintTo(const Backend& backend, std::ostream* out) {
+  *out << backend.name;
+}
 
 // Redis computes TTLs from its clock; pinning it at kNow makes "kNow + 100"
 // mean "100 s from now" there too.
@@ -124,11 +126,12 @@ TEST_P(StoreConformance, ExpiredSessionIsMissingBeforeAnySweep) {
 
 TEST_P(StoreConformance, EverySessionOfAUserUsesTheNewestKey) {
   ASSERT_TRUE(
-      store_->CreateSession(MakeSession("id-1", "o", "old-key", kNow, kNow + 99))
+      store_
+          ->CreateSession(MakeSession("id-1", "o", "old-key", kNow, kNow + 99))
           .ok());
   ASSERT_TRUE(store_
-                  ->CreateSession(MakeSession("id-2", "o", "new-key", kNow + 1,
-                                              kNow + 99))
+                  ->CreateSession(
+                      MakeSession("id-2", "o", "new-key", kNow + 1, kNow + 99))
                   .ok());
   EXPECT_EQ(store_->FindLive(crypto::Sha256("id-1"), kNow + 2)->session_key,
             "new-key");
@@ -290,8 +293,9 @@ TEST_P(StoreConformance, ConcurrentLoginsAndLookupsFromManyThreads) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
-        if (!store_->CreateSession(MakeSession(id, "user" + std::to_string(t),
-                                               "k", kNow, kNow + 99))
+        if (!store_
+                 ->CreateSession(MakeSession(id, "user" + std::to_string(t),
+                                             "k", kNow, kNow + 99))
                  .ok()) {
           failures++;
         }
@@ -355,7 +359,8 @@ StoredSigningKey SigningKey(const std::string& kid, int64_t created_at) {
   return key;
 }
 
-std::vector<std::string> Kids(const Result<std::vector<StoredSigningKey>>& keys) {
+std::vector<std::string> Kids(
+    const Result<std::vector<StoredSigningKey>>& keys) {
   std::vector<std::string> kids;
   if (!keys.ok()) {
     ADD_FAILURE() << keys.status().ToString();
@@ -365,7 +370,8 @@ std::vector<std::string> Kids(const Result<std::vector<StoredSigningKey>>& keys)
   return kids;
 }
 
-TEST_P(StoreConformance, SigningKeysHaveOneCurrentAndRetiredOnesUntilTheyLapse) {
+TEST_P(StoreConformance,
+       SigningKeysHaveOneCurrentAndRetiredOnesUntilTheyLapse) {
   EXPECT_TRUE(Kids(store_->ListSigningKeys(kNow)).empty());
   ASSERT_TRUE(store_->ReplaceSigningKey("", SigningKey("k1", kNow), 0).value());
   // Only the instance that saw "no key" may make the first one.
@@ -374,15 +380,13 @@ TEST_P(StoreConformance, SigningKeysHaveOneCurrentAndRetiredOnesUntilTheyLapse) 
   EXPECT_EQ(Kids(store_->ListSigningKeys(kNow)),
             std::vector<std::string>({"k1"}));
 
-  ASSERT_TRUE(store_
-                  ->ReplaceSigningKey("k1", SigningKey("k2", kNow + 10),
-                                      kNow + 100)
-                  .value());
+  ASSERT_TRUE(
+      store_->ReplaceSigningKey("k1", SigningKey("k2", kNow + 10), kNow + 100)
+          .value());
   // A rotation that read an older current key changes nothing.
-  EXPECT_FALSE(store_
-                   ->ReplaceSigningKey("k1", SigningKey("k2b", kNow + 11),
-                                       kNow + 100)
-                   .value());
+  EXPECT_FALSE(
+      store_->ReplaceSigningKey("k1", SigningKey("k2b", kNow + 11), kNow + 100)
+          .value());
   Result<std::vector<StoredSigningKey>> both =
       store_->ListSigningKeys(kNow + 99);
   ASSERT_EQ(Kids(both), std::vector<std::string>({"k2", "k1"}));
@@ -397,10 +401,9 @@ TEST_P(StoreConformance, SigningKeysHaveOneCurrentAndRetiredOnesUntilTheyLapse) 
   // At verify_until the retired key is missing, swept or not.
   EXPECT_EQ(Kids(store_->ListSigningKeys(kNow + 100)),
             std::vector<std::string>({"k2"}));
-  ASSERT_TRUE(store_
-                  ->ReplaceSigningKey("k2", SigningKey("k3", kNow + 200),
-                                      kNow + 300)
-                  .value());
+  ASSERT_TRUE(
+      store_->ReplaceSigningKey("k2", SigningKey("k3", kNow + 200), kNow + 300)
+          .value());
   EXPECT_EQ(Kids(store_->ListSigningKeys(kNow + 200)),
             std::vector<std::string>({"k3", "k2"}));
   // Even read with an old "now", the lapsed k1 was deleted by the rotation.
@@ -441,7 +444,8 @@ TEST_P(StoreConformance, ListSessionsGivesLiveOnesNewestFirst) {
   // Three logins in the same second: login order breaks the tie.
   for (const char* id : {"a", "b", "c"}) {
     ASSERT_TRUE(
-        store_->CreateSession(MakeSession(id, "o", "k", kNow, kNow + 100)).ok());
+        store_->CreateSession(MakeSession(id, "o", "k", kNow, kNow + 100))
+            .ok());
   }
   ASSERT_TRUE(
       store_->CreateSession(MakeSession("old", "o", "k", kNow - 5, kNow + 100))
@@ -450,9 +454,8 @@ TEST_P(StoreConformance, ListSessionsGivesLiveOnesNewestFirst) {
       store_->CreateSession(MakeSession("gone", "o", "k", kNow - 9, kNow + 1))
           .ok());
   ASSERT_TRUE(store_
-                  ->CreateSession(
-                      MakeSession("other-app", "o", "k", kNow, kNow + 100,
-                                  "wxapp2"))
+                  ->CreateSession(MakeSession("other-app", "o", "k", kNow,
+                                              kNow + 100, "wxapp2"))
                   .ok());
   Result<std::vector<SessionSummary>> list =
       store_->ListSessions("wxapp1", "o", kNow + 2);
@@ -471,7 +474,8 @@ TEST_P(StoreConformance, ListSessionsGivesLiveOnesNewestFirst) {
 TEST_P(StoreConformance, RevokeByHandleEndsOnlyThatSessionOfTheUser) {
   for (const char* id : {"a", "b"}) {
     ASSERT_TRUE(
-        store_->CreateSession(MakeSession(id, "o", "k", kNow, kNow + 100)).ok());
+        store_->CreateSession(MakeSession(id, "o", "k", kNow, kNow + 100))
+            .ok());
   }
   std::vector<SessionSummary> list =
       store_->ListSessions("wxapp1", "o", kNow).value();
@@ -543,14 +547,15 @@ TEST_P(StoreConformance, ABanOnANeverSeenOpenidCreatesItsUser) {
   ASSERT_TRUE(user->ban.has_value());
   ASSERT_TRUE(user->ban->until.has_value());
   EXPECT_EQ(*user->ban->until, kNow + 50);
-  EXPECT_EQ(store_->CreateSession(MakeSession("x", "new", "k", kNow + 49,
-                                              kNow + 100))
-                .code(),
-            ErrorCode::kUserBanned);
+  EXPECT_EQ(
+      store_->CreateSession(MakeSession("x", "new", "k", kNow + 49, kNow + 100))
+          .code(),
+      ErrorCode::kUserBanned);
 }
 
 TEST_P(StoreConformance, ABanLapsesAtItsUntil) {
-  ASSERT_TRUE(store_->PutBan({"wxapp1", "o", "cool off", kNow, kNow + 10}).ok());
+  ASSERT_TRUE(
+      store_->PutBan({"wxapp1", "o", "cool off", kNow, kNow + 10}).ok());
   EXPECT_TRUE(store_->GetUser("wxapp1", "o", kNow + 9)->ban.has_value());
   EXPECT_FALSE(store_->GetUser("wxapp1", "o", kNow + 10)->ban.has_value());
   EXPECT_EQ(store_->ListBans("wxapp1", kNow + 9)->size(), 1u);
@@ -592,10 +597,9 @@ TEST_P(StoreConformance, TheCapKeepsOnlyTheNewestSessionsOfTheUser) {
   EXPECT_FALSE(store_->FindLive(crypto::Sha256("b"), kNow + 1).ok());
   EXPECT_EQ(store_->ListSessions("wxapp1", "o", kNow + 1)->size(), 2u);
   // Without a cap nothing ends.
-  ASSERT_TRUE(store_
-                  ->CreateSession(
-                      MakeSession("e", "o", "k", kNow + 2, kNow + 100))
-                  .ok());
+  ASSERT_TRUE(
+      store_->CreateSession(MakeSession("e", "o", "k", kNow + 2, kNow + 100))
+          .ok());
   EXPECT_EQ(store_->ListSessions("wxapp1", "o", kNow + 2)->size(), 3u);
 }
 
@@ -623,7 +627,8 @@ TEST_P(StoreConformance, SweepUsersDeletesOnlyIdleUnbannedUsers) {
     return;
   }
   ASSERT_TRUE(
-      store_->CreateSession(MakeSession("1", "idle", "k", kNow, kNow + 5)).ok());
+      store_->CreateSession(MakeSession("1", "idle", "k", kNow, kNow + 5))
+          .ok());
   ASSERT_TRUE(
       store_->CreateSession(MakeSession("2", "live", "k", kNow, kNow + 500))
           .ok());
@@ -632,11 +637,10 @@ TEST_P(StoreConformance, SweepUsersDeletesOnlyIdleUnbannedUsers) {
           .ok());
   ASSERT_TRUE(
       store_->PutBan({"wxapp1", "banned", "r", kNow, std::nullopt}).ok());
+  ASSERT_TRUE(store_->PutBan({"wxapp1", "lapsed", "r", kNow, kNow + 50}).ok());
   ASSERT_TRUE(
-      store_->PutBan({"wxapp1", "lapsed", "r", kNow, kNow + 50}).ok());
-  ASSERT_TRUE(
-      store_->CreateSession(MakeSession("4", "recent", "k", kNow + 90,
-                                        kNow + 95))
+      store_
+          ->CreateSession(MakeSession("4", "recent", "k", kNow + 90, kNow + 95))
           .ok());
   // At kNow + 100 with a retention of 20 s: last logins before kNow + 80.
   EXPECT_EQ(store_->SweepUsers(kNow + 100, kNow + 80, 1).value(), 1);
@@ -687,9 +691,9 @@ TEST(SqliteStore, ADuplicateIdFailsOnlyItsOwnLoginAmongConcurrentOnes) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         // Every thread tries the shared id half way through.
-        std::string id = i == kPerThread / 2
-                             ? std::string("shared")
-                             : "t" + std::to_string(t) + "-" + std::to_string(i);
+        std::string id = i == kPerThread / 2 ? std::string("shared")
+                                             : "t" + std::to_string(t) + "-" +
+                                                   std::to_string(i);
         Status status = store->CreateSession(
             MakeSession(id, "user" + std::to_string(t), "k", kNow, kNow + 99));
         (status.ok() ? saved : refused)++;
@@ -702,9 +706,9 @@ TEST(SqliteStore, ADuplicateIdFailsOnlyItsOwnLoginAmongConcurrentOnes) {
   EXPECT_EQ(refused.load(), kThreads - 1);
   EXPECT_EQ(store->Stats(kNow)->sessions, unique);
   for (int t = 0; t < kThreads; ++t) {
-    EXPECT_TRUE(store->FindLive(crypto::Sha256("t" + std::to_string(t) + "-0"),
-                                kNow)
-                    .ok());
+    EXPECT_TRUE(
+        store->FindLive(crypto::Sha256("t" + std::to_string(t) + "-0"), kNow)
+            .ok());
   }
 }
 
@@ -742,8 +746,8 @@ TEST(SqliteStore, BackgroundCheckpointsLetTheWalStartOver) {
   while (WalSalt1(wal) - first_salt < 3 && written < 20000) {
     const std::string n = std::to_string(written++);
     ASSERT_TRUE(store
-                    ->CreateSession(MakeSession("id" + n, "user" + n, "k",
-                                                kNow, kNow + 99))
+                    ->CreateSession(
+                        MakeSession("id" + n, "user" + n, "k", kNow, kNow + 99))
                     .ok());
   }
   EXPECT_GE(WalSalt1(wal) - first_salt, 3u)
@@ -787,14 +791,16 @@ TEST(SqliteStore, MigrationsAreRecordedAndAppliedOnce) {
   { ASSERT_NE(OpenSqlite(dir), nullptr); }
   { ASSERT_NE(OpenSqlite(dir), nullptr); }  // reopening applies nothing twice
   std::string db = dir.File("store.db");
-  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM schema_migrations WHERE "
-                         "version = 1 AND name = '0001_init.sql'"),
+  EXPECT_EQ(QueryInt(db,
+                     "SELECT count(*) FROM schema_migrations WHERE "
+                     "version = 1 AND name = '0001_init.sql'"),
             1);
   EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM schema_migrations"),
             static_cast<int64_t>(sqlite::EmbeddedMigrations().size()));
   EXPECT_EQ(QueryText(db, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE type = "
-                         "'index' AND name = 'sessions_expires_at'"),
+  EXPECT_EQ(QueryInt(db,
+                     "SELECT count(*) FROM sqlite_master WHERE type = "
+                     "'index' AND name = 'sessions_expires_at'"),
             1);
 }
 
@@ -835,7 +841,8 @@ TEST(SqliteStore, UnopenablePathIsStoreUnavailableNamingThePath) {
   auto store = OpenSqliteStore(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), ErrorCode::kStoreUnavailable);
-  EXPECT_NE(store.status().operator_text().find(options.path), std::string::npos);
+  EXPECT_NE(store.status().operator_text().find(options.path),
+            std::string::npos);
 }
 
 // The whole contract again through the sealing decorator (sealed_store.h)

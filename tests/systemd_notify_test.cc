@@ -32,8 +32,8 @@ int BindDatagram(const std::string& name) {
   socklen_t length;
   if (name[0] == '@') {
     address.sun_path[0] = '\0';
-    length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                    name.size());
+    length =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
   } else {
     length = sizeof(address);
   }

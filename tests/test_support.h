@@ -87,10 +87,10 @@ struct CommandResult {
   std::string err;
 };
 // `timeout_ms` bounds each wait: for a line of output, and for the exit.
-CommandResult RunCommand(const std::vector<std::string>& argv,
-                         const std::map<std::string, std::string>& env_extra =
-                             {},
-                         int timeout_ms = 30000);
+CommandResult RunCommand(
+    const std::vector<std::string>& argv,
+    const std::map<std::string, std::string>& env_extra = {},
+    int timeout_ms = 30000);
 
 // A loopback TCP port that was free a moment ago: bound on 127.0.0.1:0, read
 // back, closed. Callers retry if another process takes it first.
@@ -169,7 +169,8 @@ class ForwardingStore : public SessionStore {
                    int64_t now) override {
     return inner_.RemoveBan(a, o, now);
   }
-  Result<std::vector<Ban>> ListBans(const std::string& a, int64_t now) override {
+  Result<std::vector<Ban>> ListBans(const std::string& a,
+                                    int64_t now) override {
     return inner_.ListBans(a, now);
   }
   Result<int64_t> SweepUsers(int64_t now, int64_t before,

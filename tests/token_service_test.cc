@@ -9,12 +9,12 @@
 #include <set>
 #include <string>
 
+#include "store/sealed_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_support.h"
 #include "wxsession/crypto.h"
 #include "wxsession/jwt.h"
 #include "wxsession/platform.h"
-#include "store/sealed_store.h"
 
 namespace wxsession {
 namespace {
@@ -96,10 +96,10 @@ TEST(Jwt, DecodeRefusesNoneOtherAlgorithmsAndUnknownKids) {
     std::string forged = jwt::Base64UrlEncode(header.dump()) + "." + claims +
                          "." + token.substr(token.rfind('.') + 1);
     EXPECT_FALSE(jwt::DecodeVerified(forged, find).ok()) << alg;
-    EXPECT_FALSE(jwt::DecodeVerified(jwt::Base64UrlEncode(header.dump()) +
-                                         "." + claims + ".",
-                                     find)
-                     .ok())
+    EXPECT_FALSE(
+        jwt::DecodeVerified(
+            jwt::Base64UrlEncode(header.dump()) + "." + claims + ".", find)
+            .ok())
         << alg;
   }
   jwt::KeyPair other = jwt::KeyPair::Generate(jwt::Algorithm::kES256);
@@ -120,8 +120,8 @@ class TokenServiceTest : public ::testing::Test {
   void SetUp() override {
     store_ = OpenStore();
     ASSERT_NE(store_, nullptr);
-    sessions_ = std::make_unique<SessionService>(config_, *store_, wechat_,
-                                                 clock_);
+    sessions_ =
+        std::make_unique<SessionService>(config_, *store_, wechat_, clock_);
   }
 
   std::unique_ptr<SessionStore> OpenStore() {
@@ -240,8 +240,8 @@ TEST_F(TokenServiceTest, TamperedExpiredAndForeignTokensAreRefused) {
   Config other = config_;
   other.tokens.issuer = "https://other.example.com";
   SessionService other_sessions(other, *other_store, wechat_, clock_);
-  auto other_tokens = TokenService::Open(other, *other_store, other_sessions,
-                                         clock_, nullptr);
+  auto other_tokens =
+      TokenService::Open(other, *other_store, other_sessions, clock_, nullptr);
   ASSERT_TRUE(other_tokens.ok());
   const std::string foreign = Issue(
       *other_tokens.value(), other_sessions.Login("", "alice.2")->session_id);
@@ -250,9 +250,8 @@ TEST_F(TokenServiceTest, TamperedExpiredAndForeignTokensAreRefused) {
 
   // Our key, another issuer: refused by the claim check alone.
   auto same_key_other_issuer = OpenTokens(*store_, other);
-  EXPECT_FALSE(tokens->Verify(Issue(*same_key_other_issuer,
-                                    Login("alice.3")))
-                   .ok());
+  EXPECT_FALSE(
+      tokens->Verify(Issue(*same_key_other_issuer, Login("alice.3"))).ok());
 
   clock_.Advance(kTtl - 1);
   EXPECT_TRUE(tokens->Verify(token).ok());

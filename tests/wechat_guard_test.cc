@@ -15,8 +15,8 @@
 namespace wxsession {
 namespace {
 
-using testing_support::ScriptedWeChatClient;
 using testing_support::ParsePrometheusText;
+using testing_support::ScriptedWeChatClient;
 
 // Holds every call to the fake WeChat until Open().
 class Gate {
@@ -70,7 +70,8 @@ TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), ErrorCode::kUpstreamUnavailable);
   EXPECT_EQ(refused.status().retry_after(), 1);
-  EXPECT_NE(refused.status().operator_text().find("max_concurrent"), std::string::npos);
+  EXPECT_NE(refused.status().operator_text().find("max_concurrent"),
+            std::string::npos);
   EXPECT_EQ(fake.calls(), 2) << "a refused call must not reach WeChat";
 
   gate.Open();
@@ -81,7 +82,8 @@ TEST(WeChatGuard, CallsBeyondTheLimitAreRefusedWith503AndCounted) {
                          {{"api", "jscode2session"}, {"platform", "wechat"}}),
             1);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "ok"},
+                         {{"api", "jscode2session"},
+                          {"result", "ok"},
                           {"platform", "wechat"}}),
             2);
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_in_flight"), 0);
@@ -111,7 +113,8 @@ TEST(WeChatGuard, AWaitingCallProceedsWhenAPlaceFreesUp) {
 
 TEST(WeChatGuard, ErrorsPassThroughAndAreCountedByCode) {
   ScriptedWeChatClient fake;
-  fake.Push(Status(ErrorCode::kInvalidCode, "WeChat jscode2session failed: 40029"));
+  fake.Push(
+      Status(ErrorCode::kInvalidCode, "WeChat jscode2session failed: 40029"));
   Metrics metrics("t");
   auto guarded = NewGuardedWeChatClient(fake, UpstreamGuardOptions{}, &metrics);
   Result<WeChatSession> result = guarded->Code2Session("wxa", "s", "bad");
@@ -120,7 +123,8 @@ TEST(WeChatGuard, ErrorsPassThroughAndAreCountedByCode) {
   auto parsed = ParsePrometheusText(metrics.RenderPrometheus());
   ASSERT_EQ(parsed.error, "");
   EXPECT_EQ(parsed.Value("wxsessiond_upstream_requests_total",
-                         {{"api", "jscode2session"}, {"result", "invalid_code"},
+                         {{"api", "jscode2session"},
+                          {"result", "invalid_code"},
                           {"platform", "wechat"}}),
             1);
 }

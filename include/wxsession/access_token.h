@@ -47,8 +47,8 @@
 #include "wxsession/config.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
-#include "wxsession/wechat.h"
 #include "wxsession/thread_annotations.h"
+#include "wxsession/wechat.h"
 
 namespace wxsession {
 
@@ -130,9 +130,9 @@ class AccessTokenCentre final : public AccessTokenSource {
   bool Acceptable(const AccessToken& token, int64_t now,
                   const std::string& rejected) const;
 
-  const Config& config_;  // constant after construction
-  SessionStore& store_;   // thread-safe by contract
-  WeChatClient& wechat_;  // thread-safe by contract
+  const Config& config_;   // constant after construction
+  SessionStore& store_;    // thread-safe by contract
+  WeChatClient& wechat_;   // thread-safe by contract
   const Clock& clock_;     // thread-safe by contract
   const Options options_;  // constant after construction
   // Names this process in the store's lease. Constant after construction.

@@ -28,7 +28,7 @@
 
 namespace wxsession {
 
-class Logger;  // ops/log.h
+class Logger;   // ops/log.h
 class Metrics;  // ops/metrics.h
 
 class AdminService {
@@ -57,9 +57,10 @@ class AdminService {
   // `until` (unix seconds) absent = for ever, already past = lapsed at once.
   // Returns the user afterwards. Errors: kInvalidRequest for an empty or
   // overlong reason, or a negative until.
-  Result<UserRecord> BanUser(const std::string& appid, const std::string& openid,
-                         const std::string& reason,
-                         std::optional<int64_t> until);
+  Result<UserRecord> BanUser(const std::string& appid,
+                             const std::string& openid,
+                             const std::string& reason,
+                             std::optional<int64_t> until);
   // Errors: kNotFound when no ban is in force.
   Status UnbanUser(const std::string& appid, const std::string& openid);
   // The bans in force in the app, newest first.

@@ -45,8 +45,7 @@ class Clock {
   // Waits on `wake`, whose mutex `lock` holds, until `done()` is true or
   // `milliseconds` have passed. Whoever makes done() true must do so under
   // that mutex and then notify `wake`. Returns done(): false on a timeout.
-  virtual bool WaitFor(std::condition_variable& wake,
-                       MutexLock& lock,
+  virtual bool WaitFor(std::condition_variable& wake, MutexLock& lock,
                        int64_t milliseconds,
                        const std::function<bool()>& done) const = 0;
 };
@@ -58,8 +57,8 @@ class SystemClock : public Clock {
   int64_t Now() const override;
   int64_t MonotonicMillis() const override;
   void SleepFor(int64_t milliseconds) const override;
-  bool WaitFor(std::condition_variable& wake,
-               MutexLock& lock, int64_t milliseconds,
+  bool WaitFor(std::condition_variable& wake, MutexLock& lock,
+               int64_t milliseconds,
                const std::function<bool()>& done) const override;
 };
 
@@ -83,8 +82,8 @@ class ManualClock : public Clock {
   int64_t MonotonicMillis() const override { return monotonic_ms_.load(); }
   void SleepFor(int64_t milliseconds) const override;
   // Returns true at once, without advancing, when done() already is.
-  bool WaitFor(std::condition_variable& wake,
-               MutexLock& lock, int64_t milliseconds,
+  bool WaitFor(std::condition_variable& wake, MutexLock& lock,
+               int64_t milliseconds,
                const std::function<bool()>& done) const override;
 
   void Set(int64_t now) { wall_ms_.store(now * 1000); }

@@ -27,7 +27,7 @@ enum class LogFormat { kJson, kText };
 
 struct AppConfig {
   std::string appid;
-  std::string secret;       // never printed
+  std::string secret;            // never printed
   std::string secret_file = {};  // where the secret was read; "" if inline
   // --- Platforms (docs/PLATFORMS.md) ---------------------------------------
   Platform platform = Platform::kWeChat;  // apps[].platform
@@ -59,9 +59,9 @@ struct RedisConfig {
 // tokens: signed JWTs for backends (docs/API.md, "Tokens"). Tokens are on
 // when `issuer` is set.
 struct TokensConfig {
-  std::string issuer;    // the iss claim and the discovery base URL
-  std::string audience;  // the aud claim; empty: the session's appid
-  int64_t ttl = 600;     // seconds a JWT is valid; at most 3600
+  std::string issuer;               // the iss claim and the discovery base URL
+  std::string audience;             // the aud claim; empty: the session's appid
+  int64_t ttl = 600;                // seconds a JWT is valid; at most 3600
   std::string algorithm = "ES256";  // or "EdDSA"
   std::string signing_key_file;     // PEM; empty: a key kept in the store
   std::string introspection_tokens_file;
@@ -133,10 +133,10 @@ struct Config {
   int64_t user_retention = 90 * 86400;
   // hooks.login_url: asked before a session is minted; empty = no hook.
   std::string hook_login_url;
-  std::string hook_secret_file;  // hooks.secret_file
-  std::string hook_secret;       // its content, trimmed; never printed
-  int64_t hook_timeout_ms = 2000;       // hooks.timeout
-  bool hook_deny_on_failure = false;    // hooks.on_failure == "deny"
+  std::string hook_secret_file;       // hooks.secret_file
+  std::string hook_secret;            // its content, trimmed; never printed
+  int64_t hook_timeout_ms = 2000;     // hooks.timeout
+  bool hook_deny_on_failure = false;  // hooks.on_failure == "deny"
 
   std::string tls_cert;  // PEM file; with tls_key, serve HTTPS
   std::string tls_key;   // PEM file; its content is never read into logs

@@ -56,8 +56,7 @@ class KeyPair {
   // The JWS signature of `signing_input` (r || s for ES256).
   std::string Sign(std::string_view signing_input) const;
   // True when `signature` is this key's valid JWS signature of the input.
-  bool Verify(std::string_view signing_input,
-              std::string_view signature) const;
+  bool Verify(std::string_view signing_input, std::string_view signature) const;
 
   struct Impl;  // defined in jwt.cc only
 

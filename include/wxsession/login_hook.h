@@ -62,8 +62,7 @@ std::string LoginHookSignature(const std::string& secret, int64_t t,
 // failure and denial is logged to `logger` (may be null). Both must outlive
 // the hook.
 std::unique_ptr<LoginHook> NewHttpLoginHook(const Config& config,
-                                            const Clock& clock,
-                                            Logger* logger);
+                                            const Clock& clock, Logger* logger);
 
 }  // namespace wxsession
 

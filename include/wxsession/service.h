@@ -70,10 +70,10 @@ class SessionService {
  public:
   static constexpr int64_t kCodeMemorySeconds = 300;  // a code's lifetime
   // Codes remembered at most: 56 bytes each plus the index, 6.3 MiB at the
-  // cap, given back once every code has expired. A campaign at 2,000 logins/s would otherwise keep
-  // 600,000 codes for the five minutes; with the cap a retry is still
-  // recognised for 50 s at that rate, far longer than a client waits before
-  // retrying a lost reply.
+  // cap, given back once every code has expired. A campaign at 2,000 logins/s
+  // would otherwise keep 600,000 codes for the five minutes; with the cap a
+  // retry is still recognised for 50 s at that rate, far longer than a client
+  // waits before retrying a lost reply.
   static constexpr size_t kMaxRememberedCodes = 100000;
   static constexpr size_t kMaxCodeLength = 128;
 
@@ -125,9 +125,9 @@ class SessionService {
   Status AdmitLogin(const std::string& appid, const WeChatSession& user,
                     const std::string& client);
 
-  const Config& config_;    // constant after construction
-  SessionStore& store_;     // thread-safe by contract
-  WeChatClient& wechat_;    // thread-safe by contract
+  const Config& config_;  // constant after construction
+  SessionStore& store_;   // thread-safe by contract
+  WeChatClient& wechat_;  // thread-safe by contract
   const Clock& clock_;
   std::unique_ptr<CodeMemory> codes_;  // guards itself
   LoginHook* login_hook_ = nullptr;    // constant once serving; may be null

@@ -27,25 +27,25 @@ namespace wxsession {
 
 enum class ErrorCode {
   kOk = 0,
-  kInvalidRequest,       // malformed or incomplete input from the client
-  kPayloadTooLarge,      // request body over the limit
-  kUnknownApp,           // appid not configured (or missing among several)
-  kInvalidSession,       // missing, unknown, expired or revoked session
-  kUnauthorized,         // admin route without the right admin token
-  kInvalidCode,          // WeChat: invalid or already used login code
-  kLoginBlocked,         // WeChat: high-risk user blocked
-  kRateLimited,          // WeChat quota or our own rate limit
-  kUpstreamUnavailable,  // WeChat busy, unreachable or timed out
-  kUpstreamError,        // WeChat answered something we cannot use
-  kStoreUnavailable,     // the session store cannot serve right now
-  kDecryptFailed,        // open data could not be decrypted / parsed
-  kWatermarkMismatch,    // decrypted data belongs to another appid
-  kWatermarkExpired,     // decrypted data older than open_data.max_age
-  kNotFound,             // no such route or object
-  kInternal,             // a bug or an unexpected condition
-  kUserBanned,           // the user is suspended by an operator (a ban)
-  kLoginDenied,          // the login hook refused this login
-  kHookUnavailable,      // the login hook failed and hooks.on_failure=deny
+  kInvalidRequest,          // malformed or incomplete input from the client
+  kPayloadTooLarge,         // request body over the limit
+  kUnknownApp,              // appid not configured (or missing among several)
+  kInvalidSession,          // missing, unknown, expired or revoked session
+  kUnauthorized,            // admin route without the right admin token
+  kInvalidCode,             // WeChat: invalid or already used login code
+  kLoginBlocked,            // WeChat: high-risk user blocked
+  kRateLimited,             // WeChat quota or our own rate limit
+  kUpstreamUnavailable,     // WeChat busy, unreachable or timed out
+  kUpstreamError,           // WeChat answered something we cannot use
+  kStoreUnavailable,        // the session store cannot serve right now
+  kDecryptFailed,           // open data could not be decrypted / parsed
+  kWatermarkMismatch,       // decrypted data belongs to another appid
+  kWatermarkExpired,        // decrypted data older than open_data.max_age
+  kNotFound,                // no such route or object
+  kInternal,                // a bug or an unexpected condition
+  kUserBanned,              // the user is suspended by an operator (a ban)
+  kLoginDenied,             // the login hook refused this login
+  kHookUnavailable,         // the login hook failed and hooks.on_failure=deny
   kUnsupportedForPlatform,  // the route does not exist on the app's platform
 };
 // How many codes there are: the last one's value plus one. Tables indexed

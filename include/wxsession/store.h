@@ -88,8 +88,8 @@ struct SessionSummary {
 struct Ban {
   std::string appid;
   std::string openid;
-  std::string reason;           // for operators; never sent to the client
-  int64_t since = 0;            // unix seconds
+  std::string reason;            // for operators; never sent to the client
+  int64_t since = 0;             // unix seconds
   std::optional<int64_t> until;  // absent: for ever
 };
 

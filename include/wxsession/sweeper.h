@@ -31,9 +31,9 @@
 #include <thread>
 
 #include "wxsession/clock.h"
-#include "wxsession/thread_annotations.h"
 #include "wxsession/status.h"
 #include "wxsession/store.h"
+#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 
@@ -76,11 +76,11 @@ class Sweeper {
   void Rest(int64_t milliseconds);
 
   SessionStore& store_;
-  const Clock& clock_;              // thread-safe by contract
-  const int64_t interval_seconds_;  // constant after construction
-  const int64_t batch_rows_;        // constant after construction
+  const Clock& clock_;                  // thread-safe by contract
+  const int64_t interval_seconds_;      // constant after construction
+  const int64_t batch_rows_;            // constant after construction
   int64_t user_retention_seconds_ = 0;  // constant once started
-  Observer observer_;               // constant after construction
+  Observer observer_;                   // constant after construction
   std::atomic<bool> stopping_{false};
   Mutex mutex_;
   std::condition_variable wake_;  // with mutex_

@@ -126,7 +126,7 @@ class TokenService {
   SessionStore& store_;       // thread-safe by contract
   SessionService& sessions_;  // thread-safe by contract
   const Clock& clock_;
-  Metrics* const metrics_;    // thread-safe; may be null
+  Metrics* const metrics_;       // thread-safe; may be null
   bool keys_from_file_ = false;  // constant after Open
   Mutex mutex_;
   std::shared_ptr<const KeySet> keys_ GUARDED_BY(mutex_);

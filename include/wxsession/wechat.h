@@ -119,7 +119,7 @@ class WeChatClient {
 std::string CheckSessionSignature(const std::string& session_key);
 
 struct WeChatHttpOptions {
-  std::string api_base;     // e.g. https://api.weixin.qq.com
+  std::string api_base;       // e.g. https://api.weixin.qq.com
   int64_t timeout_ms = 5000;  // connect and read, each
 };
 

@@ -121,9 +121,10 @@ int CmdRevoke(int argc, char** argv) {
       "usage: wxsessiond revoke --config FILE (--openid OPENID [--appid APPID]"
       " | --all)\n"
       "\n"
-      "Ends sessions at once, while the server runs. Prints {\"revoked\": N}.\n";
-  Args args = ParseArgs(argc, argv, 2, {"config", "database", "openid", "appid"},
-                        {"all"});
+      "Ends sessions at once, while the server runs. Prints {\"revoked\": "
+      "N}.\n";
+  Args args = ParseArgs(argc, argv, 2,
+                        {"config", "database", "openid", "appid"}, {"all"});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   bool all = args.Has("all");
   if (all == args.Has("openid")) {
@@ -142,7 +143,8 @@ int CmdRevoke(int argc, char** argv) {
   if (!revoked.ok()) {
     return Fail(revoked.status());
   }
-  std::printf("%s\n", nlohmann::json({{"revoked", revoked.value()}}).dump().c_str());
+  std::printf("%s\n",
+              nlohmann::json({{"revoked", revoked.value()}}).dump().c_str());
   return kExitOk;
 }
 
@@ -160,8 +162,7 @@ int CmdSessions(int argc, char** argv) {
       "/v1/admin/users/{appid}/{openid}/sessions answers. A handle ends one\n"
       "session: DELETE /v1/admin/sessions/{handle}.\n";
   Args args = ParseArgs(argc, argv, 2,
-                        {"config", "database", "openid", "appid"}, {"json"},
-                        0);
+                        {"config", "database", "openid", "appid"}, {"json"}, 0);
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   if (!args.Has("openid")) return Usage(usage, "--openid is required");
   Result<AdminContext> context = OpenAdminContext(args);
@@ -170,16 +171,15 @@ int CmdSessions(int argc, char** argv) {
   // The admin_action line goes to stderr, as the server's would to its log.
   Logger logger(stderr, context->config.log_format, context->config.log_level,
                 StderrSink());
-  AdminService admin(context->config, *context->store, clock, &logger,
-                     nullptr);
+  AdminService admin(context->config, *context->store, clock, &logger, nullptr);
   auto sessions = admin.ListSessions(args.Get("appid"), args.Get("openid"));
   if (!sessions.ok()) return Fail(sessions.status());
   if (args.Has("json")) {
     std::printf("%s\n", SessionsJson(sessions.value()).c_str());
     return kExitOk;
   }
-  std::printf("%-64s  %-20s  %-20s  %-20s\n", "HANDLE", "CREATED",
-              "LAST SEEN", "EXPIRES");
+  std::printf("%-64s  %-20s  %-20s  %-20s\n", "HANDLE", "CREATED", "LAST SEEN",
+              "EXPIRES");
   for (const SessionSummary& s : sessions.value()) {
     std::printf("%-64s  %-20s  %-20s  %-20s\n",
                 crypto::HexEncode(s.id_hash).c_str(),
@@ -198,10 +198,9 @@ int CmdBan(int argc, char** argv) {
       "Suspends the user at once: every session ends, and logins answer 403\n"
       "user_banned until `wxsessiond unban` or UNIXTIME. The reason is for\n"
       "operators only. Prints the user as GET /v1/admin/users/... does.\n";
-  Args args = ParseArgs(argc, argv, 2,
-                        {"config", "database", "openid", "appid", "reason",
-                         "until"},
-                        {}, 0);
+  Args args = ParseArgs(
+      argc, argv, 2,
+      {"config", "database", "openid", "appid", "reason", "until"}, {}, 0);
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   if (!args.Has("openid")) return Usage(usage, "--openid is required");
   if (!args.Has("reason")) return Usage(usage, "--reason is required");
@@ -221,10 +220,9 @@ int CmdBan(int argc, char** argv) {
   // The admin_action line goes to stderr, as the server's would to its log.
   Logger logger(stderr, context->config.log_format, context->config.log_level,
                 StderrSink());
-  AdminService admin(context->config, *context->store, clock, &logger,
-                     nullptr);
+  AdminService admin(context->config, *context->store, clock, &logger, nullptr);
   Result<UserRecord> user = admin.BanUser(args.Get("appid"), args.Get("openid"),
-                                      args.Get("reason"), until);
+                                          args.Get("reason"), until);
   if (!user.ok()) return Fail(user.status());
   std::printf("%s\n", UserJson(user.value(), context->config).c_str());
   return kExitOk;
@@ -246,8 +244,7 @@ int CmdUnban(int argc, char** argv) {
   // The admin_action line goes to stderr, as the server's would to its log.
   Logger logger(stderr, context->config.log_format, context->config.log_level,
                 StderrSink());
-  AdminService admin(context->config, *context->store, clock, &logger,
-                     nullptr);
+  AdminService admin(context->config, *context->store, clock, &logger, nullptr);
   Status lifted = admin.UnbanUser(args.Get("appid"), args.Get("openid"));
   if (!lifted.ok()) return Fail(lifted);
   std::printf("%s\n", nlohmann::json({{"unbanned", true}}).dump().c_str());
@@ -258,7 +255,8 @@ int CmdStats(int argc, char** argv) {
   const char* usage =
       "usage: wxsessiond stats --config FILE\n"
       "\n"
-      "Prints {\"sessions\", \"live_sessions\", \"users\", \"database_bytes\"}.\n";
+      "Prints {\"sessions\", \"live_sessions\", \"users\", "
+      "\"database_bytes\"}.\n";
   Args args = ParseArgs(argc, argv, 2, {"config", "database"}, {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   auto store = OpenStoreForAdmin(args);
@@ -307,10 +305,10 @@ int CmdBackup(int argc, char** argv) {
   nlohmann::json answer = {{"backup", out},
                            {"bytes", report->bytes},
                            {"sessions", report->sessions}};
-  std::printf("%s\n",
-              answer.dump(-1, ' ', false,
-                          nlohmann::json::error_handler_t::replace)
-                  .c_str());
+  std::printf(
+      "%s\n",
+      answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+          .c_str());
   return kExitOk;
 }
 
@@ -362,7 +360,8 @@ int CmdMigrateStore(int argc, char** argv) {
                      static_cast<long long>(so_far.users));
       });
   if (!counts.ok()) {
-    std::fprintf(stderr, "wxsessiond: migration stopped: %s (run it again to "
+    std::fprintf(stderr,
+                 "wxsessiond: migration stopped: %s (run it again to "
                  "finish; copies are idempotent)\n",
                  counts.status().operator_text().c_str());
     return kExitFailure;
@@ -385,10 +384,11 @@ int CmdRekey(int argc, char** argv) {
       "runs if the server can open both keys (see docs/SECURITY.md,\n"
       "\"Rotating the master key\"). SQLite only.\n"
       "Prints {\"users\": N, \"resealed\": M}.\n";
-  Args args = ParseArgs(argc, argv, 2, {"config", "database", "new-key-file"},
-                        {});
+  Args args =
+      ParseArgs(argc, argv, 2, {"config", "database", "new-key-file"}, {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (!args.Has("new-key-file")) return Usage(usage, "--new-key-file is required");
+  if (!args.Has("new-key-file"))
+    return Usage(usage, "--new-key-file is required");
   Result<Config> config = LoadSqliteAdminConfig(
       args,
       "rekey re-seals the SQLite database; it cannot rewrite a Redis store "

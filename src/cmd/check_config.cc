@@ -47,8 +47,7 @@ int CmdCheckConfig(int argc, char** argv) {
     apps += (apps.empty() ? "" : ",") + app.appid;
   }
   const std::string store =
-      locator->is_redis() ? locator->Redacted()
-                          : "sqlite " + config->database;
+      locator->is_redis() ? locator->Redacted() : "sqlite " + config->database;
   const std::string host = config->listen_host.find(':') == std::string::npos
                                ? config->listen_host
                                : "[" + config->listen_host + "]";

@@ -81,7 +81,8 @@ Result<Config> LoadFromArgs(const Args& args, bool for_admin) {
   return LoadConfig(args.Get("config"), ProcessEnvironment(), overrides);
 }
 
-// --- Secrets at rest (docs/SECURITY.md) ---------------------------------------
+// --- Secrets at rest (docs/SECURITY.md)
+// ---------------------------------------
 
 namespace {
 
@@ -104,9 +105,9 @@ Result<std::optional<MasterKeys>> ReadMasterKeys(const Config& config) {
   MasterKeys keys;
   Result<std::string> primary = ReadMasterKeyFile(config.master_key_file);
   if (!primary.ok()) {
-    return Status(ErrorCode::kInvalidRequest,
-                  "config: storage.master_key_file: " +
-                      primary.status().operator_text());
+    return Status(
+        ErrorCode::kInvalidRequest,
+        "config: storage.master_key_file: " + primary.status().operator_text());
   }
   keys.primary = std::move(primary).value();
   for (size_t i = 0; i < config.previous_master_key_files.size(); ++i) {
@@ -115,7 +116,8 @@ Result<std::optional<MasterKeys>> ReadMasterKeys(const Config& config) {
     if (!key.ok()) {
       return Status(ErrorCode::kInvalidRequest,
                     "config: storage.previous_master_key_files[" +
-                        std::to_string(i) + "]: " + key.status().operator_text());
+                        std::to_string(i) +
+                        "]: " + key.status().operator_text());
     }
     keys.previous.push_back(std::move(key).value());
   }
@@ -135,10 +137,10 @@ Status SealIfConfigured(const Config& config, Logger& logger,
   Result<std::optional<SessionKeyring>> keyring = KeyringFromConfig(config);
   if (!keyring.ok()) return keyring.status();
   if (!keyring.value()) return Status::Ok();
-  logger.Info("sealing", {{"key_id", keyring.value()->PrimaryKeyId()},
-                          {"previous_keys",
-                           static_cast<int>(
-                               config.previous_master_key_files.size())}});
+  logger.Info("sealing",
+              {{"key_id", keyring.value()->PrimaryKeyId()},
+               {"previous_keys",
+                static_cast<int>(config.previous_master_key_files.size())}});
   *store = std::make_unique<SealedStore>(std::move(*store),
                                          std::move(*keyring.value()));
   return Status::Ok();

@@ -96,8 +96,9 @@ int CmdDev(int argc, char** argv) {
   // hand here once left the WeChat bulkhead at 0.
   Config config;
   ConfigOverrides overrides;
-  overrides.database = args.Has("database") ? args.Get("database")
-                                            : std::string("./dev/wxsessiond.db");
+  overrides.database = args.Has("database")
+                           ? args.Get("database")
+                           : std::string("./dev/wxsessiond.db");
   if (args.Has("listen")) overrides.listen = args.Get("listen");
   Status built = ApplyOverrides(overrides, &config);
   if (built.ok()) built = ResolveDefaults(&config);

@@ -71,10 +71,9 @@ int CmdMockWeChat(int argc, char** argv) {
       "PEM or bare base64), or a key pair made at start; its public half is\n"
       "printed before the listening line. Requests must be signed for\n"
       "--alipay-app-public-key FILE (the app's public key).\n";
-  Args args = ParseArgs(argc, argv, 2,
-                        {"listen", "delay", "alipay-key",
-                         "alipay-app-public-key"},
-                        {});
+  Args args =
+      ParseArgs(argc, argv, 2,
+                {"listen", "delay", "alipay-key", "alipay-app-public-key"}, {});
   if (args.help || !args.error.empty()) return Usage(usage, args.error);
   MockWeChatOptions options;
   if (std::string error = MockOptionsFromArgs(args, options); !error.empty()) {

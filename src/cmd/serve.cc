@@ -30,9 +30,9 @@
 #include "wxsession/open_data.h"
 #include "wxsession/service.h"
 #include "wxsession/sweeper.h"
+#include "wxsession/thread_annotations.h"
 #include "wxsession/token_service.h"
 #include "wxsession/wechat.h"
-#include "wxsession/thread_annotations.h"
 
 namespace wxsession {
 namespace cmd {
@@ -51,8 +51,9 @@ void WarnAboutLooseFiles(const Config& config, const std::string& config_path,
     logger.Warn("loose_file_permissions",
                 {{"path", file.path},
                  {"mode", FormatMode(file.mode)},
-                 {"detail", "readable or writable by group or others; it "
-                            "holds secrets or sessions: chmod 600 it"}});
+                 {"detail",
+                  "readable or writable by group or others; it "
+                  "holds secrets or sessions: chmod 600 it"}});
   }
 }
 
@@ -173,15 +174,14 @@ void AnnounceListening(const Config& config, int port,
                        const std::string& store_description, bool tokens_on,
                        Logger& logger) {
   const char* scheme = config.tls_cert.empty() ? "http" : "https";
-  logger.Info("listening", {{"address", config.listen_host + ":" +
-                                            std::to_string(port)},
-                            {"tls", config.tls_cert.empty() ? "off" : "on"},
-                            {"store", store_description},
-                            {"apps", static_cast<int>(config.apps.size())},
-                            {"admin_routes",
-                             config.admin_token.empty() ? "off" : "on"},
-                            {"tokens", tokens_on ? "on" : "off"},
-                            {"version", WXSESSIOND_VERSION}});
+  logger.Info("listening",
+              {{"address", config.listen_host + ":" + std::to_string(port)},
+               {"tls", config.tls_cert.empty() ? "off" : "on"},
+               {"store", store_description},
+               {"apps", static_cast<int>(config.apps.size())},
+               {"admin_routes", config.admin_token.empty() ? "off" : "on"},
+               {"tokens", tokens_on ? "on" : "off"},
+               {"version", WXSESSIOND_VERSION}});
   std::printf("wxsessiond listening on %s://%s:%d\n", scheme,
               config.listen_host.c_str(), port);
   std::fflush(stdout);
@@ -264,11 +264,11 @@ int RunServer(const Config& config,
   if (!port.ok()) return Fail(port.status());
 
   BlockedSignalSource signals;
-  StopCoordinator stop(signals, logger,
-                       StopCoordinator::ProcessSteps(
-                           [&server] { server.Stop(); },
-                           [&store] { return store.Checkpoint(); }),
-                       clock);
+  StopCoordinator stop(
+      signals, logger,
+      StopCoordinator::ProcessSteps([&server] { server.Stop(); },
+                                    [&store] { return store.Checkpoint(); }),
+      clock);
   stop.Start();
   // Redis deletes expired sessions by itself: no sweeper against it.
   if (!opened->expires_by_itself) sweeper->Start();

@@ -22,7 +22,8 @@ sigset_t BlockStopSignals() {
   return signals;
 }
 
-// --- BlockedSignalSource -------------------------------------------------------
+// --- BlockedSignalSource
+// -------------------------------------------------------
 
 BlockedSignalSource::BlockedSignalSource() : signals_(BlockStopSignals()) {}
 
@@ -53,7 +54,8 @@ bool BlockedSignalSource::Waiting() {
   return waiting_;
 }
 
-// --- StopCoordinator -------------------------------------------------------------
+// --- StopCoordinator
+// -------------------------------------------------------------
 
 StopSteps StopCoordinator::ProcessSteps(std::function<void()> stop_accepting,
                                         std::function<Status()> checkpoint) {
@@ -123,8 +125,9 @@ void StopCoordinator::WaitForSignal() {
   }
   lock.Unlock();
   logger_.Error("drain_timeout",
-                {{"detail", "requests still running at the stop deadline; "
-                            "exiting without them"}});
+                {{"detail",
+                  "requests still running at the stop deadline; "
+                  "exiting without them"}});
   Checkpoint();
   steps_.exit_now(kExitOk);
 }

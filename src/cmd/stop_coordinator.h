@@ -115,9 +115,10 @@ class StopCoordinator {
 
   StopSignalSource& signals_;
   Logger& logger_;
-  const StopSteps steps_;                          // constant after construction
-  const Clock& clock_;                             // thread-safe by contract
-  const std::chrono::milliseconds drain_deadline_;  // constant after construction
+  const StopSteps steps_;  // constant after construction
+  const Clock& clock_;     // thread-safe by contract
+  const std::chrono::milliseconds
+      drain_deadline_;  // constant after construction
   std::thread thread_;
 
   Mutex mutex_;

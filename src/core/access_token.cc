@@ -74,7 +74,8 @@ Result<std::string> AccessTokenCentre::AccessTokenFor(
 Result<std::string> AccessTokenCentre::ReplaceRejectedAccessToken(
     const std::string& appid, const std::string& rejected) {
   if (rejected.empty()) {
-    return Status::Fault(ErrorCode::kInternal, "no rejected access_token given");
+    return Status::Fault(ErrorCode::kInternal,
+                         "no rejected access_token given");
   }
   Result<AccessToken> token = Obtain(appid, rejected);
   if (!token.ok()) return token.status();
@@ -146,9 +147,9 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
         return latest;
       }
       return Status::Fault(ErrorCode::kUpstreamError,
-                    "WeChat rejected the access_token of " + appid +
-                        " that was force-refreshed moments ago; not "
-                        "forcing another (WeChat allows one per 30 s)");
+                           "WeChat rejected the access_token of " + appid +
+                               " that was force-refreshed moments ago; not "
+                               "forcing another (WeChat allows one per 30 s)");
     }
 
     if (running.valid()) {
@@ -167,8 +168,9 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     } catch (...) {
       // Only allocation failure can get here; followers must still be
       // released.
-      refreshed = Status::Fault(ErrorCode::kInternal,
-                         "unexpected error while refreshing the access_token");
+      refreshed =
+          Status::Fault(ErrorCode::kInternal,
+                        "unexpected error while refreshing the access_token");
     }
     if (!refreshed.ok() && still_works) refreshed = cached;
     {
@@ -184,7 +186,7 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
     return refreshed;
   }
   return Status::Fault(ErrorCode::kUpstreamError,
-                "WeChat keeps rejecting the access_token of " + appid);
+                       "WeChat keeps rejecting the access_token of " + appid);
 }
 
 Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
@@ -240,10 +242,10 @@ Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
     if (!forced && cached.ok() && cached->expires_at > now) return cached;
     if (poll + 1 >= max_polls) {
       return Status::Fault(ErrorCode::kUpstreamUnavailable,
-                    "another wxsessiond process is refreshing the "
-                    "access_token of " +
-                        appid + " and has not finished in " +
-                        std::to_string(options_.wait_ms) + " ms")
+                           "another wxsessiond process is refreshing the "
+                           "access_token of " +
+                               appid + " and has not finished in " +
+                               std::to_string(options_.wait_ms) + " ms")
           .set_retry_after(kWaitRetryAfterSeconds);
     }
     clock_.SleepFor(poll_ms);

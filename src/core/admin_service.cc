@@ -59,16 +59,16 @@ bool IsValidSessionHandle(const std::string& handle) {
 
 std::string UserJson(const UserRecord& user, const Config& config) {
   const AppConfig* app = config.FindApp(user.appid);
-  json out = {{"appid", user.appid},
-              {"platform", app ? json(PlatformName(app->platform))
-                               : json(nullptr)},
-              {"openid", user.openid},
-              {"unionid", user.unionid ? json(*user.unionid) : json(nullptr)},
-              {"created_at", user.created_at},
-              {"last_login_at", user.last_login_at ? json(*user.last_login_at)
-                                                   : json(nullptr)},
-              {"sessions", user.live_sessions},
-              {"ban", user.ban ? BanObject(*user.ban, false) : json(nullptr)}};
+  json out = {
+      {"appid", user.appid},
+      {"platform", app ? json(PlatformName(app->platform)) : json(nullptr)},
+      {"openid", user.openid},
+      {"unionid", user.unionid ? json(*user.unionid) : json(nullptr)},
+      {"created_at", user.created_at},
+      {"last_login_at",
+       user.last_login_at ? json(*user.last_login_at) : json(nullptr)},
+      {"sessions", user.live_sessions},
+      {"ban", user.ban ? BanObject(*user.ban, false) : json(nullptr)}};
   return Dump(out);
 }
 
@@ -90,8 +90,7 @@ std::string BansJson(const std::vector<Ban>& bans) {
 }
 
 AdminService::AdminService(const Config& config, SessionStore& store,
-                           const Clock& clock, Logger* logger,
-                           Metrics* metrics)
+                           const Clock& clock, Logger* logger, Metrics* metrics)
     : config_(config),
       store_(store),
       clock_(clock),
@@ -123,7 +122,8 @@ Result<UserRecord> AdminService::GetUser(const std::string& appid,
     Result<std::string> app = ResolveApp(appid);
     if (!app.ok()) return app.status();
     if (!IsValidOpenid(openid)) return BadOpenid();
-    Result<UserRecord> found = store_.GetUser(app.value(), openid, clock_.Now());
+    Result<UserRecord> found =
+        store_.GetUser(app.value(), openid, clock_.Now());
     if (!found.ok() && found.status().code() == ErrorCode::kNotFound) {
       return Status(ErrorCode::kNotFound, "no such user");
     }
@@ -188,9 +188,9 @@ Result<int64_t> AdminService::RevokeUserSessions(const std::string& appid,
 }
 
 Result<UserRecord> AdminService::BanUser(const std::string& appid,
-                                     const std::string& openid,
-                                     const std::string& reason,
-                                     std::optional<int64_t> until) {
+                                         const std::string& openid,
+                                         const std::string& reason,
+                                         std::optional<int64_t> until) {
   Result<UserRecord> user = [&]() -> Result<UserRecord> {
     Result<std::string> app = ResolveApp(appid);
     if (!app.ok()) return app.status();
@@ -216,7 +216,7 @@ Result<UserRecord> AdminService::BanUser(const std::string& appid,
 }
 
 Status AdminService::UnbanUser(const std::string& appid,
-                           const std::string& openid) {
+                               const std::string& openid) {
   Status outcome = [&]() -> Status {
     Result<std::string> app = ResolveApp(appid);
     if (!app.ok()) return app.status();

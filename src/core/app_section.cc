@@ -39,7 +39,8 @@ Status ParsePlatformKeys(const Section& app, const SecretSource& secrets,
                          AppConfig* out) {
   if (const json* platform = app.Find("platform")) {
     std::optional<Platform> parsed;
-    if (platform->is_string()) parsed = ParsePlatform(platform->get<std::string>());
+    if (platform->is_string())
+      parsed = ParsePlatform(platform->get<std::string>());
     if (!parsed) {
       return app.Error("platform",
                        std::string("expected one of ") + PlatformNames());
@@ -76,7 +77,8 @@ Status ParseAppSecret(const Section& app, const SecretSource& secrets,
                       AppConfig* out) {
   const bool has_secret = app.Has("secret");
   if (has_secret && app.Has("secret_file")) {
-    return ConfigError(app.path(), "set either secret or secret_file, not both");
+    return ConfigError(app.path(),
+                       "set either secret or secret_file, not both");
   }
   if (!has_secret && !app.Has("secret_file")) {
     return ConfigError(app.path(), "missing secret or secret_file");
@@ -136,9 +138,10 @@ Status ApplyEnvironmentApp(const GetEnv& env, bool without_secrets,
   std::optional<std::string> secret = NonEmptyEnv(env, "WXSESSIOND_SECRET");
   std::optional<std::string> file = NonEmptyEnv(env, "WXSESSIOND_SECRET_FILE");
   if (secret && file) {
-    return ConfigError("WXSESSIOND_SECRET",
-                       "set either WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE, "
-                       "not both");
+    return ConfigError(
+        "WXSESSIOND_SECRET",
+        "set either WXSESSIOND_SECRET or WXSESSIOND_SECRET_FILE, "
+        "not both");
   }
   if (!appid && (secret || file)) {
     return ConfigError(

@@ -27,8 +27,7 @@ void SystemClock::SleepFor(int64_t milliseconds) const {
   std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
 }
 
-bool SystemClock::WaitFor(std::condition_variable& wake,
-                          MutexLock& lock,
+bool SystemClock::WaitFor(std::condition_variable& wake, MutexLock& lock,
                           int64_t milliseconds,
                           const std::function<bool()>& done) const {
   // wait_for measures on steady_clock, so the wait ignores wall-clock steps.
@@ -41,8 +40,7 @@ void ManualClock::SleepFor(int64_t milliseconds) const {
 }
 
 bool ManualClock::WaitFor(std::condition_variable& /*wake*/,
-                          MutexLock& /*lock*/,
-                          int64_t milliseconds,
+                          MutexLock& /*lock*/, int64_t milliseconds,
                           const std::function<bool()>& done) const {
   if (done()) return true;
   PassWait(std::max<int64_t>(0, milliseconds));

@@ -1,7 +1,7 @@
 #include "core/code_memory.h"
 
-#include <algorithm>
 #include <sys/mman.h>
+#include <algorithm>
 
 #include <cstring>
 #include <mutex>
@@ -182,9 +182,9 @@ std::optional<std::string> LoginTable::Find(const CodeDigest& code,
     const Entry& entry = ring_[index_[slot] - 1];
     if (!(entry.code == code)) continue;
     if (entry.created_at < now - lifetime_seconds_) return std::nullopt;
-    return crypto::Base64UrlEncode(std::string_view(
-        reinterpret_cast<const char*>(entry.session_id.data()),
-        entry.session_id.size()));
+    return crypto::Base64UrlEncode(
+        std::string_view(reinterpret_cast<const char*>(entry.session_id.data()),
+                         entry.session_id.size()));
   }
   return std::nullopt;
 }
@@ -205,8 +205,8 @@ struct CodeMemory::Shard {
   LoginTable table GUARDED_BY(mutex);
   // One entry per exchange in progress: as many as logins at once, not
   // codes in the window.
-  std::unordered_map<CodeDigest, InFlight, DigestHash>
-      in_flight GUARDED_BY(mutex);
+  std::unordered_map<CodeDigest, InFlight, DigestHash> in_flight
+      GUARDED_BY(mutex);
 };
 
 namespace {

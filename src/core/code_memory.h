@@ -65,8 +65,8 @@ class LoginTable {
   // Remembers that `code` made `session_id` at `now`. First forgets codes
   // older than the lifetime (and, if that was every code, gives the
   // table's pages back to the kernel) and, when the table is full, the
-  // oldest code (arrival order, whatever their age). A code already remembered is
-  // replaced (and becomes the newest). Returns false, remembering nothing,
+  // oldest code (arrival order, whatever their age). A code already remembered
+  // is replaced (and becomes the newest). Returns false, remembering nothing,
   // when `session_id` is not the shape crypto::NewSessionId makes.
   bool Remember(const CodeDigest& code, std::string_view session_id,
                 int64_t now);
@@ -108,8 +108,8 @@ class LoginTable {
   Entry* ring_;      // capacity_ entries, oldest at head_
   uint32_t* index_;  // ring slot + 1, or 0 for empty; linear probing
   size_t head_ = 0;
-  size_t used_ = 0;  // ring slots in use, vacated ones included
-  size_t live_ = 0;  // ring slots in the index
+  size_t used_ = 0;       // ring slots in use, vacated ones included
+  size_t live_ = 0;       // ring slots in the index
   bool touched_ = false;  // written since construction or the last Release
 };
 

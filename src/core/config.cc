@@ -78,8 +78,7 @@ Status ApplyListen(const Section& root, const SecretSource&, Config* config) {
   return ParseListen(listen->get<std::string>(), "listen", config);
 }
 
-Status ApplyDatabase(const Section& root, const SecretSource&,
-                     Config* config) {
+Status ApplyDatabase(const Section& root, const SecretSource&, Config* config) {
   return root.Path("database", &config->database);
 }
 
@@ -97,8 +96,7 @@ Status ApplySweepInterval(const Section& root, const SecretSource&,
   return root.Duration("sweep_interval", 1, &config->sweep_interval);
 }
 
-Status ApplyWechat(const Section& wechat, const SecretSource&,
-                   Config* config) {
+Status ApplyWechat(const Section& wechat, const SecretSource&, Config* config) {
   Status s = wechat.BaseUrl("api_base", &config->wechat_api_base);
   if (s.ok()) s = wechat.Timeout("timeout", &config->wechat_timeout_ms);
   if (!s.ok()) return s;
@@ -114,9 +112,10 @@ Status ApplyExposeOpenid(const Section& root, const SecretSource&,
 
 Status ApplyDurability(const Section& root, const SecretSource&,
                        Config* config) {
-  return root.Enum("durability",
-                   {{"normal", Durability::kNormal}, {"full", Durability::kFull}},
-                   &config->durability);
+  return root.Enum(
+      "durability",
+      {{"normal", Durability::kNormal}, {"full", Durability::kFull}},
+      &config->durability);
 }
 
 Status ApplyHttp(const Section& http, const SecretSource&, Config* config) {
@@ -146,7 +145,8 @@ Status ApplyRedis(const Section& redis, const SecretSource& secrets,
   RedisConfig& out = config->redis;
   if (const json* prefix = redis.Find("prefix")) {
     // 64 bytes: a namespace, not data; keeps every key short.
-    const std::string text = prefix->is_string() ? prefix->get<std::string>() : "";
+    const std::string text =
+        prefix->is_string() ? prefix->get<std::string>() : "";
     if (text.empty() || text.size() > 64 ||
         text.find_first_of(" \t\r\n") != std::string::npos) {
       return redis.Error("prefix",
@@ -223,7 +223,8 @@ Status ApplyRateLimit(const Section& limits, const SecretSource&,
   Status s = limits.Int("login_per_minute", 0, kMaxRate,
                         &config->login_rate_per_minute, "no limit");
   // Unset, login_burst stays 0 and ResolveDefaults derives it.
-  if (s.ok()) s = limits.Int("login_burst", 1, kMaxRate, &config->login_rate_burst);
+  if (s.ok())
+    s = limits.Int("login_burst", 1, kMaxRate, &config->login_rate_burst);
   if (!s.ok()) return s;
   return limits.Int("wechat_per_session_per_minute", 0, kMaxRate,
                     &config->wechat_per_session_per_minute, "no limit");
@@ -257,7 +258,8 @@ Status TlsPath(const Section& tls, const char* key, const SecretSource& secrets,
                std::string* out) {
   constexpr char kWhat[] = "expected a non-empty path to a PEM file";
   if (secrets.skip) return tls.Path(key, out, kWhat);
-  if (Status s = tls.SecretPath(key, secrets.env, out, kWhat); !s.ok()) return s;
+  if (Status s = tls.SecretPath(key, secrets.env, out, kWhat); !s.ok())
+    return s;
   Result<std::string> content = ReadWholeFile(*out, kMaxConfigFileBytes);
   if (!content.ok()) {
     return tls.Error(key, *out + ": " + content.status().operator_text());
@@ -311,8 +313,8 @@ Status ApplyTokens(const Section& section, const SecretSource& secrets,
                            &tokens.signing_key_file, kWhat);
   }
   if (s.ok()) {
-    s = section.SecretPath("introspection_tokens_file", secrets.env,
-                           &list_file, kWhat);
+    s = section.SecretPath("introspection_tokens_file", secrets.env, &list_file,
+                           kWhat);
   }
   if (s.ok()) {
     s = section.Enum("algorithm", {{"ES256", "ES256"}, {"EdDSA", "EdDSA"}},
@@ -327,8 +329,8 @@ Status ApplyTokens(const Section& section, const SecretSource& secrets,
   }
   if (s.ok()) s = CheckIssuer(section, tokens.issuer);
   if (!s.ok() || list_file.empty()) return s;
-  Result<std::vector<std::string>> list = ReadTokenListFile(
-      list_file, section.PathOf("introspection_tokens_file"));
+  Result<std::vector<std::string>> list =
+      ReadTokenListFile(list_file, section.PathOf("introspection_tokens_file"));
   if (!list.ok()) return list.status();
   tokens.introspection_tokens = std::move(list).value();
   tokens.introspection_tokens_file = list_file;
@@ -410,7 +412,8 @@ const std::vector<TopLevelKey>& TopLevelKeys() {
         "introspection_tokens_file"},
        ApplyTokens},
       {"users", {"retention"}, ApplyUsers},
-      {"hooks", {"login_url", "secret_file", "timeout", "on_failure"},
+      {"hooks",
+       {"login_url", "secret_file", "timeout", "on_failure"},
        ApplyHooks},
   };
   return *keys;
@@ -504,14 +507,16 @@ Status ResolveDefaults(Config* config) {
   const int reserved = UpstreamReservedThreads(threads);
   const int available = std::max(1, threads - reserved);
   if (config->wechat_max_concurrent == 0) {
-    config->wechat_max_concurrent = std::min(available, std::max(1, threads / 4));
+    config->wechat_max_concurrent =
+        std::min(available, std::max(1, threads / 4));
   } else if (config->wechat_max_concurrent > available) {
-    return ConfigError(
-        "wechat.max_concurrent",
-        "must be at most " + std::to_string(available) + " with " +
-            std::to_string(threads) + " HTTP worker threads, so session "
-            "lookups always keep " + std::to_string(reserved) +
-            "; lower it or raise http.threads");
+    return ConfigError("wechat.max_concurrent",
+                       "must be at most " + std::to_string(available) +
+                           " with " + std::to_string(threads) +
+                           " HTTP worker threads, so session "
+                           "lookups always keep " +
+                           std::to_string(reserved) +
+                           "; lower it or raise http.threads");
   }
   // Calls waiting for a place hold threads too: they get what is left.
   config->wechat_max_waiting = available - config->wechat_max_concurrent;

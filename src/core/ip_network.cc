@@ -19,11 +19,10 @@ std::optional<IpAddress> IpAddress::Parse(const std::string& text) {
   }
   in6_addr v6;
   if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return std::nullopt;
-  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0,
+  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0,    0,
                                             0, 0, 0, 0, 0xff, 0xff};
   if (std::memcmp(&v6, kMappedPrefix, sizeof(kMappedPrefix)) == 0) {
-    std::memcpy(address.bytes.data(), reinterpret_cast<uint8_t*>(&v6) + 12,
-                4);
+    std::memcpy(address.bytes.data(), reinterpret_cast<uint8_t*>(&v6) + 12, 4);
     return address;
   }
   address.v6 = true;

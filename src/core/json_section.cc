@@ -166,11 +166,20 @@ std::optional<int64_t> ParseDuration(const std::string& text) {
   std::string_view digits(text);
   int64_t unit = 1;
   switch (text.back()) {
-    case 'd': unit = 86400; break;  // seconds per day
-    case 'h': unit = 3600; break;   // seconds per hour
-    case 'm': unit = 60; break;     // seconds per minute
-    case 's': unit = 1; break;
-    default: unit = 0;              // no suffix: plain seconds
+    case 'd':
+      unit = 86400;
+      break;  // seconds per day
+    case 'h':
+      unit = 3600;
+      break;  // seconds per hour
+    case 'm':
+      unit = 60;
+      break;  // seconds per minute
+    case 's':
+      unit = 1;
+      break;
+    default:
+      unit = 0;  // no suffix: plain seconds
   }
   if (unit != 0) {
     digits.remove_suffix(1);
@@ -268,8 +277,7 @@ Status Section::Error(std::string_view key, const std::string& what) const {
   return ConfigError(PathOf(key), what);
 }
 
-Status Section::CheckKnownKeys(
-    const std::vector<const char*>& allowed) const {
+Status Section::CheckKnownKeys(const std::vector<const char*>& allowed) const {
   for (auto it = object_->begin(); it != object_->end(); ++it) {
     bool known = false;
     for (const char* name : allowed) known = known || it.key() == name;
@@ -302,8 +310,8 @@ Status Section::Int(std::string_view key, int64_t min, int64_t max,
       value->get<int64_t>() > max) {
     std::string from = std::to_string(min);
     if (min_meaning != nullptr) from += std::string(" (") + min_meaning + ")";
-    return Error(key, "expected an integer from " + from + " to " +
-                          std::to_string(max));
+    return Error(
+        key, "expected an integer from " + from + " to " + std::to_string(max));
   }
   *out = value->get<int64_t>();
   return Status::Ok();
@@ -329,7 +337,8 @@ Status Section::Duration(std::string_view key, int64_t min_seconds,
   if (*seconds < min_seconds) {
     return Error(key, "must be at least " + std::to_string(min_seconds) + "s");
   }
-  if (*seconds > kMaxDurationSeconds) return Error(key, "must be at most 3650d");
+  if (*seconds > kMaxDurationSeconds)
+    return Error(key, "must be at most 3650d");
   *out = *seconds;
   return Status::Ok();
 }
@@ -339,8 +348,9 @@ Status Section::Timeout(std::string_view key, int64_t* out_ms) const {
   if (value == nullptr) return Status::Ok();
   std::optional<int64_t> ms = TimeoutMsFromJson(*value);
   if (!ms) {
-    return Error(key, "expected a timeout like 5s, 500ms or a number of "
-                      "seconds");
+    return Error(key,
+                 "expected a timeout like 5s, 500ms or a number of "
+                 "seconds");
   }
   if (*ms < 1) return Error(key, "must be greater than 0");
   if (*ms > kMaxTimeoutMs) return Error(key, "must be at most 1h");
@@ -386,9 +396,8 @@ Status Section::SecretPaths(std::string_view key, const GetEnv& env,
   if (!values->is_array()) return Error(key, "expected an array of paths");
   for (size_t i = 0; i < values->size(); ++i) {
     std::string path;
-    Status s = SecretPathFromJson((*values)[i],
-                                  PathOf(key) + "[" + std::to_string(i) + "]",
-                                  env, &path);
+    Status s = SecretPathFromJson(
+        (*values)[i], PathOf(key) + "[" + std::to_string(i) + "]", env, &path);
     if (!s.ok()) return s;
     out->push_back(std::move(path));
   }

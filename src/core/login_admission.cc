@@ -1,8 +1,8 @@
 // SessionService::AdmitLogin: what a login must pass before its session is
 // minted, beside WeChat's own check. Kept out of service.cc, whose login
 // path and code memory change for other reasons.
-#include "wxsession/service.h"
 #include "wxsession/platform.h"
+#include "wxsession/service.h"
 
 namespace wxsession {
 

@@ -4,12 +4,18 @@ namespace wxsession {
 
 const char* PlatformName(Platform platform) {
   switch (platform) {
-    case Platform::kWeChat: return "wechat";
-    case Platform::kQQ: return "qq";
-    case Platform::kDouyin: return "douyin";
-    case Platform::kKuaishou: return "kuaishou";
-    case Platform::kBaidu: return "baidu";
-    case Platform::kAlipay: return "alipay";
+    case Platform::kWeChat:
+      return "wechat";
+    case Platform::kQQ:
+      return "qq";
+    case Platform::kDouyin:
+      return "douyin";
+    case Platform::kKuaishou:
+      return "kuaishou";
+    case Platform::kBaidu:
+      return "baidu";
+    case Platform::kAlipay:
+      return "alipay";
   }
   return "wechat";
 }
@@ -29,12 +35,18 @@ const char* PlatformNames() {
 
 const char* DefaultApiBase(Platform platform) {
   switch (platform) {
-    case Platform::kWeChat: return "https://api.weixin.qq.com";
-    case Platform::kQQ: return "https://api.q.qq.com";
-    case Platform::kDouyin: return "https://developer.toutiao.com";
-    case Platform::kKuaishou: return "https://open.kuaishou.com";
-    case Platform::kBaidu: return "https://spapi.baidu.com";
-    case Platform::kAlipay: return "https://openapi.alipay.com";
+    case Platform::kWeChat:
+      return "https://api.weixin.qq.com";
+    case Platform::kQQ:
+      return "https://api.q.qq.com";
+    case Platform::kDouyin:
+      return "https://developer.toutiao.com";
+    case Platform::kKuaishou:
+      return "https://open.kuaishou.com";
+    case Platform::kBaidu:
+      return "https://spapi.baidu.com";
+    case Platform::kAlipay:
+      return "https://openapi.alipay.com";
   }
   return "";
 }
@@ -43,22 +55,32 @@ const char* LoginApiName(Platform platform) {
   switch (platform) {
     case Platform::kWeChat:
     case Platform::kQQ:
-    case Platform::kDouyin: return "jscode2session";
-    case Platform::kKuaishou: return "code2session";
-    case Platform::kBaidu: return "jscode2sessionkey";
-    case Platform::kAlipay: return "alipay.system.oauth.token";
+    case Platform::kDouyin:
+      return "jscode2session";
+    case Platform::kKuaishou:
+      return "code2session";
+    case Platform::kBaidu:
+      return "jscode2sessionkey";
+    case Platform::kAlipay:
+      return "alipay.system.oauth.token";
   }
   return "jscode2session";
 }
 
 const char* PlatformTitle(Platform platform) {
   switch (platform) {
-    case Platform::kWeChat: return "WeChat";
-    case Platform::kQQ: return "QQ";
-    case Platform::kDouyin: return "Douyin";
-    case Platform::kKuaishou: return "Kuaishou";
-    case Platform::kBaidu: return "Baidu";
-    case Platform::kAlipay: return "Alipay";
+    case Platform::kWeChat:
+      return "WeChat";
+    case Platform::kQQ:
+      return "QQ";
+    case Platform::kDouyin:
+      return "Douyin";
+    case Platform::kKuaishou:
+      return "Kuaishou";
+    case Platform::kBaidu:
+      return "Baidu";
+    case Platform::kAlipay:
+      return "Alipay";
   }
   return "WeChat";
 }

@@ -50,9 +50,9 @@ class RateLimiter {
 
  private:
   struct Shard;
-  const double tokens_per_ms_;  // constant after construction
-  const double burst_;          // constant after construction
-  const Clock& clock_;          // thread-safe by contract
+  const double tokens_per_ms_;       // constant after construction
+  const double burst_;               // constant after construction
+  const Clock& clock_;               // thread-safe by contract
   const size_t max_keys_per_shard_;  // constant after construction
   std::unique_ptr<Shard[]> shards_;  // each shard guards itself
 };

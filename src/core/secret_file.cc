@@ -85,7 +85,8 @@ Result<std::string> ReadSecretFile(const std::string& file,
                                    const std::string& key_path) {
   Result<std::string> content = ReadWholeFile(file, kMaxSecretFileBytes);
   if (!content.ok()) {
-    return ConfigError(key_path, file + ": " + content.status().operator_text());
+    return ConfigError(key_path,
+                       file + ": " + content.status().operator_text());
   }
   std::string secret = TrimTrailingWhitespace(std::move(content).value());
   if (secret.empty()) return ConfigError(key_path, file + ": file is empty");
@@ -125,9 +126,9 @@ Result<std::vector<std::string>> ReadTokenListFile(
     std::string problem =
         TokenProblem(line, "a token must be visible ASCII characters");
     if (!problem.empty()) {
-      return ConfigError(key_path, file + ": line " +
-                                       std::to_string(line_number) + ": " +
-                                       problem);
+      return ConfigError(
+          key_path,
+          file + ": line " + std::to_string(line_number) + ": " + problem);
     }
     tokens.push_back(std::move(line));
   }

@@ -15,7 +15,7 @@ SessionService::SessionService(const Config& config, SessionStore& store,
       wechat_(wechat),
       clock_(clock),
       codes_(std::make_unique<CodeMemory>(max_remembered_codes,
-                                           kCodeMemorySeconds)) {}
+                                          kCodeMemorySeconds)) {}
 
 SessionService::~SessionService() = default;
 
@@ -44,9 +44,8 @@ Status CheckClientCode(const std::string& code, const char* source) {
                   std::string("code must be the non-empty string ") + source +
                       " returned (at most 128 characters)");
   }
-  if (!std::all_of(code.begin(), code.end(), [](unsigned char c) {
-        return c > 0x20 && c < 0x7f;
-      })) {
+  if (!std::all_of(code.begin(), code.end(),
+                   [](unsigned char c) { return c > 0x20 && c < 0x7f; })) {
     return Status(ErrorCode::kInvalidRequest,
                   std::string("code must be printable ASCII, as ") + source +
                       " returns it");

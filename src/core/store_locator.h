@@ -33,11 +33,12 @@ struct StoreHost {
 
 struct StoreLocator {
   StoreKind kind = StoreKind::kSqlite;
-  std::vector<StoreHost> hosts;  // kRedisTcp: one; kRedisSentinel: the sentinels
-  std::string unix_path;         // kRedisUnix
-  std::string master_name;       // kRedisSentinel
-  std::string user;              // Redis 6 ACL user; empty = "default"
-  std::string password;          // never printed; empty = no AUTH
+  std::vector<StoreHost>
+      hosts;                // kRedisTcp: one; kRedisSentinel: the sentinels
+  std::string unix_path;    // kRedisUnix
+  std::string master_name;  // kRedisSentinel
+  std::string user;         // Redis 6 ACL user; empty = "default"
+  std::string password;     // never printed; empty = no AUTH
   int db = 0;
 
   bool is_redis() const { return kind != StoreKind::kSqlite; }

@@ -54,9 +54,9 @@ std::optional<std::string> HexDecode(std::string_view hex) {
 Result<std::string> ReadKeyFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
-    return Status(ErrorCode::kInvalidRequest,
-                  "config: tokens.signing_key_file: " + path +
-                      ": cannot read it");
+    return Status(
+        ErrorCode::kInvalidRequest,
+        "config: tokens.signing_key_file: " + path + ": cannot read it");
   }
   std::ostringstream content;
   content << file.rdbuf();
@@ -103,17 +103,17 @@ Result<std::unique_ptr<TokenService>> TokenService::Open(
     if (!pem.ok()) return pem.status();
     Result<jwt::KeyPair> pair = jwt::KeyPair::FromPem(pem.value());
     if (!pair.ok()) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "config: tokens.signing_key_file: " +
-                        tokens.signing_key_file + ": " +
-                        pair.status().message());
+      return Status(
+          ErrorCode::kInvalidRequest,
+          "config: tokens.signing_key_file: " + tokens.signing_key_file + ": " +
+              pair.status().message());
     }
     if (jwt::AlgorithmName(pair->algorithm()) != tokens.algorithm) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "config: tokens.signing_key_file: " +
-                        tokens.signing_key_file + " holds a key for " +
-                        jwt::AlgorithmName(pair->algorithm()) +
-                        " but tokens.algorithm is " + tokens.algorithm);
+      return Status(
+          ErrorCode::kInvalidRequest,
+          "config: tokens.signing_key_file: " + tokens.signing_key_file +
+              " holds a key for " + jwt::AlgorithmName(pair->algorithm()) +
+              " but tokens.algorithm is " + tokens.algorithm);
     }
     auto set = std::make_shared<KeySet>();
     set->keys.push_back(Key{std::move(pair).value(), 0, 0});
@@ -149,8 +149,8 @@ Status TokenService::EnsureStoreKey() {
     if (!made.ok()) return made.status();
   }
   return Status::Fault(ErrorCode::kStoreUnavailable,
-                "tokens: the store's current signing key keeps changing "
-                "(instances with different tokens.algorithm?)");
+                       "tokens: the store's current signing key keeps changing "
+                       "(instances with different tokens.algorithm?)");
 }
 
 Result<std::shared_ptr<const TokenService::KeySet>>
@@ -164,11 +164,11 @@ TokenService::ReadStoreKeys() {
     if (!pair.ok() || pair->kid() != key.kid ||
         jwt::AlgorithmName(pair->algorithm()) != key.algorithm) {
       return Status::Fault(ErrorCode::kStoreUnavailable,
-                    "tokens: signing key " + key.kid +
-                        " in the store is unusable (corrupt row?)");
+                           "tokens: signing key " + key.kid +
+                               " in the store is unusable (corrupt row?)");
     }
-    set->keys.push_back(Key{std::move(pair).value(), key.retired_at,
-                            key.verify_until});
+    set->keys.push_back(
+        Key{std::move(pair).value(), key.retired_at, key.verify_until});
   }
   return std::shared_ptr<const KeySet>(std::move(set));
 }
@@ -183,9 +183,9 @@ std::shared_ptr<const TokenService::KeySet> TokenService::Keys(bool force) {
     if (forced) forced_read_at_ = now;
     // Claim this refresh, so concurrent requests keep using the current
     // keys instead of all reading the store at once.
-    keys_read_at_ = stale ? now - kKeyRefreshSeconds +
-                                kRetryAfterFailedReadSeconds
-                          : keys_read_at_;
+    keys_read_at_ =
+        stale ? now - kKeyRefreshSeconds + kRetryAfterFailedReadSeconds
+              : keys_read_at_;
   }
   Result<std::shared_ptr<const KeySet>> read = ReadStoreKeys();
   MutexLock lock(mutex_);
@@ -203,9 +203,10 @@ Status TokenService::Reload() {
   if (keys_from_file_) return Status::Ok();
   Result<std::shared_ptr<const KeySet>> read = ReadStoreKeys();
   if (!read.ok()) return read.status();
-  if (read.value()->keys.empty() || read.value()->keys.front().retired_at != 0) {
+  if (read.value()->keys.empty() ||
+      read.value()->keys.front().retired_at != 0) {
     return Status::Fault(ErrorCode::kStoreUnavailable,
-                  "tokens: the store holds no current signing key");
+                         "tokens: the store holds no current signing key");
   }
   MutexLock lock(mutex_);
   keys_ = read.value();
@@ -331,7 +332,8 @@ Result<std::string> TokenService::Introspect(const std::string& token) {
     return status.code() == ErrorCode::kStoreUnavailable ||
            status.code() == ErrorCode::kInternal;
   };
-  json out = {{"active", true}, {"iss", config_.tokens.issuer},
+  json out = {{"active", true},
+              {"iss", config_.tokens.issuer},
               {"token_type", "Bearer"}};
   if (crypto::LooksLikeSessionId(token)) {
     Result<SessionInfo> session = sessions_.Lookup(token);
@@ -451,9 +453,10 @@ Result<std::string> RotateSigningKey(const Config& config, SessionStore& store,
     if (!replaced.ok()) return replaced.status();
     if (replaced.value()) return pair.kid();
   }
-  return Status::Fault(ErrorCode::kStoreUnavailable,
-                "tokens: the current signing key kept changing during the "
-                "rotation; run it again");
+  return Status::Fault(
+      ErrorCode::kStoreUnavailable,
+      "tokens: the current signing key kept changing during the "
+      "rotation; run it again");
 }
 
 }  // namespace wxsession

@@ -165,8 +165,8 @@ std::optional<std::string> Aes256Gcm(bool encrypt, std::string_view key,
   int final_len = 0;
   int aad_len = 0;
   bool ok =
-      EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr,
-                        nullptr, encrypt ? 1 : 0) == 1 &&
+      EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr,
+                        encrypt ? 1 : 0) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
                           static_cast<int>(nonce.size()), nullptr) == 1 &&
       EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, Bytes(key), Bytes(nonce),
@@ -174,15 +174,13 @@ std::optional<std::string> Aes256Gcm(bool encrypt, std::string_view key,
       (associated_data.empty() ||
        EVP_CipherUpdate(ctx.get(), nullptr, &aad_len, Bytes(associated_data),
                         static_cast<int>(associated_data.size())) == 1) &&
-      (body.empty() ||
-       EVP_CipherUpdate(ctx.get(), out_bytes, &len, Bytes(body),
-                        static_cast<int>(body.size())) == 1);
+      (body.empty() || EVP_CipherUpdate(ctx.get(), out_bytes, &len, Bytes(body),
+                                        static_cast<int>(body.size())) == 1);
   if (ok && !encrypt) {
     // The expected tag must be set before the final call checks it.
     std::string expected(tag);
     ok = EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG,
-                             static_cast<int>(kGcmTagBytes),
-                             &expected[0]) == 1;
+                             static_cast<int>(kGcmTagBytes), &expected[0]) == 1;
   }
   ok = ok && EVP_CipherFinal_ex(ctx.get(), out_bytes + len, &final_len) == 1;
   if (ok && encrypt) {

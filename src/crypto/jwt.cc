@@ -158,9 +158,8 @@ bool Describe(KeyPair::Impl* impl) {
     }
     impl->x = x;
     // RFC 7638: the required members, in lexicographic order, no spaces.
-    thumbprint_input = {{"crv", "Ed25519"},
-                        {"kty", "OKP"},
-                        {"x", Base64UrlEncode(impl->x)}};
+    thumbprint_input = {
+        {"crv", "Ed25519"}, {"kty", "OKP"}, {"x", Base64UrlEncode(impl->x)}};
   } else {
     BIGNUM* x = nullptr;
     BIGNUM* y = nullptr;
@@ -204,7 +203,8 @@ const std::string& KeyPair::kid() const { return impl_->kid; }
 std::string KeyPair::PublicJwkJson() const {
   json jwk;
   if (impl_->algorithm == Algorithm::kEdDSA) {
-    jwk = {{"kty", "OKP"}, {"crv", "Ed25519"}, {"x", Base64UrlEncode(impl_->x)}};
+    jwk = {
+        {"kty", "OKP"}, {"crv", "Ed25519"}, {"x", Base64UrlEncode(impl_->x)}};
   } else {
     jwk = {{"kty", "EC"},
            {"crv", "P-256"},
@@ -230,8 +230,9 @@ std::string KeyPair::Sign(std::string_view signing_input) const {
     Die("EVP_DigestSign");
   }
   std::string signature(length, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()),
-                     &length, Bytes(signing_input), signing_input.size()) != 1) {
+  if (EVP_DigestSign(
+          ctx.get(), reinterpret_cast<unsigned char*>(signature.data()),
+          &length, Bytes(signing_input), signing_input.size()) != 1) {
     Die("EVP_DigestSign");
   }
   signature.resize(length);
@@ -313,8 +314,8 @@ std::string Encode(const KeyPair& key, const std::string& claims_json) {
   json header = {{"alg", AlgorithmName(key.algorithm())},
                  {"kid", key.kid()},
                  {"typ", "JWT"}};
-  std::string input = Base64UrlEncode(header.dump()) + "." +
-                      Base64UrlEncode(claims_json);
+  std::string input =
+      Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(claims_json);
   std::string signature = key.Sign(input);
   return input + "." + Base64UrlEncode(signature);
 }

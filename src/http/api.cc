@@ -16,14 +16,14 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/rate_limit.h"
+#include "http/client_ip.h"
 #include "http/connections.h"
 #include "http/errors.h"
 #include "http/httplib_server.h"
 #include "http/request_parsing.h"
 #include "wxsession/admin_service.h"
-#include "http/client_ip.h"
 #include "wxsession/crypto.h"
-#include "core/rate_limit.h"
 
 namespace wxsession {
 
@@ -69,7 +69,8 @@ void RenderError(httplib::Response& res, const Status& status) {
   res.status = row.http_status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
                   kJsonType);
-  if (row.challenge != nullptr) res.set_header("WWW-Authenticate", row.challenge);
+  if (row.challenge != nullptr)
+    res.set_header("WWW-Authenticate", row.challenge);
   if (row.retry_after) {
     const int seconds =
         status.retry_after().value_or(row.default_retry_after_seconds);
@@ -88,8 +89,8 @@ void CloseConnection(httplib::Response& res) {
 // server could each act on a different one. (How a request is framed, and
 // Host, is checked by the connection layer: http_framing.h.)
 Status CheckSingletonFields(const httplib::Request& req) {
-  for (const char* singleton : {"Authorization", "X-WX-Session",
-                                "Content-Type", "X-Request-Id"}) {
+  for (const char* singleton :
+       {"Authorization", "X-WX-Session", "Content-Type", "X-Request-Id"}) {
     if (req.get_header_value_count(singleton) > 1) {
       return Status(ErrorCode::kInvalidRequest,
                     std::string("send at most one ") + singleton + " header");
@@ -148,11 +149,21 @@ void AppendJsonString(std::string& out, const std::string& text) {
   out += '"';
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char escaped[8];
@@ -213,7 +224,8 @@ Status MissingSession() {
                 "X-WX-Session) from POST /v1/login");
 }
 
-using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+using Handler =
+    std::function<void(const httplib::Request&, httplib::Response&)>;
 
 json OptionalString(const std::optional<std::string>& value) {
   return value ? json(*value) : json(nullptr);
@@ -277,11 +289,11 @@ struct HttpServer::Impl {
   // whatever the presented token's length. Constant after construction.
   const std::string admin_token_digest;
   Metrics* const metrics;  // thread-safe; may be null
-  std::string tls_error;  // set by NewServer when TLS cannot be set up
+  std::string tls_error;   // set by NewServer when TLS cannot be set up
   std::unique_ptr<GuardedServer> owned_server;  // HTTP or HTTPS
   GuardedServer& server;                        // *owned_server
-  TrustedProxies trusted_proxies;                 // constant after construction
-  std::unique_ptr<RateLimiter> login_limiter;     // null: no limit; thread-safe
+  TrustedProxies trusted_proxies;               // constant after construction
+  std::unique_ptr<RateLimiter> login_limiter;   // null: no limit; thread-safe
   std::atomic<bool> stopping{false};
   AdminService* admin = nullptr;  // set once by EnableAdmin, before serving
 
@@ -329,7 +341,6 @@ struct HttpServer::Impl {
   bool IntrospectionAuthorized(const httplib::Request& req) const;
   void ServeDiscovery(const httplib::Request& req, httplib::Response& res,
                       bool jwks);
-
 };
 
 void HttpServer::Impl::Configure() {
@@ -340,75 +351,74 @@ void HttpServer::Impl::Configure() {
     LogRefusal(status, error, remote_ip);
   });
 
-  server.set_pre_routing_handler(
-      [this](const httplib::Request& req, httplib::Response& res) {
-        request_started = std::chrono::steady_clock::now();
-        request_prerouted = true;
-        request_route.clear();
-        request_error.clear();
-        std::string incoming = req.get_header_value("X-Request-Id");
-        request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
-        res.set_header("X-Request-Id", request_id);
-        request_client = trusted_proxies.ClientAddress(
-            req.remote_addr, ForwardedFor(req),
-            req.get_header_value("X-Real-IP"));
-        // Tell clients not to send more on this connection: it closes after
-        // this answer.
-        if (stopping.load()) res.set_header("Connection", "close");
-        if (Status framing = CheckSingletonFields(req); !framing.ok()) {
-          CloseConnection(res);
-          RenderError(res, framing);
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        return httplib::Server::HandlerResponse::Unhandled;
-      });
+  server.set_pre_routing_handler([this](const httplib::Request& req,
+                                        httplib::Response& res) {
+    request_started = std::chrono::steady_clock::now();
+    request_prerouted = true;
+    request_route.clear();
+    request_error.clear();
+    std::string incoming = req.get_header_value("X-Request-Id");
+    request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
+    res.set_header("X-Request-Id", request_id);
+    request_client = trusted_proxies.ClientAddress(
+        req.remote_addr, ForwardedFor(req), req.get_header_value("X-Real-IP"));
+    // Tell clients not to send more on this connection: it closes after
+    // this answer.
+    if (stopping.load()) res.set_header("Connection", "close");
+    if (Status framing = CheckSingletonFields(req); !framing.ok()) {
+      CloseConnection(res);
+      RenderError(res, framing);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
 
   // httplib answers some errors itself (no route, body too large, a request
   // it cannot parse) with an empty body: give them the JSON error shape.
   server.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    switch (res.status) {
-      case 404:
-        RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
-        break;
-      case 413:
-        RenderError(res, Status(ErrorCode::kPayloadTooLarge,
-                                "the body is larger than 64 KiB"));
-        break;
-      case 500:
-        RenderError(res, Status(ErrorCode::kInternal, "internal error"));
-        break;
-      default:
-        if (res.status >= 400 && res.status < 500) {
-          json body = {{"error", "invalid_request"},
-                       {"message", "the HTTP request could not be parsed"}};
-          res.set_content(body.dump(), kJsonType);
+        if (!res.body.empty())
+          return httplib::Server::HandlerResponse::Unhandled;
+        switch (res.status) {
+          case 404:
+            RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
+            break;
+          case 413:
+            RenderError(res, Status(ErrorCode::kPayloadTooLarge,
+                                    "the body is larger than 64 KiB"));
+            break;
+          case 500:
+            RenderError(res, Status(ErrorCode::kInternal, "internal error"));
+            break;
+          default:
+            if (res.status >= 400 && res.status < 500) {
+              json body = {{"error", "invalid_request"},
+                           {"message", "the HTTP request could not be parsed"}};
+              res.set_content(body.dump(), kJsonType);
+            }
+            break;
         }
-        break;
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+
+  server.set_exception_handler([this](const httplib::Request& req,
+                                      httplib::Response& res,
+                                      std::exception_ptr error) {
+    std::string what = "unknown exception";
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
     }
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-
-  server.set_exception_handler(
-      [this](const httplib::Request& req, httplib::Response& res,
-             std::exception_ptr error) {
-        std::string what = "unknown exception";
-        try {
-          if (error) std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        logger.Error("handler_exception",
-                     {{"path", req.path}, {"error", what}});
-        RenderError(res, Status(ErrorCode::kInternal, "internal error"));
-      });
-
-  server.set_logger([this](const httplib::Request& req,
-                           const httplib::Response& res) {
-    LogRequest(req, res);
+    logger.Error("handler_exception", {{"path", req.path}, {"error", what}});
+    RenderError(res, Status(ErrorCode::kInternal, "internal error"));
   });
+
+  server.set_logger(
+      [this](const httplib::Request& req, const httplib::Response& res) {
+        LogRequest(req, res);
+      });
 }
 
 // One line and one metrics sample per answer. The raw path is never logged
@@ -432,22 +442,20 @@ void HttpServer::Impl::LogRequest(const httplib::Request& req,
                             : res.status == 404    ? "unmatched"
                             : req.matches.empty()  ? "unrouted"
                                                    : "other";
-  std::vector<LogField> fields = {{"request_id", request_id},
-                                  {"method", req.method},
-                                  {"route", route},
-                                  {"status", res.status},
-                                  DurationMillis(micros),
-                                  {"client", request_client}};
+  std::vector<LogField> fields = {
+      {"request_id", request_id}, {"method", req.method},
+      {"route", route},           {"status", res.status},
+      DurationMillis(micros),     {"client", request_client}};
   if (!request_error.empty()) fields.emplace_back("error", request_error);
   logger.Info("request", fields);
   if (metrics) {
     metrics->ObserveHttpRequest(route, res.status, seconds);
     if (route == "/v1/login") {
-      metrics->CountLogin(res.status < 300 ? "ok"
-                          : request_error.empty() ? "internal"
+      metrics->CountLogin(res.status < 300                  ? "ok"
+                          : request_error.empty()           ? "internal"
                           : request_error == "user_banned"  ? "banned"
                           : request_error == "login_denied" ? "denied"
-                                                  : request_error);
+                                                            : request_error);
     }
   }
   request_route.clear();
@@ -486,30 +494,19 @@ void HttpServer::Impl::LogRefusal(int status, const std::string& error,
 void HttpServer::Impl::RegisterRoutes() {
   Post("/v1/login", [this](const httplib::Request& req,
                            httplib::Response& res) { Login(req, res); });
-  Get("/v1/session",
-      [this](const httplib::Request& req, httplib::Response& res) {
-        GetSession(req, res);
-      });
-  Post("/v1/logout",
-       [this](const httplib::Request& req, httplib::Response& res) {
-         Logout(req, res);
-       });
-  Get("/healthz",
-      [this](const httplib::Request& req, httplib::Response& res) {
-        Health(req, res);
-      });
-  Post("/v1/decrypt",
-       [this](const httplib::Request& req, httplib::Response& res) {
-         Decrypt(req, res);
-       });
-  Post("/v1/verify",
-       [this](const httplib::Request& req, httplib::Response& res) {
-         Verify(req, res);
-       });
-  Post("/v1/phone",
-       [this](const httplib::Request& req, httplib::Response& res) {
-         Phone(req, res);
-       });
+  Get("/v1/session", [this](const httplib::Request& req,
+                            httplib::Response& res) { GetSession(req, res); });
+  Post("/v1/logout", [this](const httplib::Request& req,
+                            httplib::Response& res) { Logout(req, res); });
+  Get("/healthz", [this](const httplib::Request& req, httplib::Response& res) {
+    Health(req, res);
+  });
+  Post("/v1/decrypt", [this](const httplib::Request& req,
+                             httplib::Response& res) { Decrypt(req, res); });
+  Post("/v1/verify", [this](const httplib::Request& req,
+                            httplib::Response& res) { Verify(req, res); });
+  Post("/v1/phone", [this](const httplib::Request& req,
+                           httplib::Response& res) { Phone(req, res); });
   Post("/v1/session/check",
        [this](const httplib::Request& req, httplib::Response& res) {
          CheckSession(req, res);
@@ -575,14 +572,13 @@ void HttpServer::Impl::Logout(const httplib::Request& req,
   res.status = 204;
 }
 
-void HttpServer::Impl::Health(const httplib::Request&,
-                              httplib::Response& res) {
+void HttpServer::Impl::Health(const httplib::Request&, httplib::Response& res) {
   Status status = service.Health();
   if (!status.ok()) {
     logger.Warn("health_failed", {{"detail", status.operator_text()}});
-    return RenderJson(res, 503,
-                      {{"status", "unavailable"},
-                       {"error", ErrorCodeName(status.code())}});
+    return RenderJson(
+        res, 503,
+        {{"status", "unavailable"}, {"error", ErrorCodeName(status.code())}});
   }
   RenderJson(res, 200, {{"status", "ok"}});
 }
@@ -708,10 +704,8 @@ void HttpServer::Impl::RegisterOperationsRoutes() {
     Auth(req, res);
   });
   if (metrics) {
-    Get("/metrics",
-        [this](const httplib::Request& req, httplib::Response& res) {
-          ServeMetrics(req, res);
-        });
+    Get("/metrics", [this](const httplib::Request& req,
+                           httplib::Response& res) { ServeMetrics(req, res); });
   }
 }
 
@@ -749,8 +743,7 @@ void HttpServer::Impl::ServeMetrics(const httplib::Request&,
 // Registers an admin route: no cache may keep the answer, and nothing runs
 // without the admin token.
 void HttpServer::Impl::AdminRoute(const std::string& method,
-                                  const std::string& pattern,
-                                  Handler handler) {
+                                  const std::string& pattern, Handler handler) {
   Handler guarded = [this, pattern, handler](const httplib::Request& req,
                                              httplib::Response& res) {
     request_route = pattern;
@@ -777,19 +770,21 @@ void HttpServer::Impl::RegisterAdminRoutes() {
     res.status = 200;
     res.set_content(body, kJsonType);
   };
-  AdminRoute("GET", user, [this, render](const httplib::Request& req,
-                                         httplib::Response& res) {
-    Result<UserRecord> found = admin->GetUser(req.matches[1], req.matches[2]);
-    if (!found.ok()) return RenderError(res, found.status());
-    render(res, UserJson(found.value(), config));
-  });
-  AdminRoute("GET", user + "/sessions",
-             [this, render](const httplib::Request& req,
-                            httplib::Response& res) {
-               auto list = admin->ListSessions(req.matches[1], req.matches[2]);
-               if (!list.ok()) return RenderError(res, list.status());
-               render(res, SessionsJson(list.value()));
-             });
+  AdminRoute(
+      "GET", user,
+      [this, render](const httplib::Request& req, httplib::Response& res) {
+        Result<UserRecord> found =
+            admin->GetUser(req.matches[1], req.matches[2]);
+        if (!found.ok()) return RenderError(res, found.status());
+        render(res, UserJson(found.value(), config));
+      });
+  AdminRoute(
+      "GET", user + "/sessions",
+      [this, render](const httplib::Request& req, httplib::Response& res) {
+        auto list = admin->ListSessions(req.matches[1], req.matches[2]);
+        if (!list.ok()) return RenderError(res, list.status());
+        render(res, SessionsJson(list.value()));
+      });
   AdminRoute("DELETE", user + "/sessions",
              [this](const httplib::Request& req, httplib::Response& res) {
                Result<int64_t> ended =
@@ -803,45 +798,48 @@ void HttpServer::Impl::RegisterAdminRoutes() {
                if (!ended.ok()) return RenderError(res, ended);
                res.status = 204;
              });
-  AdminRoute("PUT", user + "/ban", [this, render](const httplib::Request& req,
-                                                  httplib::Response& res) {
-    Result<json> body = ParseJsonObject(req.body);
-    if (!body.ok()) return RenderError(res, body.status());
-    auto reason = body->find("reason");
-    if (reason == body->end() || !reason->is_string()) {
-      return RenderError(res, Status(ErrorCode::kInvalidRequest,
-                                     "reason must be a string"));
-    }
-    std::optional<int64_t> until;
-    if (auto it = body->find("until"); it != body->end() && !it->is_null()) {
-      if (!it->is_number_integer()) {
-        return RenderError(
-            res, Status(ErrorCode::kInvalidRequest,
-                        "until must be a unix time in seconds (an integer), "
-                        "or absent for ever"));
-      }
-      until = it->get<int64_t>();
-    }
-    Result<UserRecord> banned = admin->BanUser(
-        req.matches[1], req.matches[2], reason->get<std::string>(), until);
-    if (!banned.ok()) return RenderError(res, banned.status());
-    render(res, UserJson(banned.value(), config));
-  });
+  AdminRoute(
+      "PUT", user + "/ban",
+      [this, render](const httplib::Request& req, httplib::Response& res) {
+        Result<json> body = ParseJsonObject(req.body);
+        if (!body.ok()) return RenderError(res, body.status());
+        auto reason = body->find("reason");
+        if (reason == body->end() || !reason->is_string()) {
+          return RenderError(res, Status(ErrorCode::kInvalidRequest,
+                                         "reason must be a string"));
+        }
+        std::optional<int64_t> until;
+        if (auto it = body->find("until");
+            it != body->end() && !it->is_null()) {
+          if (!it->is_number_integer()) {
+            return RenderError(
+                res,
+                Status(ErrorCode::kInvalidRequest,
+                       "until must be a unix time in seconds (an integer), "
+                       "or absent for ever"));
+          }
+          until = it->get<int64_t>();
+        }
+        Result<UserRecord> banned = admin->BanUser(
+            req.matches[1], req.matches[2], reason->get<std::string>(), until);
+        if (!banned.ok()) return RenderError(res, banned.status());
+        render(res, UserJson(banned.value(), config));
+      });
   AdminRoute("DELETE", user + "/ban",
              [this](const httplib::Request& req, httplib::Response& res) {
                Status lifted = admin->UnbanUser(req.matches[1], req.matches[2]);
                if (!lifted.ok()) return RenderError(res, lifted);
                res.status = 204;
              });
-  AdminRoute("GET", "/v1/admin/bans",
-             [this, render](const httplib::Request& req,
-                            httplib::Response& res) {
-               const std::string appid =
-                   req.has_param("appid") ? req.get_param_value("appid") : "";
-               Result<std::vector<Ban>> bans = admin->ListBans(appid);
-               if (!bans.ok()) return RenderError(res, bans.status());
-               render(res, BansJson(bans.value()));
-             });
+  AdminRoute(
+      "GET", "/v1/admin/bans",
+      [this, render](const httplib::Request& req, httplib::Response& res) {
+        const std::string appid =
+            req.has_param("appid") ? req.get_param_value("appid") : "";
+        Result<std::vector<Ban>> bans = admin->ListBans(appid);
+        if (!bans.ok()) return RenderError(res, bans.status());
+        render(res, BansJson(bans.value()));
+      });
 }
 
 void HttpServer::EnableAdmin(AdminService& admin) {
@@ -947,9 +945,8 @@ void HttpServer::Impl::Introspect(const httplib::Request& req,
     return RenderError(res, answer.status());
   }
   if (metrics) {
-    metrics->CountIntrospection(answer.value() == "{\"active\":false}"
-                                    ? "inactive"
-                                    : "active");
+    metrics->CountIntrospection(
+        answer.value() == "{\"active\":false}" ? "inactive" : "active");
   }
   res.status = 200;
   res.set_content(answer.value(), kJsonType);
@@ -962,9 +959,9 @@ void HttpServer::Impl::ServeDiscovery(const httplib::Request&,
   // token names a kid they do not know.
   res.set_header("Cache-Control", "public, max-age=300");
   res.status = 200;
-  res.set_content(jwks ? token_service->JwksJson()
-                       : token_service->DiscoveryJson(),
-                  kJsonType);
+  res.set_content(
+      jwks ? token_service->JwksJson() : token_service->DiscoveryJson(),
+      kJsonType);
 }
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {

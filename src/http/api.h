@@ -29,13 +29,13 @@
 #include <memory>
 #include <string>
 
+#include "ops/log.h"
+#include "ops/metrics.h"
 #include "wxsession/access_token.h"
 #include "wxsession/admin_service.h"
 #include "wxsession/clock.h"
 #include "wxsession/config.h"
-#include "ops/log.h"
 #include "wxsession/open_data.h"
-#include "ops/metrics.h"
 #include "wxsession/service.h"
 #include "wxsession/status.h"
 #include "wxsession/token_service.h"

@@ -369,8 +369,8 @@ class Connection {
   // time (the connection is then done).
   bool Flush() {
     if (out_.empty()) return !failed_;
-    const bool sent = transport_.WriteAll(out_.data(), out_.size(),
-                                          write_timeout_ms_);
+    const bool sent =
+        transport_.WriteAll(out_.data(), out_.size(), write_timeout_ms_);
     out_.clear();
     if (!sent) failed_ = true;
     return sent;
@@ -442,7 +442,7 @@ class Connection {
   std::unique_ptr<char[]> buffer_;
   size_t offset_ = 0;  // buffer_[offset_, length_) is read, not yet used
   size_t length_ = 0;
-  std::string out_;  // written, not yet sent (see Write)
+  std::string out_;          // written, not yet sent (see Write)
   mutable Endpoint remote_;  // filled by the first RemoteAddress
   mutable Endpoint local_;   // filled by the first LocalAddress
 };
@@ -485,10 +485,14 @@ class CanonicalRequestStream : public httplib::Stream {
 
 const char* ReasonPhrase(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    default: return "Error";
+    case 400:
+      return "Bad Request";
+    case 413:
+      return "Payload Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    default:
+      return "Error";
   }
 }
 
@@ -556,8 +560,7 @@ GuardedServer::~GuardedServer() {
 void GuardedServer::CloseAfterResponse() { close_after_response = true; }
 
 bool GuardedServer::EnableTls(const std::string& cert_file,
-                              const std::string& key_file,
-                              std::string* error) {
+                              const std::string& key_file, std::string* error) {
   auto tls = std::make_unique<TlsContext>();
   tls->ctx = SSL_CTX_new(TLS_server_method());
   const std::string files = cert_file + " and " + key_file;
@@ -596,8 +599,7 @@ bool GuardedServer::EnableTls(const std::string& cert_file,
 // while it is parked.
 struct GuardedServer::LiveConnection {
   LiveConnection(int socket, std::unique_ptr<Transport> transport_in,
-                 int read_timeout_ms, int write_timeout_ms,
-                 size_t max_requests)
+                 int read_timeout_ms, int write_timeout_ms, size_t max_requests)
       : sock(socket),
         transport(std::move(transport_in)),
         connection(*transport, socket, read_timeout_ms, write_timeout_ms),
@@ -730,7 +732,8 @@ class GuardedServer::IdleParker {
       {
         MutexLock lock(mutex_);
         if (exiting_) return;
-        if (!expiries_.empty()) wait_ms = MillisecondsUntil(expiries_.front().at);
+        if (!expiries_.empty())
+          wait_ms = MillisecondsUntil(expiries_.front().at);
       }
       const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
       std::vector<std::unique_ptr<LiveConnection>> ready;
@@ -778,16 +781,16 @@ class GuardedServer::IdleParker {
     }
   }
 
-  const int idle_ms_;         // constant after construction
-  const size_t max_parked_;   // constant after construction
-  const Resume resume_;       // constant after construction
-  const int epoll_fd_;        // constant after construction
-  const int wake_fd_;         // constant after construction
+  const int idle_ms_;        // constant after construction
+  const size_t max_parked_;  // constant after construction
+  const Resume resume_;      // constant after construction
+  const int epoll_fd_;       // constant after construction
+  const int wake_fd_;        // constant after construction
   std::thread thread_;
   mutable Mutex mutex_;
   // Parked connections, owned here until resumed or closed.
-  std::unordered_map<LiveConnection*, std::unique_ptr<LiveConnection>>
-      parked_ GUARDED_BY(mutex_);
+  std::unordered_map<LiveConnection*, std::unique_ptr<LiveConnection>> parked_
+      GUARDED_BY(mutex_);
   // One entry per parking, oldest first (every parking lasts idle_ms_, so
   // parking order is expiry order); stale entries are skipped by park_id.
   std::deque<Expiry> expiries_ GUARDED_BY(mutex_);
@@ -862,8 +865,8 @@ void GuardedServer::Resume(std::unique_ptr<LiveConnection> live) {
   MutexLock lock(queue_mutex_);
   if (queue_ == nullptr) return;  // stopping: `live` closes on return
   // std::function must be copyable: the connection rides in a shared_ptr.
-  auto shared = std::make_shared<std::unique_ptr<LiveConnection>>(
-      std::move(live));
+  auto shared =
+      std::make_shared<std::unique_ptr<LiveConnection>>(std::move(live));
   queue_->enqueue([this, shared] { Serve(std::move(*shared)); });
 }
 
@@ -889,10 +892,10 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
 void GuardedServer::Serve(std::unique_ptr<LiveConnection> live) {
   close_after_response = false;
   Connection& connection = live->connection;
-  const size_t max_body = payload_max_length_ ==
-                                  std::numeric_limits<size_t>::max()
-                              ? kDefaultMaxBodyBytes
-                              : payload_max_length_;
+  const size_t max_body =
+      payload_max_length_ == std::numeric_limits<size_t>::max()
+          ? kDefaultMaxBodyBytes
+          : payload_max_length_;
   // Answers a request the connection layer refuses, then the connection
   // closes: after a malformed head nothing that follows can be framed.
   auto refuse = [&](int status, const Status& why) {
@@ -930,8 +933,8 @@ void GuardedServer::Serve(std::unique_ptr<LiveConnection> live) {
     }
     if (tls_ && !live->tls_handshaken) {
       auto* tls = static_cast<TlsTransport*>(live->transport.get());
-      if (!tls->Handshake(Clock::now() + std::chrono::seconds(
-                                             limits_.request_read_seconds))) {
+      if (!tls->Handshake(Clock::now() +
+                          std::chrono::seconds(limits_.request_read_seconds))) {
         break;
       }
       live->tls_handshaken = true;
@@ -980,9 +983,9 @@ void GuardedServer::Serve(std::unique_ptr<LiveConnection> live) {
       ChunkedBodyDecoder decoder(max_body);
       const ChunkedBodyDecoder::State state = connection.ReadChunked(decoder);
       if (state == ChunkedBodyDecoder::State::kError) {
-        refuse(decoder.error().code() == ErrorCode::kPayloadTooLarge ? 413
-                                                                      : 400,
-               decoder.error());
+        refuse(
+            decoder.error().code() == ErrorCode::kPayloadTooLarge ? 413 : 400,
+            decoder.error());
         break;
       }
       if (state != ChunkedBodyDecoder::State::kDone) break;
@@ -994,9 +997,9 @@ void GuardedServer::Serve(std::unique_ptr<LiveConnection> live) {
     CanonicalRequestStream stream(connection,
                                   CanonicalRequest(head.value(), body));
     bool connection_closed = false;
-    const bool ok = process_request(stream, /*close_connection=*/left == 1,
-                                    connection_closed,
-                                    [](httplib::Request&) {});
+    const bool ok =
+        process_request(stream, /*close_connection=*/left == 1,
+                        connection_closed, [](httplib::Request&) {});
     if (!connection.Flush() || !ok || connection_closed ||
         close_after_response || connection.failed()) {
       break;

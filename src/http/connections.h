@@ -38,8 +38,8 @@
 #define WXSESSION_HTTP_CONNECTIONS_H_
 
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "http/httplib_server.h"
@@ -115,9 +115,9 @@ class GuardedServer : public DeepBacklogServer {
   // The accept loop is ending: parked connections close, and no more park.
   void StopParking();
 
-  const Limits limits_;  // constant after construction
-  std::unique_ptr<TlsContext> tls_;  // set by EnableTls before serving
-  RefusalObserver refusal_observer_;  // set before serving
+  const Limits limits_;                 // constant after construction
+  std::unique_ptr<TlsContext> tls_;     // set by EnableTls before serving
+  RefusalObserver refusal_observer_;    // set before serving
   std::unique_ptr<IdleParker> parker_;  // made by BindListener
   // The task queue httplib's accept loop runs, while it runs; null before
   // and after. Resume enqueues on it.

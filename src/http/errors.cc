@@ -33,14 +33,14 @@ constexpr HttpError kTable[] = {
     // kLoginBlocked
     {403, "WeChat blocked this login", false, 0, nullptr, LogLevel::kWarn},
     // kRateLimited
-    {429, "too many requests; retry later", true, 0, nullptr,
-     LogLevel::kWarn},
+    {429, "too many requests; retry later", true, 0, nullptr, LogLevel::kWarn},
     // kUpstreamUnavailable
-    {503, "the login platform is unavailable; retry shortly", true, 1,
-     nullptr, LogLevel::kWarn},
+    {503, "the login platform is unavailable; retry shortly", true, 1, nullptr,
+     LogLevel::kWarn},
     // kUpstreamError
-    {502, "the login platform refused the server's request; the operator "
-          "can see why in the server's log",
+    {502,
+     "the login platform refused the server's request; the operator "
+     "can see why in the server's log",
      false, 0, nullptr, LogLevel::kWarn},
     // kStoreUnavailable
     {503, "the session store is unavailable; retry shortly", true, 1, nullptr,

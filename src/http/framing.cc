@@ -23,8 +23,20 @@ Status Invalid(const char* message) {
 bool IsTokenChar(unsigned char c) {
   if (std::isalnum(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
     case '~':
       return true;
     default:
@@ -33,10 +45,9 @@ bool IsTokenChar(unsigned char c) {
 }
 
 bool IsToken(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](char c) {
-           return IsTokenChar(static_cast<unsigned char>(c));
-         });
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return IsTokenChar(static_cast<unsigned char>(c));
+  });
 }
 
 // Field values: visible ASCII, space, tab and obs-text (bytes >= 0x80); no
@@ -94,8 +105,7 @@ Status ParseRequestLine(std::string_view line, RequestHead* out) {
   if (!IsToken(method)) {
     return Invalid("the request method must be a token");
   }
-  if (target.empty() ||
-      !std::all_of(target.begin(), target.end(), [](char ch) {
+  if (target.empty() || !std::all_of(target.begin(), target.end(), [](char ch) {
         const unsigned char c = static_cast<unsigned char>(ch);
         return c > 0x20 && c < 0x7f;
       })) {
@@ -152,8 +162,9 @@ bool IsDroppedField(std::string_view name) {
 Result<RequestHead> ParseRequestHead(std::string_view head) {
   std::vector<std::string_view> lines;
   if (!SplitLines(head, &lines)) {
-    return Invalid("every line of the request head must end in CRLF, and CR "
-                   "or LF may stand nowhere else");
+    return Invalid(
+        "every line of the request head must end in CRLF, and CR "
+        "or LF may stand nowhere else");
   }
   // RFC 9112 section 2.2: empty lines before the request line are ignored.
   size_t at = 0;
@@ -182,8 +193,9 @@ Result<RequestHead> ParseRequestHead(std::string_view head) {
     }
     std::string_view name = line.substr(0, colon);
     if (!IsToken(name)) {
-      return Invalid("a header name must be a token, with no white space "
-                     "before the colon");
+      return Invalid(
+          "a header name must be a token, with no white space "
+          "before the colon");
     }
     std::string_view value = line.substr(colon + 1);
     if (!IsFieldValue(value)) {
@@ -198,8 +210,8 @@ Result<RequestHead> ParseRequestHead(std::string_view head) {
     if (EqualsIgnoreCase(name, "Host")) {
       ++hosts;
     } else if (EqualsIgnoreCase(name, "Content-Length")) {
-      if (Status s = ApplyContentLength(value, &length_seen,
-                                        &out.content_length);
+      if (Status s =
+              ApplyContentLength(value, &length_seen, &out.content_length);
           !s.ok()) {
         return s;
       }
@@ -221,8 +233,9 @@ Result<RequestHead> ParseRequestHead(std::string_view head) {
       return Invalid("send Content-Length or Transfer-Encoding, not both");
     }
     if (transfer_encodings > 1 || !chunked || out.minor_version == 0) {
-      return Invalid("the only Transfer-Encoding accepted is chunked "
-                     "(HTTP/1.1)");
+      return Invalid(
+          "the only Transfer-Encoding accepted is chunked "
+          "(HTTP/1.1)");
     }
     out.framing = BodyFraming::kChunked;
   } else if (length_seen) {

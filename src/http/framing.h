@@ -53,14 +53,14 @@ enum class BodyFraming {
 
 struct RequestHead {
   std::string method;
-  std::string target;  // as sent: origin-form, or "*" for OPTIONS
+  std::string target;     // as sent: origin-form, or "*" for OPTIONS
   int minor_version = 1;  // HTTP/1.<minor_version>
   // Every field in order, name as sent, value with surrounding white space
   // removed. Content-Length, Transfer-Encoding and Expect are consumed by
   // the framing below; CanonicalRequest leaves them (and Range) out.
   std::vector<std::pair<std::string, std::string>> fields;
   BodyFraming framing = BodyFraming::kNone;
-  uint64_t content_length = 0;  // with kContentLength
+  uint64_t content_length = 0;    // with kContentLength
   bool expects_continue = false;  // "Expect: 100-continue"
 };
 
@@ -119,9 +119,9 @@ class ChunkedBodyDecoder {
 
   const size_t max_body_bytes_;
   Phase phase_ = Phase::kSizeLine;
-  std::string line_;         // the line being read, without CRLF
+  std::string line_;          // the line being read, without CRLF
   bool line_has_cr_ = false;  // line_ ended with CR, LF expected next
-  uint64_t chunk_left_ = 0;  // data bytes of the current chunk still due
+  uint64_t chunk_left_ = 0;   // data bytes of the current chunk still due
   size_t trailer_bytes_ = 0;
   std::string body_;
   Status error_;

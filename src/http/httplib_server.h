@@ -75,8 +75,8 @@ inline void ApplyServerSettings(httplib::Server& server, int threads) {
   // Each open connection holds a thread (cpp-httplib's model), and a login
   // holds one for the whole upstream call, so threads are made on demand up
   // to a cap rather than fixed (see thread_pool.h). `threads` sets the cap.
-  const size_t cap = threads > 0 ? static_cast<size_t>(threads)
-                                 : kDefaultMaxThreads;
+  const size_t cap =
+      threads > 0 ? static_cast<size_t>(threads) : kDefaultMaxThreads;
   server.new_task_queue = [cap] {
     return new GrowingThreadPool(kMinThreads, cap);
   };

@@ -15,20 +15,22 @@ namespace wxsession {
 using json = nlohmann::json;
 
 std::string LoginHookBody(const LoginHookEvent& event) {
-  json body = {{"event", "login"},
-               {"appid", event.appid},
-               {"openid", event.openid},
-               {"unionid", event.unionid ? json(*event.unionid) : json(nullptr)},
-               {"platform", event.platform},
-               {"new_user", event.new_user},
-               {"client", event.client}};
+  json body = {
+      {"event", "login"},
+      {"appid", event.appid},
+      {"openid", event.openid},
+      {"unionid", event.unionid ? json(*event.unionid) : json(nullptr)},
+      {"platform", event.platform},
+      {"new_user", event.new_user},
+      {"client", event.client}};
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string LoginHookSignature(const std::string& secret, int64_t t,
                                const std::string& body) {
   const std::string stamp = std::to_string(t);
-  return "t=" + stamp + ",v1=" + crypto::HmacSha256Hex(secret, stamp + "." + body);
+  return "t=" + stamp +
+         ",v1=" + crypto::HmacSha256Hex(secret, stamp + "." + body);
 }
 
 namespace {
@@ -99,27 +101,28 @@ class HttpLoginHook final : public LoginHook {
     client.set_connection_timeout(timeout_);
     client.set_read_timeout(timeout_);
     client.set_write_timeout(timeout_);
-    httplib::Result res = client.Post(path_.c_str(), headers, body,
-                                      "application/json");
+    httplib::Result res =
+        client.Post(path_.c_str(), headers, body, "application/json");
     if (!res) {
-      return Status::Fault(ErrorCode::kHookUnavailable,
-                    "login hook unavailable: " + httplib::to_string(res.error()));
+      return Status::Fault(
+          ErrorCode::kHookUnavailable,
+          "login hook unavailable: " + httplib::to_string(res.error()));
     }
     if (res->status >= 200 && res->status < 300) return Status::Ok();
     if (res->status == 403) {
       return Status(ErrorCode::kLoginDenied, DenialMessage(res->body));
     }
     return Status::Fault(ErrorCode::kHookUnavailable,
-                  "login hook unavailable: it answered HTTP " +
-                      std::to_string(res->status));
+                         "login hook unavailable: it answered HTTP " +
+                             std::to_string(res->status));
   }
 
   const std::string secret_;                 // never logged
   const std::chrono::milliseconds timeout_;  // constant after construction
   const Clock& clock_;
   Logger* const logger_;  // thread-safe; may be null
-  std::string base_;  // constant after construction
-  std::string path_;  // constant after construction
+  std::string base_;      // constant after construction
+  std::string path_;      // constant after construction
 };
 
 }  // namespace

@@ -18,8 +18,7 @@ Result<json> ParseJsonObject(std::string_view body) {
   bool duplicate = false;
   json parsed = json::parse(
       body,
-      [&open_objects, &duplicate](int, json::parse_event_t event,
-                                  json& value) {
+      [&open_objects, &duplicate](int, json::parse_event_t event, json& value) {
         switch (event) {
           case json::parse_event_t::object_start:
             open_objects.emplace_back();

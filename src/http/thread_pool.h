@@ -45,8 +45,8 @@ class GrowingThreadPool : public httplib::TaskQueue {
   const size_t max_threads_;  // constant after construction
   const int idle_seconds_;    // constant after construction
   mutable Mutex mutex_;
-  std::condition_variable work_ready_;   // with mutex_
-  std::condition_variable all_exited_;   // with mutex_
+  std::condition_variable work_ready_;  // with mutex_
+  std::condition_variable all_exited_;  // with mutex_
   std::deque<std::function<void()>> jobs_ GUARDED_BY(mutex_);
   size_t threads_ GUARDED_BY(mutex_) = 0;
   size_t idle_ GUARDED_BY(mutex_) = 0;

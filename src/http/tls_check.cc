@@ -12,14 +12,15 @@ Status CheckTlsFiles(const std::string& cert_file,
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(
       SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
   if (!context) {
-    return Status::Fault(ErrorCode::kInternal, "tls: cannot create a TLS context");
+    return Status::Fault(ErrorCode::kInternal,
+                         "tls: cannot create a TLS context");
   }
   Status result = Status::Ok();
   if (SSL_CTX_use_certificate_chain_file(context.get(), cert_file.c_str()) !=
       1) {
-    result = Status(ErrorCode::kInvalidRequest,
-                    "config: tls.cert: " + cert_file +
-                        ": not a PEM certificate (chain)");
+    result = Status(
+        ErrorCode::kInvalidRequest,
+        "config: tls.cert: " + cert_file + ": not a PEM certificate (chain)");
   } else if (SSL_CTX_use_PrivateKey_file(context.get(), key_file.c_str(),
                                          SSL_FILETYPE_PEM) != 1) {
     result = Status(ErrorCode::kInvalidRequest,

@@ -41,8 +41,8 @@ std::string UserOf(const std::string& code) {
 }
 
 std::string UnionIdFor(const std::string& user) {
-  return "u" + crypto::Base64UrlEncode(crypto::Sha256("union:" + user))
-                   .substr(0, 27);
+  return "u" +
+         crypto::Base64UrlEncode(crypto::Sha256("union:" + user)).substr(0, 27);
 }
 
 // Parses "yyyy-MM-dd HH:mm:ss" read as Beijing time into unix seconds.
@@ -67,7 +67,8 @@ class Routes {
   };
   std::optional<Login> Spend(const char* platform, const std::string& appid,
                              const std::string& code, size_t key_bytes) {
-    if (!hooks_.spend_code(std::string(platform) + '\n' + appid + '\n' + code)) {
+    if (!hooks_.spend_code(std::string(platform) + '\n' + appid + '\n' +
+                           code)) {
       return std::nullopt;
     }
     Login login;
@@ -92,7 +93,8 @@ class Routes {
                                                  : std::string();
     };
     const auto error = [&res](int err_no, const char* tips) {
-      ReplyJson(res, json{{"err_no", err_no}, {"err_tips", tips}, {"data", nullptr}});
+      ReplyJson(
+          res, json{{"err_no", err_no}, {"err_tips", tips}, {"data", nullptr}});
     };
     const std::string appid = text("appid");
     const std::string code = text("code");
@@ -103,7 +105,8 @@ class Routes {
     if (code.empty()) return error(40020, "code or anonymous_code is required");
     if (code == "invalid") return error(40018, "bad code");
     if (code == "busy") return error(-1, "system error");
-    if (code == "limit") return Reply(res, "{\"err_tips\":\"too many requests\"}", 429);
+    if (code == "limit")
+      return Reply(res, "{\"err_tips\":\"too many requests\"}", 429);
     if (code == "http:500") return Reply(res, "<html>error</html>", 500);
     std::optional<Login> login = Spend("douyin", appid, code, 16);
     if (!login) return error(40018, "bad code");
@@ -111,7 +114,8 @@ class Routes {
               {"openid", login->openid},
               {"anonymous_openid", ""}};
     if (login->unionid) data["unionid"] = *login->unionid;
-    ReplyJson(res, json{{"err_no", 0}, {"err_tips", "success"}, {"data", data}});
+    ReplyJson(res,
+              json{{"err_no", 0}, {"err_tips", "success"}, {"data", data}});
   }
 
   void Kuaishou(const httplib::Request& req, httplib::Response& res) {
@@ -127,8 +131,10 @@ class Routes {
     if (secret.empty() || secret == kWrongSecret) {
       return error(100200101, "app_secret is wrong");
     }
-    if (code.empty() || code == "invalid") return error(100200102, "js_code is invalid");
-    if (code == "busy" || code == "http:500") return Reply(res, "<html>busy</html>", 502);
+    if (code.empty() || code == "invalid")
+      return error(100200102, "js_code is invalid");
+    if (code == "busy" || code == "http:500")
+      return Reply(res, "<html>busy</html>", 502);
     if (code == "limit") return Reply(res, "{\"result\":0}", 429);
     std::optional<Login> login = Spend("kuaishou", appid, code, 16);
     if (!login) return error(100200102, "js_code is invalid");
@@ -151,8 +157,10 @@ class Routes {
     if (client_id.empty() || sk.empty() || sk == kWrongSecret) {
       return error("invalid_client", "unknown client id or wrong sk");
     }
-    if (code.empty() || code == "invalid") return error("invalid_grant", "invalid code");
-    if (code == "busy" || code == "http:500") return Reply(res, "<html>busy</html>", 500);
+    if (code.empty() || code == "invalid")
+      return error("invalid_grant", "invalid code");
+    if (code == "busy" || code == "http:500")
+      return Reply(res, "<html>busy</html>", 500);
     if (code == "limit") return Reply(res, "{}", 429);
     // AES-192: Baidu's session_key decodes to 24 bytes.
     std::optional<Login> login = Spend("baidu", client_id, code, 24);
@@ -169,7 +177,9 @@ class Routes {
   }
   void AlipayError(httplib::Response& res, const char* code, const char* msg,
                    const char* sub_code, const char* sub_msg) const {
-    const json node{{"code", code}, {"msg", msg}, {"sub_code", sub_code},
+    const json node{{"code", code},
+                    {"msg", msg},
+                    {"sub_code", sub_code},
                     {"sub_msg", sub_msg}};
     Reply(res, Signed("error_response", node.dump()));
   }
@@ -216,7 +226,8 @@ class Routes {
                       {"msg", "Invalid Arguments"},
                       {"sub_code", "isv.code-invalid"},
                       {"sub_msg", "auth code is invalid"}};
-      return Reply(res, Signed("alipay_system_oauth_token_response", node.dump()));
+      return Reply(res,
+                   Signed("alipay_system_oauth_token_response", node.dump()));
     }
     if (code == "busy") {
       return AlipayError(res, "20000", "Service Currently Unavailable",
@@ -234,23 +245,26 @@ class Routes {
     }
     const std::string user = UserOf(code);
     // A stable 2088... user_id per (appid, user), as Alipay's are 16 digits.
-    const std::string digest = crypto::HexEncode(crypto::Sha256(appid + ":" + user));
+    const std::string digest =
+        crypto::HexEncode(crypto::Sha256(appid + ":" + user));
     std::string user_id = "2088";
     for (size_t i = 0; user_id.size() < 16; ++i) {
       user_id += static_cast<char>('0' + (digest[i] % 10));
     }
-    const std::string token = "authbseB" + crypto::Base64UrlEncode(
-                                               crypto::RandomBytes(12));
+    const std::string token =
+        "authbseB" + crypto::Base64UrlEncode(crypto::RandomBytes(12));
     if (user == "spaced") {
       // Unusual layout: sign first, spaces everywhere, keys unsorted, an
       // escaped character; the sign covers these exact bytes.
-      const std::string node =
-          "{ \"open_id\" : \"" + login->openid + "\" ,\n  \"user_id\":\"" +
-          user_id + "\",   \"expires_in\" : 1296000 , \"nick\" : "
-          "\"\\u652f\\/ \" , \"access_token\":\"" + token + "\" }";
-      return Reply(res, "{  \"sign\" :\"" + keys_->mock_key.SignBase64(node) +
-                            "\" ,\n \"alipay_system_oauth_token_response\" :  " +
-                            node + "\n}\n");
+      const std::string node = "{ \"open_id\" : \"" + login->openid +
+                               "\" ,\n  \"user_id\":\"" + user_id +
+                               "\",   \"expires_in\" : 1296000 , \"nick\" : "
+                               "\"\\u652f\\/ \" , \"access_token\":\"" +
+                               token + "\" }";
+      return Reply(
+          res, "{  \"sign\" :\"" + keys_->mock_key.SignBase64(node) +
+                   "\" ,\n \"alipay_system_oauth_token_response\" :  " + node +
+                   "\n}\n");
     }
     json node{{"user_id", user_id},
               {"access_token", token},

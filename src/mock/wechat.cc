@@ -106,7 +106,7 @@ struct MockWeChatServer::Impl {
     if (options.delay_ms <= 0) return;
     MutexLock lock(mutex);
     lock.WaitFor(stop_cv, std::chrono::milliseconds(options.delay_ms),
-                     [this]() REQUIRES(mutex) { return stopping; });
+                 [this]() REQUIRES(mutex) { return stopping; });
   }
 
   void HandleCode2Session(const httplib::Request& req, httplib::Response& res) {
@@ -488,8 +488,7 @@ struct MockWeChatServer::Impl {
   // appid '\n' code for phone codes already exchanged.
   std::set<std::string> used_phone_codes GUARDED_BY(mutex);
   // api -> errcodes its next calls answer (/mock/fail_next).
-  std::map<std::string, std::deque<int>>
-      scripted_failures GUARDED_BY(mutex);
+  std::map<std::string, std::deque<int>> scripted_failures GUARDED_BY(mutex);
   // Route name -> calls received (/mock/stats).
   std::map<std::string, int64_t> calls GUARDED_BY(mutex);
   // The Alipay keys; constant after construction.
@@ -559,8 +558,7 @@ MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
     MutexLock lock(impl->mutex);
     return impl->used_codes.insert(key).second;
   };
-  hooks.record_key = [impl](const std::string& appid,
-                            const std::string& openid,
+  hooks.record_key = [impl](const std::string& appid, const std::string& openid,
                             const std::string& session_key) {
     MutexLock lock(impl->mutex);
     impl->latest_session_keys[UserKey(appid, openid)] = session_key;
@@ -582,7 +580,7 @@ Result<int> MockWeChatServer::Bind(const std::string& host, int port) {
   Result<int> bound = impl_->server.BindListener(host, port);
   if (!bound.ok()) {
     return Status::Fault(ErrorCode::kInternal,
-                  "mock-wechat: " + bound.status().operator_text());
+                         "mock-wechat: " + bound.status().operator_text());
   }
   return bound;
 }

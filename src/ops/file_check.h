@@ -1,8 +1,9 @@
 // Start-up checks of the files that hold wxsessiond's secrets: the session
 // database, the app secret files, the admin token file, the TLS private key,
-// the master key files, and the config file when it holds a secret inline. Any of them readable or writable by group or
-// others is reported, so the operator hears of it in the first log lines
-// rather than after a leak. Nothing is changed: the operator decides.
+// the master key files, and the config file when it holds a secret inline. Any
+// of them readable or writable by group or others is reported, so the operator
+// hears of it in the first log lines rather than after a leak. Nothing is
+// changed: the operator decides.
 //
 // Thread-safety: pure functions over the file system.
 #ifndef WXSESSION_FILE_CHECK_H_
@@ -20,9 +21,10 @@ struct LooseFile {
   unsigned mode = 0;  // permission bits, e.g. 0644
 };
 
-// The files of `config` that hold secrets or sessions (see above). `config_path` (may be
-// empty) is included when an app's secret is written inline in it. The
-// database's -wal and -shm files are included (they hold the same data).
+// The files of `config` that hold secrets or sessions (see above).
+// `config_path` (may be empty) is included when an app's secret is written
+// inline in it. The database's -wal and -shm files are included (they hold the
+// same data).
 std::vector<std::string> SensitiveFiles(const Config& config,
                                         const std::string& config_path);
 

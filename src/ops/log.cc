@@ -227,7 +227,7 @@ std::string Logger::Format(LogLevel level, const std::string& event,
   if (sink_ == LogSink::kJournal) line = JournalPrefix(level);
   if (format_ == LogFormat::kJson) {
     line += "{\"time\":\"" + NowRfc3339() + "\",\"level\":\"" +
-           LevelName(level) + "\",\"event\":" + JsonString(event);
+            LevelName(level) + "\",\"event\":" + JsonString(event);
     for (const LogField& field : fields) {
       line += ',';
       line += JsonString(FieldKey(field.key));

@@ -4,8 +4,9 @@
 // fields...}) or "key=value" text. When the output is systemd's journal
 // (LogSink::kJournal), each line starts with its syslog priority, "<3>"
 // error, "<4>" warn, "<6>" info, "<7>" debug, which journald strips and
-// stores as the entry's priority, so `journalctl -p warning` finds them. Callers pass only values that are safe to
-// log: never an app secret, a session id, a session_key or an admin token.
+// stores as the entry's priority, so `journalctl -p warning` finds them.
+// Callers pass only values that are safe to log: never an app secret, a session
+// id, a session_key or an admin token.
 //
 // Thread-safety: Log may be called from any thread; each line is written
 // whole, with one write(2) and no lock.
@@ -78,10 +79,10 @@ class Logger {
                      const std::vector<LogField>& fields) const;
 
  private:
-  FILE* const out_;             // constant after construction
-  const LogFormat format_;      // constant after construction
-  const LogLevel min_level_;    // constant after construction
-  const LogSink sink_;          // constant after construction
+  FILE* const out_;           // constant after construction
+  const LogFormat format_;    // constant after construction
+  const LogLevel min_level_;  // constant after construction
+  const LogSink sink_;        // constant after construction
 };
 
 }  // namespace wxsession

@@ -163,67 +163,76 @@ void Observe(HistogramFamily& family, const LabelValues& labels,
 }  // namespace
 
 struct Metrics::Impl {
-  const std::string version;          // constant after construction
-  const double start_time_seconds;    // constant after construction
+  const std::string version;        // constant after construction
+  const double start_time_seconds;  // constant after construction
 
   mutable Mutex mutex;
-  CounterFamily http_requests GUARDED_BY(mutex){"wxsessiond_http_requests_total",
-                              "HTTP requests answered, by route pattern and "
-                              "status.",
-                              {"route", "status"},
-                              {}};
-  HistogramFamily http_duration GUARDED_BY(mutex){"wxsessiond_http_request_duration_seconds",
-                                "Time from reading a request to answering "
-                                "it, by route pattern.",
-                                {"route"},
-                                &kHttpBuckets,
-                                {}};
-  CounterFamily logins GUARDED_BY(mutex){"wxsessiond_logins_total",
-                       "POST /v1/login outcomes: ok or the error code.",
-                       {"result"},
-                       {}};
-  CounterFamily upstream_calls GUARDED_BY(mutex){"wxsessiond_upstream_requests_total",
-                               "Calls to WeChat, by API and outcome (ok or "
-                               "the error code).",
-                               {"api", "result", "platform"},
-                               {}};
+  CounterFamily http_requests GUARDED_BY(mutex){
+      "wxsessiond_http_requests_total",
+      "HTTP requests answered, by route pattern and "
+      "status.",
+      {"route", "status"},
+      {}};
+  HistogramFamily http_duration GUARDED_BY(mutex){
+      "wxsessiond_http_request_duration_seconds",
+      "Time from reading a request to answering "
+      "it, by route pattern.",
+      {"route"},
+      &kHttpBuckets,
+      {}};
+  CounterFamily logins GUARDED_BY(mutex){
+      "wxsessiond_logins_total",
+      "POST /v1/login outcomes: ok or the error code.",
+      {"result"},
+      {}};
+  CounterFamily upstream_calls GUARDED_BY(mutex){
+      "wxsessiond_upstream_requests_total",
+      "Calls to WeChat, by API and outcome (ok or "
+      "the error code).",
+      {"api", "result", "platform"},
+      {}};
   HistogramFamily upstream_duration GUARDED_BY(mutex){
       "wxsessiond_upstream_request_duration_seconds",
       "Duration of calls to WeChat, retries included, by API.",
       {"api", "platform"},
       &kUpstreamBuckets,
       {}};
-  CounterFamily upstream_rejected GUARDED_BY(mutex){"wxsessiond_upstream_rejected_total",
-                                  "Calls refused by the upstream bulkhead "
-                                  "(wechat.max_concurrent) before reaching "
-                                  "WeChat.",
-                                  {"api", "platform"},
-                                  {}};
+  CounterFamily upstream_rejected GUARDED_BY(mutex){
+      "wxsessiond_upstream_rejected_total",
+      "Calls refused by the upstream bulkhead "
+      "(wechat.max_concurrent) before reaching "
+      "WeChat.",
+      {"api", "platform"},
+      {}};
   int64_t upstream_in_flight GUARDED_BY(mutex) = 0;
   CounterFamily sweeper_runs GUARDED_BY(mutex){"wxsessiond_sweeper_runs_total",
-                             "Sweeper runs, by result.",
-                             {"result"},
-                             {}};
-  CounterFamily admin_actions GUARDED_BY(mutex){"wxsessiond_admin_actions_total",
-                              "Admin actions (HTTP or CLI) by action.",
-                              {"action"},
-                              {}};
-  CounterFamily sweeper_deleted GUARDED_BY(mutex){"wxsessiond_sweeper_deleted_sessions_total",
-                                "Expired sessions deleted by the sweeper.",
-                                {},
-                                {}};
+                                               "Sweeper runs, by result.",
+                                               {"result"},
+                                               {}};
+  CounterFamily admin_actions GUARDED_BY(mutex){
+      "wxsessiond_admin_actions_total",
+      "Admin actions (HTTP or CLI) by action.",
+      {"action"},
+      {}};
+  CounterFamily sweeper_deleted GUARDED_BY(mutex){
+      "wxsessiond_sweeper_deleted_sessions_total",
+      "Expired sessions deleted by the sweeper.",
+      {},
+      {}};
   std::function<std::optional<int64_t>()> live_sessions_source
       GUARDED_BY(mutex);
-  CounterFamily tokens_issued GUARDED_BY(mutex){"wxsessiond_tokens_issued_total",
-                              "JWTs issued by POST /v1/token, by signing "
-                              "algorithm.",
-                              {"algorithm"},
-                              {}};
-  CounterFamily introspections GUARDED_BY(mutex){"wxsessiond_introspections_total",
-                               "POST /v1/introspect answers: active, "
-                               "inactive or unauthorized.",
-                               {"result"},
-                               {}};
+  CounterFamily tokens_issued GUARDED_BY(mutex){
+      "wxsessiond_tokens_issued_total",
+      "JWTs issued by POST /v1/token, by signing "
+      "algorithm.",
+      {"algorithm"},
+      {}};
+  CounterFamily introspections GUARDED_BY(mutex){
+      "wxsessiond_introspections_total",
+      "POST /v1/introspect answers: active, "
+      "inactive or unauthorized.",
+      {"result"},
+      {}};
 
   Impl(std::string version_in, double start)
       : version(std::move(version_in)), start_time_seconds(start) {
@@ -238,10 +247,9 @@ struct Metrics::Impl {
 
 Metrics::Metrics(const std::string& version)
     : impl_(std::make_unique<Impl>(
-          version,
-          std::chrono::duration<double>(
-              std::chrono::system_clock::now().time_since_epoch())
-              .count())) {}
+          version, std::chrono::duration<double>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count())) {}
 
 Metrics::~Metrics() = default;
 
@@ -317,8 +325,8 @@ std::string Metrics::RenderPrometheus() const {
   std::string out;
   Header(out, "wxsessiond_build_info",
          "Always 1; the labels name the running build.", "gauge");
-  out += "wxsessiond_build_info" +
-         LabelText({"version"}, {impl_->version}) + " 1\n";
+  out += "wxsessiond_build_info" + LabelText({"version"}, {impl_->version}) +
+         " 1\n";
   Header(out, "wxsessiond_process_start_time_seconds",
          "Start time of the process since the Unix epoch, in seconds.",
          "gauge");
@@ -338,8 +346,8 @@ std::string Metrics::RenderPrometheus() const {
   RenderCounter(out, impl_->upstream_calls);
   RenderHistogram(out, impl_->upstream_duration);
   RenderCounter(out, impl_->upstream_rejected);
-  Header(out, "wxsessiond_upstream_in_flight",
-         "Calls to WeChat in progress.", "gauge");
+  Header(out, "wxsessiond_upstream_in_flight", "Calls to WeChat in progress.",
+         "gauge");
   out += "wxsessiond_upstream_in_flight " +
          FormatNumber(static_cast<double>(impl_->upstream_in_flight)) + "\n";
   RenderCounter(out, impl_->sweeper_runs);

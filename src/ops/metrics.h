@@ -39,8 +39,7 @@ class Metrics {
   // One HTTP request answered: wxsessiond_http_requests_total{route,status}
   // and wxsessiond_http_request_duration_seconds{route}. `route` must be a
   // route pattern or a fixed word such as "unmatched".
-  void ObserveHttpRequest(const std::string& route, int status,
-                          double seconds);
+  void ObserveHttpRequest(const std::string& route, int status, double seconds);
 
   // One POST /v1/login outcome: wxsessiond_logins_total{result}, where
   // result is "ok", "banned" (user_banned), "denied" (login_denied) or

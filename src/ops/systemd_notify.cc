@@ -20,7 +20,8 @@ std::optional<unsigned long long> ParsePositive(const char* text) {
   unsigned long long value = 0;
   for (const char* c = text; *c != '\0'; ++c) {
     if (*c < '0' || *c > '9') return std::nullopt;
-    if (value > (static_cast<unsigned long long>(INT64_MAX) - (*c - '0')) / 10) {
+    if (value >
+        (static_cast<unsigned long long>(INT64_MAX) - (*c - '0')) / 10) {
       return std::nullopt;
     }
     value = value * 10 + static_cast<unsigned long long>(*c - '0');
@@ -60,9 +61,9 @@ bool NotifyServiceManager(const std::string& state) {
   ssize_t sent;
   do {
     // MSG_NOSIGNAL: a vanished receiver must not raise SIGPIPE.
-    sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
-                    reinterpret_cast<const sockaddr*>(&address),
-                    address_length);
+    sent =
+        ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+                 reinterpret_cast<const sockaddr*>(&address), address_length);
   } while (sent < 0 && errno == EINTR);
   ::close(fd);
   return sent == static_cast<ssize_t>(state.size());

@@ -44,13 +44,13 @@ std::optional<std::string> Aes192CbcDecryptRaw(const std::string& key,
   std::string out(ciphertext.size() + kBlockBytes, '\0');
   int written = 0;
   int final_bytes = 0;
-  if (EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()),
-                        &written,
-                        reinterpret_cast<const unsigned char*>(ciphertext.data()),
-                        static_cast<int>(ciphertext.size())) != 1 ||
-      EVP_DecryptFinal_ex(ctx.get(),
-                          reinterpret_cast<unsigned char*>(out.data()) + written,
-                          &final_bytes) != 1) {
+  if (EVP_DecryptUpdate(
+          ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &written,
+          reinterpret_cast<const unsigned char*>(ciphertext.data()),
+          static_cast<int>(ciphertext.size())) != 1 ||
+      EVP_DecryptFinal_ex(
+          ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + written,
+          &final_bytes) != 1) {
     return std::nullopt;
   }
   out.resize(static_cast<size_t>(written + final_bytes));
@@ -110,7 +110,8 @@ Result<std::string> DecryptBaiduOpenData(std::string_view session_key,
   if (!crypto::ConstantTimeEquals(trailer, app_key)) {
     return Status(ErrorCode::kWatermarkMismatch,
                   "the decrypted data was encrypted for another app key, not "
-                  "for this session's app " + app_key);
+                  "for this session's app " +
+                      app_key);
   }
   return text;
 }

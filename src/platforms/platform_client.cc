@@ -75,7 +75,8 @@ class OtherPlatformClient final : public WeChatClient {
       http_ = std::make_unique<UpstreamHttp>(std::move(*parsed), timeout_ms);
     }
     if (app.platform == Platform::kAlipay) {
-      Result<alipay::RsaKey> own = alipay::RsaKey::PrivateFromText(app.private_key);
+      Result<alipay::RsaKey> own =
+          alipay::RsaKey::PrivateFromText(app.private_key);
       Result<alipay::RsaKey> theirs =
           alipay::RsaKey::PublicFromText(app.alipay_public_key);
       if (own.ok()) private_key_ = own.value();
@@ -88,21 +89,30 @@ class OtherPlatformClient final : public WeChatClient {
                                      const std::string& code) override {
     try {
       if (!http_) {
-        return Status::Fault(ErrorCode::kInternal,
-                      std::string(title_) + " api_base is not an http(s) URL");
+        return Status::Fault(
+            ErrorCode::kInternal,
+            std::string(title_) + " api_base is not an http(s) URL");
       }
       switch (app_.platform) {
-        case Platform::kQQ: return QQ(code);
-        case Platform::kDouyin: return Douyin(code);
-        case Platform::kKuaishou: return Kuaishou(code);
-        case Platform::kBaidu: return Baidu(code);
-        case Platform::kAlipay: return Alipay(code);
-        case Platform::kWeChat: break;
+        case Platform::kQQ:
+          return QQ(code);
+        case Platform::kDouyin:
+          return Douyin(code);
+        case Platform::kKuaishou:
+          return Kuaishou(code);
+        case Platform::kBaidu:
+          return Baidu(code);
+        case Platform::kAlipay:
+          return Alipay(code);
+        case Platform::kWeChat:
+          break;
       }
-      return Status::Fault(ErrorCode::kInternal, "WeChat apps use the WeChat client");
+      return Status::Fault(ErrorCode::kInternal,
+                           "WeChat apps use the WeChat client");
     } catch (...) {
-      return Status::Fault(ErrorCode::kInternal, std::string(title_) + " " + api_ +
-                                              ": unexpected internal error");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          std::string(title_) + " " + api_ + ": unexpected internal error");
     }
   }
 
@@ -134,7 +144,7 @@ class OtherPlatformClient final : public WeChatClient {
   }
   Status Unavailable(const std::string& why, int retry_after) const {
     return Status::Fault(ErrorCode::kUpstreamUnavailable,
-                  std::string(title_) + " " + api_ + " " + why)
+                         std::string(title_) + " " + api_ + " " + why)
         .set_retry_after(retry_after);
   }
   // `label` plus the upstream's own message, cleaned, redacted and cut.
@@ -157,8 +167,8 @@ class OtherPlatformClient final : public WeChatClient {
     if (!reply.replied) {
       out.retry_safe = reply.never_sent;
       if (reply.too_large) {
-        out.status = Failed(ErrorCode::kUpstreamError,
-                            "reply larger than 64 KiB");
+        out.status =
+            Failed(ErrorCode::kUpstreamError, "reply larger than 64 KiB");
       } else if (reply.never_sent) {
         out.status = Unavailable("unreachable: could not connect",
                                  kUnreachableRetryAfterSeconds);
@@ -180,9 +190,9 @@ class OtherPlatformClient final : public WeChatClient {
       return out;
     }
     if (reply.http_status >= 500) {
-      out.status = Unavailable(
-          "answered HTTP " + std::to_string(reply.http_status),
-          kBusyRetryAfterSeconds);
+      out.status =
+          Unavailable("answered HTTP " + std::to_string(reply.http_status),
+                      kBusyRetryAfterSeconds);
       return out;
     }
     out.reply = json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
@@ -193,7 +203,8 @@ class OtherPlatformClient final : public WeChatClient {
       return out;
     }
     if (!is_object) {
-      out.status = Failed(ErrorCode::kUpstreamError, "reply is not a JSON object");
+      out.status =
+          Failed(ErrorCode::kUpstreamError, "reply is not a JSON object");
       return out;
     }
     out.body = std::move(reply.body);
@@ -230,9 +241,9 @@ class OtherPlatformClient final : public WeChatClient {
                                 const char* openid_name,
                                 const char* key_name) const {
     if (!openid || !session_key) {
-      return Failed(ErrorCode::kUpstreamError,
-                    std::string("reply lacks ") + openid_name + " or " +
-                        key_name);
+      return Failed(
+          ErrorCode::kUpstreamError,
+          std::string("reply lacks ") + openid_name + " or " + key_name);
     }
     WeChatSession session;
     session.openid = std::move(*openid);
@@ -253,16 +264,15 @@ class OtherPlatformClient final : public WeChatClient {
           const auto it = o.reply.find("errcode");
           if (it == o.reply.end()) return;
           if (!it->is_number_integer()) {
-            o.status = Failed(ErrorCode::kUpstreamError,
-                              "errcode is not an integer");
+            o.status =
+                Failed(ErrorCode::kUpstreamError, "errcode is not an integer");
             return;
           }
           const long long errcode = it->get<long long>();
           if (errcode == 0) return;
-          const std::string errmsg =
-              o.reply.value("errmsg", json()).is_string()
-                  ? o.reply["errmsg"].get<std::string>()
-                  : "";
+          const std::string errmsg = o.reply.value("errmsg", json()).is_string()
+                                         ? o.reply["errmsg"].get<std::string>()
+                                         : "";
           const std::string what =
               Quote("errcode " + std::to_string(errcode), errmsg, code);
           o.retry_safe = errcode == -1;
@@ -287,9 +297,10 @@ class OtherPlatformClient final : public WeChatClient {
 
   // --- Douyin: JSON in, {"err_no", "err_tips", "data"} out.
   Result<WeChatSession> Douyin(const std::string& code) const {
-    const std::string body =
-        json{{"appid", app_.appid}, {"secret", app_.secret}, {"code", code}}
-            .dump(-1, ' ', false, json::error_handler_t::replace);
+    const std::string body = json{
+        {"appid", app_.appid},
+        {"secret", app_.secret},
+        {"code", code}}.dump(-1, ' ', false, json::error_handler_t::replace);
     Outcome out = Exchange(
         [&] {
           return SendOnce("POST", "/api/apps/v2/jscode2session", body,
@@ -305,11 +316,12 @@ class OtherPlatformClient final : public WeChatClient {
           const long long err_no = it->get<long long>();
           if (err_no == 0) return;
           const auto tips = o.reply.find("err_tips");
-          const std::string what = Quote(
-              "err_no " + std::to_string(err_no),
-              tips != o.reply.end() && tips->is_string() ? tips->get<std::string>()
-                                                         : "",
-              code);
+          const std::string what =
+              Quote("err_no " + std::to_string(err_no),
+                    tips != o.reply.end() && tips->is_string()
+                        ? tips->get<std::string>()
+                        : "",
+                    code);
           o.retry_safe = err_no == -1;
           if (err_no == 40018 || err_no == 40019) {
             o.status = Failed(ErrorCode::kInvalidCode, what);
@@ -325,16 +337,16 @@ class OtherPlatformClient final : public WeChatClient {
     if (data == out.reply.end() || !data->is_object()) {
       return Failed(ErrorCode::kUpstreamError, "reply lacks data");
     }
-    return Session(NonEmptyString(*data, "openid"),
-                   NonEmptyString(*data, "session_key"),
-                   NonEmptyString(*data, "unionid"), "data.openid",
-                   "data.session_key");
+    return Session(
+        NonEmptyString(*data, "openid"), NonEmptyString(*data, "session_key"),
+        NonEmptyString(*data, "unionid"), "data.openid", "data.session_key");
   }
 
   // --- Kuaishou: a form in, {"result": 1, ...} out.
   Result<WeChatSession> Kuaishou(const std::string& code) const {
-    const std::string body = Form(
-        {{"app_id", app_.appid}, {"app_secret", app_.secret}, {"js_code", code}});
+    const std::string body = Form({{"app_id", app_.appid},
+                                   {"app_secret", app_.secret},
+                                   {"js_code", code}});
     Outcome out = Exchange(
         [&] {
           return SendOnce("POST", "/oauth2/mp/code2session", body,
@@ -353,13 +365,13 @@ class OtherPlatformClient final : public WeChatClient {
           const auto message = o.reply.find("error_msg");
           // Kuaishou documents no code for an invalid js_code: every
           // result but 1 is an error we cannot classify.
-          o.status = Failed(
-              ErrorCode::kUpstreamError,
-              Quote("result " + result,
-                    message != o.reply.end() && message->is_string()
-                        ? message->get<std::string>()
-                        : "",
-                    code));
+          o.status =
+              Failed(ErrorCode::kUpstreamError,
+                     Quote("result " + result,
+                           message != o.reply.end() && message->is_string()
+                               ? message->get<std::string>()
+                               : "",
+                           code));
         });
     if (!out.status.ok()) return out.status;
     return Session(NonEmptyString(out.reply, "open_id"),
@@ -380,18 +392,19 @@ class OtherPlatformClient final : public WeChatClient {
         [&](Outcome& o) {
           const auto it = o.reply.find("error");
           if (it == o.reply.end()) return;
-          const std::string error = it->is_string() ? it->get<std::string>()
-                                                    : it->dump();
+          const std::string error =
+              it->is_string() ? it->get<std::string>() : it->dump();
           const auto description = o.reply.find("error_description");
-          const std::string what = Quote(
-              "error " + CleanUpstreamText(error),
-              description != o.reply.end() && description->is_string()
-                  ? description->get<std::string>()
-                  : "",
-              code);
-          o.status = Failed(error == "invalid_grant" ? ErrorCode::kInvalidCode
-                                                     : ErrorCode::kUpstreamError,
-                            what);
+          const std::string what =
+              Quote("error " + CleanUpstreamText(error),
+                    description != o.reply.end() && description->is_string()
+                        ? description->get<std::string>()
+                        : "",
+                    code);
+          o.status =
+              Failed(error == "invalid_grant" ? ErrorCode::kInvalidCode
+                                              : ErrorCode::kUpstreamError,
+                     what);
         });
     if (!out.status.ok()) return out.status;
     return Session(NonEmptyString(out.reply, "openid"),
@@ -407,7 +420,8 @@ class OtherPlatformClient final : public WeChatClient {
     if (message.empty()) message = CodeText(node, "msg");
     const std::string what = Quote(
         "code " + CleanUpstreamText(main_code) +
-            (sub_code.empty() ? "" : " sub_code " + CleanUpstreamText(sub_code)),
+            (sub_code.empty() ? ""
+                              : " sub_code " + CleanUpstreamText(sub_code)),
         message, code);
     if (sub_code == kAlipayInvalidCode) {
       return Failed(ErrorCode::kInvalidCode, what);
@@ -425,8 +439,8 @@ class OtherPlatformClient final : public WeChatClient {
 
   Result<WeChatSession> Alipay(const std::string& code) const {
     if (!private_key_.valid() || !alipay_public_key_.valid()) {
-      return Status::Fault(ErrorCode::kInternal,
-                    "Alipay app " + app_.appid + " has no usable RSA keys");
+      return Status::Fault(ErrorCode::kInternal, "Alipay app " + app_.appid +
+                                                     " has no usable RSA keys");
     }
     std::map<std::string, std::string> params = {
         {"app_id", app_.appid},
@@ -440,7 +454,8 @@ class OtherPlatformClient final : public WeChatClient {
     const std::string signature =
         private_key_.SignBase64(alipay::SignContent(params));
     if (signature.empty()) {
-      return Status::Fault(ErrorCode::kInternal, "Alipay request could not be signed");
+      return Status::Fault(ErrorCode::kInternal,
+                           "Alipay request could not be signed");
     }
     params["sign"] = signature;
     std::vector<std::pair<std::string, std::string>> fields(params.begin(),
@@ -455,15 +470,16 @@ class OtherPlatformClient final : public WeChatClient {
           // An error is an error whether or not it is signed.
           const auto error = o.reply.find(kAlipayErrorNode);
           if (error != o.reply.end()) {
-            o.status = AlipayError(error->is_object() ? *error : json::object(),
-                                   code);
+            o.status =
+                AlipayError(error->is_object() ? *error : json::object(), code);
             o.retry_safe = o.status.code() == ErrorCode::kUpstreamUnavailable;
             return;
           }
           const auto node = o.reply.find(kAlipayResponseNode);
           if (node == o.reply.end() || !node->is_object()) {
-            o.status = Failed(ErrorCode::kUpstreamError,
-                              std::string("reply lacks ") + kAlipayResponseNode);
+            o.status =
+                Failed(ErrorCode::kUpstreamError,
+                       std::string("reply lacks ") + kAlipayResponseNode);
             return;
           }
           const std::string node_code = CodeText(*node, "code");
@@ -475,7 +491,8 @@ class OtherPlatformClient final : public WeChatClient {
           // Trusted only when the signature covers the node's exact bytes.
           const std::optional<std::string_view> raw =
               alipay::RawMemberValue(o.body, kAlipayResponseNode);
-          const std::optional<std::string> sign = NonEmptyString(o.reply, "sign");
+          const std::optional<std::string> sign =
+              NonEmptyString(o.reply, "sign");
           if (!raw || !sign || !alipay_public_key_.VerifyBase64(*raw, *sign)) {
             o.status = Failed(ErrorCode::kUpstreamError,
                               "the response signature does not verify with "
@@ -487,7 +504,8 @@ class OtherPlatformClient final : public WeChatClient {
     std::optional<std::string> openid = NonEmptyString(node, "open_id");
     if (!openid) openid = NonEmptyString(node, "user_id");
     if (!openid) {
-      return Failed(ErrorCode::kUpstreamError, "reply lacks open_id or user_id");
+      return Failed(ErrorCode::kUpstreamError,
+                    "reply lacks open_id or user_id");
     }
     WeChatSession session;
     session.openid = std::move(*openid);

@@ -1,7 +1,7 @@
 #include "store/factory.h"
 
-#include "store/sqlite/sqlite_store.h"
 #include "core/store_locator.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace wxsession {
 

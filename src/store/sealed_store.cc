@@ -42,7 +42,7 @@ std::string RowIdentity(const char* kind, const std::string& appid,
 
 Status Unopenable(const std::string& why) {
   return Status::Fault(ErrorCode::kStoreUnavailable,
-                "session store: a sealed session_key " + why);
+                       "session store: a sealed session_key " + why);
 }
 
 void Wipe(std::string& secret) {
@@ -138,11 +138,11 @@ std::string SessionKeyring::SealWith(const std::string& associated_data,
          crypto::Base64Encode(primary_.id + nonce + *sealed);
 }
 
-Result<std::string> SessionKeyring::OpenWith(
-    const std::string& associated_data, const std::string& stored) const {
+Result<std::string> SessionKeyring::OpenWith(const std::string& associated_data,
+                                             const std::string& stored) const {
   if (!IsSealed(stored)) return stored;  // written before sealing was on
-  std::optional<std::string> raw =
-      crypto::Base64Decode(std::string_view(stored).substr(kSealedPrefix.size()));
+  std::optional<std::string> raw = crypto::Base64Decode(
+      std::string_view(stored).substr(kSealedPrefix.size()));
   if (!raw || raw->size() < kKeyIdBytes + kNonceBytes + kTagBytes) {
     return Unopenable("is malformed (corrupt row?)");
   }
@@ -163,8 +163,9 @@ Result<std::string> SessionKeyring::OpenWith(
       std::string_view(*raw).substr(kKeyIdBytes + kNonceBytes),
       associated_data);
   if (!opened) {
-    return Unopenable("does not authenticate (tampered, corrupt, or moved "
-                      "from another user's row)");
+    return Unopenable(
+        "does not authenticate (tampered, corrupt, or moved "
+        "from another user's row)");
   }
   return std::move(*opened);
 }
@@ -320,9 +321,8 @@ Result<std::vector<StoredSigningKey>> SealedStore::ListSigningKeys(
     Result<std::string> opened =
         keyring_.OpenSigningKey(key.kid, key.private_key);
     if (!opened.ok()) {
-      return Status(opened.status().code(),
-                    "signing key " + key.kid + ": " +
-                        opened.status().message());
+      return Status(opened.status().code(), "signing key " + key.kid + ": " +
+                                                opened.status().message());
     }
     key.private_key = std::move(opened).value();
   }
@@ -334,8 +334,7 @@ Result<bool> SealedStore::ReplaceSigningKey(const std::string& expected_kid,
                                             int64_t previous_verify_until) {
   StoredSigningKey sealed = key;
   sealed.private_key = keyring_.SealSigningKey(key.kid, key.private_key);
-  return inner_->ReplaceSigningKey(expected_kid, sealed,
-                                   previous_verify_until);
+  return inner_->ReplaceSigningKey(expected_kid, sealed, previous_verify_until);
 }
 
 Result<bool> SealedStore::TryLockTokenRefresh(const std::string& appid,

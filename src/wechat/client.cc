@@ -29,11 +29,11 @@
 #include <utility>
 #include <vector>
 
+#include "wechat/upstream_http.h"
 #include "wxsession/crypto.h"
 #include "wxsession/status.h"
-#include "wxsession/wechat.h"
-#include "wechat/upstream_http.h"
 #include "wxsession/thread_annotations.h"
+#include "wxsession/wechat.h"
 
 namespace wxsession {
 namespace {
@@ -208,7 +208,6 @@ std::string Redact(
   return out;
 }
 
-
 namespace {
 
 bool AllDigits(std::string_view text) {
@@ -300,13 +299,13 @@ struct Exchange {
 
 Status Unavailable(const char* api, const std::string& why) {
   return Status::Fault(ErrorCode::kUpstreamUnavailable,
-                std::string("WeChat ") + api + " " + why)
+                       std::string("WeChat ") + api + " " + why)
       .set_retry_after(kUnreachableRetryAfterSeconds);
 }
 
 Status UpstreamError(const char* api, const std::string& why) {
   return Status::Fault(ErrorCode::kUpstreamError,
-                std::string("WeChat ") + api + " failed: " + why);
+                       std::string("WeChat ") + api + " failed: " + why);
 }
 
 Exchange Failed(Status status, bool retry_safe) {
@@ -545,13 +544,14 @@ class HttpWeChatClient final : public WeChatClient {
     try {
       if (!api_base_) {
         return Status::Fault(ErrorCode::kInternal,
-                      "WeChat api_base is not an http(s) URL: " +
-                          CleanUpstreamText(api_base_text_));
+                             "WeChat api_base is not an http(s) URL: " +
+                                 CleanUpstreamText(api_base_text_));
       }
       return call();
     } catch (...) {
-      return Status::Fault(ErrorCode::kInternal, std::string("WeChat ") + api +
-                                              ": unexpected internal error");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          std::string("WeChat ") + api + ": unexpected internal error");
     }
   }
 
@@ -631,9 +631,10 @@ class HttpWeChatClient final : public WeChatClient {
     std::unique_ptr<httplib::Client> client = TakeClient();
     if (!client->is_valid()) {
       // Only an SSL context that OpenSSL refused to create gets here.
-      return Failed(Status::Fault(ErrorCode::kInternal,
-                           "WeChat client could not be set up (TLS context)"),
-                    false);
+      return Failed(
+          Status::Fault(ErrorCode::kInternal,
+                        "WeChat client could not be set up (TLS context)"),
+          false);
     }
     std::string body;
     httplib::Request http_request;

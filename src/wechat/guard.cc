@@ -84,11 +84,12 @@ class GuardedWeChatClient final : public WeChatClient {
     const char* platform_name = PlatformName(platform);
     if (!bulkhead_.Enter(max_wait_)) {
       if (metrics_) metrics_->CountUpstreamRejected(api, platform_name);
-      return Status::Fault(ErrorCode::kUpstreamUnavailable,
-                    std::string("too many calls to WeChat in progress (") +
-                        "wechat.max_concurrent is " +
-                        std::to_string(bulkhead_.max_concurrent()) +
-                        "); try again shortly")
+      return Status::Fault(
+                 ErrorCode::kUpstreamUnavailable,
+                 std::string("too many calls to WeChat in progress (") +
+                     "wechat.max_concurrent is " +
+                     std::to_string(bulkhead_.max_concurrent()) +
+                     "); try again shortly")
           .set_retry_after(kBulkheadRetryAfterSeconds);
     }
     if (metrics_) metrics_->AddUpstreamInFlight(1);

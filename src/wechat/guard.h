@@ -38,8 +38,7 @@ struct UpstreamGuardOptions {
 // Besides `inner`'s outcomes, every call may fail with kUpstreamUnavailable
 // (retry_after 1) when the bulkhead is full.
 std::unique_ptr<WeChatClient> NewGuardedWeChatClient(
-    WeChatClient& inner, const UpstreamGuardOptions& options,
-    Metrics* metrics);
+    WeChatClient& inner, const UpstreamGuardOptions& options, Metrics* metrics);
 
 }  // namespace wxsession
 

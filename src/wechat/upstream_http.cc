@@ -35,16 +35,15 @@ UpstreamReply UpstreamHttp::Send(const std::string& method,
     request.set_header("Content-Type", content_type);
   }
   std::string received;
-  request.content_receiver = [&received, &reply](const char* data,
-                                                 size_t length, uint64_t,
-                                                 uint64_t) {
-    if (received.size() + length > kMaxReplyBytes) {
-      reply.too_large = true;
-      return false;
-    }
-    received.append(data, length);
-    return true;
-  };
+  request.content_receiver =
+      [&received, &reply](const char* data, size_t length, uint64_t, uint64_t) {
+        if (received.size() + length > kMaxReplyBytes) {
+          reply.too_large = true;
+          return false;
+        }
+        received.append(data, length);
+        return true;
+      };
   const httplib::Result result = client->send(request);
   Give(std::move(client));
   if (!result) {

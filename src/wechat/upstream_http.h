@@ -71,8 +71,7 @@ class UpstreamHttp {
   // Sends `method` `path` (already percent-encoded, without the prefix)
   // with `body` of `content_type` ("" for none).
   UpstreamReply Send(const std::string& method, const std::string& path,
-                     const std::string& body,
-                     const std::string& content_type);
+                     const std::string& body, const std::string& content_type);
 
  private:
   std::unique_ptr<httplib::Client> Take();

@@ -123,7 +123,7 @@ std::string RedisConnectionPool::At(const Endpoint& endpoint) const {
 
 Status RedisConnectionPool::Unavailable(const std::string& what) const {
   return Status::Fault(ErrorCode::kStoreUnavailable,
-                "session store: " + Describe() + ": " + what);
+                       "session store: " + Describe() + ": " + what);
 }
 
 Result<std::vector<RedisReplyPtr>> RedisConnectionPool::Pipeline(
@@ -138,8 +138,8 @@ Result<std::vector<RedisReplyPtr>> RedisConnectionPool::Pipeline(
     bool demoted = false;
     if (replies.ok()) {
       for (const RedisReplyPtr& reply : replies.value()) {
-        demoted = demoted || (IsError(reply.get()) &&
-                              StartsWith(*reply, "READONLY"));
+        demoted =
+            demoted || (IsError(reply.get()) && StartsWith(*reply, "READONLY"));
       }
     }
     if (replies.ok() && !demoted) {
@@ -323,10 +323,10 @@ RedisConnectionPool::Connect(uint64_t generation) {
           : redisConnectUnixWithTimeout(endpoint->unix_path.c_str(), timeout);
   redisContext* context = connection->context;
   if (context == nullptr || context->err) {
-    Status failed = Unavailable(
-        "cannot connect" + At(endpoint.value()) + ": " +
-        (context ? ContextErrorText(*context, options_.timeout_ms)
-                 : std::string("out of memory")));
+    Status failed =
+        Unavailable("cannot connect" + At(endpoint.value()) + ": " +
+                    (context ? ContextErrorText(*context, options_.timeout_ms)
+                             : std::string("out of memory")));
     if (sentinel) ForgetMaster(failed);
     return failed;
   }
@@ -337,9 +337,10 @@ RedisConnectionPool::Connect(uint64_t generation) {
   const StoreLocator& locator = options_.locator;
   std::vector<RedisArgs> handshake;
   if (!locator.password.empty()) {
-    handshake.push_back(locator.user.empty()
-                            ? RedisArgs{"AUTH", locator.password}
-                            : RedisArgs{"AUTH", locator.user, locator.password});
+    handshake.push_back(
+        locator.user.empty()
+            ? RedisArgs{"AUTH", locator.password}
+            : RedisArgs{"AUTH", locator.user, locator.password});
   }
   if (locator.db != 0) {
     handshake.push_back({"SELECT", std::to_string(locator.db)});
@@ -348,8 +349,7 @@ RedisConnectionPool::Connect(uint64_t generation) {
   handshake.push_back({"CLIENT", "SETNAME", "wxsessiond"});
   if (sentinel) handshake.push_back({"ROLE"});
 
-  Result<std::vector<RedisReplyPtr>> replies =
-      Exchange(*connection, handshake);
+  Result<std::vector<RedisReplyPtr>> replies = Exchange(*connection, handshake);
   if (!replies.ok()) {
     if (sentinel) ForgetMaster(replies.status());
     return replies.status();
@@ -358,8 +358,8 @@ RedisConnectionPool::Connect(uint64_t generation) {
   if (!locator.password.empty()) {
     const redisReply& auth = *replies.value()[next++];
     if (auth.type == REDIS_REPLY_ERROR) {
-      return Unavailable("authentication failed" + At(endpoint.value()) +
-                         " (" + ErrorReplyText(auth) + ")");
+      return Unavailable("authentication failed" + At(endpoint.value()) + " (" +
+                         ErrorReplyText(auth) + ")");
     }
   }
   if (locator.db != 0) {
@@ -404,9 +404,8 @@ Result<std::vector<RedisReplyPtr>> RedisConnectionPool::Exchange(
     }
     if (redisAppendCommandArgv(context, static_cast<int>(argv.size()),
                                argv.data(), lengths.data()) != REDIS_OK) {
-      return Unavailable(
-          ContextErrorText(*context, options_.timeout_ms) +
-          At(connection.endpoint));
+      return Unavailable(ContextErrorText(*context, options_.timeout_ms) +
+                         At(connection.endpoint));
     }
   }
   std::vector<RedisReplyPtr> replies;
@@ -414,9 +413,8 @@ Result<std::vector<RedisReplyPtr>> RedisConnectionPool::Exchange(
   for (size_t i = 0; i < commands.size(); ++i) {
     void* reply = nullptr;
     if (redisGetReply(context, &reply) != REDIS_OK || reply == nullptr) {
-      return Unavailable(
-          ContextErrorText(*context, options_.timeout_ms) +
-          At(connection.endpoint));
+      return Unavailable(ContextErrorText(*context, options_.timeout_ms) +
+                         At(connection.endpoint));
     }
     replies.emplace_back(static_cast<redisReply*>(reply));
   }

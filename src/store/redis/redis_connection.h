@@ -35,8 +35,8 @@
 #include <string>
 #include <vector>
 
-#include "wxsession/status.h"
 #include "core/store_locator.h"
+#include "wxsession/status.h"
 #include "wxsession/thread_annotations.h"
 
 namespace wxsession {
@@ -50,9 +50,9 @@ using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
 using RedisArgs = std::vector<std::string>;
 
 struct RedisPoolOptions {
-  StoreLocator locator;        // a Redis kind; carries the password
-  int64_t timeout_ms = 1000;   // connect, and each reply
-  int pool_size = 16;          // connections, at most
+  StoreLocator locator;       // a Redis kind; carries the password
+  int64_t timeout_ms = 1000;  // connect, and each reply
+  int pool_size = 16;         // connections, at most
 };
 
 class RedisConnectionPool {
@@ -138,7 +138,7 @@ class RedisConnectionPool {
   const RedisPoolOptions options_;  // constant after construction
 
   mutable Mutex mutex_;
-  std::condition_variable released_;                // with mutex_
+  std::condition_variable released_;  // with mutex_
   std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(mutex_);
   int open_ GUARDED_BY(mutex_) = 0;  // idle + borrowed
   uint64_t generation_ GUARDED_BY(mutex_) = 1;

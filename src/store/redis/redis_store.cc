@@ -381,8 +381,7 @@ return 1
 
 struct Script {
   explicit Script(const char* body)
-      : source(std::string(kLuaHelpers) + body),
-        sha(crypto::Sha1Hex(source)) {}
+      : source(std::string(kLuaHelpers) + body), sha(crypto::Sha1Hex(source)) {}
   const std::string source;  // constant after construction
   const std::string sha;     // constant after construction
 };
@@ -474,8 +473,9 @@ class RedisStoreImpl : public RedisStore {
     const redisReply* reply = replies.value()[0].get();
     if (reply->type == REDIS_REPLY_NIL) return InvalidSession();
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 7) {
-      return Status::Fault(ErrorCode::kInternal,
-                    "session store: redis: unexpected reply to find session");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          "session store: redis: unexpected reply to find session");
     }
     redisReply** field = reply->element;
     LiveSession live;
@@ -498,19 +498,19 @@ class RedisStoreImpl : public RedisStore {
   Status Touch(const std::string& id_hash, int64_t last_seen_at,
                int64_t expires_at) override {
     const std::string hex = crypto::HexEncode(id_hash);
-    auto replies = Run(
-        {Eval(touch_, {SessionKey(id_hash), SessionsIndex(), UsersIndex()},
-              {Seconds(last_seen_at), Seconds(expires_at),
-               TtlMs(expires_at), options_.prefix, hex})},
-        "touch session");
+    auto replies =
+        Run({Eval(touch_, {SessionKey(id_hash), SessionsIndex(), UsersIndex()},
+                  {Seconds(last_seen_at), Seconds(expires_at),
+                   TtlMs(expires_at), options_.prefix, hex})},
+            "touch session");
     return replies.ok() ? Status::Ok() : replies.status();
   }
 
   Result<int64_t> Revoke(const std::string& id_hash) override {
-    auto replies = RunAcknowledged(
-        {Eval(revoke_, {SessionKey(id_hash), SessionsIndex()},
-              {crypto::HexEncode(id_hash), options_.prefix})},
-        "revoke session");
+    auto replies =
+        RunAcknowledged({Eval(revoke_, {SessionKey(id_hash), SessionsIndex()},
+                              {crypto::HexEncode(id_hash), options_.prefix})},
+                        "revoke session");
     if (!replies.ok()) return replies.status();
     return ReplyInteger(replies.value()[0].get());
   }
@@ -535,8 +535,9 @@ class RedisStoreImpl : public RedisStore {
       if (!replies.ok()) return replies.status();
       const redisReply* reply = replies.value()[0].get();
       if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        return Status::Fault(ErrorCode::kInternal,
-                      "session store: redis: unexpected reply to revoke all");
+        return Status::Fault(
+            ErrorCode::kInternal,
+            "session store: redis: unexpected reply to revoke all");
       }
       ended += ReplyInteger(reply->element[0]);
       if (ReplyInteger(reply->element[1]) < kRevokeAllBatch) return ended;
@@ -563,20 +564,20 @@ class RedisStoreImpl : public RedisStore {
 
   Result<UserRecord> GetUser(const std::string& appid,
                              const std::string& openid, int64_t now) override {
-    auto replies =
-        Run({Eval(get_user_,
-                  {UserKey(appid, openid), OpenidKey(openid),
-                   BanKey(appid, openid)},
-                  {appid, Seconds(now), options_.prefix})},
-            "get user");
+    auto replies = Run({Eval(get_user_,
+                             {UserKey(appid, openid), OpenidKey(openid),
+                              BanKey(appid, openid)},
+                             {appid, Seconds(now), options_.prefix})},
+                       "get user");
     if (!replies.ok()) return replies.status();
     const redisReply* reply = replies.value()[0].get();
     if (reply->type == REDIS_REPLY_NIL) {
       return Status(ErrorCode::kNotFound, "no such user");
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 9) {
-      return Status::Fault(ErrorCode::kInternal,
-                    "session store: redis: unexpected reply to get user");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          "session store: redis: unexpected reply to get user");
     }
     redisReply** field = reply->element;
     UserRecord user;
@@ -607,8 +608,9 @@ class RedisStoreImpl : public RedisStore {
     const redisReply* reply = replies.value()[0].get();
     constexpr size_t kFields = 5;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % kFields != 0) {
-      return Status::Fault(ErrorCode::kInternal,
-                    "session store: redis: unexpected reply to list sessions");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          "session store: redis: unexpected reply to list sessions");
     }
     struct Row {
       SessionSummary summary;
@@ -643,8 +645,7 @@ class RedisStoreImpl : public RedisStore {
       // Kept a while past its end, like the index entries, so instances
       // whose clocks differ agree; reads compare `until` with now.
       ttl_ms = std::to_string(
-          (std::max<int64_t>(0, *ban.until - now) + kIndexGraceSeconds) *
-          1000);
+          (std::max<int64_t>(0, *ban.until - now) + kIndexGraceSeconds) * 1000);
     }
     auto replies = RunAcknowledged(
         {Eval(put_ban_,
@@ -682,8 +683,9 @@ class RedisStoreImpl : public RedisStore {
     const redisReply* reply = replies.value()[0].get();
     constexpr size_t kFields = 4;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % kFields != 0) {
-      return Status::Fault(ErrorCode::kInternal,
-                    "session store: redis: unexpected reply to list bans");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          "session store: redis: unexpected reply to list bans");
     }
     std::vector<Ban> bans;
     for (size_t i = 0; i < reply->elements; i += kFields) {
@@ -733,8 +735,7 @@ class RedisStoreImpl : public RedisStore {
     // PX needs a positive time; a zero lease is over at once anyway.
     const int64_t px = std::max<int64_t>(1, lease_ms);
     auto replies = Run({Eval(lock_, {LeaseKey(appid)},
-                             {owner, std::to_string(now_ms),
-                              std::to_string(px),
+                             {owner, std::to_string(now_ms), std::to_string(px),
                               std::to_string(now_ms + lease_ms)})},
                        "token lease");
     if (!replies.ok()) return replies.status();
@@ -756,9 +757,10 @@ class RedisStoreImpl : public RedisStore {
     if (!replies.ok()) return replies.status();
     const redisReply* reply = replies.value()[0].get();
     if (reply->type != REDIS_REPLY_ARRAY) {
-      return Status::Fault(ErrorCode::kInternal,
-                    "session store: redis: unexpected reply to list signing "
-                    "keys");
+      return Status::Fault(
+          ErrorCode::kInternal,
+          "session store: redis: unexpected reply to list signing "
+          "keys");
     }
     std::vector<StoredSigningKey> keys;
     for (size_t i = 0; i < reply->elements; ++i) {
@@ -893,18 +895,15 @@ class RedisStoreImpl : public RedisStore {
                           const std::optional<std::string>& unionid,
                           const std::string& session_key,
                           int64_t key_updated_at, int64_t created_at,
-                          int64_t last_seen_at, int64_t expires_at,
-                          int64_t now, bool import,
-                          int64_t max_sessions = 0) const {
+                          int64_t last_seen_at, int64_t expires_at, int64_t now,
+                          bool import, int64_t max_sessions = 0) const {
     return Eval(create_,
-                {SessionKey(id_hash), UserKey(appid, openid),
-                 OpenidKey(openid), SessionsIndex(), UsersIndex(),
-                 BanKey(appid, openid)},
-                {crypto::HexEncode(id_hash), appid, openid,
-                 unionid ? "1" : "0", unionid.value_or(""), session_key,
-                 Seconds(key_updated_at), Seconds(created_at),
-                 Seconds(last_seen_at), Seconds(expires_at),
-                 TtlMs(expires_at), import ? "1" : "0",
+                {SessionKey(id_hash), UserKey(appid, openid), OpenidKey(openid),
+                 SessionsIndex(), UsersIndex(), BanKey(appid, openid)},
+                {crypto::HexEncode(id_hash), appid, openid, unionid ? "1" : "0",
+                 unionid.value_or(""), session_key, Seconds(key_updated_at),
+                 Seconds(created_at), Seconds(last_seen_at),
+                 Seconds(expires_at), TtlMs(expires_at), import ? "1" : "0",
                  Seconds(now - kIndexGraceSeconds), options_.prefix,
                  appid + ":" + openid, std::to_string(max_sessions),
                  std::to_string(std::max<int64_t>(
@@ -957,29 +956,42 @@ class RedisStoreImpl : public RedisStore {
     if (!replies.ok()) return replies;
     int64_t acknowledged = ReplyInteger(replies.value().back().get());
     if (acknowledged < options_.min_replicas_ack) {
-      return Status::Fault(ErrorCode::kStoreUnavailable,
-                    std::string("session store: ") + pool_.Describe() + ": " +
-                        what + " reached " + std::to_string(acknowledged) +
-                        " of the " +
-                        std::to_string(options_.min_replicas_ack) +
-                        " replica(s) required within " +
-                        std::to_string(wait_ms) + " ms; not acknowledged");
+      return Status::Fault(
+          ErrorCode::kStoreUnavailable,
+          std::string("session store: ") + pool_.Describe() + ": " + what +
+              " reached " + std::to_string(acknowledged) + " of the " +
+              std::to_string(options_.min_replicas_ack) +
+              " replica(s) required within " + std::to_string(wait_ms) +
+              " ms; not acknowledged");
     }
     return replies;
   }
 
   Status ReplyError(const redisReply& reply, const char* what) const {
-    ErrorCode code = IsUnavailableErrorReply(reply) ? ErrorCode::kStoreUnavailable
-                                                    : ErrorCode::kInternal;
-    return Status::Fault(code, std::string("session store: ") + pool_.Describe() +
-                            ": " + what + ": " + ErrorReplyText(reply));
+    ErrorCode code = IsUnavailableErrorReply(reply)
+                         ? ErrorCode::kStoreUnavailable
+                         : ErrorCode::kInternal;
+    return Status::Fault(code, std::string("session store: ") +
+                                   pool_.Describe() + ": " + what + ": " +
+                                   ErrorReplyText(reply));
   }
 
   std::vector<const Script*> AllScripts() const {
-    return {&create_,       &find_,          &touch_,   &revoke_,
-            &revoke_user_,  &revoke_all_,    &lock_,    &unlock_,
-            &import_token_, &list_signing_keys_, &replace_signing_key_,
-            &get_user_,     &list_sessions_, &put_ban_, &remove_ban_,
+    return {&create_,
+            &find_,
+            &touch_,
+            &revoke_,
+            &revoke_user_,
+            &revoke_all_,
+            &lock_,
+            &unlock_,
+            &import_token_,
+            &list_signing_keys_,
+            &replace_signing_key_,
+            &get_user_,
+            &list_sessions_,
+            &put_ban_,
+            &remove_ban_,
             &list_bans_};
   }
 

@@ -18,8 +18,8 @@
 //   bans:<appid>              set of the openids banned in the app; members
 //                             whose ban is gone are forgotten lazily
 //   t:<appid>                 hash v (access token), e (expires_at)
-//   tl:<appid>                the refresh lease: "<owner>|<until ms>", SET NX PX
-//   signing_key:current       the kid of the current token-signing key
+//   tl:<appid>                the refresh lease: "<owner>|<until ms>", SET NX
+//   PX signing_key:current       the kid of the current token-signing key
 //   signing_key:index         set of every kept kid
 //   signing_key:k:<kid>       hash a(lgorithm) k(ey, PEM) c(reated) r(etired)
 //                             v(erify until); retired keys past v are
@@ -32,9 +32,9 @@
 // Redis host cannot shorten or stretch sessions. A user's hash and openid set
 // live as long as the user's longest-lived session, and the user's hash at
 // least user_retention_seconds past the last login (for ever while a ban
-// without `until` is in force), so SweepUsers is a no-op too. The index zsets drop an
-// entry a minute after its session expired (kIndexGraceSeconds), a bounded
-// number per login, like Redis's own lazy expiry.
+// without `until` is in force), so SweepUsers is a no-op too. The index zsets
+// drop an entry a minute after its session expired (kIndexGraceSeconds), a
+// bounded number per login, like Redis's own lazy expiry.
 //
 // Each operation is one Lua script (EVALSHA, atomic), or one pipeline; with
 // min_replicas_ack > 0, a login or revocation is followed on the same
@@ -55,19 +55,19 @@
 #include <memory>
 #include <string>
 
-#include "wxsession/clock.h"
-#include "wxsession/store.h"
 #include "core/store_locator.h"
 #include "store/migration.h"
+#include "wxsession/clock.h"
+#include "wxsession/store.h"
 
 namespace wxsession {
 
 struct RedisStoreOptions {
-  StoreLocator locator;          // a Redis kind, with its password
+  StoreLocator locator;  // a Redis kind, with its password
   std::string prefix = "wxs:";
-  int64_t timeout_ms = 1000;     // connect, and each reply
-  int pool_size = 16;            // connections, at most
-  int min_replicas_ack = 0;      // WAIT for this many replicas; 0 = no WAIT
+  int64_t timeout_ms = 1000;  // connect, and each reply
+  int pool_size = 16;         // connections, at most
+  int min_replicas_ack = 0;   // WAIT for this many replicas; 0 = no WAIT
   // users.retention: a user's record outlives its last login this long.
   int64_t user_retention_seconds = 90 * 86400;
 };

@@ -38,7 +38,8 @@ class GroupCommit {
   // `max_batch` bounds one transaction, so one commit never holds the write
   // lock for long; the rest wait for the next one.
   explicit GroupCommit(CommitFn commit, size_t max_batch = 256)
-      : commit_(std::move(commit)), max_batch_(std::max<size_t>(1, max_batch)) {}
+      : commit_(std::move(commit)),
+        max_batch_(std::max<size_t>(1, max_batch)) {}
 
   GroupCommit(const GroupCommit&) = delete;
   GroupCommit& operator=(const GroupCommit&) = delete;
@@ -78,8 +79,8 @@ class GroupCommit {
   // they all queued again on mutex_ (a tenth of a login profile).
   struct Slot {
     Item* item = nullptr;
-    bool done = false;              // guarded by the GroupCommit's mutex_
-    std::condition_variable wake;   // waited on with mutex_
+    bool done = false;             // guarded by the GroupCommit's mutex_
+    std::condition_variable wake;  // waited on with mutex_
   };
 
   // Takes the oldest queued items (always including the caller's when the

@@ -69,11 +69,13 @@ std::string DirectoryOf(const std::string& path) {
 
 Status SyncPath(const std::string& path, int flags) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Unavailable("cannot open " + path + ": " + std::strerror(errno));
+  if (fd < 0)
+    return Unavailable("cannot open " + path + ": " + std::strerror(errno));
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
-  if (rc != 0) return Unavailable("cannot flush " + path + ": " + std::strerror(saved));
+  if (rc != 0)
+    return Unavailable("cannot flush " + path + ": " + std::strerror(saved));
   return Status::Ok();
 }
 
@@ -101,9 +103,9 @@ Result<BackupReport> BackupSqliteDatabase(const std::string& database,
     int saved = errno;
     partial.keep = true;  // not ours to remove
     if (saved == ENOENT) {
-      return Status(ErrorCode::kInvalidRequest,
-                    "backup: directory " + DirectoryOf(out_path) +
-                        " does not exist");
+      return Status(
+          ErrorCode::kInvalidRequest,
+          "backup: directory " + DirectoryOf(out_path) + " does not exist");
     }
     return Unavailable("cannot create " + partial.path + ": " +
                        std::strerror(saved));
@@ -113,8 +115,8 @@ Result<BackupReport> BackupSqliteDatabase(const std::string& database,
   Connection source;
   // Read-write without CREATE: a missing file is an error, and SQLite may
   // need to recover the WAL of a server that crashed.
-  int rc = sqlite3_open_v2(database.c_str(), &source.db,
-                           SQLITE_OPEN_READWRITE, nullptr);
+  int rc = sqlite3_open_v2(database.c_str(), &source.db, SQLITE_OPEN_READWRITE,
+                           nullptr);
   if (rc != SQLITE_OK) {
     return Unavailable("cannot open database " + database + ": " +
                        SqliteMessage(source.db, rc));
@@ -154,7 +156,8 @@ Result<BackupReport> BackupSqliteDatabase(const std::string& database,
     }
 
     // The copy inherits WAL mode; a backup is one self-contained file.
-    Result<std::string> mode = QueryText(copy.db, "PRAGMA journal_mode = DELETE");
+    Result<std::string> mode =
+        QueryText(copy.db, "PRAGMA journal_mode = DELETE");
     if (!mode.ok()) return mode.status();
     Result<std::string> check = QueryText(copy.db, "PRAGMA quick_check");
     if (!check.ok()) return check.status();

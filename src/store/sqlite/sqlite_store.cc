@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -265,8 +265,7 @@ constexpr const char* kExportTokens =
 
 class SqliteStore : public SessionStore, public StoreExporter {
  public:
-  explicit SqliteStore(SqliteOptions options)
-      : options_(std::move(options)) {}
+  explicit SqliteStore(SqliteOptions options) : options_(std::move(options)) {}
 
   ~SqliteStore() override {
     {
@@ -342,19 +341,20 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Result<int64_t> Revoke(const std::string& id_hash) override {
     return WriteInTransaction(kRevoke, "revoke session",
-                  [&](Statement& st) { st.BindBlob(1, id_hash); });
+                              [&](Statement& st) { st.BindBlob(1, id_hash); });
   }
 
   Result<int64_t> RevokeUser(const std::string& appid,
                              const std::string& openid) override {
     if (appid.empty()) {
       return WriteInTransaction(kRevokeUserEverywhere, "revoke user",
-                    [&](Statement& st) { st.Bind(1, openid); });
+                                [&](Statement& st) { st.Bind(1, openid); });
     }
-    return WriteInTransaction(kRevokeUserInApp, "revoke user", [&](Statement& st) {
-      st.Bind(1, appid);
-      st.Bind(2, openid);
-    });
+    return WriteInTransaction(kRevokeUserInApp, "revoke user",
+                              [&](Statement& st) {
+                                st.Bind(1, appid);
+                                st.Bind(2, openid);
+                              });
   }
 
   Result<int64_t> RevokeAll() override {
@@ -537,7 +537,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
       return Status::Ok();
     });
     if (!status.ok()) return status;
-    if (!was_in_force) return Status(ErrorCode::kNotFound, "the user is not banned");
+    if (!was_in_force)
+      return Status(ErrorCode::kNotFound, "the user is not banned");
     return Status::Ok();
   }
 
@@ -603,7 +604,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
     st.Bind(1, appid);
     int rc = sqlite3_step(st.get());
     if (rc == SQLITE_DONE) {
-      return Status(ErrorCode::kNotFound, "no access token cached for " + appid);
+      return Status(ErrorCode::kNotFound,
+                    "no access token cached for " + appid);
     }
     if (rc != SQLITE_ROW) return StoreError(rc, "get access token", c.db);
     AccessToken token;
@@ -658,8 +660,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Status UnlockTokenRefresh(const std::string& appid,
                             const std::string& owner) override {
-    Result<int64_t> released =
-        WriteInTransaction(kReleaseLease, "release token lease", [&](Statement& st) {
+    Result<int64_t> released = WriteInTransaction(
+        kReleaseLease, "release token lease", [&](Statement& st) {
           st.Bind(1, appid);
           st.Bind(2, owner);
         });
@@ -717,7 +719,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
         st.Bind(1, key.created_at);
         st.Bind(2, previous_verify_until);
         int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "retire signing key", c.db);
+        if (rc != SQLITE_DONE)
+          return StoreError(rc, "retire signing key", c.db);
       }
       {
         auto stmt = Prepare(c, kDropSigningKeys);
@@ -774,7 +777,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
         }
         more = static_cast<int64_t>(rows.size()) == batch_rows;
         for (const Row& row : rows) {
-          Result<std::string> value = rewrite(row.appid, row.openid, row.stored);
+          Result<std::string> value =
+              rewrite(row.appid, row.openid, row.stored);
           if (!value.ok()) return value.status();
           ++counts.users;
           if (value.value() == row.stored) continue;
@@ -883,9 +887,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
     // TRUNCATE: copy every frame into the database and cut the -wal file to
     // zero bytes, so the database file alone holds everything. Waits up to
     // busy_timeout_ms for readers and writers to finish; SQLITE_BUSY after.
-    int rc = sqlite3_wal_checkpoint_v2(c.db, nullptr,
-                                       SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                                       nullptr);
+    int rc = sqlite3_wal_checkpoint_v2(
+        c.db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
     if (rc != SQLITE_OK) return StoreError(rc, "checkpoint", c.db);
     return Status::Ok();
   }
@@ -1056,8 +1059,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
     int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
       return Status::Fault(ErrorCode::kStoreUnavailable,
-                    "session store: cannot open " + options_.path + ": " +
-                        std::strerror(errno));
+                           "session store: cannot open " + options_.path +
+                               ": " + std::strerror(errno));
     }
     ::close(fd);
     return Status::Ok();
@@ -1113,11 +1116,12 @@ class SqliteStore : public SessionStore, public StoreExporter {
     auto conn = std::make_unique<Connection>();
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                 SQLITE_OPEN_NOMUTEX;  // one thread per connection
-    int rc = sqlite3_open_v2(options_.path.c_str(), &conn->db, flags,
-                             options_.vfs.empty() ? nullptr
-                                                  : options_.vfs.c_str());
+    int rc =
+        sqlite3_open_v2(options_.path.c_str(), &conn->db, flags,
+                        options_.vfs.empty() ? nullptr : options_.vfs.c_str());
     if (rc != SQLITE_OK) {
-      Status error = StoreError(rc, ("open " + options_.path).c_str(), conn->db);
+      Status error =
+          StoreError(rc, ("open " + options_.path).c_str(), conn->db);
       return Status::Fault(ErrorCode::kStoreUnavailable, error.detail());
     }
     sqlite3_extended_result_codes(conn->db, 1);
@@ -1132,7 +1136,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
       std::string detail = error ? error : sqlite3_errstr(rc);
       sqlite3_free(error);
       return Status::Fault(ErrorCode::kStoreUnavailable,
-                    "session store: " + options_.path + ": " + detail);
+                           "session store: " + options_.path + ": " + detail);
     }
     return conn;
   }
@@ -1141,8 +1145,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
     auto found = c.statements.find(sql);
     if (found != c.statements.end()) return found->second;
     sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(c.db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                &stmt, nullptr);
+    int rc = sqlite3_prepare_v3(c.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                                nullptr);
     if (rc != SQLITE_OK) return StoreError(rc, "prepare", c.db);
     c.statements.emplace(sql, stmt);
     return stmt;
@@ -1153,7 +1157,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
     if (!stmt.ok()) return stmt.status();
     Statement st(stmt.value());
     int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return StoreError(rc, what, c.db);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+      return StoreError(rc, what, c.db);
     return Status::Ok();
   }
 
@@ -1173,7 +1178,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
   // Runs one binding write statement in its own transaction; returns the
   // number of rows it changed.
   template <typename Binder>
-  Result<int64_t> WriteInTransaction(const char* sql, const char* what, Binder bind) {
+  Result<int64_t> WriteInTransaction(const char* sql, const char* what,
+                                     Binder bind) {
     MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
@@ -1208,7 +1214,7 @@ class SqliteStore : public SessionStore, public StoreExporter {
       std::string detail = error ? error : sqlite3_errstr(rc);
       sqlite3_free(error);
       return Status::Fault(ErrorCode::kStoreUnavailable,
-                    "session store: " + options_.path + ": " + detail);
+                           "session store: " + options_.path + ": " + detail);
     }
     const auto& migrations = sqlite::EmbeddedMigrations();
     int known = migrations.empty() ? 0 : migrations.back().version;
@@ -1216,18 +1222,19 @@ class SqliteStore : public SessionStore, public StoreExporter {
       Status status = InTransaction(c, [&]() -> Status {
         sqlite3_stmt* raw = nullptr;
         int step = sqlite3_prepare_v2(
-            c.db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            -1, &raw, nullptr);
+            c.db, "SELECT coalesce(max(version), 0) FROM schema_migrations", -1,
+            &raw, nullptr);
         if (step != SQLITE_OK) return StoreError(step, "migrate", c.db);
         step = sqlite3_step(raw);
         int64_t current = step == SQLITE_ROW ? sqlite3_column_int64(raw, 0) : 0;
         sqlite3_finalize(raw);
         if (current > known) {
-          return Status::Fault(ErrorCode::kStoreUnavailable,
-                        "session store: " + options_.path +
-                            " has schema version " + std::to_string(current) +
-                            ", newer than this wxsessiond knows (" +
-                            std::to_string(known) + "); upgrade wxsessiond");
+          return Status::Fault(
+              ErrorCode::kStoreUnavailable,
+              "session store: " + options_.path + " has schema version " +
+                  std::to_string(current) +
+                  ", newer than this wxsessiond knows (" +
+                  std::to_string(known) + "); upgrade wxsessiond");
         }
         if (current >= migration.version) return Status::Ok();
         char* err = nullptr;
@@ -1236,13 +1243,14 @@ class SqliteStore : public SessionStore, public StoreExporter {
           std::string detail = err ? err : sqlite3_errstr(rc);
           sqlite3_free(err);
           return Status::Fault(ErrorCode::kStoreUnavailable,
-                        "session store: migration " + migration.name +
-                            " failed: " + detail);
+                               "session store: migration " + migration.name +
+                                   " failed: " + detail);
         }
         std::string record =
             "INSERT INTO schema_migrations (version, name, applied_at) "
-            "VALUES (" + std::to_string(migration.version) + ", '" +
-            migration.name + "', strftime('%s','now'))";
+            "VALUES (" +
+            std::to_string(migration.version) + ", '" + migration.name +
+            "', strftime('%s','now'))";
         rc = sqlite3_exec(c.db, record.c_str(), nullptr, nullptr, nullptr);
         if (rc != SQLITE_OK) return StoreError(rc, "record migration", c.db);
         return Status::Ok();
@@ -1266,8 +1274,9 @@ class SqliteStore : public SessionStore, public StoreExporter {
           CommitSessions(batch);
         } catch (const std::exception& e) {  // bad_alloc: fail, never hang
           for (PendingSession* p : batch) {
-            p->status = Status::Fault(ErrorCode::kInternal,
-                               std::string("session store: ") + e.what());
+            p->status =
+                Status::Fault(ErrorCode::kInternal,
+                              std::string("session store: ") + e.what());
           }
         }
       }};
@@ -1275,9 +1284,9 @@ class SqliteStore : public SessionStore, public StoreExporter {
   std::condition_variable checkpoint_cv_;  // with checkpoint_mutex_
   bool checkpoint_wanted_ GUARDED_BY(checkpoint_mutex_) = false;
   bool checkpoint_stopping_ GUARDED_BY(checkpoint_mutex_) = false;
-  std::thread checkpointer_;               // started on the first request
+  std::thread checkpointer_;  // started on the first request
   Mutex pool_mutex_;
-  std::condition_variable pool_available_;               // with pool_mutex_
+  std::condition_variable pool_available_;  // with pool_mutex_
   std::vector<std::unique_ptr<Connection>> idle_ GUARDED_BY(pool_mutex_);
   int open_ GUARDED_BY(pool_mutex_) = 0;  // connections open, idle or lent
 };
@@ -1289,8 +1298,8 @@ Result<std::unique_ptr<StoreExporter>> OpenSqliteExporter(
   struct stat info;
   if (::stat(options.path.c_str(), &info) != 0) {
     return Status::Fault(ErrorCode::kStoreUnavailable,
-                  "session store: cannot open " + options.path + ": " +
-                      std::strerror(errno));
+                         "session store: cannot open " + options.path + ": " +
+                             std::strerror(errno));
   }
   auto store = std::make_unique<SqliteStore>(options);
   Status status = store->Init();
@@ -1306,7 +1315,9 @@ std::string SqliteConnectionPragmas(const SqliteOptions& options) {
       "PRAGMA journal_mode = WAL;"
       // NORMAL: a commit is durable across a process crash; FULL also
       // across power loss, at one fsync per commit.
-      "PRAGMA synchronous = " + synchronous + ";"
+      "PRAGMA synchronous = " +
+      synchronous +
+      ";"
       // Sessions reference users by value; nothing relies on FK checks.
       "PRAGMA foreign_keys = OFF;"
       // Temporary b-trees (sorting) stay in memory.
@@ -1315,10 +1326,9 @@ std::string SqliteConnectionPragmas(const SqliteOptions& options) {
       // cut back to it when the WAL next starts over.
       "PRAGMA journal_size_limit = 67108864;" +
       // A size cap: writes past it fail with SQLITE_FULL, as on a full disk.
-      (options.max_pages > 0
-           ? "PRAGMA max_page_count = " + std::to_string(options.max_pages) +
-                 ";"
-           : std::string());
+      (options.max_pages > 0 ? "PRAGMA max_page_count = " +
+                                   std::to_string(options.max_pages) + ";"
+                             : std::string());
 }
 
 Result<RewriteCounts> RewriteUserSessionKeys(const SqliteOptions& options,
@@ -1338,7 +1348,8 @@ Result<std::unique_ptr<SessionStore>> OpenSqliteStore(
   // waits in a lookup profile. Must precede sqlite3_initialize; a later call
   // fails harmlessly (SQLITE_MISUSE) and leaves the statistics on.
   static std::once_flag configured;
-  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+  std::call_once(configured,
+                 [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   auto store = std::make_unique<SqliteStore>(options);
   Status status = store->Init();
   if (!status.ok()) return status;

@@ -15,9 +15,9 @@
 #include <memory>
 #include <string>
 
+#include "store/migration.h"
 #include "wxsession/config.h"
 #include "wxsession/store.h"
-#include "store/migration.h"
 
 namespace wxsession {
 

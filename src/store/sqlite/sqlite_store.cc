@@ -230,13 +230,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
     Result<bool> found = QueryRow(
         c, kFindLive, "find session",
         [&](const Statement& st) {
-          live.appid = st.Text(0);
-          live.openid = st.Text(1);
-          live.unionid = st.OptionalText(2);
-          live.session_key = st.Text(3);
-          live.created_at = st.Int(4);
-          live.last_seen_at = st.Int(5);
-          live.expires_at = st.Int(6);
+          live = {st.Text(0), st.Text(1), st.OptionalText(2), st.Text(3),
+                  st.Int(4),  st.Int(5),  st.Int(6)};
         },
         Blob{id_hash}, now);
     if (!found.ok()) return found.status();
@@ -331,26 +326,17 @@ class SqliteStore : public SessionStore, public StoreExporter {
   Result<std::vector<SessionSummary>> ListSessions(const std::string& appid,
                                                    const std::string& openid,
                                                    int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    std::vector<SessionSummary> sessions;
-    Status listed = ForEachRow(
-        *conn.value(), kListSessions, "list sessions",
-        [&](const Statement& st) {
-          sessions.push_back({st.Bytes(0), st.Int(1), st.Int(2), st.Int(3)});
+    return ReadAll<SessionSummary>(
+        kListSessions, "list sessions",
+        [](const Statement& st) {
+          return SessionSummary{st.Bytes(0), st.Int(1), st.Int(2), st.Int(3)};
         },
         appid, openid, now);
-    if (!listed.ok()) return listed;
-    return sessions;
   }
 
   Result<int64_t> PutBan(const Ban& ban) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     int64_t ended = 0;
-    Status status = InTransaction(c, [&]() -> Status {
+    Status status = Write([&](Connection& c) -> Status {
       Status done =
           Run(c, kEnsureUser, "ban user", ban.appid, ban.openid, ban.since);
       if (done.ok()) {
@@ -369,12 +355,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Status RemoveBan(const std::string& appid, const std::string& openid,
                    int64_t now) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     bool was_in_force = false;
-    Status status = InTransaction(c, [&]() -> Status {
+    Status status = Write([&](Connection& c) -> Status {
       Status done = Run(c, kDeleteBanInForce, "unban user", appid, openid, now);
       if (!done.ok()) return done;
       was_in_force = sqlite3_changes(c.db) > 0;
@@ -388,28 +370,19 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Result<std::vector<Ban>> ListBans(const std::string& appid,
                                     int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    std::vector<Ban> bans;
-    Status listed = ForEachRow(
-        *conn.value(), kListBans, "list bans",
+    return ReadAll<Ban>(
+        kListBans, "list bans",
         [&](const Statement& st) {
-          bans.push_back(
-              {appid, st.Text(0), st.Text(1), st.Int(2), st.OptionalInt(3)});
+          return Ban{appid, st.Text(0), st.Text(1), st.Int(2),
+                     st.OptionalInt(3)};
         },
         appid, now);
-    if (!listed.ok()) return listed;
-    return bans;
   }
 
   Result<int64_t> SweepUsers(int64_t now, int64_t last_login_before,
                              int64_t max_rows) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     int64_t deleted = 0;
-    Status status = InTransaction(c, [&]() -> Status {
+    Status status = Write([&](Connection& c) -> Status {
       Status done = Run(c, kSweepLapsedBans, "sweep bans", now);
       if (!done.ok()) return done;
       done =
@@ -451,12 +424,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
   Result<bool> TryLockTokenRefresh(const std::string& appid,
                                    const std::string& owner, int64_t now_ms,
                                    int64_t lease_ms) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     bool taken = false;
-    Status status = InTransaction(c, [&]() -> Status {
+    Status status = Write([&](Connection& c) -> Status {
       Status done = Run(c, kEnsureTokenRow, "token lease", appid);
       if (!done.ok()) return done;
       done = Run(c, kTakeLease, "token lease", appid, owner, now_ms, lease_ms);
@@ -475,35 +444,20 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
   Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    std::vector<StoredSigningKey> keys;
-    Status listed = ForEachRow(
-        *conn.value(), kListSigningKeys, "list signing keys",
-        [&](const Statement& st) {
-          StoredSigningKey key;
-          key.kid = st.Text(0);
-          key.algorithm = st.Text(1);
-          key.private_key = st.Text(2);
-          key.created_at = st.Int(3);
-          key.retired_at = st.Int(4);
-          key.verify_until = st.Int(5);
-          keys.push_back(std::move(key));
+    return ReadAll<StoredSigningKey>(
+        kListSigningKeys, "list signing keys",
+        [](const Statement& st) {
+          return StoredSigningKey{st.Text(0), st.Text(1), st.Text(2),
+                                  st.Int(3),  st.Int(4),  st.Int(5)};
         },
         now);
-    if (!listed.ok()) return listed;
-    return keys;
   }
 
   Result<bool> ReplaceSigningKey(const std::string& expected_kid,
                                  const StoredSigningKey& key,
                                  int64_t previous_verify_until) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     bool replaced = false;
-    Status status = InTransaction(c, [&]() -> Status {
+    Status status = Write([&](Connection& c) -> Status {
       std::string current;
       Result<bool> found =
           QueryRow(c, kCurrentSigningKey, "replace signing key",
@@ -570,17 +524,12 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
   Result<std::vector<AccessToken>> ExportAccessTokens(int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    std::vector<AccessToken> tokens;
-    Status listed = ForEachRow(
-        *conn.value(), kExportTokens, "export access tokens",
-        [&](const Statement& st) {
-          tokens.push_back({st.Text(0), st.Text(1), st.Int(2)});
+    return ReadAll<AccessToken>(
+        kExportTokens, "export access tokens",
+        [](const Statement& st) {
+          return AccessToken{st.Text(0), st.Text(1), st.Int(2)};
         },
         now);
-    if (!listed.ok()) return listed;
-    return tokens;
   }
 
   Status Ping() override {
@@ -722,17 +671,10 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return ForEachRow(
         c, kExportSessions, "export sessions",
         [&](const Statement& st) {
-          ExportedSession row;
-          row.id_hash = st.Bytes(0);
-          row.appid = st.Text(1);
-          row.openid = st.Text(2);
-          row.unionid = st.OptionalText(3);
-          row.session_key = st.Text(4);
-          row.key_updated_at = st.Int(5);
-          row.created_at = st.Int(6);
-          row.last_seen_at = st.Int(7);
-          row.expires_at = st.Int(8);
-          batch->push_back(std::move(row));
+          // Columns in the order of ExportedSession's fields.
+          batch->push_back({st.Bytes(0), st.Text(1), st.Text(2),
+                            st.OptionalText(3), st.Text(4), st.Int(5),
+                            st.Int(6), st.Int(7), st.Int(8)});
         },
         now, Blob{after}, static_cast<int64_t>(batch_size));
   }
@@ -898,17 +840,39 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return done;
   }
 
+  // Runs `body(c)` in one transaction on a borrowed connection, with the
+  // process's other writers held back (see write_mutex_).
+  template <typename Body>
+  Status Write(Body body) {
+    MutexLock writer(write_mutex_);
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    Connection& c = *conn.value();
+    return InTransaction(c, [&] { return body(c); });
+  }
+
+  // Every row of `sql`, bound to `args`, on a borrowed connection; `make`
+  // turns a row into a T.
+  template <typename T, typename Make, typename... Args>
+  Result<std::vector<T>> ReadAll(const char* sql, const char* what, Make make,
+                                 const Args&... args) {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    std::vector<T> rows;
+    Status listed = ForEachRow(
+        *conn.value(), sql, what,
+        [&](const Statement& st) { rows.push_back(make(st)); }, args...);
+    if (!listed.ok()) return listed;
+    return rows;
+  }
+
   // Runs one write statement, bound to `args`, in its own transaction;
   // returns the number of rows it changed.
   template <typename... Args>
   Result<int64_t> WriteInTransaction(const char* sql, const char* what,
                                      const Args&... args) {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     int64_t changed = 0;
-    Status status = InTransaction(c, [&]() -> Status {
+    Status status = Write([&](Connection& c) -> Status {
       Status done = Run(c, sql, what, args...);
       if (done.ok()) changed = sqlite3_changes64(c.db);
       return done;

@@ -25,98 +25,23 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "store/sqlite/group_commit.h"
 #include "store/sqlite/migrations.h"
+#include "store/sqlite/statement.h"
 
 namespace wxsession {
 namespace {
 
-// Maps an SQLite result code onto the closed error set. Conditions an
-// operator can fix or that pass (full disk, read-only file, lock held too
-// long, I/O errors) are kStoreUnavailable; anything else is a bug.
-Status StoreError(int rc, const char* what, sqlite3* db) {
-  int primary = rc & 0xff;
-  std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string message = std::string("session store: ") + what + ": " + detail;
-  switch (primary) {
-    case SQLITE_FULL:
-    case SQLITE_READONLY:
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_NOMEM:
-    case SQLITE_PROTOCOL:
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Status::Fault(ErrorCode::kStoreUnavailable, message);
-    default:
-      return Status::Fault(ErrorCode::kInternal, message);
-  }
-}
-
-// One connection and its prepared statements, used by one thread at a time.
-struct Connection {
-  sqlite3* db = nullptr;
-  // Keyed by the address of the SQL literal: every statement text below is a
-  // static constant, so the pointer identifies it.
-  std::unordered_map<const char*, sqlite3_stmt*> statements;
-
-  ~Connection() {
-    for (auto& entry : statements) sqlite3_finalize(entry.second);
-    if (db) sqlite3_close_v2(db);
-  }
-};
-
-// Resets a borrowed statement when the scope ends so it can be reused.
-class Statement {
- public:
-  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Statement() {
-    if (stmt_) {
-      sqlite3_reset(stmt_);
-      sqlite3_clear_bindings(stmt_);
-    }
-  }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  sqlite3_stmt* get() const { return stmt_; }
-  void Bind(int index, const std::string& text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void BindBlob(int index, const std::string& bytes) {
-    sqlite3_bind_blob(stmt_, index, bytes.data(),
-                      static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
-  }
-  void Bind(int index, int64_t value) {
-    sqlite3_bind_int64(stmt_, index, value);
-  }
-  void BindNull(int index) { sqlite3_bind_null(stmt_, index); }
-  std::string Text(int column) const {
-    const unsigned char* text = sqlite3_column_text(stmt_, column);
-    int bytes = sqlite3_column_bytes(stmt_, column);
-    return text ? std::string(reinterpret_cast<const char*>(text), bytes)
-                : std::string();
-  }
-  std::string Blob(int column) const {
-    const void* bytes = sqlite3_column_blob(stmt_, column);
-    int size = sqlite3_column_bytes(stmt_, column);
-    return bytes ? std::string(static_cast<const char*>(bytes), size)
-                 : std::string();
-  }
-  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
-  bool IsNull(int column) const {
-    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
-  }
-
- private:
-  sqlite3_stmt* stmt_;
-};
+using sqlite::Blob;
+using sqlite::Connection;
+using sqlite::Exec;
+using sqlite::ForEachRow;
+using sqlite::QueryRow;
+using sqlite::Run;
+using sqlite::Statement;
+using sqlite::StoreError;
 
 constexpr const char* kBegin = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
@@ -301,24 +226,16 @@ class SqliteStore : public SessionStore, public StoreExporter {
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
-    auto stmt = Prepare(c, kFindLive);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.BindBlob(1, id_hash);
-    st.Bind(2, now);
-    int rc = sqlite3_step(st.get());
-    if (rc == SQLITE_DONE) {
-      return InvalidSessionStatus();
-    }
-    if (rc != SQLITE_ROW) return StoreError(rc, "find session", c.db);
     LiveSession live;
-    live.appid = st.Text(0);
-    live.openid = st.Text(1);
-    if (!st.IsNull(2)) live.unionid = st.Text(2);
-    live.session_key = st.Text(3);
-    live.created_at = st.Int(4);
-    live.last_seen_at = st.Int(5);
-    live.expires_at = st.Int(6);
+    Result<bool> found = QueryRow(
+        c, kFindLive, "find session",
+        [&](const Statement& st) {
+          live = {st.Text(0), st.Text(1), st.OptionalText(2), st.Text(3),
+                  st.Int(4),  st.Int(5),  st.Int(6)};
+        },
+        Blob{id_hash}, now);
+    if (!found.ok()) return found.status();
+    if (!found.value()) return InvalidSessionStatus();
     return live;
   }
 
@@ -327,45 +244,28 @@ class SqliteStore : public SessionStore, public StoreExporter {
     MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kTouch);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.BindBlob(1, id_hash);
-    st.Bind(2, last_seen_at);
-    st.Bind(3, expires_at);
-    int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_DONE) return StoreError(rc, "touch session", c.db);
-    return Status::Ok();
+    return Run(*conn.value(), kTouch, "touch session", Blob{id_hash},
+               last_seen_at, expires_at);
   }
 
   Result<int64_t> Revoke(const std::string& id_hash) override {
-    return WriteInTransaction(kRevoke, "revoke session",
-                              [&](Statement& st) { st.BindBlob(1, id_hash); });
+    return WriteInTransaction(kRevoke, "revoke session", Blob{id_hash});
   }
 
   Result<int64_t> RevokeUser(const std::string& appid,
                              const std::string& openid) override {
     if (appid.empty()) {
-      return WriteInTransaction(kRevokeUserEverywhere, "revoke user",
-                                [&](Statement& st) { st.Bind(1, openid); });
+      return WriteInTransaction(kRevokeUserEverywhere, "revoke user", openid);
     }
-    return WriteInTransaction(kRevokeUserInApp, "revoke user",
-                              [&](Statement& st) {
-                                st.Bind(1, appid);
-                                st.Bind(2, openid);
-                              });
+    return WriteInTransaction(kRevokeUserInApp, "revoke user", appid, openid);
   }
 
   Result<int64_t> RevokeAll() override {
-    return WriteInTransaction(kRevokeAll, "revoke all", [](Statement&) {});
+    return WriteInTransaction(kRevokeAll, "revoke all");
   }
 
   Result<int64_t> SweepExpired(int64_t now, int64_t max_rows) override {
-    return WriteInTransaction(kSweep, "sweep", [&](Statement& st) {
-      st.Bind(1, now);
-      st.Bind(2, max_rows);
-    });
+    return WriteInTransaction(kSweep, "sweep", now, max_rows);
   }
 
   Result<StoreStats> Stats(int64_t now) override {
@@ -373,22 +273,10 @@ class SqliteStore : public SessionStore, public StoreExporter {
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     StoreStats stats;
-    struct Query {
-      const char* sql;
-      int64_t* out;
-      bool bind_now;
-    } queries[] = {{kCountSessions, &stats.sessions, false},
-                   {kCountLive, &stats.live_sessions, true},
-                   {kCountUsers, &stats.users, false}};
-    for (const Query& q : queries) {
-      auto stmt = Prepare(c, q.sql);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      if (q.bind_now) st.Bind(1, now);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_ROW) return StoreError(rc, "stats", c.db);
-      *q.out = st.Int(0);
-    }
+    Status counted = Count(c, kCountSessions, &stats.sessions);
+    if (counted.ok()) counted = Count(c, kCountLive, &stats.live_sessions, now);
+    if (counted.ok()) counted = Count(c, kCountUsers, &stats.users);
+    if (!counted.ok()) return counted;
     for (const char* suffix : {"", "-wal", "-shm"}) {
       struct stat info;
       if (::stat((options_.path + suffix).c_str(), &info) == 0) {
@@ -410,37 +298,25 @@ class SqliteStore : public SessionStore, public StoreExporter {
       UserRecord record;
       record.appid = appid;
       record.openid = openid;
-      {
-        auto stmt = Prepare(c, kGetUser);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, appid);
-        st.Bind(2, openid);
-        st.Bind(3, now);
-        int rc = sqlite3_step(st.get());
-        if (rc == SQLITE_DONE) {
-          return Status(ErrorCode::kNotFound, "no such user");
-        }
-        if (rc != SQLITE_ROW) return StoreError(rc, "get user", c.db);
-        if (!st.IsNull(0)) record.unionid = st.Text(0);
-        record.created_at = st.Int(1);
-        if (st.Int(3) > 0) record.last_login_at = st.Int(2);
-        record.live_sessions = st.Int(4);
-      }
-      auto stmt = Prepare(c, kGetBan);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, appid);
-      st.Bind(2, openid);
-      st.Bind(3, now);
-      int rc = sqlite3_step(st.get());
-      if (rc == SQLITE_ROW) {
-        Ban ban{appid, openid, st.Text(0), st.Int(1), std::nullopt};
-        if (!st.IsNull(2)) ban.until = st.Int(2);
-        record.ban = std::move(ban);
-      } else if (rc != SQLITE_DONE) {
-        return StoreError(rc, "get ban", c.db);
-      }
+      Result<bool> found = QueryRow(
+          c, kGetUser, "get user",
+          [&](const Statement& st) {
+            record.unionid = st.OptionalText(0);
+            record.created_at = st.Int(1);
+            if (st.Int(3) > 0) record.last_login_at = st.Int(2);
+            record.live_sessions = st.Int(4);
+          },
+          appid, openid, now);
+      if (!found.ok()) return found.status();
+      if (!found.value()) return Status(ErrorCode::kNotFound, "no such user");
+      Result<bool> banned = QueryRow(
+          c, kGetBan, "get ban",
+          [&](const Statement& st) {
+            record.ban =
+                Ban{appid, openid, st.Text(0), st.Int(1), st.OptionalInt(2)};
+          },
+          appid, openid, now);
+      if (!banned.ok()) return banned.status();
       return record;
     }();
     Exec(c, kCommit, "end read");  // a read: ending it cannot lose anything
@@ -450,66 +326,28 @@ class SqliteStore : public SessionStore, public StoreExporter {
   Result<std::vector<SessionSummary>> ListSessions(const std::string& appid,
                                                    const std::string& openid,
                                                    int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kListSessions);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.Bind(1, appid);
-    st.Bind(2, openid);
-    st.Bind(3, now);
-    std::vector<SessionSummary> sessions;
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      sessions.push_back({st.Blob(0), st.Int(1), st.Int(2), st.Int(3)});
-    }
-    if (rc != SQLITE_DONE) return StoreError(rc, "list sessions", c.db);
-    return sessions;
+    return ReadAll<SessionSummary>(
+        kListSessions, "list sessions",
+        [](const Statement& st) {
+          return SessionSummary{st.Bytes(0), st.Int(1), st.Int(2), st.Int(3)};
+        },
+        appid, openid, now);
   }
 
   Result<int64_t> PutBan(const Ban& ban) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     int64_t ended = 0;
-    Status status = InTransaction(c, [&]() -> Status {
-      {
-        auto stmt = Prepare(c, kEnsureUser);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, ban.appid);
-        st.Bind(2, ban.openid);
-        st.Bind(3, ban.since);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "ban user", c.db);
+    Status status = Write([&](Connection& c) -> Status {
+      Status done =
+          Run(c, kEnsureUser, "ban user", ban.appid, ban.openid, ban.since);
+      if (done.ok()) {
+        done = Run(c, kPutBan, "ban user", ban.appid, ban.openid, ban.reason,
+                   ban.since, ban.until);
       }
-      {
-        auto stmt = Prepare(c, kPutBan);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, ban.appid);
-        st.Bind(2, ban.openid);
-        st.Bind(3, ban.reason);
-        st.Bind(4, ban.since);
-        if (ban.until) {
-          st.Bind(5, *ban.until);
-        } else {
-          st.BindNull(5);
-        }
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "ban user", c.db);
+      if (done.ok()) {
+        done = Run(c, kRevokeUserInApp, "ban user", ban.appid, ban.openid);
       }
-      auto stmt = Prepare(c, kRevokeUserInApp);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, ban.appid);
-      st.Bind(2, ban.openid);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, "ban user", c.db);
-      ended = sqlite3_changes64(c.db);
-      return Status::Ok();
+      if (done.ok()) ended = sqlite3_changes64(c.db);
+      return done;
     });
     if (!status.ok()) return status;
     return ended;
@@ -517,24 +355,12 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Status RemoveBan(const std::string& appid, const std::string& openid,
                    int64_t now) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     bool was_in_force = false;
-    Status status = InTransaction(c, [&]() -> Status {
-      for (const char* sql : {kDeleteBanInForce, kDeleteBan}) {
-        auto stmt = Prepare(c, sql);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, appid);
-        st.Bind(2, openid);
-        if (sql == kDeleteBanInForce) st.Bind(3, now);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "unban user", c.db);
-        if (sql == kDeleteBanInForce) was_in_force = sqlite3_changes(c.db) > 0;
-      }
-      return Status::Ok();
+    Status status = Write([&](Connection& c) -> Status {
+      Status done = Run(c, kDeleteBanInForce, "unban user", appid, openid, now);
+      if (!done.ok()) return done;
+      was_in_force = sqlite3_changes(c.db) > 0;
+      return Run(c, kDeleteBan, "unban user", appid, openid);
     });
     if (!status.ok()) return status;
     if (!was_in_force)
@@ -544,51 +370,25 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Result<std::vector<Ban>> ListBans(const std::string& appid,
                                     int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kListBans);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.Bind(1, appid);
-    st.Bind(2, now);
-    std::vector<Ban> bans;
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      Ban ban{appid, st.Text(0), st.Text(1), st.Int(2), std::nullopt};
-      if (!st.IsNull(3)) ban.until = st.Int(3);
-      bans.push_back(std::move(ban));
-    }
-    if (rc != SQLITE_DONE) return StoreError(rc, "list bans", c.db);
-    return bans;
+    return ReadAll<Ban>(
+        kListBans, "list bans",
+        [&](const Statement& st) {
+          return Ban{appid, st.Text(0), st.Text(1), st.Int(2),
+                     st.OptionalInt(3)};
+        },
+        appid, now);
   }
 
   Result<int64_t> SweepUsers(int64_t now, int64_t last_login_before,
                              int64_t max_rows) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     int64_t deleted = 0;
-    Status status = InTransaction(c, [&]() -> Status {
-      {
-        auto stmt = Prepare(c, kSweepLapsedBans);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, now);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "sweep bans", c.db);
-      }
-      auto stmt = Prepare(c, kSweepUsers);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, now);
-      st.Bind(2, last_login_before);
-      st.Bind(3, max_rows);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, "sweep users", c.db);
-      deleted = sqlite3_changes64(c.db);
-      return Status::Ok();
+    Status status = Write([&](Connection& c) -> Status {
+      Status done = Run(c, kSweepLapsedBans, "sweep bans", now);
+      if (!done.ok()) return done;
+      done =
+          Run(c, kSweepUsers, "sweep users", now, last_login_before, max_rows);
+      if (done.ok()) deleted = sqlite3_changes64(c.db);
+      return done;
     });
     if (!status.ok()) return status;
     return deleted;
@@ -597,62 +397,40 @@ class SqliteStore : public SessionStore, public StoreExporter {
   Result<AccessToken> GetAccessToken(const std::string& appid) override {
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kGetToken);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.Bind(1, appid);
-    int rc = sqlite3_step(st.get());
-    if (rc == SQLITE_DONE) {
+    AccessToken token;
+    token.appid = appid;
+    Result<bool> found = QueryRow(
+        *conn.value(), kGetToken, "get access token",
+        [&](const Statement& st) {
+          token.token = st.Text(0);
+          token.expires_at = st.Int(1);
+        },
+        appid);
+    if (!found.ok()) return found.status();
+    if (!found.value()) {
       return Status(ErrorCode::kNotFound,
                     "no access token cached for " + appid);
     }
-    if (rc != SQLITE_ROW) return StoreError(rc, "get access token", c.db);
-    AccessToken token;
-    token.appid = appid;
-    token.token = st.Text(0);
-    token.expires_at = st.Int(1);
     return token;
   }
 
   Status PutAccessToken(const AccessToken& token) override {
     Result<int64_t> written =
-        WriteInTransaction(kPutToken, "put access token", [&](Statement& st) {
-          st.Bind(1, token.appid);
-          st.Bind(2, token.token);
-          st.Bind(3, token.expires_at);
-        });
+        WriteInTransaction(kPutToken, "put access token", token.appid,
+                           token.token, token.expires_at);
     return written.ok() ? Status::Ok() : written.status();
   }
 
   Result<bool> TryLockTokenRefresh(const std::string& appid,
                                    const std::string& owner, int64_t now_ms,
                                    int64_t lease_ms) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     bool taken = false;
-    Status status = InTransaction(c, [&]() -> Status {
-      {
-        auto stmt = Prepare(c, kEnsureTokenRow);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, appid);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "token lease", c.db);
-      }
-      auto stmt = Prepare(c, kTakeLease);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, appid);
-      st.Bind(2, owner);
-      st.Bind(3, now_ms);
-      st.Bind(4, lease_ms);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, "token lease", c.db);
-      taken = sqlite3_changes(c.db) == 1;
-      return Status::Ok();
+    Status status = Write([&](Connection& c) -> Status {
+      Status done = Run(c, kEnsureTokenRow, "token lease", appid);
+      if (!done.ok()) return done;
+      done = Run(c, kTakeLease, "token lease", appid, owner, now_ms, lease_ms);
+      if (done.ok()) taken = sqlite3_changes(c.db) == 1;
+      return done;
     });
     if (!status.ok()) return status;
     return taken;
@@ -660,87 +438,43 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   Status UnlockTokenRefresh(const std::string& appid,
                             const std::string& owner) override {
-    Result<int64_t> released = WriteInTransaction(
-        kReleaseLease, "release token lease", [&](Statement& st) {
-          st.Bind(1, appid);
-          st.Bind(2, owner);
-        });
+    Result<int64_t> released =
+        WriteInTransaction(kReleaseLease, "release token lease", appid, owner);
     return released.ok() ? Status::Ok() : released.status();
   }
 
   Result<std::vector<StoredSigningKey>> ListSigningKeys(int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kListSigningKeys);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.Bind(1, now);
-    std::vector<StoredSigningKey> keys;
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      StoredSigningKey key;
-      key.kid = st.Text(0);
-      key.algorithm = st.Text(1);
-      key.private_key = st.Text(2);
-      key.created_at = st.Int(3);
-      key.retired_at = st.Int(4);
-      key.verify_until = st.Int(5);
-      keys.push_back(std::move(key));
-    }
-    if (rc != SQLITE_DONE) return StoreError(rc, "list signing keys", c.db);
-    return keys;
+    return ReadAll<StoredSigningKey>(
+        kListSigningKeys, "list signing keys",
+        [](const Statement& st) {
+          return StoredSigningKey{st.Text(0), st.Text(1), st.Text(2),
+                                  st.Int(3),  st.Int(4),  st.Int(5)};
+        },
+        now);
   }
 
   Result<bool> ReplaceSigningKey(const std::string& expected_kid,
                                  const StoredSigningKey& key,
                                  int64_t previous_verify_until) override {
-    MutexLock writer(write_mutex_);
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
     bool replaced = false;
-    Status status = InTransaction(c, [&]() -> Status {
-      {
-        auto stmt = Prepare(c, kCurrentSigningKey);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-          return StoreError(rc, "replace signing key", c.db);
-        }
-        const std::string current = rc == SQLITE_ROW ? st.Text(0) : "";
-        if (current != expected_kid) return Status::Ok();
+    Status status = Write([&](Connection& c) -> Status {
+      std::string current;
+      Result<bool> found =
+          QueryRow(c, kCurrentSigningKey, "replace signing key",
+                   [&](const Statement& st) { current = st.Text(0); });
+      if (!found.ok()) return found.status();
+      if (current != expected_kid) return Status::Ok();
+      Status done = Run(c, kRetireSigningKey, "retire signing key",
+                        key.created_at, previous_verify_until);
+      if (done.ok()) {
+        done = Run(c, kDropSigningKeys, "drop signing keys", key.created_at);
       }
-      {
-        auto stmt = Prepare(c, kRetireSigningKey);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, key.created_at);
-        st.Bind(2, previous_verify_until);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE)
-          return StoreError(rc, "retire signing key", c.db);
+      if (done.ok()) {
+        done = Run(c, kInsertSigningKey, "save signing key", key.kid,
+                   key.algorithm, key.private_key, key.created_at);
       }
-      {
-        auto stmt = Prepare(c, kDropSigningKeys);
-        if (!stmt.ok()) return stmt.status();
-        Statement st(stmt.value());
-        st.Bind(1, key.created_at);
-        int rc = sqlite3_step(st.get());
-        if (rc != SQLITE_DONE) return StoreError(rc, "drop signing keys", c.db);
-      }
-      auto stmt = Prepare(c, kInsertSigningKey);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, key.kid);
-      st.Bind(2, key.algorithm);
-      st.Bind(3, key.private_key);
-      st.Bind(4, key.created_at);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, "save signing key", c.db);
-      replaced = true;
-      return Status::Ok();
+      replaced = done.ok();
+      return done;
     });
     if (!status.ok()) return status;
     return replaced;
@@ -753,50 +487,11 @@ class SqliteStore : public SessionStore, public StoreExporter {
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
     RewriteCounts counts;
-    std::string after_appid;
-    std::string after_openid;
+    UserKey after;  // ("", "") sorts before every user
     bool more = true;
     while (more) {
       Status status = InTransaction(c, [&]() -> Status {
-        struct Row {
-          std::string appid, openid, stored;
-        };
-        std::vector<Row> rows;
-        {
-          auto stmt = Prepare(c, kUsersAfter);
-          if (!stmt.ok()) return stmt.status();
-          Statement st(stmt.value());
-          st.Bind(1, after_appid);
-          st.Bind(2, after_openid);
-          st.Bind(3, batch_rows);
-          int rc;
-          while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-            rows.push_back({st.Text(0), st.Text(1), st.Text(2)});
-          }
-          if (rc != SQLITE_DONE) return StoreError(rc, "read users", c.db);
-        }
-        more = static_cast<int64_t>(rows.size()) == batch_rows;
-        for (const Row& row : rows) {
-          Result<std::string> value =
-              rewrite(row.appid, row.openid, row.stored);
-          if (!value.ok()) return value.status();
-          ++counts.users;
-          if (value.value() == row.stored) continue;
-          auto stmt = Prepare(c, kSetSessionKey);
-          if (!stmt.ok()) return stmt.status();
-          Statement st(stmt.value());
-          st.Bind(1, row.appid);
-          st.Bind(2, row.openid);
-          st.Bind(3, value.value());
-          int rc = sqlite3_step(st.get());
-          if (rc != SQLITE_DONE) return StoreError(rc, "rewrite user", c.db);
-          ++counts.rewritten;
-        }
-        if (!rows.empty()) {
-          after_appid = rows.back().appid;
-          after_openid = rows.back().openid;
-        }
-        return Status::Ok();
+        return RewriteBatch(c, rewrite, batch_rows, &after, &more, &counts);
       });
       if (!status.ok()) return status;
     }
@@ -814,29 +509,8 @@ class SqliteStore : public SessionStore, public StoreExporter {
       std::string after;  // the empty blob sorts before every id_hash
       while (true) {
         std::vector<ExportedSession> batch;
-        {
-          auto stmt = Prepare(c, kExportSessions);
-          if (!stmt.ok()) return stmt.status();
-          Statement st(stmt.value());
-          st.Bind(1, now);
-          st.BindBlob(2, after);
-          st.Bind(3, static_cast<int64_t>(batch_size));
-          int rc;
-          while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-            ExportedSession row;
-            row.id_hash = st.Blob(0);
-            row.appid = st.Text(1);
-            row.openid = st.Text(2);
-            if (!st.IsNull(3)) row.unionid = st.Text(3);
-            row.session_key = st.Text(4);
-            row.key_updated_at = st.Int(5);
-            row.created_at = st.Int(6);
-            row.last_seen_at = st.Int(7);
-            row.expires_at = st.Int(8);
-            batch.push_back(std::move(row));
-          }
-          if (rc != SQLITE_DONE) return StoreError(rc, "export sessions", c.db);
-        }
+        Status read = ReadExportBatch(c, now, after, batch_size, &batch);
+        if (!read.ok()) return read;
         if (batch.empty()) return Status::Ok();
         after = batch.back().id_hash;
         Status sunk = sink(batch);
@@ -850,34 +524,18 @@ class SqliteStore : public SessionStore, public StoreExporter {
   }
 
   Result<std::vector<AccessToken>> ExportAccessTokens(int64_t now) override {
-    auto conn = Acquire();
-    if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kExportTokens);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.Bind(1, now);
-    std::vector<AccessToken> tokens;
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      tokens.push_back({st.Text(0), st.Text(1), st.Int(2)});
-    }
-    if (rc != SQLITE_DONE) return StoreError(rc, "export access tokens", c.db);
-    return tokens;
+    return ReadAll<AccessToken>(
+        kExportTokens, "export access tokens",
+        [](const Statement& st) {
+          return AccessToken{st.Text(0), st.Text(1), st.Int(2)};
+        },
+        now);
   }
 
   Status Ping() override {
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
-    Connection& c = *conn.value();
-    auto stmt = Prepare(c, kPing);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return StoreError(rc, "ping", c.db);
-    }
-    return Status::Ok();
+    return Exec(*conn.value(), kPing, "ping");
   }
 
   Status Checkpoint() override {
@@ -958,6 +616,69 @@ class SqliteStore : public SessionStore, public StoreExporter {
     Status status;  // set by CommitSessions
   };
 
+  // One count(*) for Stats; a count always answers a row.
+  template <typename... Args>
+  static Status Count(Connection& c, const char* sql, int64_t* out,
+                      const Args&... args) {
+    Result<bool> found = QueryRow(
+        c, sql, "stats", [&](const Statement& st) { *out = st.Int(0); },
+        args...);
+    if (!found.ok()) return found.status();
+    if (!found.value()) return StoreError(SQLITE_DONE, "stats", c.db);
+    return Status::Ok();
+  }
+
+  struct UserKey {
+    std::string appid, openid;
+  };
+
+  // One batch of RewriteUserSessionKeys, inside its transaction: up to
+  // `batch_rows` users after `*after`, each passed through `rewrite`.
+  // Advances `*after` and says in `*more` whether a full batch was read.
+  static Status RewriteBatch(Connection& c, const SessionKeyRewrite& rewrite,
+                             int64_t batch_rows, UserKey* after, bool* more,
+                             RewriteCounts* counts) {
+    struct Row {
+      std::string appid, openid, stored;
+    };
+    std::vector<Row> rows;
+    Status read = ForEachRow(
+        c, kUsersAfter, "read users",
+        [&](const Statement& st) {
+          rows.push_back({st.Text(0), st.Text(1), st.Text(2)});
+        },
+        after->appid, after->openid, batch_rows);
+    if (!read.ok()) return read;
+    *more = static_cast<int64_t>(rows.size()) == batch_rows;
+    for (const Row& row : rows) {
+      Result<std::string> value = rewrite(row.appid, row.openid, row.stored);
+      if (!value.ok()) return value.status();
+      ++counts->users;
+      if (value.value() == row.stored) continue;
+      Status written = Run(c, kSetSessionKey, "rewrite user", row.appid,
+                           row.openid, value.value());
+      if (!written.ok()) return written;
+      ++counts->rewritten;
+    }
+    if (!rows.empty()) *after = {rows.back().appid, rows.back().openid};
+    return Status::Ok();
+  }
+
+  // Up to `batch_size` live sessions whose id_hash sorts after `after`.
+  static Status ReadExportBatch(Connection& c, int64_t now,
+                                const std::string& after, size_t batch_size,
+                                std::vector<ExportedSession>* batch) {
+    return ForEachRow(
+        c, kExportSessions, "export sessions",
+        [&](const Statement& st) {
+          // Columns in the order of ExportedSession's fields.
+          batch->push_back({st.Bytes(0), st.Text(1), st.Text(2),
+                            st.OptionalText(3), st.Text(4), st.Int(5),
+                            st.Int(6), st.Int(7), st.Int(8)});
+        },
+        now, Blob{after}, static_cast<int64_t>(batch_size));
+  }
+
   // One transaction for the whole batch. Should it fail, each session is
   // retried in its own transaction, so one bad row (a duplicate id) fails
   // only its own login and a fault reports the same error to each.
@@ -998,57 +719,22 @@ class SqliteStore : public SessionStore, public StoreExporter {
 
   // The ban check, the user's newest session_key, the session, then the
   // per-user cap; inside a transaction. kUserBanned writes nothing.
-  Status InsertSession(Connection& c, const NewSession& s) {
-    {
-      auto stmt = Prepare(c, kBanInForce);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, s.appid);
-      st.Bind(2, s.openid);
-      st.Bind(3, s.created_at);
-      int rc = sqlite3_step(st.get());
-      if (rc == SQLITE_ROW) {
-        return Status(ErrorCode::kUserBanned, "this account is suspended");
-      }
-      if (rc != SQLITE_DONE) return StoreError(rc, "check ban", c.db);
+  static Status InsertSession(Connection& c, const NewSession& s) {
+    Result<bool> banned = QueryRow(
+        c, kBanInForce, "check ban", [](const Statement&) {}, s.appid, s.openid,
+        s.created_at);
+    if (!banned.ok()) return banned.status();
+    if (banned.value()) {
+      return Status(ErrorCode::kUserBanned, "this account is suspended");
     }
-    {
-      auto stmt = Prepare(c, kUpsertUser);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      st.Bind(1, s.appid);
-      st.Bind(2, s.openid);
-      if (s.unionid) {
-        st.Bind(3, *s.unionid);
-      } else {
-        st.BindNull(3);
-      }
-      st.Bind(4, s.session_key);
-      st.Bind(5, s.created_at);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, "save user", c.db);
-    }
-    auto stmt = Prepare(c, kInsertSession);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    st.BindBlob(1, s.id_hash);
-    st.Bind(2, s.appid);
-    st.Bind(3, s.openid);
-    st.Bind(4, s.created_at);
-    st.Bind(5, s.expires_at);
-    int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_DONE) return StoreError(rc, "save session", c.db);
-    if (s.max_sessions <= 0) return Status::Ok();
-    auto cap = Prepare(c, kCapSessions);
-    if (!cap.ok()) return cap.status();
-    Statement capped(cap.value());
-    capped.Bind(1, s.appid);
-    capped.Bind(2, s.openid);
-    capped.Bind(3, s.created_at);
-    capped.Bind(4, s.max_sessions);
-    rc = sqlite3_step(capped.get());
-    if (rc != SQLITE_DONE) return StoreError(rc, "cap sessions", c.db);
-    return Status::Ok();
+    Status done = Run(c, kUpsertUser, "save user", s.appid, s.openid, s.unionid,
+                      s.session_key, s.created_at);
+    if (!done.ok()) return done;
+    done = Run(c, kInsertSession, "save session", Blob{s.id_hash}, s.appid,
+               s.openid, s.created_at, s.expires_at);
+    if (!done.ok() || s.max_sessions <= 0) return done;
+    return Run(c, kCapSessions, "cap sessions", s.appid, s.openid, s.created_at,
+               s.max_sessions);
   }
 
   // SQLite would create the file with the process umask (often 0644). Create
@@ -1141,27 +827,6 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return conn;
   }
 
-  Result<sqlite3_stmt*> Prepare(Connection& c, const char* sql) {
-    auto found = c.statements.find(sql);
-    if (found != c.statements.end()) return found->second;
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(c.db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
-                                nullptr);
-    if (rc != SQLITE_OK) return StoreError(rc, "prepare", c.db);
-    c.statements.emplace(sql, stmt);
-    return stmt;
-  }
-
-  Status Exec(Connection& c, const char* sql, const char* what) {
-    auto stmt = Prepare(c, sql);
-    if (!stmt.ok()) return stmt.status();
-    Statement st(stmt.value());
-    int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-      return StoreError(rc, what, c.db);
-    return Status::Ok();
-  }
-
   template <typename Body>
   Status InTransaction(Connection& c, Body body) {
     Status begun = Exec(c, kBegin, "begin");
@@ -1175,28 +840,45 @@ class SqliteStore : public SessionStore, public StoreExporter {
     return done;
   }
 
-  // Runs one binding write statement in its own transaction; returns the
-  // number of rows it changed.
-  template <typename Binder>
-  Result<int64_t> WriteInTransaction(const char* sql, const char* what,
-                                     Binder bind) {
+  // Runs `body(c)` in one transaction on a borrowed connection, with the
+  // process's other writers held back (see write_mutex_).
+  template <typename Body>
+  Status Write(Body body) {
     MutexLock writer(write_mutex_);
     auto conn = Acquire();
     if (!conn.ok()) return conn.status();
     Connection& c = *conn.value();
-    int64_t deleted = 0;
-    Status status = InTransaction(c, [&]() -> Status {
-      auto stmt = Prepare(c, sql);
-      if (!stmt.ok()) return stmt.status();
-      Statement st(stmt.value());
-      bind(st);
-      int rc = sqlite3_step(st.get());
-      if (rc != SQLITE_DONE) return StoreError(rc, what, c.db);
-      deleted = sqlite3_changes64(c.db);
-      return Status::Ok();
+    return InTransaction(c, [&] { return body(c); });
+  }
+
+  // Every row of `sql`, bound to `args`, on a borrowed connection; `make`
+  // turns a row into a T.
+  template <typename T, typename Make, typename... Args>
+  Result<std::vector<T>> ReadAll(const char* sql, const char* what, Make make,
+                                 const Args&... args) {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    std::vector<T> rows;
+    Status listed = ForEachRow(
+        *conn.value(), sql, what,
+        [&](const Statement& st) { rows.push_back(make(st)); }, args...);
+    if (!listed.ok()) return listed;
+    return rows;
+  }
+
+  // Runs one write statement, bound to `args`, in its own transaction;
+  // returns the number of rows it changed.
+  template <typename... Args>
+  Result<int64_t> WriteInTransaction(const char* sql, const char* what,
+                                     const Args&... args) {
+    int64_t changed = 0;
+    Status status = Write([&](Connection& c) -> Status {
+      Status done = Run(c, sql, what, args...);
+      if (done.ok()) changed = sqlite3_changes64(c.db);
+      return done;
     });
     if (!status.ok()) return status;
-    return deleted;
+    return changed;
   }
 
   // Applies every embedded migration newer than the database, each in its

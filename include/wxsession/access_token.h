@@ -121,11 +121,28 @@ class AccessTokenCentre final : public AccessTokenSource {
   // Get and ReplaceRejectedAccessToken: `rejected` empty for a plain Get.
   Result<AccessToken> Obtain(const std::string& appid,
                              const std::string& rejected);
+  // One round of Obtain. Sets *again when a forced caller waited for a
+  // plain refresh that did not replace the rejected token.
+  Result<AccessToken> ObtainRound(const AppConfig& app,
+                                  const std::string& rejected, bool* again);
+  // The answer when this process forced a refresh moments ago: the token
+  // that refresh stored, if it is acceptable.
+  Result<AccessToken> AfterRecentForce(const std::string& appid,
+                                       const std::string& rejected);
+  // Runs the process's one refresh of `app`, which began at `now`, and
+  // records it in `state`.
+  Result<AccessToken> LeadRefresh(const AppConfig& app,
+                                  const std::string& rejected, int64_t now,
+                                  AppState* state);
   // Refreshes under the store's lease (or waits for whoever holds it).
   // Sets *called_with_force when it called stable_token with force_refresh.
   Result<AccessToken> RefreshAcrossProcesses(const AppConfig& app,
                                              const std::string& rejected,
                                              bool* called_with_force);
+  // RefreshAcrossProcesses' work once it holds the store's lease.
+  Result<AccessToken> RefreshUnderLease(const AppConfig& app,
+                                        const std::string& rejected,
+                                        bool* called_with_force);
   // Whether `token` can be answered without a refresh.
   bool Acceptable(const AccessToken& token, int64_t now,
                   const std::string& rejected) const;

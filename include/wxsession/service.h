@@ -124,6 +124,10 @@ class SessionService {
   // Defined in login_admission.cc.
   Status AdmitLogin(const std::string& appid, const WeChatSession& user,
                     const std::string& client);
+  // The first login with a code: exchanges it with WeChat and saves the
+  // session it makes.
+  Result<LoginResult> Exchange(const AppConfig& app, const std::string& code,
+                               const std::string& client);
 
   const Config& config_;  // constant after construction
   SessionStore& store_;   // thread-safe by contract

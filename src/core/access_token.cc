@@ -53,7 +53,7 @@ AccessTokenCentre::AccessTokenCentre(const Config& config, SessionStore& store,
       store_(store),
       wechat_(wechat),
       clock_(clock),
-      options_(std::move(options)),
+      options_(options),
       lease_owner_(
           "pid" + std::to_string(::getpid()) + "-" +
           crypto::HexEncode(crypto::RandomBytes(kLeaseOwnerRandomBytes))) {}
@@ -97,96 +97,114 @@ Result<AccessToken> AccessTokenCentre::Obtain(const std::string& requested,
   Result<const AppConfig*> found = config_.AppFor(requested);
   if (!found.ok()) return found.status();
   const AppConfig* app = found.value();
-  const std::string& appid = app->appid;
-  const bool forced = !rejected.empty();
 
   // A forced caller may find a plain refresh already running here. It waits
   // for that one and, if it did not replace the rejected token, runs its
   // own: hence two rounds.
   for (int round = 0; round < 2; ++round) {
-    const int64_t now = clock_.Now();
-    Result<AccessToken> cached = store_.GetAccessToken(appid);
-    if (!cached.ok() && cached.status().code() != ErrorCode::kNotFound) {
-      return cached.status();
-    }
-    if (cached.ok() && Acceptable(cached.value(), now, rejected)) {
-      return cached;
-    }
-    // Inside the refresh margin but not expired: it may still be answered
-    // while a refresh is under way or failing.
-    const bool still_works = !forced && cached.ok() && cached->expires_at > now;
+    bool again = false;
+    Result<AccessToken> outcome = ObtainRound(*app, rejected, &again);
+    if (!again) return outcome;
+  }
+  return Status::Fault(
+      ErrorCode::kUpstreamError,
+      "WeChat keeps rejecting the access_token of " + app->appid);
+}
 
-    AppState* state = nullptr;
-    bool recently_forced = false;
-    std::promise<Result<AccessToken>> promise;
-    std::shared_future<Result<AccessToken>> running;
-    {
-      MutexLock lock(mutex_);
-      std::unique_ptr<AppState>& slot = apps_[appid];
-      if (!slot) slot = std::make_unique<AppState>();
-      state = slot.get();
-      if (state->flight.valid()) {
-        if (still_works) return cached;
-        running = state->flight;
+Result<AccessToken> AccessTokenCentre::ObtainRound(const AppConfig& app,
+                                                   const std::string& rejected,
+                                                   bool* again) {
+  const std::string& appid = app.appid;
+  const bool forced = !rejected.empty();
+  const int64_t now = clock_.Now();
+  Result<AccessToken> cached = store_.GetAccessToken(appid);
+  if (!cached.ok() && cached.status().code() != ErrorCode::kNotFound) {
+    return cached.status();
+  }
+  if (cached.ok() && Acceptable(cached.value(), now, rejected)) {
+    return cached;
+  }
+  // Inside the refresh margin but not expired: it may still be answered
+  // while a refresh is under way or failing.
+  const bool still_works = !forced && cached.ok() && cached->expires_at > now;
+
+  AppState* state = nullptr;
+  bool recently_forced = false;
+  std::promise<Result<AccessToken>> promise;
+  std::shared_future<Result<AccessToken>> running;
+  {
+    MutexLock lock(mutex_);
+    std::unique_ptr<AppState>& slot = apps_[appid];
+    if (!slot) slot = std::make_unique<AppState>();
+    state = slot.get();
+    if (state->flight.valid()) {
+      if (still_works) return cached;
+      running = state->flight;
+    } else {
+      if (still_works && now < state->next_attempt_at) return cached;
+      if (forced && state->forced_before &&
+          now - state->last_forced_at < kMinForceIntervalSeconds) {
+        recently_forced = true;
       } else {
-        if (still_works && now < state->next_attempt_at) return cached;
-        if (forced && state->forced_before &&
-            now - state->last_forced_at < kMinForceIntervalSeconds) {
-          recently_forced = true;
-        } else {
-          state->flight = promise.get_future().share();
-        }
+        state->flight = promise.get_future().share();
       }
     }
+  }
 
-    if (recently_forced) {
-      // Another caller's forced refresh may have finished between our read
-      // of the store and taking the lock: its token is the answer.
-      Result<AccessToken> latest = store_.GetAccessToken(appid);
-      if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
-        return latest;
-      }
-      return Status::Fault(ErrorCode::kUpstreamError,
-                           "WeChat rejected the access_token of " + appid +
-                               " that was force-refreshed moments ago; not "
-                               "forcing another (WeChat allows one per 30 s)");
-    }
+  if (recently_forced) return AfterRecentForce(appid, rejected);
+  if (running.valid()) {
+    Result<AccessToken> shared = running.get();
+    if (!forced) return shared;
+    if (shared.ok() && shared->token != rejected) return shared;
+    *again = true;
+    return shared;
+  }
 
-    if (running.valid()) {
-      Result<AccessToken> shared = running.get();
-      if (!forced) return shared;
-      if (shared.ok() && shared->token != rejected) return shared;
-      continue;
-    }
+  // This caller refreshes; everyone else in the process waits for it.
+  Result<AccessToken> refreshed = LeadRefresh(app, rejected, now, state);
+  if (!refreshed.ok() && still_works) refreshed = cached;
+  promise.set_value(refreshed);
+  return refreshed;
+}
 
-    // This caller refreshes; everyone else in the process waits for it.
-    bool called_with_force = false;
-    Result<AccessToken> refreshed =
-        Status::Fault(ErrorCode::kInternal, "access token refresh did not run");
-    try {
-      refreshed = RefreshAcrossProcesses(*app, rejected, &called_with_force);
-    } catch (...) {
-      // Only allocation failure can get here; followers must still be
-      // released.
-      refreshed =
-          Status::Fault(ErrorCode::kInternal,
-                        "unexpected error while refreshing the access_token");
-    }
-    if (!refreshed.ok() && still_works) refreshed = cached;
-    {
-      MutexLock lock(mutex_);
-      state->flight = {};
-      state->next_attempt_at = now + kRetryIntervalSeconds;
-      if (called_with_force) {
-        state->forced_before = true;
-        state->last_forced_at = now;
-      }
-    }
-    promise.set_value(refreshed);
-    return refreshed;
+Result<AccessToken> AccessTokenCentre::AfterRecentForce(
+    const std::string& appid, const std::string& rejected) {
+  // Another caller's forced refresh may have finished between our read
+  // of the store and taking the lock: its token is the answer.
+  Result<AccessToken> latest = store_.GetAccessToken(appid);
+  if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
+    return latest;
   }
   return Status::Fault(ErrorCode::kUpstreamError,
-                       "WeChat keeps rejecting the access_token of " + appid);
+                       "WeChat rejected the access_token of " + appid +
+                           " that was force-refreshed moments ago; not "
+                           "forcing another (WeChat allows one per 30 s)");
+}
+
+Result<AccessToken> AccessTokenCentre::LeadRefresh(const AppConfig& app,
+                                                   const std::string& rejected,
+                                                   int64_t now,
+                                                   AppState* state) {
+  bool called_with_force = false;
+  Result<AccessToken> refreshed =
+      Status::Fault(ErrorCode::kInternal, "access token refresh did not run");
+  try {
+    refreshed = RefreshAcrossProcesses(app, rejected, &called_with_force);
+  } catch (...) {
+    // Only allocation failure can get here; followers must still be
+    // released.
+    refreshed =
+        Status::Fault(ErrorCode::kInternal,
+                      "unexpected error while refreshing the access_token");
+  }
+  MutexLock lock(mutex_);
+  state->flight = {};
+  state->next_attempt_at = now + kRetryIntervalSeconds;
+  if (called_with_force) {
+    state->forced_before = true;
+    state->last_forced_at = now;
+  }
+  return refreshed;
 }
 
 Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
@@ -211,28 +229,8 @@ Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
         appid, lease_owner_, now * 1000, options_.lease_ms);
     if (!taken.ok()) return taken.status();
     if (taken.value()) {
-      Result<AccessToken> outcome = [&]() -> Result<AccessToken> {
-        // The holder before us may have stored a new token between our read
-        // and taking the lease.
-        Result<AccessToken> latest = store_.GetAccessToken(appid);
-        if (!latest.ok() && latest.status().code() != ErrorCode::kNotFound) {
-          return latest.status();
-        }
-        if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
-          return latest;
-        }
-        *called_with_force = forced;
-        Result<StableAccessToken> fetched =
-            wechat_.StableToken(appid, app.secret, forced);
-        if (!fetched.ok()) return fetched.status();
-        AccessToken token{appid, fetched->access_token,
-                          clock_.Now() + fetched->expires_in};
-        // Unstored, every later call would fetch again; better a clear
-        // store error than a stream of upstream calls.
-        Status stored = store_.PutAccessToken(token);
-        if (!stored.ok()) return stored;
-        return token;
-      }();
+      Result<AccessToken> outcome =
+          RefreshUnderLease(app, rejected, called_with_force);
       // A failed release is harmless: the lease runs out by itself.
       (void)store_.UnlockTokenRefresh(appid, lease_owner_);
       return outcome;
@@ -250,6 +248,32 @@ Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
     }
     clock_.SleepFor(poll_ms);
   }
+}
+
+Result<AccessToken> AccessTokenCentre::RefreshUnderLease(
+    const AppConfig& app, const std::string& rejected,
+    bool* called_with_force) {
+  const std::string& appid = app.appid;
+  // The holder before us may have stored a new token between our read
+  // and taking the lease.
+  Result<AccessToken> latest = store_.GetAccessToken(appid);
+  if (!latest.ok() && latest.status().code() != ErrorCode::kNotFound) {
+    return latest.status();
+  }
+  if (latest.ok() && Acceptable(latest.value(), clock_.Now(), rejected)) {
+    return latest;
+  }
+  *called_with_force = !rejected.empty();
+  Result<StableAccessToken> fetched =
+      wechat_.StableToken(appid, app.secret, !rejected.empty());
+  if (!fetched.ok()) return fetched.status();
+  AccessToken token{appid, fetched->access_token,
+                    clock_.Now() + fetched->expires_in};
+  // Unstored, every later call would fetch again; better a clear
+  // store error than a stream of upstream calls.
+  Status stored = store_.PutAccessToken(token);
+  if (!stored.ok()) return stored;
+  return token;
 }
 
 }  // namespace wxsession

@@ -18,11 +18,38 @@ struct Bucket {
   int64_t updated_ms = 0;
 };
 
+using BucketMap = std::unordered_map<std::string, Bucket>;
+
+// Drops the buckets that have refilled to the burst by `now`: forgetting
+// them changes no decision, since a new bucket starts full.
+void DropFull(BucketMap& buckets, int64_t now, double tokens_per_ms,
+              double burst) {
+  for (auto it = buckets.begin(); it != buckets.end();) {
+    const double refilled =
+        it->second.tokens +
+        static_cast<double>(now - it->second.updated_ms) * tokens_per_ms;
+    it = refilled >= burst ? buckets.erase(it) : std::next(it);
+  }
+}
+
+// Drops the least recently used buckets until at most `target` remain.
+void DropOldest(BucketMap& buckets, size_t target) {
+  if (buckets.size() <= target) return;
+  std::vector<std::pair<int64_t, std::string>> by_age;
+  by_age.reserve(buckets.size());
+  for (const auto& [name, bucket] : buckets) {
+    by_age.emplace_back(bucket.updated_ms, name);
+  }
+  const size_t drop = buckets.size() - target;
+  std::nth_element(by_age.begin(), by_age.begin() + drop, by_age.end());
+  for (size_t i = 0; i < drop; ++i) buckets.erase(by_age[i].second);
+}
+
 }  // namespace
 
 struct RateLimiter::Shard {
   Mutex mutex;
-  std::unordered_map<std::string, Bucket> buckets GUARDED_BY(mutex);
+  BucketMap buckets GUARDED_BY(mutex);
 };
 
 RateLimiter::RateLimiter(double per_minute, double burst, const Clock& clock,
@@ -45,23 +72,8 @@ RateLimiter::Decision RateLimiter::Take(const std::string& key) {
     if (shard.buckets.size() >= max_keys_per_shard_) {
       // Make room for a quarter of the shard at once, so this O(n) pass runs
       // at most once per max/4 new keys.
-      const size_t target = max_keys_per_shard_ * 3 / 4;
-      for (auto it = shard.buckets.begin(); it != shard.buckets.end();) {
-        const double refilled =
-            it->second.tokens +
-            static_cast<double>(now - it->second.updated_ms) * tokens_per_ms_;
-        it = refilled >= burst_ ? shard.buckets.erase(it) : std::next(it);
-      }
-      if (shard.buckets.size() > target) {
-        std::vector<std::pair<int64_t, std::string>> by_age;
-        by_age.reserve(shard.buckets.size());
-        for (const auto& [name, bucket] : shard.buckets) {
-          by_age.emplace_back(bucket.updated_ms, name);
-        }
-        const size_t drop = shard.buckets.size() - target;
-        std::nth_element(by_age.begin(), by_age.begin() + drop, by_age.end());
-        for (size_t i = 0; i < drop; ++i) shard.buckets.erase(by_age[i].second);
-      }
+      DropFull(shard.buckets, now, tokens_per_ms_, burst_);
+      DropOldest(shard.buckets, max_keys_per_shard_ * 3 / 4);
     }
     found = shard.buckets.emplace(key, Bucket{burst_, now}).first;
   }

@@ -126,9 +126,12 @@ Result<std::vector<std::string>> ReadTokenListFile(
     std::string problem =
         TokenProblem(line, "a token must be visible ASCII characters");
     if (!problem.empty()) {
-      return ConfigError(
-          key_path,
-          file + ": line " + std::to_string(line_number) + ": " + problem);
+      std::string message = file;
+      message += ": line ";
+      message += std::to_string(line_number);
+      message += ": ";
+      message += problem;
+      return ConfigError(key_path, message);
     }
     tokens.push_back(std::move(line));
   }

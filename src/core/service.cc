@@ -53,6 +53,42 @@ Status CheckClientCode(const std::string& code, const char* source) {
   return Status::Ok();
 }
 
+namespace {
+
+// The session an earlier login with the same code made (or is making):
+// remembered, or the outcome of the exchange in flight.
+Result<std::string> EarlierSessionId(CodeMemory::Claim& claim) {
+  if (claim.remembered) return std::move(*claim.remembered);
+  const Result<std::string>& first = claim.in_flight.get();
+  if (!first.ok()) return first.status();
+  return first.value();
+}
+
+// The answer to the same code again: the session its first login made,
+// while that session lives.
+Result<LoginResult> RepeatLogin(SessionStore& store, const Clock& clock,
+                                std::string session_id) {
+  Result<LiveSession> live =
+      store.FindLive(crypto::Sha256(session_id), clock.Now());
+  if (!live.ok()) {
+    if (live.status().code() == ErrorCode::kInvalidSession) {
+      return Status(ErrorCode::kInvalidCode,
+                    "this code was already used and its session has "
+                    "ended; call wx.login for a new code");
+    }
+    return live.status();
+  }
+  LoginResult again;
+  again.session_id = std::move(session_id);
+  again.expires_at = live->expires_at;
+  again.expires_in = std::max<int64_t>(0, live->expires_at - clock.Now());
+  again.openid = std::move(live->openid);
+  again.unionid = std::move(live->unionid);
+  return again;
+}
+
+}  // namespace
+
 Result<LoginResult> SessionService::Login(const std::string& appid,
                                           const std::string& code,
                                           const std::string& client) {
@@ -68,63 +104,12 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
   CodeMemory::Claim claim = codes_->Begin(key, now);
   if (!claim.owner()) {
     // The same code again: reuse (or wait for) the first exchange.
-    std::string session_id;
-    if (claim.remembered) {
-      session_id = std::move(*claim.remembered);
-    } else {
-      const Result<std::string>& first = claim.in_flight.get();
-      if (!first.ok()) return first.status();
-      session_id = first.value();
-    }
-    Result<LiveSession> live =
-        store_.FindLive(crypto::Sha256(session_id), clock_.Now());
-    if (!live.ok()) {
-      if (live.status().code() == ErrorCode::kInvalidSession) {
-        return Status(ErrorCode::kInvalidCode,
-                      "this code was already used and its session has "
-                      "ended; call wx.login for a new code");
-      }
-      return live.status();
-    }
-    LoginResult again;
-    again.session_id = std::move(session_id);
-    again.expires_at = live->expires_at;
-    again.expires_in = std::max<int64_t>(0, live->expires_at - clock_.Now());
-    again.openid = std::move(live->openid);
-    again.unionid = std::move(live->unionid);
-    return again;
+    Result<std::string> session_id = EarlierSessionId(claim);
+    if (!session_id.ok()) return session_id.status();
+    return RepeatLogin(store_, clock_, std::move(session_id.value()));
   }
 
-  Result<LoginResult> outcome = [&]() -> Result<LoginResult> {
-    Result<WeChatSession> exchanged =
-        wechat_.Code2Session(app->appid, app->secret, code);
-    if (!exchanged.ok()) return exchanged.status();
-    if (Status admitted = AdmitLogin(app->appid, exchanged.value(), client);
-        !admitted.ok()) {
-      return admitted;
-    }
-    const int64_t created_at = clock_.Now();
-    LoginResult result;
-    result.session_id = crypto::NewSessionId();
-    result.expires_at = EffectiveExpiry(config_, created_at, created_at);
-    result.expires_in = result.expires_at - created_at;
-    result.openid = exchanged->openid;
-    result.unionid = exchanged->unionid;
-
-    NewSession record;
-    record.id_hash = crypto::Sha256(result.session_id);
-    record.appid = app->appid;
-    record.openid = exchanged->openid;
-    record.unionid = exchanged->unionid;
-    record.session_key = exchanged->session_key;
-    record.created_at = created_at;
-    record.expires_at = result.expires_at;
-    record.max_sessions = config_.session_max_per_user;
-    Status saved = store_.CreateSession(record);
-    if (!saved.ok()) return saved;
-    return result;
-  }();
-
+  Result<LoginResult> outcome = Exchange(*app, code, client);
   // Only successes are remembered: after a failure (WeChat busy, store
   // full) a retry with the same code must reach WeChat again.
   codes_->Finish(key,
@@ -132,6 +117,38 @@ Result<LoginResult> SessionService::Login(const std::string& appid,
                               : Result<std::string>(outcome.status()),
                  now);
   return outcome;
+}
+
+Result<LoginResult> SessionService::Exchange(const AppConfig& app,
+                                             const std::string& code,
+                                             const std::string& client) {
+  Result<WeChatSession> exchanged =
+      wechat_.Code2Session(app.appid, app.secret, code);
+  if (!exchanged.ok()) return exchanged.status();
+  if (Status admitted = AdmitLogin(app.appid, exchanged.value(), client);
+      !admitted.ok()) {
+    return admitted;
+  }
+  const int64_t created_at = clock_.Now();
+  LoginResult result;
+  result.session_id = crypto::NewSessionId();
+  result.expires_at = EffectiveExpiry(config_, created_at, created_at);
+  result.expires_in = result.expires_at - created_at;
+  result.openid = exchanged->openid;
+  result.unionid = exchanged->unionid;
+
+  NewSession record;
+  record.id_hash = crypto::Sha256(result.session_id);
+  record.appid = app.appid;
+  record.openid = exchanged->openid;
+  record.unionid = exchanged->unionid;
+  record.session_key = exchanged->session_key;
+  record.created_at = created_at;
+  record.expires_at = result.expires_at;
+  record.max_sessions = config_.session_max_per_user;
+  Status saved = store_.CreateSession(record);
+  if (!saved.ok()) return saved;
+  return result;
 }
 
 Result<LiveSession> SessionService::LookupWithKey(

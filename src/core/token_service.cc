@@ -242,6 +242,64 @@ Result<IssuedToken> TokenService::Issue(const std::string& session_id) {
   return issued;
 }
 
+namespace {
+
+// Whether the token's "aud" (a string, or an array of them) names
+// `expected`.
+bool AudienceNames(const json& claims, const std::string& expected) {
+  auto aud = claims.find("aud");
+  bool aud_ok = false;
+  if (aud != claims.end() && aud->is_string()) {
+    aud_ok = *aud == expected;
+  } else if (aud != claims.end() && aud->is_array()) {
+    for (const json& entry : *aud) aud_ok = aud_ok || entry == expected;
+  }
+  return aud_ok;
+}
+
+// The claims of a token whose signature checked out, when they make it
+// valid at `now` for this server's issuer, apps and audience.
+Result<TokenClaims> CheckClaims(const json& claims, const Config& config,
+                                int64_t now) {
+  TokenClaims out;
+  out.iss = StringClaim(claims, "iss");
+  out.sub = StringClaim(claims, "sub");
+  out.appid = StringClaim(claims, "appid");
+  out.sid = StringClaim(claims, "sid");
+  out.jti = StringClaim(claims, "jti");
+  if (claims.contains("unionid")) {
+    out.unionid = StringClaim(claims, "unionid");
+  }
+  std::optional<int64_t> iat = TimeClaim(claims, "iat");
+  std::optional<int64_t> nbf = TimeClaim(claims, "nbf");
+  std::optional<int64_t> exp = TimeClaim(claims, "exp");
+  if (!iat || !nbf || !exp || out.sub.empty() || out.appid.empty() ||
+      out.sid.size() != kSidHexChars) {
+    return InvalidToken("missing claims");
+  }
+  out.iat = *iat;
+  out.nbf = *nbf;
+  out.exp = *exp;
+  if (out.iss != config.tokens.issuer) return InvalidToken("another issuer");
+  const std::string expected_aud =
+      config.tokens.audience.empty() ? out.appid : config.tokens.audience;
+  if (config.FindApp(out.appid) == nullptr) {
+    return InvalidToken("an app this server does not serve");
+  }
+  if (!AudienceNames(claims, expected_aud)) {
+    return InvalidToken("another audience");
+  }
+  out.aud = expected_aud;
+  const int64_t skew = TokenService::kClockSkewSeconds;
+  if (out.exp <= now) return InvalidToken("expired");
+  if (out.nbf > now + skew || out.iat > now + skew) {
+    return InvalidToken("not yet valid");
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<TokenClaims> TokenService::Verify(const std::string& token) {
   const int64_t now = clock_.Now();
   std::shared_ptr<const KeySet> keys = Keys();
@@ -268,46 +326,7 @@ Result<TokenClaims> TokenService::Verify(const std::string& token) {
         token, [&](const std::string& kid) { return find_in(*keys, kid); });
   }
   if (!text.ok()) return text.status();
-  const json claims = json::parse(text.value(), nullptr, false);
-  TokenClaims out;
-  out.iss = StringClaim(claims, "iss");
-  out.sub = StringClaim(claims, "sub");
-  out.appid = StringClaim(claims, "appid");
-  out.sid = StringClaim(claims, "sid");
-  out.jti = StringClaim(claims, "jti");
-  if (claims.contains("unionid")) {
-    out.unionid = StringClaim(claims, "unionid");
-  }
-  std::optional<int64_t> iat = TimeClaim(claims, "iat");
-  std::optional<int64_t> nbf = TimeClaim(claims, "nbf");
-  std::optional<int64_t> exp = TimeClaim(claims, "exp");
-  if (!iat || !nbf || !exp || out.sub.empty() || out.appid.empty() ||
-      out.sid.size() != kSidHexChars) {
-    return InvalidToken("missing claims");
-  }
-  out.iat = *iat;
-  out.nbf = *nbf;
-  out.exp = *exp;
-  if (out.iss != config_.tokens.issuer) return InvalidToken("another issuer");
-  const std::string expected_aud =
-      config_.tokens.audience.empty() ? out.appid : config_.tokens.audience;
-  if (config_.FindApp(out.appid) == nullptr) {
-    return InvalidToken("an app this server does not serve");
-  }
-  auto aud = claims.find("aud");
-  bool aud_ok = false;
-  if (aud != claims.end() && aud->is_string()) {
-    aud_ok = *aud == expected_aud;
-  } else if (aud != claims.end() && aud->is_array()) {
-    for (const json& entry : *aud) aud_ok = aud_ok || entry == expected_aud;
-  }
-  if (!aud_ok) return InvalidToken("another audience");
-  out.aud = expected_aud;
-  if (out.exp <= now) return InvalidToken("expired");
-  if (out.nbf > now + kClockSkewSeconds || out.iat > now + kClockSkewSeconds) {
-    return InvalidToken("not yet valid");
-  }
-  return out;
+  return CheckClaims(json::parse(text.value(), nullptr, false), config_, now);
 }
 
 Result<SessionInfo> TokenService::Authenticate(const std::string& token) {

@@ -255,6 +255,33 @@ std::string ForwardedFor(const httplib::Request& req) {
   return joined;
 }
 
+// httplib answers some errors itself (no route, body too large, a request
+// it cannot parse) with an empty body: this gives them the JSON error shape.
+httplib::Server::HandlerResponse RenderHttplibError(const httplib::Request&,
+                                                    httplib::Response& res) {
+  if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  switch (res.status) {
+    case 404:
+      RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
+      break;
+    case 413:
+      RenderError(res, Status(ErrorCode::kPayloadTooLarge,
+                              "the body is larger than 64 KiB"));
+      break;
+    case 500:
+      RenderError(res, Status(ErrorCode::kInternal, "internal error"));
+      break;
+    default:
+      if (res.status >= 400 && res.status < 500) {
+        json body = {{"error", "invalid_request"},
+                     {"message", "the HTTP request could not be parsed"}};
+        res.set_content(body.dump(), kJsonType);
+      }
+      break;
+  }
+  return httplib::Server::HandlerResponse::Handled;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -298,6 +325,8 @@ struct HttpServer::Impl {
   AdminService* admin = nullptr;  // set once by EnableAdmin, before serving
 
   void Configure();
+  httplib::Server::HandlerResponse PreRoute(const httplib::Request& req,
+                                            httplib::Response& res);
   void RegisterRoutes();
   void RegisterOperationsRoutes();
   // Register a route; its pattern labels the request's log line and
@@ -327,6 +356,7 @@ struct HttpServer::Impl {
   void RegisterAdminRoutes();
   void AdminRoute(const std::string& method, const std::string& pattern,
                   Handler handler);
+  void BanUser(const httplib::Request& req, httplib::Response& res);
   void Auth(const httplib::Request& req, httplib::Response& res);
   void ServeMetrics(const httplib::Request& req, httplib::Response& res);
 
@@ -351,59 +381,17 @@ void HttpServer::Impl::Configure() {
     LogRefusal(status, error, remote_ip);
   });
 
-  server.set_pre_routing_handler([this](const httplib::Request& req,
-                                        httplib::Response& res) {
-    request_started = std::chrono::steady_clock::now();
-    request_prerouted = true;
-    request_route.clear();
-    request_error.clear();
-    std::string incoming = req.get_header_value("X-Request-Id");
-    request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
-    res.set_header("X-Request-Id", request_id);
-    request_client = trusted_proxies.ClientAddress(
-        req.remote_addr, ForwardedFor(req), req.get_header_value("X-Real-IP"));
-    // Tell clients not to send more on this connection: it closes after
-    // this answer.
-    if (stopping.load()) res.set_header("Connection", "close");
-    if (Status framing = CheckSingletonFields(req); !framing.ok()) {
-      CloseConnection(res);
-      RenderError(res, framing);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
+  server.set_pre_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        return PreRoute(req, res);
+      });
 
-  // httplib answers some errors itself (no route, body too large, a request
-  // it cannot parse) with an empty body: give them the JSON error shape.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty())
-          return httplib::Server::HandlerResponse::Unhandled;
-        switch (res.status) {
-          case 404:
-            RenderError(res, Status(ErrorCode::kNotFound, "no such route"));
-            break;
-          case 413:
-            RenderError(res, Status(ErrorCode::kPayloadTooLarge,
-                                    "the body is larger than 64 KiB"));
-            break;
-          case 500:
-            RenderError(res, Status(ErrorCode::kInternal, "internal error"));
-            break;
-          default:
-            if (res.status >= 400 && res.status < 500) {
-              json body = {{"error", "invalid_request"},
-                           {"message", "the HTTP request could not be parsed"}};
-              res.set_content(body.dump(), kJsonType);
-            }
-            break;
-        }
-        return httplib::Server::HandlerResponse::Handled;
-      }));
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse(RenderHttplibError));
 
   server.set_exception_handler([this](const httplib::Request& req,
                                       httplib::Response& res,
-                                      std::exception_ptr error) {
+                                      const std::exception_ptr& error) {
     std::string what = "unknown exception";
     try {
       if (error) std::rethrow_exception(error);
@@ -419,6 +407,30 @@ void HttpServer::Impl::Configure() {
       [this](const httplib::Request& req, const httplib::Response& res) {
         LogRequest(req, res);
       });
+}
+
+// Before routing: the request's id, client address and timing start, and
+// the refusal of a request with a repeated singleton header.
+httplib::Server::HandlerResponse HttpServer::Impl::PreRoute(
+    const httplib::Request& req, httplib::Response& res) {
+  request_started = std::chrono::steady_clock::now();
+  request_prerouted = true;
+  request_route.clear();
+  request_error.clear();
+  std::string incoming = req.get_header_value("X-Request-Id");
+  request_id = IsSafeRequestId(incoming) ? incoming : NewRequestId();
+  res.set_header("X-Request-Id", request_id);
+  request_client = trusted_proxies.ClientAddress(
+      req.remote_addr, ForwardedFor(req), req.get_header_value("X-Real-IP"));
+  // Tell clients not to send more on this connection: it closes after
+  // this answer.
+  if (stopping.load()) res.set_header("Connection", "close");
+  if (Status framing = CheckSingletonFields(req); !framing.ok()) {
+    CloseConnection(res);
+    RenderError(res, framing);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
 }
 
 // One line and one metrics sample per answer. The raw path is never logged
@@ -465,19 +477,20 @@ void HttpServer::Impl::LogRequest(const httplib::Request& req,
 }
 
 void HttpServer::Impl::Get(const std::string& pattern, Handler handler) {
-  server.Get(pattern, [pattern, handler](const httplib::Request& req,
-                                         httplib::Response& res) {
+  server.Get(pattern, [pattern, handler = std::move(handler)](
+                          const httplib::Request& req, httplib::Response& res) {
     request_route = pattern;
     handler(req, res);
   });
 }
 
 void HttpServer::Impl::Post(const std::string& pattern, Handler handler) {
-  server.Post(pattern, [pattern, handler](const httplib::Request& req,
-                                          httplib::Response& res) {
-    request_route = pattern;
-    handler(req, res);
-  });
+  server.Post(pattern,
+              [pattern, handler = std::move(handler)](
+                  const httplib::Request& req, httplib::Response& res) {
+                request_route = pattern;
+                handler(req, res);
+              });
 }
 
 void HttpServer::Impl::LogRefusal(int status, const std::string& error,
@@ -744,8 +757,8 @@ void HttpServer::Impl::ServeMetrics(const httplib::Request&,
 // without the admin token.
 void HttpServer::Impl::AdminRoute(const std::string& method,
                                   const std::string& pattern, Handler handler) {
-  Handler guarded = [this, pattern, handler](const httplib::Request& req,
-                                             httplib::Response& res) {
+  Handler guarded = [this, pattern, handler = std::move(handler)](
+                        const httplib::Request& req, httplib::Response& res) {
     request_route = pattern;
     res.set_header("Cache-Control", "no-store");
     if (!AdminAuthorized(req)) {
@@ -798,33 +811,10 @@ void HttpServer::Impl::RegisterAdminRoutes() {
                if (!ended.ok()) return RenderError(res, ended);
                res.status = 204;
              });
-  AdminRoute(
-      "PUT", user + "/ban",
-      [this, render](const httplib::Request& req, httplib::Response& res) {
-        Result<json> body = ParseJsonObject(req.body);
-        if (!body.ok()) return RenderError(res, body.status());
-        auto reason = body->find("reason");
-        if (reason == body->end() || !reason->is_string()) {
-          return RenderError(res, Status(ErrorCode::kInvalidRequest,
-                                         "reason must be a string"));
-        }
-        std::optional<int64_t> until;
-        if (auto it = body->find("until");
-            it != body->end() && !it->is_null()) {
-          if (!it->is_number_integer()) {
-            return RenderError(
-                res,
-                Status(ErrorCode::kInvalidRequest,
-                       "until must be a unix time in seconds (an integer), "
-                       "or absent for ever"));
-          }
-          until = it->get<int64_t>();
-        }
-        Result<UserRecord> banned = admin->BanUser(
-            req.matches[1], req.matches[2], reason->get<std::string>(), until);
-        if (!banned.ok()) return RenderError(res, banned.status());
-        render(res, UserJson(banned.value(), config));
-      });
+  AdminRoute("PUT", user + "/ban",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               BanUser(req, res);
+             });
   AdminRoute("DELETE", user + "/ban",
              [this](const httplib::Request& req, httplib::Response& res) {
                Status lifted = admin->UnbanUser(req.matches[1], req.matches[2]);
@@ -840,6 +830,33 @@ void HttpServer::Impl::RegisterAdminRoutes() {
         if (!bans.ok()) return RenderError(res, bans.status());
         render(res, BansJson(bans.value()));
       });
+}
+
+// PUT /v1/admin/users/{appid}/{openid}/ban: {"reason": ..., "until": ...}.
+void HttpServer::Impl::BanUser(const httplib::Request& req,
+                               httplib::Response& res) {
+  Result<json> body = ParseJsonObject(req.body);
+  if (!body.ok()) return RenderError(res, body.status());
+  auto reason = body->find("reason");
+  if (reason == body->end() || !reason->is_string()) {
+    return RenderError(
+        res, Status(ErrorCode::kInvalidRequest, "reason must be a string"));
+  }
+  std::optional<int64_t> until;
+  if (auto it = body->find("until"); it != body->end() && !it->is_null()) {
+    if (!it->is_number_integer()) {
+      return RenderError(
+          res, Status(ErrorCode::kInvalidRequest,
+                      "until must be a unix time in seconds (an integer), "
+                      "or absent for ever"));
+    }
+    until = it->get<int64_t>();
+  }
+  Result<UserRecord> banned = admin->BanUser(req.matches[1], req.matches[2],
+                                             reason->get<std::string>(), until);
+  if (!banned.ok()) return RenderError(res, banned.status());
+  res.status = 200;
+  res.set_content(UserJson(banned.value(), config), kJsonType);
 }
 
 void HttpServer::EnableAdmin(AdminService& admin) {

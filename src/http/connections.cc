@@ -526,7 +526,7 @@ void ExclusiveSocketOptions(socket_t sock) {
 
 GuardedServer::GuardedServer() : GuardedServer(Limits()) {}
 
-GuardedServer::GuardedServer(Limits limits) : limits_(std::move(limits)) {
+GuardedServer::GuardedServer(Limits limits) : limits_(limits) {
   set_socket_options(ExclusiveSocketOptions);
 }
 

@@ -101,55 +101,11 @@ class RawScanner {
       const unsigned char c = static_cast<unsigned char>(text_[at_++]);
       if (c == '"') return true;
       if (c < 0x20) return false;
-      if (c != '\\') {
-        if (out) out->push_back(static_cast<char>(c));
-        continue;
+      if (c == '\\') {
+        if (!Escape(out)) return false;
+      } else if (out) {
+        out->push_back(static_cast<char>(c));
       }
-      if (at_ >= text_.size()) return false;
-      const char escape = text_[at_++];
-      char plain = 0;
-      switch (escape) {
-        case '"':
-          plain = '"';
-          break;
-        case '\\':
-          plain = '\\';
-          break;
-        case '/':
-          plain = '/';
-          break;
-        case 'b':
-          plain = '\b';
-          break;
-        case 'f':
-          plain = '\f';
-          break;
-        case 'n':
-          plain = '\n';
-          break;
-        case 'r':
-          plain = '\r';
-          break;
-        case 't':
-          plain = '\t';
-          break;
-        case 'u': {
-          unsigned code = 0;
-          if (!Hex4(&code)) return false;
-          if (code >= 0xD800 && code <= 0xDBFF && at_ + 1 < text_.size() &&
-              text_[at_] == '\\' && text_[at_ + 1] == 'u') {
-            at_ += 2;
-            unsigned low = 0;
-            if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
-            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-          }
-          if (out) AppendUtf8(code, out);
-          continue;
-        }
-        default:
-          return false;
-      }
-      if (out) out->push_back(plain);
     }
     return false;
   }
@@ -194,6 +150,60 @@ class RawScanner {
   }
 
  private:
+  // The escape after a backslash, decoded into `out` (may be null).
+  bool Escape(std::string* out) {
+    if (at_ >= text_.size()) return false;
+    const char escape = text_[at_++];
+    if (escape == 'u') return UnicodeEscape(out);
+    char plain = 0;
+    switch (escape) {
+      case '"':
+        plain = '"';
+        break;
+      case '\\':
+        plain = '\\';
+        break;
+      case '/':
+        plain = '/';
+        break;
+      case 'b':
+        plain = '\b';
+        break;
+      case 'f':
+        plain = '\f';
+        break;
+      case 'n':
+        plain = '\n';
+        break;
+      case 'r':
+        plain = '\r';
+        break;
+      case 't':
+        plain = '\t';
+        break;
+      default:
+        return false;
+    }
+    if (out) out->push_back(plain);
+    return true;
+  }
+
+  // The XXXX of \uXXXX (with a surrogate pair, both halves), as UTF-8 into
+  // `out` (may be null).
+  bool UnicodeEscape(std::string* out) {
+    unsigned code = 0;
+    if (!Hex4(&code)) return false;
+    if (code >= 0xD800 && code <= 0xDBFF && at_ + 1 < text_.size() &&
+        text_[at_] == '\\' && text_[at_ + 1] == 'u') {
+      at_ += 2;
+      unsigned low = 0;
+      if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+      code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    }
+    if (out) AppendUtf8(code, out);
+    return true;
+  }
+
   bool Hex4(unsigned* out) {
     if (at_ + 4 > text_.size()) return false;
     unsigned value = 0;

@@ -246,8 +246,8 @@ Result<std::string> ReadMasterKeyFile(const std::string& path) {
 }
 
 SealedStore::SealedStore(std::unique_ptr<SessionStore> inner,
-                         SessionKeyring keyring)
-    : inner_(std::move(inner)), keyring_(std::move(keyring)) {}
+                         const SessionKeyring& keyring)
+    : inner_(std::move(inner)), keyring_(keyring) {}
 
 SealedStore::~SealedStore() = default;
 

@@ -113,7 +113,10 @@ Result<std::string> ReadMasterKeyFile(const std::string& path);
 
 class SealedStore : public SessionStore {
  public:
-  SealedStore(std::unique_ptr<SessionStore> inner, SessionKeyring keyring);
+  // SessionKeyring has no move (its destructor wipes the keys), so it is
+  // copied either way.
+  SealedStore(std::unique_ptr<SessionStore> inner,
+              const SessionKeyring& keyring);
   ~SealedStore() override;
 
   // Seals session.session_key, then as the wrapped store.

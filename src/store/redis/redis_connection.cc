@@ -67,6 +67,26 @@ std::string ContextErrorText(const redisContext& context, int64_t timeout_ms) {
   return text.empty() ? "connection failed" : text;
 }
 
+// The commands that open a connection: AUTH and SELECT as configured, a
+// client name, and with Sentinel a ROLE check.
+std::vector<RedisArgs> HandshakeCommands(const StoreLocator& locator,
+                                         bool sentinel) {
+  std::vector<RedisArgs> handshake;
+  if (!locator.password.empty()) {
+    handshake.push_back(
+        locator.user.empty()
+            ? RedisArgs{"AUTH", locator.password}
+            : RedisArgs{"AUTH", locator.user, locator.password});
+  }
+  if (locator.db != 0) {
+    handshake.push_back({"SELECT", std::to_string(locator.db)});
+  }
+  // Lets an operator tell our connections apart in CLIENT LIST.
+  handshake.push_back({"CLIENT", "SETNAME", "wxsessiond"});
+  if (sentinel) handshake.push_back({"ROLE"});
+  return handshake;
+}
+
 }  // namespace
 
 bool IsUnavailableErrorReply(const redisReply& reply) {
@@ -302,7 +322,9 @@ Result<RedisConnectionPool::Endpoint> RedisConnectionPool::AskSentinels() {
     }
     if (context) redisFree(context);
     if (!failures.empty()) failures += "; ";
-    failures += name + ": " + failure;
+    failures += name;
+    failures += ": ";
+    failures += failure;
   }
   return Unavailable("no sentinel named the master (" + failures + ")");
 }
@@ -334,22 +356,15 @@ RedisConnectionPool::Connect(uint64_t generation) {
   // Notices a peer that vanished (a host down) on an idle connection.
   if (endpoint->unix_path.empty()) redisEnableKeepAlive(context);
 
-  const StoreLocator& locator = options_.locator;
-  std::vector<RedisArgs> handshake;
-  if (!locator.password.empty()) {
-    handshake.push_back(
-        locator.user.empty()
-            ? RedisArgs{"AUTH", locator.password}
-            : RedisArgs{"AUTH", locator.user, locator.password});
-  }
-  if (locator.db != 0) {
-    handshake.push_back({"SELECT", std::to_string(locator.db)});
-  }
-  // Lets an operator tell our connections apart in CLIENT LIST.
-  handshake.push_back({"CLIENT", "SETNAME", "wxsessiond"});
-  if (sentinel) handshake.push_back({"ROLE"});
+  Status greeted = Handshake(*connection, sentinel);
+  if (!greeted.ok()) return greeted;
+  return connection;
+}
 
-  Result<std::vector<RedisReplyPtr>> replies = Exchange(*connection, handshake);
+Status RedisConnectionPool::Handshake(Connection& connection, bool sentinel) {
+  const StoreLocator& locator = options_.locator;
+  Result<std::vector<RedisReplyPtr>> replies =
+      Exchange(connection, HandshakeCommands(locator, sentinel));
   if (!replies.ok()) {
     if (sentinel) ForgetMaster(replies.status());
     return replies.status();
@@ -358,8 +373,8 @@ RedisConnectionPool::Connect(uint64_t generation) {
   if (!locator.password.empty()) {
     const redisReply& auth = *replies.value()[next++];
     if (auth.type == REDIS_REPLY_ERROR) {
-      return Unavailable("authentication failed" + At(endpoint.value()) + " (" +
-                         ErrorReplyText(auth) + ")");
+      return Unavailable("authentication failed" + At(connection.endpoint) +
+                         " (" + ErrorReplyText(auth) + ")");
     }
   }
   if (locator.db != 0) {
@@ -381,13 +396,14 @@ RedisConnectionPool::Connect(uint64_t generation) {
     if (name != "master") {
       // Sentinel named a server that is not (or no longer) the master: it
       // is mid-failover. Ask again on a later connect.
-      Status refused = Unavailable(endpoint->Text() + " is a " + name +
-                                   ", not the master; waiting for Sentinel");
+      Status refused =
+          Unavailable(connection.endpoint.Text() + " is a " + name +
+                      ", not the master; waiting for Sentinel");
       ForgetMaster(refused);
       return refused;
     }
   }
-  return connection;
+  return Status::Ok();
 }
 
 Result<std::vector<RedisReplyPtr>> RedisConnectionPool::Exchange(

@@ -117,6 +117,9 @@ class RedisConnectionPool {
   void Invalidate(uint64_t generation);
 
   Result<std::unique_ptr<Connection>> Connect(uint64_t generation);
+  // Authenticates, selects the database and names the fresh `connection`;
+  // with Sentinel, also checks that it reached the master.
+  Status Handshake(Connection& connection, bool sentinel);
   Result<Endpoint> CurrentMaster();
   Result<Endpoint> AskSentinels() REQUIRES(master_mutex_);
   // Makes the next connect ask Sentinel again. With a non-OK `why` (the

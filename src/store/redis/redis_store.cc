@@ -827,12 +827,13 @@ class RedisStoreImpl : public RedisStore {
 
   Status ImportAccessTokens(const std::vector<AccessToken>& tokens) override {
     std::vector<RedisArgs> commands;
+    commands.reserve(tokens.size());
     for (const AccessToken& token : tokens) {
       commands.push_back(Eval(import_token_, {TokenKey(token.appid)},
                               {token.token, Seconds(token.expires_at)}));
     }
     if (commands.empty()) return Status::Ok();
-    auto replies = Run(std::move(commands), "import tokens");
+    auto replies = Run(commands, "import tokens");
     return replies.ok() ? Status::Ok() : replies.status();
   }
 
@@ -914,7 +915,7 @@ class RedisStoreImpl : public RedisStore {
   // Runs `commands` as one pipeline. When Redis has not seen a script (a
   // restart or a failover empties its script cache), loads every script and
   // runs the pipeline again. Maps error replies onto the closed set.
-  Result<std::vector<RedisReplyPtr>> Run(std::vector<RedisArgs> commands,
+  Result<std::vector<RedisReplyPtr>> Run(const std::vector<RedisArgs>& commands,
                                          const char* what) {
     Result<std::vector<RedisReplyPtr>> replies = pool_.Pipeline(commands);
     if (!replies.ok()) return replies.status();
@@ -947,12 +948,12 @@ class RedisStoreImpl : public RedisStore {
   // caller must not acknowledge the write either.
   Result<std::vector<RedisReplyPtr>> RunAcknowledged(
       std::vector<RedisArgs> commands, const char* what) {
-    if (options_.min_replicas_ack <= 0) return Run(std::move(commands), what);
+    if (options_.min_replicas_ack <= 0) return Run(commands, what);
     // Half the reply timeout, so WAIT answers before the socket gives up.
     const int64_t wait_ms = std::max<int64_t>(1, options_.timeout_ms / 2);
     commands.push_back({"WAIT", std::to_string(options_.min_replicas_ack),
                         std::to_string(wait_ms)});
-    Result<std::vector<RedisReplyPtr>> replies = Run(std::move(commands), what);
+    Result<std::vector<RedisReplyPtr>> replies = Run(commands, what);
     if (!replies.ok()) return replies;
     int64_t acknowledged = ReplyInteger(replies.value().back().get());
     if (acknowledged < options_.min_replicas_ack) {

@@ -79,6 +79,84 @@ Status SyncPath(const std::string& path, int flags) {
   return Status::Ok();
 }
 
+// Creates the temporary copy's file, refusing to reuse one.
+Status CreatePartial(PartialFile& partial, const std::string& out_path) {
+  int fd = ::open(partial.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  0600);
+  if (fd < 0) {
+    int saved = errno;
+    partial.keep = true;  // not ours to remove
+    if (saved == ENOENT) {
+      return Status(
+          ErrorCode::kInvalidRequest,
+          "backup: directory " + DirectoryOf(out_path) + " does not exist");
+    }
+    return Unavailable("cannot create " + partial.path + ": " +
+                       std::strerror(saved));
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+// Copies every page of `source` into `copy` as one snapshot.
+Status CopyPages(sqlite3* source, sqlite3* copy, int busy_timeout_ms) {
+  sqlite3_backup* backup = sqlite3_backup_init(copy, "main", source, "main");
+  if (backup == nullptr) {
+    return Unavailable("cannot start: " + SqliteMessage(copy, 0));
+  }
+  // -1: every page in one step, so one read transaction spans the whole
+  // copy and it is a single snapshot. BUSY/LOCKED only while another
+  // connection holds an exclusive lock (a checkpoint truncating the WAL):
+  // try again until the busy timeout.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(busy_timeout_ms);
+  int rc = SQLITE_OK;
+  do {
+    rc = sqlite3_backup_step(backup, -1);
+    if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) break;
+    sqlite3_sleep(50);  // milliseconds between attempts
+  } while (std::chrono::steady_clock::now() < deadline);
+  int finish_rc = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    return Unavailable("copy failed: " + std::string(sqlite3_errstr(rc)));
+  }
+  if (finish_rc != SQLITE_OK) {
+    return Unavailable("copy failed: " + SqliteMessage(copy, finish_rc));
+  }
+  return Status::Ok();
+}
+
+// Makes the copy one self-contained file and checks it; answers the number
+// of sessions it holds.
+Result<int64_t> CheckCopy(sqlite3* copy) {
+  // The copy inherits WAL mode; a backup is one self-contained file.
+  Result<std::string> mode = QueryText(copy, "PRAGMA journal_mode = DELETE");
+  if (!mode.ok()) return mode.status();
+  Result<std::string> check = QueryText(copy, "PRAGMA quick_check");
+  if (!check.ok()) return check.status();
+  if (check.value() != "ok") {
+    return Unavailable("the copy failed its integrity check: " + check.value());
+  }
+  Result<std::string> sessions =
+      QueryText(copy, "SELECT count(*) FROM sessions");
+  if (!sessions.ok()) return sessions.status();
+  return static_cast<int64_t>(std::stoll(sessions.value()));
+}
+
+// Flushes the finished copy and renames it to `out_path`, durably.
+Status Publish(PartialFile& partial, const std::string& out_path) {
+  if (Status synced = SyncPath(partial.path, O_RDONLY); !synced.ok()) {
+    return synced;
+  }
+  if (::rename(partial.path.c_str(), out_path.c_str()) != 0) {
+    return Unavailable("cannot rename the copy to " + out_path + ": " +
+                       std::strerror(errno));
+  }
+  partial.keep = true;
+  // The rename is durable only once the directory is flushed.
+  return SyncPath(DirectoryOf(out_path), O_RDONLY | O_DIRECTORY);
+}
+
 }  // namespace
 
 Result<BackupReport> BackupSqliteDatabase(const std::string& database,
@@ -97,20 +175,9 @@ Result<BackupReport> BackupSqliteDatabase(const std::string& database,
   }
 
   PartialFile partial{out_path + ".partial-" + std::to_string(::getpid())};
-  int fd = ::open(partial.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                  0600);
-  if (fd < 0) {
-    int saved = errno;
-    partial.keep = true;  // not ours to remove
-    if (saved == ENOENT) {
-      return Status(
-          ErrorCode::kInvalidRequest,
-          "backup: directory " + DirectoryOf(out_path) + " does not exist");
-    }
-    return Unavailable("cannot create " + partial.path + ": " +
-                       std::strerror(saved));
+  if (Status created = CreatePartial(partial, out_path); !created.ok()) {
+    return created;
   }
-  ::close(fd);
 
   Connection source;
   // Read-write without CREATE: a missing file is an error, and SQLite may
@@ -123,75 +190,31 @@ Result<BackupReport> BackupSqliteDatabase(const std::string& database,
   }
   sqlite3_busy_timeout(source.db, busy_timeout_ms);
 
-  {
-    Connection copy;
-    rc = sqlite3_open_v2(partial.path.c_str(), &copy.db, SQLITE_OPEN_READWRITE,
-                         nullptr);
-    if (rc != SQLITE_OK) {
-      return Unavailable("cannot open " + partial.path + ": " +
-                         SqliteMessage(copy.db, rc));
-    }
-    sqlite3_backup* backup =
-        sqlite3_backup_init(copy.db, "main", source.db, "main");
-    if (backup == nullptr) {
-      return Unavailable("cannot start: " + SqliteMessage(copy.db, 0));
-    }
-    // -1: every page in one step, so one read transaction spans the whole
-    // copy and it is a single snapshot. BUSY/LOCKED only while another
-    // connection holds an exclusive lock (a checkpoint truncating the WAL):
-    // try again until the busy timeout.
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(busy_timeout_ms);
-    do {
-      rc = sqlite3_backup_step(backup, -1);
-      if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) break;
-      sqlite3_sleep(50);  // milliseconds between attempts
-    } while (std::chrono::steady_clock::now() < deadline);
-    int finish_rc = sqlite3_backup_finish(backup);
-    if (rc != SQLITE_DONE) {
-      return Unavailable("copy failed: " + std::string(sqlite3_errstr(rc)));
-    }
-    if (finish_rc != SQLITE_OK) {
-      return Unavailable("copy failed: " + SqliteMessage(copy.db, finish_rc));
-    }
-
-    // The copy inherits WAL mode; a backup is one self-contained file.
-    Result<std::string> mode =
-        QueryText(copy.db, "PRAGMA journal_mode = DELETE");
-    if (!mode.ok()) return mode.status();
-    Result<std::string> check = QueryText(copy.db, "PRAGMA quick_check");
-    if (!check.ok()) return check.status();
-    if (check.value() != "ok") {
-      return Unavailable("the copy failed its integrity check: " +
-                         check.value());
-    }
-    Result<std::string> sessions =
-        QueryText(copy.db, "SELECT count(*) FROM sessions");
-    if (!sessions.ok()) return sessions.status();
-    BackupReport report;
-    report.sessions = std::stoll(sessions.value());
-
-    // Closed before renaming, so the renamed file is complete.
-    rc = sqlite3_close_v2(copy.db);
-    copy.db = nullptr;
-    if (rc != SQLITE_OK) return Unavailable("cannot close the copy");
-
-    if (Status synced = SyncPath(partial.path, O_RDONLY); !synced.ok()) {
-      return synced;
-    }
-    if (::rename(partial.path.c_str(), out_path.c_str()) != 0) {
-      return Unavailable("cannot rename the copy to " + out_path + ": " +
-                         std::strerror(errno));
-    }
-    partial.keep = true;
-    // The rename is durable only once the directory is flushed.
-    if (Status synced = SyncPath(DirectoryOf(out_path), O_RDONLY | O_DIRECTORY);
-        !synced.ok()) {
-      return synced;
-    }
-    if (::stat(out_path.c_str(), &info) == 0) report.bytes = info.st_size;
-    return report;
+  Connection copy;
+  rc = sqlite3_open_v2(partial.path.c_str(), &copy.db, SQLITE_OPEN_READWRITE,
+                       nullptr);
+  if (rc != SQLITE_OK) {
+    return Unavailable("cannot open " + partial.path + ": " +
+                       SqliteMessage(copy.db, rc));
   }
+  if (Status copied = CopyPages(source.db, copy.db, busy_timeout_ms);
+      !copied.ok()) {
+    return copied;
+  }
+  Result<int64_t> sessions = CheckCopy(copy.db);
+  if (!sessions.ok()) return sessions.status();
+  BackupReport report;
+  report.sessions = sessions.value();
+
+  // Closed before renaming, so the renamed file is complete.
+  rc = sqlite3_close_v2(copy.db);
+  copy.db = nullptr;
+  if (rc != SQLITE_OK) return Unavailable("cannot close the copy");
+  if (Status published = Publish(partial, out_path); !published.ok()) {
+    return published;
+  }
+  if (::stat(out_path.c_str(), &info) == 0) report.bytes = info.st_size;
+  return report;
 }
 
 }  // namespace wxsession

@@ -29,6 +29,10 @@ constexpr char kAlipayCallLimited[] = "isv.app-call-limited";
 
 // What one exchange came to: a JSON reply to read, or a Status, and
 // whether one more try is safe.
+// Its implicit noexcept destructor and moves can throw only in
+// nlohmann::json's destructor (bad_alloc while it flattens nested values),
+// where terminate is all that could be done anyway:
+// NOLINTNEXTLINE(bugprone-exception-escape)
 struct Outcome {
   Status status;
   json reply;

@@ -24,12 +24,11 @@ namespace {
 using json = nlohmann::json;
 using testing_support::Describe;
 using testing_support::HttpClientFor;
+using testing_support::kAppId;
 using testing_support::kPatientTimeoutMs;
+using testing_support::kSecret;
 using testing_support::LoopbackBase;
 using testing_support::ScriptedTokens;
-
-constexpr char kAppId[] = "wx0123456789abcdef";
-constexpr char kSecret[] = "SeCrEt-0123456789abcdef0123456789";
 
 class MockWeChatTest : public ::testing::Test {
  protected:

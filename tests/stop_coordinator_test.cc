@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -198,156 +199,135 @@ class LogCapture {
   Logger logger_;
 };
 
-TEST(StopCoordinator,
-     SigtermStopsAcceptingAndFinishCheckpointsOnceAndExitsZero) {
-  QueuedSignals signals;
-  Server server;
-  Drain drain(Drain::Time::kStandsStill);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
-  signals.Send(SIGTERM);
-  ASSERT_TRUE(server.WaitForStopAccepting());
-  ASSERT_EQ(log.Lines("stopping").size(), 1u);
-  EXPECT_EQ(log.Lines("stopping")[0]["signal"], "SIGTERM");
-  EXPECT_EQ(log.Lines("stopping")[0]["level"], "info");
-  EXPECT_EQ(server.notified(), std::vector<std::string>{"STOPPING=1"});
+// Each test: a coordinator over queued signals, a recording server, a log
+// read back, and a drain whose time the test picks. The coordinator is
+// declared last, so it is joined before what it uses goes away.
+class StopCoordinatorTest : public ::testing::Test {
+ protected:
+  StopCoordinator& Start(Drain::Time time) {
+    drain_ = std::make_unique<Drain>(time);
+    stop_ = std::make_unique<StopCoordinator>(signals_, log_.logger(),
+                                              server_.Steps(), *drain_);
+    stop_->Start();
+    return *stop_;
+  }
+
+  QueuedSignals signals_;
+  Server server_;
+  LogCapture log_;
+  std::unique_ptr<Drain> drain_;
+  std::unique_ptr<StopCoordinator> stop_;
+};
+
+TEST_F(StopCoordinatorTest,
+       SigtermStopsAcceptingAndFinishCheckpointsOnceAndExitsZero) {
+  StopCoordinator& stop = Start(Drain::Time::kStandsStill);
+  signals_.Send(SIGTERM);
+  ASSERT_TRUE(server_.WaitForStopAccepting());
+  ASSERT_EQ(log_.Lines("stopping").size(), 1u);
+  EXPECT_EQ(log_.Lines("stopping")[0]["signal"], "SIGTERM");
+  EXPECT_EQ(log_.Lines("stopping")[0]["level"], "info");
+  EXPECT_EQ(server_.notified(), std::vector<std::string>{"STOPPING=1"});
   // Draining: nothing is checkpointed until Serve returns.
-  EXPECT_EQ(server.checkpoints(), 0);
+  EXPECT_EQ(server_.checkpoints(), 0);
 
   EXPECT_EQ(stop.Finish(/*served=*/true), kExitOk);
-  EXPECT_EQ(server.stop_accepting(), 1);
-  EXPECT_EQ(server.checkpoints(), 1);
-  ASSERT_EQ(log.Lines("checkpoint").size(), 1u);
-  EXPECT_EQ(log.Lines("checkpoint")[0]["result"], "ok");
-  EXPECT_EQ(log.Lines("stopped").size(), 1u);
-  EXPECT_TRUE(log.Lines("drain_timeout").empty());
-  EXPECT_FALSE(server.exit_code().has_value());
-  EXPECT_EQ(drain.deadline(), StopCoordinator::kDrainDeadline);
+  EXPECT_EQ(server_.stop_accepting(), 1);
+  EXPECT_EQ(server_.checkpoints(), 1);
+  ASSERT_EQ(log_.Lines("checkpoint").size(), 1u);
+  EXPECT_EQ(log_.Lines("checkpoint")[0]["result"], "ok");
+  EXPECT_EQ(log_.Lines("stopped").size(), 1u);
+  EXPECT_TRUE(log_.Lines("drain_timeout").empty());
+  EXPECT_FALSE(server_.exit_code().has_value());
+  EXPECT_EQ(drain_->deadline(), StopCoordinator::kDrainDeadline);
 }
 
-TEST(StopCoordinator, SigintIsNamedInTheLog) {
-  QueuedSignals signals;
-  Server server;
-  Drain drain(Drain::Time::kStandsStill);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
-  signals.Send(SIGINT);
-  ASSERT_TRUE(server.WaitForStopAccepting());
+TEST_F(StopCoordinatorTest, SigintIsNamedInTheLog) {
+  StopCoordinator& stop = Start(Drain::Time::kStandsStill);
+  signals_.Send(SIGINT);
+  ASSERT_TRUE(server_.WaitForStopAccepting());
   EXPECT_EQ(stop.Finish(true), kExitOk);
-  ASSERT_EQ(log.Lines("stopping").size(), 1u);
-  EXPECT_EQ(log.Lines("stopping")[0]["signal"], "SIGINT");
+  ASSERT_EQ(log_.Lines("stopping").size(), 1u);
+  EXPECT_EQ(log_.Lines("stopping")[0]["signal"], "SIGINT");
 }
 
-TEST(StopCoordinator, DrainDeadlineLogsCheckpointsAndExitsZeroAtOnce) {
-  QueuedSignals signals;
-  Server server;
-  Drain drain(Drain::Time::kPassesTheDeadline);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
-  signals.Send(SIGTERM);
-  ASSERT_TRUE(server.WaitForExit());
-  EXPECT_EQ(server.exit_code(), kExitOk);
-  EXPECT_EQ(drain.deadline(), milliseconds(4000));
-  EXPECT_EQ(server.stop_accepting(), 1);
+TEST_F(StopCoordinatorTest, DrainDeadlineLogsCheckpointsAndExitsZeroAtOnce) {
+  Start(Drain::Time::kPassesTheDeadline);
+  signals_.Send(SIGTERM);
+  ASSERT_TRUE(server_.WaitForExit());
+  EXPECT_EQ(server_.exit_code(), kExitOk);
+  EXPECT_EQ(drain_->deadline(), milliseconds(4000));
+  EXPECT_EQ(server_.stop_accepting(), 1);
   // The checkpoint comes before the exit: committed writes are in the WAL.
-  EXPECT_EQ(server.checkpoints_at_exit(), 1);
-  ASSERT_EQ(log.Lines("drain_timeout").size(), 1u);
-  EXPECT_EQ(log.Lines("drain_timeout")[0]["level"], "error");
-  EXPECT_EQ(log.Lines("drain_timeout")[0]["detail"],
+  EXPECT_EQ(server_.checkpoints_at_exit(), 1);
+  ASSERT_EQ(log_.Lines("drain_timeout").size(), 1u);
+  EXPECT_EQ(log_.Lines("drain_timeout")[0]["level"], "error");
+  EXPECT_EQ(log_.Lines("drain_timeout")[0]["detail"],
             "requests still running at the stop deadline; exiting without "
             "them");
-  ASSERT_EQ(log.Lines("checkpoint").size(), 1u);
-  EXPECT_EQ(log.Lines("checkpoint")[0]["result"], "ok");
+  ASSERT_EQ(log_.Lines("checkpoint").size(), 1u);
+  EXPECT_EQ(log_.Lines("checkpoint")[0]["result"], "ok");
   // The process has exited: no "stopped" line.
-  EXPECT_TRUE(log.Lines("stopped").empty());
+  EXPECT_TRUE(log_.Lines("stopped").empty());
 }
 
-TEST(StopCoordinator, FailedCheckpointIsAWarningAndKeepsTheExitCode) {
-  QueuedSignals signals;
-  Server server;
-  server.FailCheckpoints(
+TEST_F(StopCoordinatorTest, FailedCheckpointIsAWarningAndKeepsTheExitCode) {
+  server_.FailCheckpoints(
       Status(ErrorCode::kStoreUnavailable, "database is locked"));
-  Drain drain(Drain::Time::kStandsStill);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
-  signals.Send(SIGTERM);
-  ASSERT_TRUE(server.WaitForStopAccepting());
+  StopCoordinator& stop = Start(Drain::Time::kStandsStill);
+  signals_.Send(SIGTERM);
+  ASSERT_TRUE(server_.WaitForStopAccepting());
   EXPECT_EQ(stop.Finish(true), kExitOk);
-  ASSERT_EQ(log.Lines("checkpoint").size(), 1u);
-  json line = log.Lines("checkpoint")[0];
+  ASSERT_EQ(log_.Lines("checkpoint").size(), 1u);
+  json line = log_.Lines("checkpoint")[0];
   EXPECT_EQ(line["level"], "warn");
   EXPECT_EQ(line["result"], "failed");
   EXPECT_NE(line.value("detail", "").find("database is locked"),
             std::string::npos)
       << line.dump();
-  EXPECT_EQ(log.Lines("stopped").size(), 1u);
+  EXPECT_EQ(log_.Lines("stopped").size(), 1u);
 }
 
-TEST(StopCoordinator, FailedCheckpointAtTheDeadlineStillExitsZero) {
-  QueuedSignals signals;
-  Server server;
-  server.FailCheckpoints(Status(ErrorCode::kStoreUnavailable, "disk full"));
-  Drain drain(Drain::Time::kPassesTheDeadline);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
-  signals.Send(SIGTERM);
-  ASSERT_TRUE(server.WaitForExit());
-  EXPECT_EQ(server.exit_code(), kExitOk);
-  ASSERT_EQ(log.Lines("checkpoint").size(), 1u);
-  EXPECT_EQ(log.Lines("checkpoint")[0]["result"], "failed");
+TEST_F(StopCoordinatorTest, FailedCheckpointAtTheDeadlineStillExitsZero) {
+  server_.FailCheckpoints(Status(ErrorCode::kStoreUnavailable, "disk full"));
+  Start(Drain::Time::kPassesTheDeadline);
+  signals_.Send(SIGTERM);
+  ASSERT_TRUE(server_.WaitForExit());
+  EXPECT_EQ(server_.exit_code(), kExitOk);
+  ASSERT_EQ(log_.Lines("checkpoint").size(), 1u);
+  EXPECT_EQ(log_.Lines("checkpoint")[0]["result"], "failed");
 }
 
-TEST(StopCoordinator, ServeFailingWithoutASignalExitsOneWithoutStopping) {
-  QueuedSignals signals;
-  Server server;
-  Drain drain(Drain::Time::kStandsStill);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
+TEST_F(StopCoordinatorTest, ServeFailingWithoutASignalExitsOneWithoutStopping) {
+  StopCoordinator& stop = Start(Drain::Time::kStandsStill);
   EXPECT_EQ(stop.Finish(/*served=*/false), kExitFailure);
-  EXPECT_EQ(server.stop_accepting(), 0);
-  EXPECT_TRUE(server.notified().empty());
-  EXPECT_TRUE(log.Lines("stopping").empty());
-  EXPECT_EQ(server.checkpoints(), 1);
-  EXPECT_EQ(log.Lines("stopped").size(), 1u);
+  EXPECT_EQ(server_.stop_accepting(), 0);
+  EXPECT_TRUE(server_.notified().empty());
+  EXPECT_TRUE(log_.Lines("stopping").empty());
+  EXPECT_EQ(server_.checkpoints(), 1);
+  EXPECT_EQ(log_.Lines("stopped").size(), 1u);
 }
 
-TEST(StopCoordinator, ASecondSignalDuringTheDrainChangesNothing) {
-  QueuedSignals signals;
-  Server server;
-  Drain drain(Drain::Time::kStandsStill);
-  LogCapture log;
-  StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-  stop.Start();
-  signals.Send(SIGTERM);
-  ASSERT_TRUE(server.WaitForStopAccepting());
-  signals.Send(SIGTERM);  // the operator presses on: still a clean drain
+TEST_F(StopCoordinatorTest, ASecondSignalDuringTheDrainChangesNothing) {
+  StopCoordinator& stop = Start(Drain::Time::kStandsStill);
+  signals_.Send(SIGTERM);
+  ASSERT_TRUE(server_.WaitForStopAccepting());
+  signals_.Send(SIGTERM);  // the operator presses on: still a clean drain
   EXPECT_EQ(stop.Finish(true), kExitOk);
-  EXPECT_EQ(signals.waits(), 1);
-  EXPECT_EQ(signals.pending(), 1u);
-  EXPECT_EQ(server.stop_accepting(), 1);
-  EXPECT_FALSE(server.exit_code().has_value());
-  EXPECT_EQ(log.Lines("stopping").size(), 1u);
-  EXPECT_EQ(server.checkpoints(), 1);
+  EXPECT_EQ(signals_.waits(), 1);
+  EXPECT_EQ(signals_.pending(), 1u);
+  EXPECT_EQ(server_.stop_accepting(), 1);
+  EXPECT_FALSE(server_.exit_code().has_value());
+  EXPECT_EQ(log_.Lines("stopping").size(), 1u);
+  EXPECT_EQ(server_.checkpoints(), 1);
 }
 
-TEST(StopCoordinator, DestroyedWithoutFinishJoinsQuietly) {
-  QueuedSignals signals;
-  Server server;
-  Drain drain(Drain::Time::kStandsStill);
-  LogCapture log;
-  {
-    StopCoordinator stop(signals, log.logger(), server.Steps(), drain);
-    stop.Start();
-  }
-  EXPECT_EQ(server.checkpoints(), 0);
-  EXPECT_EQ(server.stop_accepting(), 0);
-  EXPECT_TRUE(log.Lines("stopped").empty());
+TEST_F(StopCoordinatorTest, DestroyedWithoutFinishJoinsQuietly) {
+  Start(Drain::Time::kStandsStill);
+  stop_.reset();
+  EXPECT_EQ(server_.checkpoints(), 0);
+  EXPECT_EQ(server_.stop_accepting(), 0);
+  EXPECT_TRUE(log_.Lines("stopped").empty());
 }
 
 // --- BlockedSignalSource: the process's own signals -------------------------

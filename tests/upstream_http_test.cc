@@ -34,16 +34,16 @@ using json = nlohmann::json;
 using testing_support::AlwaysReply;
 using testing_support::Describe;
 using testing_support::FakeWeChatServer;
+using testing_support::FinalCalls;
 using testing_support::HttpClientFor;
+using testing_support::kAppId;
 using testing_support::kPatientTimeoutMs;
+using testing_support::kSecret;
 using testing_support::kShortTimeoutMs;
 using testing_support::LoopbackBase;
 using testing_support::RefusingPort;
 using testing_support::ReplyJson;
 using testing_support::SuccessBody;
-
-constexpr char kAppId[] = "wx0123456789abcdef";
-constexpr char kSecret[] = "SeCrEt-0123456789abcdef0123456789";
 
 TEST(UpstreamHttpTest, ConnectionRefusedIsUpstreamUnavailable) {
   RefusingPort refusing;
@@ -74,9 +74,7 @@ TEST(UpstreamHttpTest, ReadTimeoutIsUnavailableAndNotRetried) {
   EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamUnavailable)
       << Describe(result.status());
   EXPECT_TRUE(result.status().retry_after().has_value());
-  client.reset();
-  fake.Stop();  // waits for every handler, so the count is final
-  EXPECT_EQ(fake.calls(), 1);
+  EXPECT_EQ(FinalCalls(client, fake), 1);
 }
 
 TEST(UpstreamHttpTest, EveryValueArrivesIntactWhateverItsCharacters) {

@@ -13,7 +13,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <atomic>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -30,18 +29,19 @@ namespace {
 
 using json = nlohmann::json;
 using testing_support::AlwaysReply;
+using testing_support::BusyOnceThen;
 using testing_support::Describe;
 using testing_support::FakeWeChatServer;
+using testing_support::FinalCalls;
 using testing_support::HttpClientFor;
+using testing_support::kAppId;
+using testing_support::kSecret;
 using testing_support::kShortTimeoutMs;
 using testing_support::LoopbackBase;
 using testing_support::RefusingPort;
 using testing_support::ReplyJson;
 using testing_support::ScriptedTokens;
 using testing_support::SuccessBody;
-
-constexpr char kAppId[] = "wx0123456789abcdef";
-constexpr char kSecret[] = "SeCrEt-0123456789abcdef0123456789";
 
 // ---------------------------------------------------------------------------
 // StatusFromWeChatError: the errcode table.
@@ -127,9 +127,7 @@ TEST(WeChatHttpTest, Non200ReplyIsUpstreamError) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError);
   EXPECT_NE(result.status().operator_text().find("502"), std::string::npos);
-  client.reset();
-  fake.Stop();
-  EXPECT_EQ(fake.calls(), 1);
+  EXPECT_EQ(FinalCalls(client, fake), 1);
 }
 
 TEST(WeChatHttpTest, NonJsonReplyIsUpstreamError) {
@@ -159,9 +157,7 @@ TEST(WeChatHttpTest, ReplyWithoutOpenIdOrSessionKeyIsUpstreamError) {
     const auto result = client->Code2Session(kAppId, kSecret, "c1");
     ASSERT_FALSE(result.ok()) << body.dump();
     EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError) << body.dump();
-    client.reset();
-    fake.Stop();
-    EXPECT_EQ(fake.calls(), 1) << body.dump();
+    EXPECT_EQ(FinalCalls(client, fake), 1) << body.dump();
   }
 }
 
@@ -197,22 +193,12 @@ TEST(WeChatHttpTest, UnionIdOnlyWhenWeChatSendsOne) {
 }
 
 TEST(WeChatHttpTest, BusyOnceThenSuccessRetriesExactlyOnce) {
-  std::atomic<int> seen{0};
-  FakeWeChatServer fake(
-      [&seen](const httplib::Request&, httplib::Response& res) {
-        if (seen++ == 0) {
-          ReplyJson(res, json{{"errcode", -1}, {"errmsg", "system error"}});
-        } else {
-          ReplyJson(res, SuccessBody("o-second-try"));
-        }
-      });
+  FakeWeChatServer fake(BusyOnceThen(SuccessBody("o-second-try")));
   auto client = HttpClientFor(fake.base());
   const auto result = client->Code2Session(kAppId, kSecret, "c1");
   ASSERT_TRUE(result.ok()) << Describe(result.status());
   EXPECT_EQ(result->openid, "o-second-try");
-  client.reset();
-  fake.Stop();
-  EXPECT_EQ(fake.calls(), 2);
+  EXPECT_EQ(FinalCalls(client, fake), 2);
 }
 
 TEST(WeChatHttpTest, BusyTwiceIsUpstreamUnavailableAfterTwoCalls) {
@@ -222,9 +208,7 @@ TEST(WeChatHttpTest, BusyTwiceIsUpstreamUnavailableAfterTwoCalls) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamUnavailable);
   EXPECT_TRUE(result.status().retry_after().has_value());
-  client.reset();
-  fake.Stop();
-  EXPECT_EQ(fake.calls(), 2);
+  EXPECT_EQ(FinalCalls(client, fake), 2);
 }
 
 TEST(WeChatHttpTest, EachErrcodeMapsAndIsNotRetried) {
@@ -251,9 +235,7 @@ TEST(WeChatHttpTest, EachErrcodeMapsAndIsNotRetried) {
     if (c.errcode == 45011) {
       EXPECT_EQ(result.status().retry_after(), 60);
     }
-    client.reset();
-    fake.Stop();
-    EXPECT_EQ(fake.calls(), 1) << c.errcode;
+    EXPECT_EQ(FinalCalls(client, fake), 1) << c.errcode;
   }
 }
 
@@ -427,31 +409,20 @@ TEST(StableTokenTest, UnusableRepliesAreUpstreamErrors) {
     EXPECT_EQ(result.status().code(), ErrorCode::kUpstreamError) << body.dump();
     EXPECT_NE(result.status().operator_text().find("stable_token"),
               std::string::npos);
-    client.reset();
-    fake.Stop();
-    EXPECT_EQ(fake.calls(), 1) << body.dump();
+    EXPECT_EQ(FinalCalls(client, fake), 1) << body.dump();
   }
 }
 
 TEST(StableTokenTest, BusyIsRetriedOnceAndQuotaIsRateLimited) {
   {
-    std::atomic<int> seen{0};
     FakeWeChatServer fake(
-        [&seen](const httplib::Request&, httplib::Response& res) {
-          if (seen++ == 0) {
-            ReplyJson(res, json{{"errcode", -1}, {"errmsg", "system error"}});
-          } else {
-            ReplyJson(res, json{{"access_token", "T2"}, {"expires_in", 7000}});
-          }
-        },
+        BusyOnceThen(json{{"access_token", "T2"}, {"expires_in", 7000}}),
         "/cgi-bin/stable_token");
     auto client = HttpClientFor(fake.base());
     const auto result = client->StableToken(kAppId, kSecret, false);
     ASSERT_TRUE(result.ok()) << Describe(result.status());
     EXPECT_EQ(result->access_token, "T2");
-    client.reset();
-    fake.Stop();
-    EXPECT_EQ(fake.calls(), 2);
+    EXPECT_EQ(FinalCalls(client, fake), 2);
   }
   {
     FakeWeChatServer fake(
@@ -568,9 +539,7 @@ TEST(PhoneNumberTest, ErrcodesMapAsInLogin) {
     EXPECT_EQ(phone.status().operator_text(),
               "WeChat getuserphonenumber failed: errcode " +
                   std::to_string(c.errcode) + " (mock)");
-    client.reset();
-    fake.Stop();
-    EXPECT_EQ(fake.calls(), c.calls) << c.errcode;
+    EXPECT_EQ(FinalCalls(client, fake), c.calls) << c.errcode;
     EXPECT_EQ(tokens.replacements(), 0) << c.errcode;
   }
 }
@@ -596,9 +565,7 @@ TEST(PhoneNumberTest, ARejectedTokenIsReplacedOnceAndTheCallRepeated) {
     ASSERT_TRUE(phone.ok()) << rejection << " " << Describe(phone.status());
     EXPECT_EQ(tokens.replacements(), 1);
     EXPECT_EQ(tokens.rejected(), std::vector<std::string>{"stale"});
-    client.reset();
-    fake.Stop();
-    EXPECT_EQ(fake.calls(), 2) << rejection;
+    EXPECT_EQ(FinalCalls(client, fake), 2) << rejection;
   }
 }
 
@@ -622,9 +589,7 @@ TEST(PhoneNumberTest, ASecondRejectionIsAnUpstreamErrorWithoutAThirdCall) {
   EXPECT_NE(phone.status().operator_text().find("[access_token]"),
             std::string::npos);
   EXPECT_EQ(tokens.replacements(), 1);
-  client.reset();
-  fake.Stop();
-  EXPECT_EQ(fake.calls(), 2);
+  EXPECT_EQ(FinalCalls(client, fake), 2);
 }
 
 TEST(PhoneNumberTest, ATokenSourceErrorIsPassedOnWithoutACall) {
@@ -636,9 +601,7 @@ TEST(PhoneNumberTest, ATokenSourceErrorIsPassedOnWithoutACall) {
   const auto phone = client->GetPhoneNumber(tokens, kAppId, "c", "o");
   ASSERT_FALSE(phone.ok());
   EXPECT_EQ(phone.status().code(), ErrorCode::kStoreUnavailable);
-  client.reset();
-  fake.Stop();
-  EXPECT_EQ(fake.calls(), 0);
+  EXPECT_EQ(FinalCalls(client, fake), 0);
 }
 
 TEST(CheckSessionKeyTest, SendsTheSignedQueryAndReadsTheVerdict) {

@@ -72,6 +72,24 @@ nlohmann::json SuccessBody(const std::string& openid) {
                         {"session_key", "c2Vzc2lvbmtleTEyMzQ1Ng=="}};
 }
 
+FakeWeChatServer::Handler BusyOnceThen(nlohmann::json body) {
+  auto seen = std::make_shared<std::atomic<int>>(0);
+  return [seen, body](const httplib::Request&, httplib::Response& res) {
+    if ((*seen)++ == 0) {
+      ReplyJson(res,
+                nlohmann::json{{"errcode", -1}, {"errmsg", "system error"}});
+    } else {
+      ReplyJson(res, body);
+    }
+  };
+}
+
+int FinalCalls(std::unique_ptr<WeChatClient>& client, FakeWeChatServer& fake) {
+  client.reset();
+  fake.Stop();
+  return fake.calls();
+}
+
 RefusingPort::RefusingPort() {
   fd_ = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};

@@ -32,6 +32,10 @@ constexpr int64_t kPatientTimeoutMs = 10000;
 // Timeout (ms) for the tests that wait for the client to give up.
 constexpr int64_t kShortTimeoutMs = 300;
 
+// The app the tests log in to, and its secret.
+constexpr char kAppId[] = "wx0123456789abcdef";
+constexpr char kSecret[] = "SeCrEt-0123456789abcdef0123456789";
+
 // "code N: operator text", for assertion messages.
 std::string Describe(const Status& status);
 
@@ -80,6 +84,14 @@ void ReplyJson(httplib::Response& res, const nlohmann::json& body);
 FakeWeChatServer::Handler AlwaysReply(nlohmann::json body);
 // A jscode2session success for `openid`.
 nlohmann::json SuccessBody(const std::string& openid = "o-fake-openid");
+// A handler that answers the first call with errcode -1 (system busy) and
+// every later one with `body`.
+FakeWeChatServer::Handler BusyOnceThen(nlohmann::json body);
+
+// The calls `fake` served, final: closes `client` first (its kept-alive
+// connection would hold Stop up), then stops `fake`, which waits for every
+// handler.
+int FinalCalls(std::unique_ptr<WeChatClient>& client, FakeWeChatServer& fake);
 
 // A loopback port that refuses connections: bound, so no one else can take
 // it while the test runs, but not listening, so the kernel answers RST.

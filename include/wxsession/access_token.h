@@ -143,6 +143,15 @@ class AccessTokenCentre final : public AccessTokenSource {
   Result<AccessToken> RefreshUnderLease(const AppConfig& app,
                                         const std::string& rejected,
                                         bool* called_with_force);
+  // What the store holds for an app at one look: `token` (kNotFound when
+  // none), and `done` when that alone answers the caller: a token that can
+  // be answered as it is, or a store failure to pass on.
+  struct StoredToken {
+    Result<AccessToken> token;
+    bool done = false;
+  };
+  StoredToken ReadStored(const std::string& appid, int64_t now,
+                         const std::string& rejected) const;
   // Whether `token` can be answered without a refresh.
   bool Acceptable(const AccessToken& token, int64_t now,
                   const std::string& rejected) const;

@@ -43,16 +43,6 @@ Result<Config> LoadSqliteAdminConfig(const Args& args, const char* refusal) {
   return config;
 }
 
-// Opens the store named by --config / --database for an admin command.
-Result<std::unique_ptr<SessionStore>> OpenStoreForAdmin(const Args& args) {
-  Result<Config> config = LoadFromArgs(args, /*for_admin=*/true);
-  if (!config.ok()) return config.status();
-  static SystemClock clock;  // outlives every store this process opens
-  Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
-  if (!opened.ok()) return opened.status();
-  return std::move(opened->store);
-}
-
 // The config (without secrets) and its store, for sessions/ban/unban.
 struct AdminContext {
   Config config;
@@ -66,6 +56,43 @@ Result<AdminContext> OpenAdminContext(const Args& args) {
   Result<OpenedStore> opened = OpenConfiguredStore(config.value(), clock);
   if (!opened.ok()) return opened.status();
   return AdminContext{std::move(config).value(), std::move(opened->store)};
+}
+
+// Opens the store named by --config / --database for an admin command.
+Result<std::unique_ptr<SessionStore>> OpenStoreForAdmin(const Args& args) {
+  Result<AdminContext> context = OpenAdminContext(args);
+  if (!context.ok()) return context.status();
+  return std::move(context->store);
+}
+
+// What sessions/ban/unban work through: the config, its store, and an
+// AdminService whose admin_action lines go to stderr, as the server's would
+// go to its log.
+struct AdminCli {
+  explicit AdminCli(AdminContext opened)
+      : context(std::move(opened)),
+        logger(stderr, context.config.log_format, context.config.log_level,
+               StderrSink()),
+        admin(context.config, *context.store, clock, &logger, nullptr) {}
+
+  AdminContext context;
+  SystemClock clock;
+  Logger logger;
+  AdminService admin;
+};
+
+Result<std::unique_ptr<AdminCli>> OpenAdminCli(const Args& args) {
+  Result<AdminContext> context = OpenAdminContext(args);
+  if (!context.ok()) return context.status();
+  return std::make_unique<AdminCli>(std::move(context).value());
+}
+
+// The exit code of a call to sessions/ban/unban that cannot go on (help, a
+// wrong option, no --openid), or nullopt.
+std::optional<int> UserArgsExit(const Args& args, const char* usage) {
+  if (args.help || !args.error.empty()) return Usage(usage, args.error);
+  if (!args.Has("openid")) return Usage(usage, "--openid is required");
+  return std::nullopt;
 }
 
 // "2024-05-01 12:00:00Z" for the table.
@@ -163,15 +190,10 @@ int CmdSessions(int argc, char** argv) {
       "session: DELETE /v1/admin/sessions/{handle}.\n";
   Args args = ParseArgs(argc, argv, 2,
                         {"config", "database", "openid", "appid"}, {"json"}, 0);
-  if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (!args.Has("openid")) return Usage(usage, "--openid is required");
-  Result<AdminContext> context = OpenAdminContext(args);
-  if (!context.ok()) return Fail(context.status());
-  SystemClock clock;
-  // The admin_action line goes to stderr, as the server's would to its log.
-  Logger logger(stderr, context->config.log_format, context->config.log_level,
-                StderrSink());
-  AdminService admin(context->config, *context->store, clock, &logger, nullptr);
+  if (std::optional<int> exit = UserArgsExit(args, usage)) return *exit;
+  Result<std::unique_ptr<AdminCli>> cli = OpenAdminCli(args);
+  if (!cli.ok()) return Fail(cli.status());
+  AdminService& admin = cli.value()->admin;
   auto sessions = admin.ListSessions(args.Get("appid"), args.Get("openid"));
   if (!sessions.ok()) return Fail(sessions.status());
   if (args.Has("json")) {
@@ -201,8 +223,7 @@ int CmdBan(int argc, char** argv) {
   Args args = ParseArgs(
       argc, argv, 2,
       {"config", "database", "openid", "appid", "reason", "until"}, {}, 0);
-  if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (!args.Has("openid")) return Usage(usage, "--openid is required");
+  if (std::optional<int> exit = UserArgsExit(args, usage)) return *exit;
   if (!args.Has("reason")) return Usage(usage, "--reason is required");
   std::optional<int64_t> until;
   if (args.Has("until")) {
@@ -214,17 +235,14 @@ int CmdBan(int argc, char** argv) {
     }
     until = std::stoll(text);
   }
-  Result<AdminContext> context = OpenAdminContext(args);
-  if (!context.ok()) return Fail(context.status());
-  SystemClock clock;
-  // The admin_action line goes to stderr, as the server's would to its log.
-  Logger logger(stderr, context->config.log_format, context->config.log_level,
-                StderrSink());
-  AdminService admin(context->config, *context->store, clock, &logger, nullptr);
+  Result<std::unique_ptr<AdminCli>> cli = OpenAdminCli(args);
+  if (!cli.ok()) return Fail(cli.status());
+  AdminService& admin = cli.value()->admin;
   Result<UserRecord> user = admin.BanUser(args.Get("appid"), args.Get("openid"),
                                           args.Get("reason"), until);
   if (!user.ok()) return Fail(user.status());
-  std::printf("%s\n", UserJson(user.value(), context->config).c_str());
+  std::printf("%s\n",
+              UserJson(user.value(), cli.value()->context.config).c_str());
   return kExitOk;
 }
 
@@ -236,15 +254,10 @@ int CmdUnban(int argc, char** argv) {
       "is not banned.\n";
   Args args = ParseArgs(argc, argv, 2,
                         {"config", "database", "openid", "appid"}, {}, 0);
-  if (args.help || !args.error.empty()) return Usage(usage, args.error);
-  if (!args.Has("openid")) return Usage(usage, "--openid is required");
-  Result<AdminContext> context = OpenAdminContext(args);
-  if (!context.ok()) return Fail(context.status());
-  SystemClock clock;
-  // The admin_action line goes to stderr, as the server's would to its log.
-  Logger logger(stderr, context->config.log_format, context->config.log_level,
-                StderrSink());
-  AdminService admin(context->config, *context->store, clock, &logger, nullptr);
+  if (std::optional<int> exit = UserArgsExit(args, usage)) return *exit;
+  Result<std::unique_ptr<AdminCli>> cli = OpenAdminCli(args);
+  if (!cli.ok()) return Fail(cli.status());
+  AdminService& admin = cli.value()->admin;
   Status lifted = admin.UnbanUser(args.Get("appid"), args.Get("openid"));
   if (!lifted.ok()) return Fail(lifted);
   std::printf("%s\n", nlohmann::json({{"unbanned", true}}).dump().c_str());

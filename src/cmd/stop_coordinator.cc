@@ -46,6 +46,9 @@ int BlockedSignalSource::Wait() {
 void BlockedSignalSource::Interrupt() {
   MutexLock lock(mutex_);
   interrupted_ = true;
+  // Not a kill: SIGTERM is blocked in the waiter, which takes it in sigwait,
+  // so this only wakes it.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread): wakes sigwait
   if (waiting_) pthread_kill(waiter_, SIGTERM);
 }
 

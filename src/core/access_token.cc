@@ -117,13 +117,9 @@ Result<AccessToken> AccessTokenCentre::ObtainRound(const AppConfig& app,
   const std::string& appid = app.appid;
   const bool forced = !rejected.empty();
   const int64_t now = clock_.Now();
-  Result<AccessToken> cached = store_.GetAccessToken(appid);
-  if (!cached.ok() && cached.status().code() != ErrorCode::kNotFound) {
-    return cached.status();
-  }
-  if (cached.ok() && Acceptable(cached.value(), now, rejected)) {
-    return cached;
-  }
+  StoredToken look = ReadStored(appid, now, rejected);
+  if (look.done) return std::move(look.token);
+  const Result<AccessToken>& cached = look.token;
   // Inside the refresh margin but not expired: it may still be answered
   // while a refresh is under way or failing.
   const bool still_works = !forced && cached.ok() && cached->expires_at > now;
@@ -165,6 +161,15 @@ Result<AccessToken> AccessTokenCentre::ObtainRound(const AppConfig& app,
   if (!refreshed.ok() && still_works) refreshed = cached;
   promise.set_value(refreshed);
   return refreshed;
+}
+
+AccessTokenCentre::StoredToken AccessTokenCentre::ReadStored(
+    const std::string& appid, int64_t now, const std::string& rejected) const {
+  StoredToken stored{store_.GetAccessToken(appid)};
+  const Result<AccessToken>& token = stored.token;
+  stored.done = token.ok() ? Acceptable(token.value(), now, rejected)
+                           : token.status().code() != ErrorCode::kNotFound;
+  return stored;
 }
 
 Result<AccessToken> AccessTokenCentre::AfterRecentForce(
@@ -217,13 +222,9 @@ Result<AccessToken> AccessTokenCentre::RefreshAcrossProcesses(
   for (int64_t poll = 0;; ++poll) {
     const int64_t now = clock_.Now();
     // Another process may have finished a refresh since the last look.
-    Result<AccessToken> cached = store_.GetAccessToken(appid);
-    if (!cached.ok() && cached.status().code() != ErrorCode::kNotFound) {
-      return cached.status();
-    }
-    if (cached.ok() && Acceptable(cached.value(), now, rejected)) {
-      return cached;
-    }
+    StoredToken look = ReadStored(appid, now, rejected);
+    if (look.done) return std::move(look.token);
+    const Result<AccessToken>& cached = look.token;
 
     Result<bool> taken = store_.TryLockTokenRefresh(
         appid, lease_owner_, now * 1000, options_.lease_ms);

@@ -98,7 +98,8 @@ std::string UserKey(const std::string& appid, const std::string& openid) {
 }  // namespace
 
 struct MockWeChatServer::Impl {
-  explicit Impl(MockWeChatOptions options_in) : options(options_in) {}
+  explicit Impl(MockWeChatOptions options_in)
+      : options(std::move(options_in)) {}
 
   // Waits delay_ms, or less if Stop() comes first so shutdown is not held
   // up by sleeping handlers.
@@ -496,7 +497,7 @@ struct MockWeChatServer::Impl {
 };
 
 MockWeChatServer::MockWeChatServer(MockWeChatOptions options)
-    : impl_(std::make_unique<Impl>(options)) {
+    : impl_(std::make_unique<Impl>(std::move(options))) {
   Impl* impl = impl_.get();
   httplib::Server& server = impl->server;
   // Replies are small and the client keeps connections alive; Nagle plus

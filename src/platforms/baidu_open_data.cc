@@ -53,7 +53,7 @@ std::optional<std::string> Aes192CbcDecryptRaw(const std::string& key,
           &final_bytes) != 1) {
     return std::nullopt;
   }
-  out.resize(static_cast<size_t>(written + final_bytes));
+  out.resize(static_cast<size_t>(written) + static_cast<size_t>(final_bytes));
   return out;
 }
 

@@ -17,15 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// Bytes of an upstream error message quoted, as for WeChat's errmsg.
-constexpr size_t kMaxErrmsgBytes = 200;
-// Seconds to wait after a quota answer or HTTP 429 (per-minute quotas).
-constexpr int kRateLimitedRetryAfterSeconds = 60;
-// Seconds to wait after a "busy" answer or HTTP 5xx.
-constexpr int kBusyRetryAfterSeconds = 1;
-// Seconds to wait when the platform cannot be reached or did not answer.
-constexpr int kUnreachableRetryAfterSeconds = 5;
-
 // Alipay's gateway: the method that exchanges an auth code, and the
 // response node and error codes it answers with.
 constexpr char kAlipayMethod[] = "alipay.system.oauth.token";
@@ -38,21 +29,16 @@ constexpr char kAlipayCallLimited[] = "isv.app-call-limited";
 
 // What one exchange came to: a JSON reply to read, or a Status, and
 // whether one more try is safe.
+// Its implicit noexcept destructor and moves can throw only in
+// nlohmann::json's destructor (bad_alloc while it flattens nested values),
+// where terminate is all that could be done anyway:
+// NOLINTNEXTLINE(bugprone-exception-escape)
 struct Outcome {
   Status status;
   json reply;
   std::string body;  // the raw reply, for Alipay's signature
   bool retry_safe = false;
 };
-
-std::optional<std::string> NonEmptyString(const json& object, const char* key) {
-  const auto it = object.find(key);
-  if (it == object.end() || !it->is_string() ||
-      it->get_ref<const std::string&>().empty()) {
-    return std::nullopt;
-  }
-  return it->get<std::string>();
-}
 
 // A code that may come as a number or as text (Alipay sends "40002").
 std::string CodeText(const json& object, const char* key) {

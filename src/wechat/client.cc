@@ -1,11 +1,5 @@
-// WeChatClient over HTTP(S), on cpp-httplib.
-//
-// One httplib::Client serialises its requests on an internal mutex, so a
-// single shared client would turn concurrent logins into a queue behind the
-// slowest WeChat answer. Instead this keeps a small pool: each call takes an
-// idle client (or makes one), and gives it back afterwards with its
-// keep-alive connection still open, so the next call skips the TCP and TLS
-// handshakes.
+// WeChatClient over HTTP(S), on cpp-httplib, through the keep-alive pool
+// every upstream client shares (UpstreamHttp, src/wechat/upstream_http.h).
 //
 // Every call goes through one path: build the request, exchange it (retrying
 // once where that is safe), turn errcodes into a Status, then read the
@@ -17,11 +11,9 @@
 
 #include <httplib.h>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -32,36 +24,12 @@
 #include "wechat/upstream_http.h"
 #include "wxsession/crypto.h"
 #include "wxsession/status.h"
-#include "wxsession/thread_annotations.h"
 #include "wxsession/wechat.h"
 
 namespace wxsession {
 namespace {
 
 using json = nlohmann::json;
-
-// Idle clients kept for reuse; each holds one keep-alive connection to
-// WeChat. Beyond this a burst's extra connections are closed, not hoarded.
-constexpr size_t kMaxIdleClients = 64;
-
-// Bytes of errmsg quoted in a message: WeChat's are one short sentence plus
-// a request id, so this keeps them whole while bounding what a broken
-// upstream can push into our logs and replies.
-constexpr size_t kMaxErrmsgBytes = 200;
-
-// Bytes accepted in a reply body: a jscode2session answer is well under
-// 1 KiB, so anything this large is not WeChat and is refused unread.
-constexpr size_t kMaxReplyBytes = 64 * 1024;
-
-// Seconds to wait after 45011; WeChat's quota is per minute ("retry next
-// minute").
-constexpr int kRateLimitedRetryAfterSeconds = 60;
-// Seconds to wait after errcode -1 (system busy); WeChat only says "later",
-// and a second spreads a burst without making users wait long.
-constexpr int kBusyRetryAfterSeconds = 1;
-// Seconds to wait when WeChat cannot be reached or did not answer in time;
-// longer than the busy case because a network fault rarely clears at once.
-constexpr int kUnreachableRetryAfterSeconds = 5;
 
 constexpr char kCode2SessionApi[] = "jscode2session";
 constexpr char kStableTokenApi[] = "stable_token";
@@ -83,198 +51,6 @@ constexpr size_t kMaxAccessTokenChars = 2048;
 // far beyond any real answer and keeps now + expires_in from overflowing.
 constexpr long long kMaxExpiresInSeconds = 30LL * 86400;
 
-}  // namespace
-
-// The helpers from here to ParseApiBase are shared with the other
-// platforms' clients (src/wechat/upstream_http.h).
-
-// RFC 3986 percent-encoding: unreserved characters stay, every other byte
-// becomes %XX. Stricter than httplib's own encoder, which leaves '&', '='
-// and '+' alone and would let a code containing them corrupt the query.
-std::string PercentEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size() * 3);
-  for (unsigned char c : text) {
-    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                            c == '.' || c == '~';
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0x0F]);
-    }
-  }
-  return out;
-}
-
-namespace {
-
-// Length of the well-formed UTF-8 sequence starting at text[i], or 0 when it
-// is not one. Strict (no overlongs, no surrogates, nothing past U+10FFFF)
-// because nlohmann::json::dump throws on anything less when the HTTP layer
-// renders the message.
-size_t Utf8SequenceLength(std::string_view text, size_t i) {
-  const auto byte = [&](size_t k) -> unsigned char {
-    return i + k < text.size() ? static_cast<unsigned char>(text[i + k]) : 0;
-  };
-  const auto continuation = [&](size_t k) { return (byte(k) & 0xC0) == 0x80; };
-  const unsigned char lead = byte(0);
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return continuation(1) ? 2 : 0;
-  if (lead >= 0xE0 && lead <= 0xEF) {
-    const unsigned char second = byte(1);
-    if (lead == 0xE0 && second < 0xA0) return 0;  // overlong
-    if (lead == 0xED && second > 0x9F) return 0;  // UTF-16 surrogate
-    return continuation(1) && continuation(2) ? 3 : 0;
-  }
-  if (lead >= 0xF0 && lead <= 0xF4) {
-    const unsigned char second = byte(1);
-    if (lead == 0xF0 && second < 0x90) return 0;  // overlong
-    if (lead == 0xF4 && second > 0x8F) return 0;  // beyond U+10FFFF
-    return continuation(1) && continuation(2) && continuation(3) ? 4 : 0;
-  }
-  return 0;
-}
-
-}  // namespace
-
-// Makes upstream text fit to quote: control characters dropped (they could
-// forge log lines), ill-formed UTF-8 replaced by '?'.
-std::string CleanUpstreamText(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F) {
-      ++i;
-      continue;
-    }
-    const size_t length = Utf8SequenceLength(text, i);
-    if (length == 0) {
-      out.push_back('?');
-      ++i;
-      continue;
-    }
-    out.append(text.substr(i, length));
-    i += length;
-  }
-  return out;
-}
-
-// Cuts well-formed UTF-8 to at most `max_bytes` (plus "..."), never inside a
-// character.
-std::string TruncateUtf8(std::string text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return text;
-  size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
-    --cut;
-  }
-  text.resize(cut);
-  text += "...";
-  return text;
-}
-
-// Replaces every occurrence of each value in `redactions` by its label, in
-// one pass: at each position the longest matching value wins, so a short
-// value (a code "c") cannot cut a longer one (a token containing "c") into
-// pieces that no longer match, and labels are never rewritten.
-std::string Redact(
-    const std::string& text,
-    const std::vector<std::pair<std::string, std::string>>& redactions) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const std::pair<std::string, std::string>* best = nullptr;
-    for (const auto& redaction : redactions) {
-      const std::string& value = redaction.first;
-      if (!value.empty() && text.compare(i, value.size(), value) == 0 &&
-          (best == nullptr || value.size() > best->first.size())) {
-        best = &redaction;
-      }
-    }
-    if (best != nullptr) {
-      out += best->second;
-      i += best->first.size();
-    } else {
-      out.push_back(text[i]);
-      ++i;
-    }
-  }
-  return out;
-}
-
-namespace {
-
-bool AllDigits(std::string_view text) {
-  if (text.empty()) return false;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-// Accepts http:// or https://, a host (or [IPv6]), an optional port
-// 1-65535 and an optional path. nullopt for anything else, including a
-// query, a fragment or user info, none of which an API base can carry.
-std::optional<ApiBase> ParseApiBase(const std::string& api_base) {
-  std::string scheme;
-  size_t rest_at = 0;
-  for (const char* candidate : {"http", "https"}) {
-    const std::string prefix = std::string(candidate) + "://";
-    if (api_base.size() > prefix.size()) {
-      bool matches = true;
-      for (size_t i = 0; i < prefix.size() && matches; ++i) {
-        char c = api_base[i];
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-        matches = c == prefix[i];
-      }
-      if (matches) {
-        scheme = candidate;
-        rest_at = prefix.size();
-      }
-    }
-  }
-  if (scheme.empty()) return std::nullopt;
-  const std::string rest = api_base.substr(rest_at);
-  if (rest.find_first_of("?#@ \t\r\n") != std::string::npos) {
-    return std::nullopt;
-  }
-  const size_t slash = rest.find('/');
-  const std::string authority = rest.substr(0, slash);
-  std::string path = slash == std::string::npos ? "" : rest.substr(slash);
-  while (!path.empty() && path.back() == '/') path.pop_back();
-
-  // Host, then ":port" if any.
-  size_t port_at;
-  if (!authority.empty() && authority[0] == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string::npos || close == 1) return std::nullopt;
-    port_at = close + 1;
-  } else {
-    port_at = authority.find(':');
-    if (port_at == std::string::npos) port_at = authority.size();
-    if (port_at == 0) return std::nullopt;
-  }
-  if (port_at < authority.size()) {
-    if (authority[port_at] != ':') return std::nullopt;
-    const std::string port = authority.substr(port_at + 1);
-    // Five digits at most keeps stoi-style parsing in httplib in range.
-    if (!AllDigits(port) || port.size() > 5) return std::nullopt;
-    const int value = std::stoi(port);
-    if (value < 1 || value > 65535) return std::nullopt;
-  }
-  return ApiBase{scheme + "://" + authority, path};
-}
-
-namespace {
-
 // What one call sends.
 struct Request {
   const char* api;     // for messages, e.g. "jscode2session"
@@ -288,6 +64,10 @@ struct Request {
 
 // One exchange's outcome: a JSON object reply with errcode 0 (or none), or
 // a Status; plus whether trying again is safe, and WeChat's errcode if any.
+// Its implicit noexcept destructor and moves can throw only in
+// nlohmann::json's destructor (bad_alloc while it flattens nested values),
+// where terminate is all that could be done anyway:
+// NOLINTNEXTLINE(bugprone-exception-escape)
 struct Exchange {
   Status status;
   json reply;
@@ -348,7 +128,8 @@ Exchange FromTransportError(const char* api, httplib::Error error) {
     case httplib::Error::Canceled:
       return Failed(
           UpstreamError(api, "reply larger than " +
-                                 std::to_string(kMaxReplyBytes) + " bytes"),
+                                 std::to_string(UpstreamHttp::kMaxReplyBytes) +
+                                 " bytes"),
           false);
     case httplib::Error::Compression:
       return Failed(UpstreamError(api, "reply could not be decompressed"),
@@ -399,22 +180,10 @@ Exchange Interpret(const Request& request, int http_status,
   return failed;
 }
 
-// The string at `key` if it is a non-empty string.
-std::optional<std::string> NonEmptyString(const json& object, const char* key) {
-  const auto it = object.find(key);
-  if (it == object.end() || !it->is_string() ||
-      it->get_ref<const std::string&>().empty()) {
-    return std::nullopt;
-  }
-  return it->get<std::string>();
-}
-
 class HttpWeChatClient final : public WeChatClient {
  public:
   explicit HttpWeChatClient(const WeChatHttpOptions& options)
-      : api_base_text_(options.api_base),
-        api_base_(ParseApiBase(options.api_base)),
-        timeout_(options.timeout_ms) {}
+      : api_base_text_(options.api_base), http_(NewHttp(options)) {}
 
   Result<WeChatSession> Code2Session(const std::string& appid,
                                      const std::string& secret,
@@ -542,7 +311,7 @@ class HttpWeChatClient final : public WeChatClient {
   template <typename T, typename Call>
   Result<T> Guarded(const char* api, Call&& call) {
     try {
-      if (!api_base_) {
+      if (!http_) {
         return Status::Fault(ErrorCode::kInternal,
                              "WeChat api_base is not an http(s) URL: " +
                                  CleanUpstreamText(api_base_text_));
@@ -626,80 +395,31 @@ class HttpWeChatClient final : public WeChatClient {
     return phone;
   }
 
+  static std::unique_ptr<UpstreamHttp> NewHttp(
+      const WeChatHttpOptions& options) {
+    std::optional<ApiBase> base = ParseApiBase(options.api_base);
+    if (!base) return nullptr;
+    return std::make_unique<UpstreamHttp>(std::move(*base), options.timeout_ms);
+  }
+
   // Sends one request and interprets the reply.
   Exchange ExchangeOnce(const Request& request) {
-    std::unique_ptr<httplib::Client> client = TakeClient();
-    if (!client->is_valid()) {
+    UpstreamReply reply =
+        http_->Send(request.method, request.path, request.body,
+                    request.body.empty() ? "" : "application/json");
+    if (reply.setup_failed) {
       // Only an SSL context that OpenSSL refused to create gets here.
       return Failed(
           Status::Fault(ErrorCode::kInternal,
                         "WeChat client could not be set up (TLS context)"),
           false);
     }
-    std::string body;
-    httplib::Request http_request;
-    http_request.method = request.method;
-    http_request.path = api_base_->path_prefix + request.path;
-    if (!request.body.empty()) {
-      http_request.body = request.body;
-      http_request.set_header("Content-Type", "application/json");
-    }
-    http_request.content_receiver = [&body](const char* data, size_t length,
-                                            uint64_t /*offset*/,
-                                            uint64_t /*total*/) {
-      if (body.size() + length > kMaxReplyBytes) return false;
-      body.append(data, length);
-      return true;
-    };
-    const httplib::Result reply = client->send(http_request);
-    // httplib reconnects by itself when the kept-alive socket has died, so
-    // the client is reusable whatever happened.
-    ReturnClient(std::move(client));
-    if (!reply) return FromTransportError(request.api, reply.error());
-    return Interpret(request, reply->status, body);
+    if (!reply.replied) return FromTransportError(request.api, reply.error);
+    return Interpret(request, reply.http_status, reply.body);
   }
 
-  std::unique_ptr<httplib::Client> TakeClient() {
-    {
-      MutexLock lock(pool_mutex_);
-      if (!idle_clients_.empty()) {
-        std::unique_ptr<httplib::Client> client =
-            std::move(idle_clients_.back());
-        idle_clients_.pop_back();
-        return client;
-      }
-    }
-    // Built outside the lock: creating an SSL context loads the CA store,
-    // which other calls should not wait for.
-    auto client =
-        std::make_unique<httplib::Client>(api_base_->scheme_host_port);
-    client->set_keep_alive(true);
-    client->set_connection_timeout(timeout_);
-    client->set_read_timeout(timeout_);
-    client->set_write_timeout(timeout_);
-    // The path is already percent-encoded; httplib must not touch it again.
-    client->set_url_encode(false);
-    // Requests are small and latency-bound; Nagle would only delay them.
-    client->set_tcp_nodelay(true);
-    return client;
-  }
-
-  void ReturnClient(std::unique_ptr<httplib::Client> client) {
-    MutexLock lock(pool_mutex_);
-    if (idle_clients_.size() < kMaxIdleClients) {
-      idle_clients_.push_back(std::move(client));
-    }
-    // Otherwise `client` is destroyed here, closing its connection.
-  }
-
-  const std::string api_base_text_;          // constant after construction
-  const std::optional<ApiBase> api_base_;    // constant after construction
-  const std::chrono::milliseconds timeout_;  // constant after construction
-
-  Mutex pool_mutex_;
-  // Clients not in use, each possibly holding an open connection.
-  std::vector<std::unique_ptr<httplib::Client>> idle_clients_
-      GUARDED_BY(pool_mutex_);
+  const std::string api_base_text_;           // constant after construction
+  const std::unique_ptr<UpstreamHttp> http_;  // null if api_base is not a URL
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
-// What every upstream client shares: the text helpers of the WeChat client
-// (src/wechat/client.cc) and a small pool of keep-alive HTTP clients for one
-// host, used by the other platforms' clients (src/platforms/).
+// What every upstream client shares (the WeChat client, src/wechat/client.cc,
+// and the other platforms' clients, src/platforms/): the retry-after and
+// quoting limits, the text helpers, reading a reply's fields, and a small
+// pool of keep-alive HTTP clients for one host.
 //
 // Thread-safety: the functions are pure; UpstreamHttp may be used from any
 // thread at once.
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +24,28 @@
 #include "wxsession/thread_annotations.h"
 
 namespace wxsession {
+
+// Bytes of an upstream error message (WeChat's errmsg and the like) quoted
+// in a message: WeChat's are one short sentence plus a request id, so this
+// keeps them whole while bounding what a broken upstream can push into our
+// logs and replies.
+constexpr size_t kMaxErrmsgBytes = 200;
+
+// Seconds to wait after a quota answer (WeChat 45011, HTTP 429); the quotas
+// are per minute ("retry next minute").
+constexpr int kRateLimitedRetryAfterSeconds = 60;
+// Seconds to wait after a "system busy" answer (WeChat errcode -1, HTTP
+// 5xx); the upstream only says "later", and a second spreads a burst
+// without making users wait long.
+constexpr int kBusyRetryAfterSeconds = 1;
+// Seconds to wait when the upstream cannot be reached or did not answer in
+// time; longer than the busy case because a network fault rarely clears at
+// once.
+constexpr int kUnreachableRetryAfterSeconds = 5;
+
+// The string at `key` of a JSON object if it is a non-empty string.
+std::optional<std::string> NonEmptyString(const nlohmann::json& object,
+                                          const char* key);
 
 // RFC 3986 percent-encoding (every byte but the unreserved ones).
 std::string PercentEncode(std::string_view text);
@@ -57,12 +81,17 @@ struct UpstreamReply {
   bool never_sent = false;
   // The reply was larger than the limit and was dropped unread.
   bool too_large = false;
+  // No HTTP client could be made (OpenSSL refused an SSL context); `error`
+  // then reads SSLConnection.
+  bool setup_failed = false;
 };
 
 // Keep-alive clients for one host, each call taking an idle one.
 class UpstreamHttp {
  public:
-  // Bytes accepted in a reply body; larger replies are refused unread.
+  // Bytes accepted in a reply body; larger replies are refused unread (a
+  // jscode2session answer is well under 1 KiB, so anything this large is
+  // not the upstream).
   static constexpr size_t kMaxReplyBytes = 64 * 1024;
 
   UpstreamHttp(ApiBase base, int64_t timeout_ms);

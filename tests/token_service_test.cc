@@ -430,8 +430,14 @@ TEST_F(TokenServiceTest, ASigningKeyFileIsUsedAndMustMatchTheAlgorithm) {
   EXPECT_TRUE(store_->ListSigningKeys(kStart)->empty());  // nothing stored
   EXPECT_FALSE(RotateSigningKey(config_, *store_, clock_).ok());
   config_.tokens.signing_key_file = dir_.File("missing.pem");
-  EXPECT_FALSE(
-      TokenService::Open(config_, *store_, *sessions_, clock_, nullptr).ok());
+  auto missing =
+      TokenService::Open(config_, *store_, *sessions_, clock_, nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().operator_text().find(
+                "config: tokens.signing_key_file: " + dir_.File("missing.pem") +
+                ": cannot read: "),
+            std::string::npos)
+      << missing.status().operator_text();
 }
 
 }  // namespace

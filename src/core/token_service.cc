@@ -5,12 +5,11 @@
 #include "ops/metrics.h"
 
 #include <algorithm>
-#include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
+#include "core/secret_file.h"
 #include "wxsession/crypto.h"
 
 namespace wxsession {
@@ -51,18 +50,6 @@ std::optional<std::string> HexDecode(std::string_view hex) {
   return out;
 }
 
-Result<std::string> ReadKeyFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return Status(
-        ErrorCode::kInvalidRequest,
-        "config: tokens.signing_key_file: " + path + ": cannot read it");
-  }
-  std::ostringstream content;
-  content << file.rdbuf();
-  return content.str();
-}
-
 // A string claim, or "" when absent or not a string.
 std::string StringClaim(const json& claims, const char* name) {
   auto it = claims.find(name);
@@ -99,7 +86,8 @@ Result<std::unique_ptr<TokenService>> TokenService::Open(
   std::unique_ptr<TokenService> service(
       new TokenService(config, store, sessions, clock, metrics));
   if (!tokens.signing_key_file.empty()) {
-    Result<std::string> pem = ReadKeyFile(tokens.signing_key_file);
+    Result<std::string> pem =
+        ReadSecretFile(tokens.signing_key_file, "tokens.signing_key_file");
     if (!pem.ok()) return pem.status();
     Result<jwt::KeyPair> pair = jwt::KeyPair::FromPem(pem.value());
     if (!pair.ok()) {
